@@ -1,0 +1,285 @@
+// Package config reads mediaslot's TOML configuration file.
+//
+// Every key has a safe default (see Default and mediaslot.example.toml, which a
+// test keeps equal), so an operator only writes what differs. Secrets may also
+// come from the environment or from files, so they need not sit in a file that
+// is readable by everyone who can read the config.
+package config
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Environment variables that override secrets from the file.
+const (
+	EnvComponentSecret = "MEDIASLOT_COMPONENT_SECRET"
+	EnvTokenKey        = "MEDIASLOT_TOKEN_KEY"
+)
+
+// Config is the whole configuration of `mediaslot serve`.
+type Config struct {
+	Component Component `toml:"component"`
+	HTTP      HTTP      `toml:"http"`
+	Upload    Upload    `toml:"upload"`
+	Store     Store     `toml:"store"`
+	Data      Data      `toml:"data"`
+	Log       Log       `toml:"log"`
+}
+
+// Component is the XEP-0114 link to the XMPP server.
+type Component struct {
+	JID          string   `toml:"jid"`
+	Server       string   `toml:"server"`
+	Secret       string   `toml:"secret"`
+	SecretFile   string   `toml:"secret_file"`
+	ReconnectMax Duration `toml:"reconnect_max"`
+}
+
+// HTTP is mediaslot's own HTTP listener (uploads to the disk store, downloads).
+type HTTP struct {
+	Listen      string   `toml:"listen"`
+	PublicURL   string   `toml:"public_url"`
+	TLSCert     string   `toml:"tls_cert"`
+	TLSKey      string   `toml:"tls_key"`
+	CORSOrigins []string `toml:"cors_origins"`
+}
+
+// Upload is the slot policy.
+type Upload struct {
+	MaxFileSize    int64    `toml:"max_file_size"`
+	SlotLifetime   Duration `toml:"slot_lifetime"`
+	AllowedDomains []string `toml:"allowed_domains"`
+	TokenKey       string   `toml:"token_key"`
+	TokenKeyFile   string   `toml:"token_key_file"`
+}
+
+// Store selects and configures the blob store.
+type Store struct {
+	Type string `toml:"type"`
+	Dir  string `toml:"dir"`
+}
+
+// Data is where mediaslot keeps its own state (the bbolt file).
+type Data struct {
+	Dir string `toml:"dir"`
+}
+
+// Log configures log/slog output.
+type Log struct {
+	Level  string `toml:"level"`
+	Format string `toml:"format"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("5m", "30s").
+type Duration time.Duration
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// Default returns the configuration used for every key the file leaves out.
+// It matches the demo stack: Prosody's component port on loopback, upload.localhost.
+func Default() Config {
+	return Config{
+		Component: Component{
+			JID:          "upload.localhost",
+			Server:       "127.0.0.1:5347",
+			ReconnectMax: Duration(30 * time.Second),
+		},
+		HTTP: HTTP{
+			Listen:      "127.0.0.1:5050",
+			PublicURL:   "http://127.0.0.1:5050",
+			CORSOrigins: []string{"*"},
+		},
+		Upload: Upload{
+			MaxFileSize:    100 << 20,
+			SlotLifetime:   Duration(5 * time.Minute),
+			AllowedDomains: []string{},
+		},
+		Store: Store{Type: "disk", Dir: "data/files"},
+		Data:  Data{Dir: "data"},
+		Log:   Log{Level: "info", Format: "text"},
+	}
+}
+
+// Load reads the file at path over the defaults, applies the environment and
+// validates the result. Relative directories are resolved against the
+// directory of the config file, so a config works from any working directory.
+func Load(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, err
+	}
+	c, err := Parse(b)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	base := filepath.Dir(path)
+	for _, p := range []*string{&c.Store.Dir, &c.Data.Dir, &c.Component.SecretFile, &c.Upload.TokenKeyFile, &c.HTTP.TLSCert, &c.HTTP.TLSKey} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
+	if err := c.loadSecrets(); err != nil {
+		return Config{}, err
+	}
+	return c, c.Validate()
+}
+
+// Parse decodes a TOML document over the defaults. Unknown keys are errors:
+// a misspelt key silently falling back to a default is worse than a refusal.
+func Parse(b []byte) (Config, error) {
+	c := Default()
+	d := toml.NewDecoder(bytes.NewReader(b)).DisallowUnknownFields()
+	if err := d.Decode(&c); err != nil {
+		var sm *toml.StrictMissingError
+		if errors.As(err, &sm) {
+			return Config{}, fmt.Errorf("unknown key: %s", sm.String())
+		}
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// loadSecrets fills secrets from the environment (first) or secret files.
+func (c *Config) loadSecrets() error {
+	var err error
+	c.Component.Secret, err = secret(c.Component.Secret, EnvComponentSecret, c.Component.SecretFile)
+	if err != nil {
+		return err
+	}
+	c.Upload.TokenKey, err = secret(c.Upload.TokenKey, EnvTokenKey, c.Upload.TokenKeyFile)
+	return err
+}
+
+func secret(v, env, file string) (string, error) {
+	if e := os.Getenv(env); e != "" {
+		return e, nil
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("reading secret: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return v, nil
+}
+
+// Validate reports the first setting that cannot work, in words an operator can act on.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if c.Component.JID == "" || strings.ContainsAny(c.Component.JID, "@/") {
+		bad("component.jid %q must be a bare domain such as upload.example.net", c.Component.JID)
+	}
+	if _, _, err := net.SplitHostPort(c.Component.Server); err != nil {
+		bad("component.server %q must be host:port of the XMPP server's component port", c.Component.Server)
+	}
+	if c.Component.Secret == "" {
+		bad("component.secret is empty: set it, component.secret_file or %s", EnvComponentSecret)
+	}
+	if c.Component.ReconnectMax <= 0 {
+		bad("component.reconnect_max must be positive")
+	}
+	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
+		bad("http.listen %q must be host:port", c.HTTP.Listen)
+	}
+	if u, err := url.Parse(c.HTTP.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("http.public_url %q must be an absolute http(s) URL", c.HTTP.PublicURL)
+	}
+	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
+		bad("http.tls_cert and http.tls_key must be set together")
+	}
+	if c.Upload.MaxFileSize <= 0 {
+		bad("upload.max_file_size must be positive")
+	}
+	if c.Upload.SlotLifetime < Duration(10*time.Second) {
+		bad("upload.slot_lifetime must be at least 10s (clients need time to start the PUT)")
+	}
+	if c.Store.Type != "disk" {
+		bad("store.type %q is unknown (known: disk)", c.Store.Type)
+	}
+	if c.Store.Dir == "" || c.Data.Dir == "" {
+		bad("store.dir and data.dir must be set")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level %q must be debug, info, warn or error", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format %q must be text or json", c.Log.Format)
+	}
+	return errors.Join(errs...)
+}
+
+// ServerDomain is the domain of the XMPP server the component hangs off:
+// the component JID without its first label (upload.example.net -> example.net).
+func (c Config) ServerDomain() string {
+	if _, rest, ok := strings.Cut(c.Component.JID, "."); ok && rest != "" {
+		return rest
+	}
+	return c.Component.JID
+}
+
+// Domains returns the domains whose users may request slots.
+func (c Config) Domains() []string {
+	if len(c.Upload.AllowedDomains) > 0 {
+		return c.Upload.AllowedDomains
+	}
+	return []string{c.ServerDomain()}
+}
+
+// TokenKeyBytes returns the HMAC key for slot tokens. Without a configured key
+// it reads (or creates once, mode 0600) data.dir/token.key, so URLs issued
+// before a restart stay valid after it.
+func (c Config) TokenKeyBytes() ([]byte, error) {
+	if c.Upload.TokenKey != "" {
+		if len(c.Upload.TokenKey) < 16 {
+			return nil, errors.New("upload.token_key must be at least 16 characters")
+		}
+		return []byte(c.Upload.TokenKey), nil
+	}
+	p := filepath.Join(c.Data.Dir, "token.key")
+	if b, err := os.ReadFile(p); err == nil && len(b) >= 32 {
+		return b, nil
+	}
+	if err := os.MkdirAll(c.Data.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	k := make([]byte, 32)
+	_, _ = rand.Read(k)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) { // a concurrent start won the race: use its key
+			return os.ReadFile(p)
+		}
+		return nil, err
+	}
+	defer f.Close()
+	if _, err := f.Write(k); err != nil {
+		return nil, err
+	}
+	return k, f.Sync()
+}

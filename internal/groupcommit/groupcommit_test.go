@@ -1,0 +1,110 @@
+package groupcommit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+func open(t *testing.T) *bolt.DB {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "t.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func put(k string) func(*bolt.Tx) error {
+	return func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists([]byte("b"))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte(k), []byte("v"))
+	}
+}
+
+func TestConcurrentUpdatesAllCommitAndFailuresAreIsolated(t *testing.T) {
+	db := open(t)
+	w := New(db)
+	boom := errors.New("boom")
+	var wg sync.WaitGroup
+	errs := make([]error, 200)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn := put(fmt.Sprint(i))
+			switch i % 50 {
+			case 7:
+				fn = func(tx *bolt.Tx) error {
+					_ = put(fmt.Sprint(i))(tx) // must be rolled back
+					return boom
+				}
+			case 9:
+				fn = func(*bolt.Tx) error { panic("bad") }
+			}
+			errs[i] = w.Update(context.Background(), fn)
+		}()
+	}
+	wg.Wait()
+	w.Close()
+	err := db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("b"))
+		for i, e := range errs {
+			v := b.Get([]byte(fmt.Sprint(i)))
+			switch i % 50 {
+			case 7:
+				if !errors.Is(e, boom) || v != nil {
+					t.Errorf("%d: err %v, value %q; want boom and no value", i, e, v)
+				}
+			case 9:
+				if e == nil || v != nil {
+					t.Errorf("%d: panic not turned into error", i)
+				}
+			default:
+				if e != nil || v == nil {
+					t.Errorf("%d: err %v, value %q", i, e, v)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Update(context.Background(), put("late")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Update after Close: %v", err)
+	}
+}
+
+func BenchmarkUpdateParallel(b *testing.B) {
+	db, err := bolt.Open(filepath.Join(b.TempDir(), "t.db"), 0o600, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	w := New(db)
+	defer w.Close()
+	b.SetParallelism(8)
+	var n sync.Mutex
+	i := 0
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n.Lock()
+			i++
+			k := fmt.Sprint(i)
+			n.Unlock()
+			if err := w.Update(context.Background(), put(k)); err != nil {
+				b.Error(err)
+			}
+		}
+	})
+}

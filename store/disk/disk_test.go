@@ -1,0 +1,57 @@
+package disk
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"mediaslot/store"
+	"mediaslot/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, err := New(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// A crash mid-upload leaves a temporary file; the next start removes it.
+func TestNewRemovesLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := New(dir); err != nil {
+		t.Fatal(err)
+	}
+	left := filepath.Join(dir, ".tmp", "put-123")
+	if err := os.WriteFile(left, []byte("partial"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(left); !os.IsNotExist(err) {
+		t.Fatalf("leftover temp file survived: %v", err)
+	}
+}
+
+func TestOpenReturnsFileForSendfile(t *testing.T) {
+	s, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Put(t.Context(), "k", strings.NewReader("x"), 1); err != nil {
+		t.Fatal(err)
+	}
+	f, err := s.Open(t.Context(), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, ok := f.(*os.File); !ok {
+		t.Fatalf("Open returned %T, not *os.File: downloads would not use sendfile", f)
+	}
+}

@@ -1,0 +1,60 @@
+// Package store defines the blob storage behind mediaslot: one small
+// interface that the embedded disk store (store/disk) and the S3 store
+// implement, and the errors every implementation reports the same way
+// (store/storetest checks that they do).
+package store
+
+import (
+	"context"
+	"errors"
+	"io"
+)
+
+// Errors shared by every Store, compared with errors.Is.
+var (
+	// ErrNotFound: no object under that key.
+	ErrNotFound = errors.New("store: object not found")
+	// ErrExists: an object already exists under that key; objects are written once.
+	ErrExists = errors.New("store: object already exists")
+	// ErrSize: the body was shorter or longer than the declared size.
+	ErrSize = errors.New("store: body size differs from declared size")
+	// ErrKey: the key is not one a Store accepts (see ValidKey).
+	ErrKey = errors.New("store: invalid key")
+)
+
+// Info describes a stored object.
+type Info struct {
+	Size int64
+}
+
+// Store keeps immutable blobs under keys chosen by mediaslot (slot ids).
+type Store interface {
+	// Put stores exactly size bytes read from r under key. It is atomic:
+	// readers see the whole object or none, and on any error (ErrSize when r
+	// yields fewer or more bytes, a read error, ctx done) nothing is left.
+	// A second Put of the same key fails with ErrExists.
+	Put(ctx context.Context, key string, r io.Reader, size int64) error
+	// Open returns the object's bytes. Implementations return an *os.File
+	// where they can, so that net/http serves it with sendfile.
+	Open(ctx context.Context, key string) (io.ReadSeekCloser, error)
+	// Stat reports an object's size, or ErrNotFound.
+	Stat(ctx context.Context, key string) (Info, error)
+	// Delete removes an object; deleting a missing object is ErrNotFound.
+	Delete(ctx context.Context, key string) error
+}
+
+// ValidKey reports whether key is acceptable to every Store: 1 to 128 bytes of
+// ASCII letters, digits, '-' and '_'. Keys never come from client input
+// directly, but a store must never let one name a path outside itself.
+func ValidKey(key string) bool {
+	if len(key) == 0 || len(key) > 128 {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

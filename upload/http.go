@@ -1,0 +1,233 @@
+package upload
+
+import (
+	"context"
+	"errors"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"mediaslot/store"
+)
+
+// Handler returns the HTTP front: PUT /upload/<id>/<name>?e=&t= into the
+// store, GET and HEAD /file/<id>/<name>, and CORS preflights for both.
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("PUT /upload/{id}/{name...}", s.put)
+	mux.HandleFunc("GET /file/{id}/{name...}", s.get) // also HEAD
+	return s.cors(mux)
+}
+
+// cors adds CORS headers to every answer for an allowed Origin, so that web
+// clients (Converse.js, Movim) can upload and download, and answers preflights.
+func (s *Service) cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if o := r.Header.Get("Origin"); o != "" {
+			if allow := s.allowOrigin(o); allow != "" {
+				h := w.Header()
+				h.Set("Access-Control-Allow-Origin", allow)
+				h.Set("Access-Control-Expose-Headers", "Content-Length, Content-Range, Content-Type, ETag")
+				if allow != "*" {
+					h.Add("Vary", "Origin")
+				}
+			}
+		}
+		if r.Method == http.MethodOptions {
+			s.preflight(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Service) allowOrigin(origin string) string {
+	for _, o := range s.opt.CORSOrigin {
+		if o == "*" {
+			return "*"
+		}
+		if strings.EqualFold(o, origin) {
+			return origin
+		}
+	}
+	return ""
+}
+
+func (s *Service) preflight(w http.ResponseWriter, _ *http.Request) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Methods", "GET, HEAD, PUT, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, Range")
+	h.Set("Access-Control-Max-Age", "86400")
+	h.Set("Allow", "GET, HEAD, PUT, OPTIONS")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func httpError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	http.Error(w, msg, code)
+}
+
+func (s *Service) put(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !validID(id) {
+		httpError(w, http.StatusNotFound, "no such upload slot")
+		return
+	}
+	rec, err := s.lookup(id)
+	if errors.Is(err, errNoSlot) {
+		httpError(w, http.StatusNotFound, "no such upload slot")
+		return
+	} else if err != nil {
+		s.log.Error("reading slot record", "slot", id, "err", err)
+		httpError(w, http.StatusInternalServerError, "cannot read the slot")
+		return
+	}
+	q := r.URL.Query()
+	exp, err := strconv.ParseInt(q.Get("e"), 10, 64)
+	if err != nil || exp != rec.Expires.Unix() || !s.sign.verify(q.Get("t"), id, rec.Size, rec.ContentType, rec.Expires) {
+		httpError(w, http.StatusForbidden, "the upload URL is not valid for this slot")
+		return
+	}
+	if !s.now().Before(rec.Expires) {
+		httpError(w, http.StatusForbidden, "the upload URL has expired; request a new slot")
+		return
+	}
+	if rec.Complete {
+		httpError(w, http.StatusConflict, "this slot has already been uploaded to")
+		return
+	}
+	switch {
+	case r.ContentLength < 0:
+		httpError(w, http.StatusLengthRequired, "Content-Length is required and must equal the slot size")
+		return
+	case r.ContentLength > rec.Size:
+		httpError(w, http.StatusRequestEntityTooLarge, "Content-Length is larger than the size in the slot request")
+		return
+	case r.ContentLength < rec.Size:
+		httpError(w, http.StatusBadRequest, "Content-Length is smaller than the size in the slot request")
+		return
+	}
+	ctype := r.Header.Get("Content-Type")
+	if rec.ContentType != "" && normalType(ctype) != normalType(rec.ContentType) {
+		httpError(w, http.StatusUnsupportedMediaType, "Content-Type must be "+rec.ContentType+", as declared in the slot request")
+		return
+	}
+	served := rec.ContentType
+	if served == "" {
+		served = ctype
+	}
+	if normalType(served) == "" {
+		served = "application/octet-stream"
+	}
+	if _, busy := s.active.LoadOrStore(id, struct{}{}); busy {
+		httpError(w, http.StatusConflict, "an upload to this slot is already in progress")
+		return
+	}
+	defer s.active.Delete(id)
+
+	start := s.now()
+	if err := s.opt.Store.Put(r.Context(), id, r.Body, rec.Size); err != nil {
+		s.putFailed(w, id, err)
+		return
+	}
+	err = s.opt.Writer.Update(context.WithoutCancel(r.Context()), func(tx *bolt.Tx) error {
+		cur, err := getRecord(tx, id)
+		if err != nil {
+			return err
+		}
+		cur.Complete, cur.Stored, cur.StoredType = true, s.now(), served
+		return putRecord(tx, id, cur)
+	})
+	if err != nil {
+		s.log.Error("recording completed upload", "slot", id, "err", err)
+		_ = s.opt.Store.Delete(context.WithoutCancel(r.Context()), id)
+		httpError(w, http.StatusInternalServerError, "the upload could not be recorded")
+		return
+	}
+	s.log.Debug("upload complete", "slot", id, "owner", rec.Owner, "size", rec.Size, "duration", s.now().Sub(start))
+	w.WriteHeader(http.StatusCreated)
+}
+
+// putFailed answers a failed store write; nothing of the upload was kept.
+func (s *Service) putFailed(w http.ResponseWriter, id string, err error) {
+	switch {
+	case errors.Is(err, store.ErrSize):
+		httpError(w, http.StatusBadRequest, "the body length differs from Content-Length")
+	case errors.Is(err, store.ErrExists):
+		httpError(w, http.StatusConflict, "this slot has already been uploaded to")
+	case errors.Is(err, syscall.ENOSPC):
+		s.log.Error("store full", "slot", id, "err", err)
+		httpError(w, http.StatusInsufficientStorage, "the upload service is out of storage")
+	default:
+		// Mostly clients that hang up; the answer rarely reaches anyone.
+		s.log.Info("upload failed", "slot", id, "err", err)
+		httpError(w, http.StatusBadRequest, "the upload did not complete")
+	}
+}
+
+// inline reports whether browsers may show this type in place. Everything
+// else is served as an attachment so that uploaded HTML or SVG cannot run
+// script in the download origin.
+func inline(mediaType string) bool {
+	switch {
+	case mediaType == "image/svg+xml":
+		return false
+	case strings.HasPrefix(mediaType, "image/"), strings.HasPrefix(mediaType, "video/"), strings.HasPrefix(mediaType, "audio/"):
+		return true
+	}
+	return mediaType == "text/plain"
+}
+
+func (s *Service) get(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var rec record
+	var err error
+	if validID(id) {
+		rec, err = s.lookup(id)
+	} else {
+		err = errNoSlot
+	}
+	if err == nil && !rec.Complete {
+		err = errNoSlot
+	}
+	if errors.Is(err, errNoSlot) {
+		httpError(w, http.StatusNotFound, "no such file")
+		return
+	} else if err != nil {
+		s.log.Error("reading slot record", "slot", id, "err", err)
+		httpError(w, http.StatusInternalServerError, "cannot read the file record")
+		return
+	}
+	f, err := s.opt.Store.Open(r.Context(), id)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("file recorded but missing from store", "slot", id)
+			httpError(w, http.StatusNotFound, "no such file")
+			return
+		}
+		s.log.Error("opening stored file", "slot", id, "err", err)
+		httpError(w, http.StatusInternalServerError, "cannot read the file")
+		return
+	}
+	defer f.Close()
+	h := w.Header()
+	h.Set("Content-Type", rec.StoredType)
+	disp := "attachment"
+	if inline(normalType(rec.StoredType)) {
+		disp = "inline"
+	}
+	if v := mime.FormatMediaType(disp, map[string]string{"filename": rec.Filename}); v != "" {
+		disp = v
+	}
+	h.Set("Content-Disposition", disp)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; sandbox")
+	h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	h.Set("ETag", `"`+id+`"`)
+	http.ServeContent(w, r, "", rec.Stored.Truncate(time.Second), f)
+}

@@ -1,0 +1,355 @@
+package upload
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"mediaslot/internal/groupcommit"
+	"mediaslot/store/disk"
+)
+
+type fixture struct {
+	svc   *Service
+	srv   *httptest.Server
+	clock *clock
+}
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+func newClock() *clock               { return &clock{t: time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)} }
+func (f *fixture) url(u string) string {
+	return strings.Replace(u, "https://files.example.net", f.srv.URL, 1)
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := bolt.Open(filepath.Join(dir, "m.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := groupcommit.New(db)
+	t.Cleanup(func() { w.Close(); db.Close() })
+	st, err := disk.New(filepath.Join(dir, "files"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClock()
+	svc, err := New(Options{
+		Policy:     Policy{MaxFileSize: 1 << 20, SlotLifetime: 5 * time.Minute, AllowedDomains: []string{"example.net"}},
+		DB:         db,
+		Writer:     w,
+		Store:      st,
+		Key:        []byte("0123456789abcdef0123456789abcdef"),
+		PublicURL:  "https://files.example.net/",
+		CORSOrigin: []string{"*"},
+		Now:        c.now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(svc.Handler())
+	t.Cleanup(srv.Close)
+	return &fixture{svc: svc, srv: srv, clock: c}
+}
+
+func (f *fixture) issue(t *testing.T, name string, size int64, ctype string) Slot {
+	t.Helper()
+	s, err := f.svc.Issue(context.Background(), Request{Owner: "alice@example.net", Domain: "example.net", Filename: name, Size: size, ContentType: ctype})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func do(t *testing.T, method, u string, body []byte, hdr map[string]string) (*http.Response, []byte) {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, u, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+func ctype(v string) map[string]string { return map[string]string{"Content-Type": v} }
+
+func TestPutGetHeadRange(t *testing.T) {
+	f := newFixture(t)
+	body := bytes.Repeat([]byte("0123456789"), 1000)
+	slot := f.issue(t, "photo été #1.jpg", int64(len(body)), "image/jpeg")
+
+	if want := "https://files.example.net/file/" + slot.ID + "/photo%20%C3%A9t%C3%A9%20%231.jpg"; slot.GetURL != want {
+		t.Fatalf("GET URL %s, want %s (unicode escaped once)", slot.GetURL, want)
+	}
+	if len(slot.PutHeaders) != 0 {
+		t.Fatalf("disk slots need no headers, got %v", slot.PutHeaders)
+	}
+	resp, _ := do(t, "PUT", f.url(slot.PutURL), body, ctype("image/jpeg"))
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("PUT: %s", resp.Status)
+	}
+	resp, got := do(t, "GET", f.url(slot.GetURL), nil, nil)
+	if resp.StatusCode != 200 || !bytes.Equal(got, body) {
+		t.Fatalf("GET: %s, %d bytes", resp.Status, len(got))
+	}
+	for k, want := range map[string]string{
+		"Content-Type":           "image/jpeg",
+		"X-Content-Type-Options": "nosniff",
+		"Content-Disposition":    "inline; filename*=utf-8''photo%20%C3%A9t%C3%A9%20#1.jpg",
+		"Etag":                   `"` + slot.ID + `"`,
+		"Accept-Ranges":          "bytes",
+	} {
+		if v := resp.Header.Get(k); v != want {
+			t.Errorf("GET %s = %q, want %q", k, v, want)
+		}
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
+		t.Errorf("CSP %q", csp)
+	}
+	resp, got = do(t, "HEAD", f.url(slot.GetURL), nil, map[string]string{"Accept-Encoding": "identity"})
+	if resp.StatusCode != 200 || resp.ContentLength != int64(len(body)) || len(got) != 0 {
+		t.Fatalf("HEAD: %s length %d body %d", resp.Status, resp.ContentLength, len(got))
+	}
+	resp, got = do(t, "GET", f.url(slot.GetURL), nil, map[string]string{"Range": "bytes=4000-"})
+	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(got, body[4000:]) || resp.Header.Get("Content-Range") != "bytes 4000-9999/10000" {
+		t.Fatalf("Range: %s %q, %d bytes", resp.Status, resp.Header.Get("Content-Range"), len(got))
+	}
+	resp, _ = do(t, "GET", f.url(slot.GetURL), nil, map[string]string{"If-None-Match": `"` + slot.ID + `"`})
+	if resp.StatusCode != http.StatusNotModified {
+		t.Fatalf("If-None-Match: %s", resp.Status)
+	}
+}
+
+func TestAttachmentForActiveContent(t *testing.T) {
+	f := newFixture(t)
+	for _, ct := range []string{"text/html", "image/svg+xml", "application/pdf"} {
+		body := []byte("<script>alert(1)</script>")
+		slot := f.issue(t, "x", int64(len(body)), ct)
+		do(t, "PUT", f.url(slot.PutURL), body, ctype(ct))
+		resp, _ := do(t, "GET", f.url(slot.GetURL), nil, nil)
+		if d := resp.Header.Get("Content-Disposition"); !strings.HasPrefix(d, "attachment") {
+			t.Errorf("%s served with Content-Disposition %q", ct, d)
+		}
+	}
+}
+
+func TestPutRejections(t *testing.T) {
+	f := newFixture(t)
+	body := []byte("hello world")
+	n := int64(len(body))
+	tamper := func(u, key, val string) string {
+		p, _ := url.Parse(u)
+		q := p.Query()
+		q.Set(key, val)
+		p.RawQuery = q.Encode()
+		return p.String()
+	}
+	cases := []struct {
+		name   string
+		url    func(Slot) string
+		body   []byte
+		hdr    map[string]string
+		status int
+	}{
+		{"longer", func(s Slot) string { return s.PutURL }, append(body, '!'), ctype("text/plain"), 413},
+		{"shorter", func(s Slot) string { return s.PutURL }, body[:5], ctype("text/plain"), 400},
+		{"wrong type", func(s Slot) string { return s.PutURL }, body, ctype("text/html"), 415},
+		{"missing type", func(s Slot) string { return s.PutURL }, body, nil, 415},
+		{"tampered token", func(s Slot) string { return tamper(s.PutURL, "t", "AAAAAAAAAAAAAAAAAAAAAA") }, body, ctype("text/plain"), 403},
+		{"no token", func(s Slot) string { return strings.Split(s.PutURL, "?")[0] }, body, ctype("text/plain"), 403},
+		{"raised expiry", func(s Slot) string { return tamper(s.PutURL, "e", "9999999999") }, body, ctype("text/plain"), 403},
+		{"unknown id", func(s Slot) string { return strings.Replace(s.PutURL, s.ID, strings.Repeat("0", 32), 1) }, body, ctype("text/plain"), 404},
+		{"bad id", func(s Slot) string { return strings.Replace(s.PutURL, s.ID, "..", 1) }, body, ctype("text/plain"), 404},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			slot := f.issue(t, "a.txt", n, "text/plain")
+			resp, _ := do(t, "PUT", f.url(c.url(slot)), c.body, c.hdr)
+			if resp.StatusCode != c.status {
+				t.Fatalf("status %s, want %d", resp.Status, c.status)
+			}
+			// nothing was stored: the slot is still usable
+			resp, _ = do(t, "GET", f.url(slot.GetURL), nil, nil)
+			if resp.StatusCode != 404 {
+				t.Fatalf("GET after refused PUT: %s", resp.Status)
+			}
+			resp, _ = do(t, "PUT", f.url(slot.PutURL), body, ctype("text/plain; charset=utf-8"))
+			if resp.StatusCode != 201 {
+				t.Fatalf("good PUT after refused one: %s", resp.Status)
+			}
+		})
+	}
+}
+
+// A token from one slot does not open another (ids are in the signed facts).
+func TestTokenBoundToSlot(t *testing.T) {
+	f := newFixture(t)
+	a := f.issue(t, "a", 5, "text/plain")
+	b := f.issue(t, "a", 5, "text/plain")
+	u := strings.Replace(a.PutURL, a.ID, b.ID, 1)
+	if resp, _ := do(t, "PUT", f.url(u), []byte("hello"), ctype("text/plain")); resp.StatusCode != 403 {
+		t.Fatalf("cross-slot token: %s", resp.Status)
+	}
+}
+
+func TestOneTimeAndExpiry(t *testing.T) {
+	f := newFixture(t)
+	s := f.issue(t, "a.bin", 3, "")
+	if resp, _ := do(t, "PUT", f.url(s.PutURL), []byte("abc"), nil); resp.StatusCode != 201 {
+		t.Fatalf("first PUT: %s", resp.Status)
+	}
+	if resp, _ := do(t, "PUT", f.url(s.PutURL), []byte("xyz"), nil); resp.StatusCode != 409 {
+		t.Fatalf("second PUT: %s", resp.Status)
+	}
+	if resp, b := do(t, "GET", f.url(s.GetURL), nil, nil); string(b) != "abc" || resp.Header.Get("Content-Type") != "application/octet-stream" {
+		t.Fatalf("second PUT changed the file or type: %q %q", b, resp.Header.Get("Content-Type"))
+	}
+	late := f.issue(t, "late.bin", 3, "")
+	f.clock.add(5*time.Minute + time.Second)
+	if resp, _ := do(t, "PUT", f.url(late.PutURL), []byte("abc"), nil); resp.StatusCode != 403 {
+		t.Fatalf("expired PUT: %s", resp.Status)
+	}
+}
+
+func TestChunkedPutNeedsLength(t *testing.T) {
+	f := newFixture(t)
+	s := f.issue(t, "a.txt", 5, "text/plain")
+	req, _ := http.NewRequest("PUT", f.url(s.PutURL), io.MultiReader(strings.NewReader("hello"))) // unknown length: chunked
+	req.Header.Set("Content-Type", "text/plain")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusLengthRequired {
+		t.Fatalf("chunked PUT: %s", resp.Status)
+	}
+}
+
+func TestCORS(t *testing.T) {
+	f := newFixture(t)
+	s := f.issue(t, "a.txt", 5, "text/plain")
+	resp, _ := do(t, "OPTIONS", f.url(s.PutURL), nil, map[string]string{
+		"Origin": "https://web.example.net", "Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "content-type",
+	})
+	if resp.StatusCode != 204 || resp.Header.Get("Access-Control-Allow-Origin") != "*" ||
+		!strings.Contains(resp.Header.Get("Access-Control-Allow-Methods"), "PUT") ||
+		!strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Content-Type") {
+		t.Fatalf("preflight: %s %v", resp.Status, resp.Header)
+	}
+	resp, _ = do(t, "PUT", f.url(s.PutURL), []byte("hello"), map[string]string{"Content-Type": "text/plain", "Origin": "https://web.example.net"})
+	if resp.StatusCode != 201 || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Fatalf("PUT with Origin: %s %v", resp.Status, resp.Header)
+	}
+	resp, _ = do(t, "GET", f.url(s.GetURL), nil, map[string]string{"Origin": "https://web.example.net"})
+	if resp.Header.Get("Access-Control-Allow-Origin") != "*" || !strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "Content-Length") {
+		t.Fatalf("GET with Origin: %v", resp.Header)
+	}
+}
+
+func TestConcurrentPutsOneWins(t *testing.T) {
+	f := newFixture(t)
+	body := bytes.Repeat([]byte("x"), 256<<10)
+	s := f.issue(t, "big", int64(len(body)), "")
+	var wg sync.WaitGroup
+	codes := make([]int, 6)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, _ := do(t, "PUT", f.url(s.PutURL), body, nil)
+			codes[i] = resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	won := 0
+	for _, c := range codes {
+		switch c {
+		case 201:
+			won++
+		case 409:
+		default:
+			t.Errorf("status %d", c)
+		}
+	}
+	_, got := do(t, "GET", f.url(s.GetURL), nil, nil)
+	if won != 1 || sha256.Sum256(got) != sha256.Sum256(body) {
+		t.Fatalf("%d PUTs won, GET %d bytes", won, len(got))
+	}
+}
+
+func TestUnknownFile404(t *testing.T) {
+	f := newFixture(t)
+	s := f.issue(t, "a", 1, "")
+	for _, p := range []string{"/file/" + s.ID + "/a", "/file/zz/a", "/file/" + strings.Repeat("a", 32) + "/a", "/nothing"} {
+		if resp, _ := do(t, "GET", f.srv.URL+p, nil, nil); resp.StatusCode != 404 {
+			t.Errorf("GET %s: %s", p, resp.Status)
+		}
+	}
+}
+
+func TestPolicy(t *testing.T) {
+	f := newFixture(t)
+	cases := []struct {
+		req    Request
+		reason Reason
+	}{
+		{Request{Domain: "evil.org", Filename: "a", Size: 1}, Forbidden},
+		{Request{Domain: "example.net", Filename: "", Size: 1}, BadRequest},
+		{Request{Domain: "example.net", Filename: "a/b", Size: 1}, BadRequest},
+		{Request{Domain: "example.net", Filename: "..", Size: 1}, BadRequest},
+		{Request{Domain: "example.net", Filename: "a\x00b", Size: 1}, BadRequest},
+		{Request{Domain: "example.net", Filename: "a\nb", Size: 1}, BadRequest},
+		{Request{Domain: "example.net", Filename: strings.Repeat("é", 128), Size: 1}, BadRequest},
+		{Request{Domain: "example.net", Filename: "\xff.jpg", Size: 1}, BadRequest},
+		{Request{Domain: "example.net", Filename: "a", Size: 0}, BadRequest},
+		{Request{Domain: "example.net", Filename: "a", Size: -5}, BadRequest},
+		{Request{Domain: "example.net", Filename: "a", Size: 1, ContentType: "not a type"}, BadRequest},
+		{Request{Domain: "example.net", Filename: "a", Size: 1<<20 + 1}, TooLarge},
+	}
+	for _, c := range cases {
+		_, err := f.svc.Issue(context.Background(), c.req)
+		var ref *Refusal
+		if !errors.As(err, &ref) || ref.Reason != c.reason || ref.Text == "" {
+			t.Errorf("%+v: got %v, want reason %d", c.req, err, c.reason)
+			continue
+		}
+		if c.reason == TooLarge && ref.MaxSize != 1<<20 {
+			t.Errorf("TooLarge without MaxSize: %+v", ref)
+		}
+	}
+	if _, err := f.svc.Issue(context.Background(), Request{Domain: "EXAMPLE.net", Filename: "a..b c.txt", Size: 1 << 20}); err != nil {
+		t.Errorf("valid request refused: %v", err)
+	}
+}
