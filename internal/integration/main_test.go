@@ -1,0 +1,166 @@
+// Package integration runs mediaslot, built as the real binary, against a
+// private Prosody and real clients (Debian's slixmpp and go-sendxmpp).
+// Under CI=true or MEDIASLOT_REQUIRE_INTEGRATION=1 a missing server or client
+// fails the run; elsewhere it skips.
+package integration
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"mediaslot/internal/testserver"
+)
+
+// binary is the mediaslot binary built once for the whole package.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mediaslot-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "mediaslot")
+	out, err := exec.Command("go", "build", "-o", binary, "mediaslot/cmd/mediaslot").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building mediaslot: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// logBuffer collects a process's output for waiting on and for failure reports.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// waitFor polls cond every 20 ms until it holds or timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// mediaslot is a running `mediaslot serve`.
+type mediaslot struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	log    *logBuffer
+	Config string
+	HTTP   string // base URL of its HTTP front
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startMediaslot writes a config for srv (the snippet from the README's
+// "attach to Prosody" section, with test ports) and starts the binary.
+func startMediaslot(t *testing.T, srv *testserver.Server, extra string) *mediaslot {
+	t.Helper()
+	dir := t.TempDir()
+	addr := freePort(t)
+	cfg := filepath.Join(dir, "mediaslot.toml")
+	conf := fmt.Sprintf(`[component]
+jid = %q
+server = %q
+secret = %q
+reconnect_max = "1s"
+
+[http]
+listen = %q
+public_url = "http://%s"
+
+[store]
+dir = "files"
+
+[data]
+dir = "data"
+
+[log]
+level = "debug"
+%s`, srv.ComponentJID(), srv.Component, srv.Secret, addr, addr, extra)
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := &mediaslot{t: t, log: &logBuffer{}, Config: cfg, HTTP: "http://" + addr}
+	m.cmd = exec.Command(binary, "serve", "--config", cfg)
+	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
+	if err := m.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		m.stop()
+		if t.Failed() {
+			t.Logf("mediaslot log:\n%s", tail(m.log.String(), 80))
+		}
+	})
+	m.waitConnected(1)
+	return m
+}
+
+// waitConnected waits until the component has connected n times in all.
+func (m *mediaslot) waitConnected(n int) {
+	m.t.Helper()
+	waitFor(m.t, 15*time.Second, fmt.Sprintf("component connection #%d", n), func() bool {
+		return strings.Count(m.log.String(), "component connected") >= n
+	})
+}
+
+func (m *mediaslot) stop() {
+	if m.cmd.Process == nil || m.cmd.ProcessState != nil {
+		return
+	}
+	_ = m.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = m.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = m.cmd.Process.Kill()
+		<-done
+		m.t.Errorf("mediaslot did not stop within 10 s of SIGINT")
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

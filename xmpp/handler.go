@@ -1,0 +1,163 @@
+package xmpp
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"log/slog"
+	"runtime/debug"
+
+	"mellium.im/xmpp/jid"
+
+	"mediaslot/upload"
+)
+
+// Slots is what the component needs from the upload service.
+type Slots interface {
+	Issue(ctx context.Context, r upload.Request) (upload.Slot, error)
+	MaxFileSize() int64
+}
+
+// sender writes one stanza to the server; Session.Send on a live link.
+type sender func(ctx context.Context, v any) error
+
+// handler answers the stanzas addressed to the component. Every problem
+// becomes a stanza error: nothing a client sends ends the stream.
+type handler struct {
+	jid     string // the component's JID, the from of every reply
+	version string
+	slots   Slots
+	log     *slog.Logger
+	// slotWorkers bounds slot requests in flight: they wait for a bbolt
+	// commit, so they run off the read loop, which is thereby free to read
+	// the next request and let commits group.
+	slotWorkers chan struct{}
+}
+
+func newHandler(componentJID, version string, slots Slots, log *slog.Logger) *handler {
+	return &handler{jid: componentJID, version: version, slots: slots, log: log, slotWorkers: make(chan struct{}, 64)}
+}
+
+// handle dispatches one stanza. Replies go through send; slow work runs in a
+// goroutine and replies when done.
+func (h *handler) handle(ctx context.Context, st stanza, send sender) {
+	switch st.start.Name.Local {
+	case "presence":
+		// With XEP-0356 managed_entity the server forwards its users' presence.
+		h.log.Debug("presence", "from", st.attr("from"), "type", st.attr("type"))
+		return
+	case "message":
+		return
+	}
+	typ := st.attr("type")
+	if typ != "get" && typ != "set" {
+		return // results and errors for us: we send no requests that wait for them
+	}
+	reply := iq{ID: st.attr("id"), Type: "result", From: st.attr("to"), To: st.attr("from")}
+	if reply.From == "" {
+		reply.From = h.jid
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			h.log.Error("panic answering stanza", "panic", p, "stack", string(debug.Stack()))
+			h.answer(ctx, send, reply, nil, newError("wait", "internal-server-error", "The upload service failed on this request"))
+		}
+	}()
+	start, payload, ok := st.payload()
+	if !ok {
+		h.answer(ctx, send, reply, nil, newError("modify", "bad-request", "The IQ has no payload"))
+		return
+	}
+	name := start.Name
+	switch {
+	case typ == "get" && name == xml.Name{Space: nsDiscoInfo, Local: "query"}:
+		if node := attrOf(start, "node"); node != "" {
+			h.answer(ctx, send, reply, nil, newError("cancel", "item-not-found", "No such node"))
+			return
+		}
+		h.answer(ctx, send, reply, uploadInfo(h.slots.MaxFileSize()), nil)
+	case typ == "get" && name == xml.Name{Space: nsDiscoItems, Local: "query"}:
+		if node := attrOf(start, "node"); node != "" {
+			h.answer(ctx, send, reply, nil, newError("cancel", "item-not-found", "No such node"))
+			return
+		}
+		h.answer(ctx, send, reply, discoItems{}, nil)
+	case typ == "get" && name == xml.Name{Space: nsPing, Local: "ping"}:
+		h.answer(ctx, send, reply, nil, nil)
+	case typ == "get" && name == xml.Name{Space: nsVersion, Local: "query"}:
+		h.answer(ctx, send, reply, versionResult{Name: "mediaslot", Version: h.version}, nil)
+	case name.Local == "request" && (name.Space == nsUpload || name.Space == nsUploadLegacy):
+		if typ != "get" {
+			h.answer(ctx, send, reply, nil, newError("modify", "bad-request", "Slot requests are IQs of type get"))
+			return
+		}
+		req, err := parseSlotRequest(payload)
+		if err != nil {
+			h.answer(ctx, send, reply, nil, newError("modify", "bad-request", err.Error()))
+			return
+		}
+		from, err := jid.Parse(reply.To)
+		if err != nil {
+			h.answer(ctx, send, reply, nil, newError("modify", "bad-request", "The sender address is not a JID"))
+			return
+		}
+		req.Owner, req.Domain = from.Bare().String(), from.Domainpart()
+		h.slotWorkers <- struct{}{}
+		go func() {
+			defer func() { <-h.slotWorkers }()
+			defer func() {
+				if p := recover(); p != nil {
+					h.log.Error("panic issuing slot", "panic", p, "stack", string(debug.Stack()))
+					h.answer(ctx, send, reply, nil, newError("wait", "internal-server-error", "The upload service failed on this request"))
+				}
+			}()
+			h.issue(ctx, send, reply, name.Space, req)
+		}()
+	default:
+		h.answer(ctx, send, reply, nil, newError("cancel", "service-unavailable", ""))
+	}
+}
+
+func (h *handler) issue(ctx context.Context, send sender, reply iq, ns string, req upload.Request) {
+	slot, err := h.slots.Issue(ctx, req)
+	var ref *upload.Refusal
+	switch {
+	case errors.As(err, &ref):
+		h.log.Debug("slot refused", "from", req.Owner, "reason", ref.Text)
+		h.answer(ctx, send, reply, nil, refusalError(ns, ref))
+	case err != nil:
+		h.log.Error("issuing slot", "err", err)
+		h.answer(ctx, send, reply, nil, newError("wait", "internal-server-error", "The upload service could not issue a slot"))
+	default:
+		h.log.Debug("slot issued", "from", req.Owner, "slot", slot.ID, "size", req.Size)
+		h.answer(ctx, send, reply, slotPayload(ns, slot), nil)
+	}
+}
+
+// answer sends a result with payload, or an error if e is set.
+func (h *handler) answer(ctx context.Context, send sender, reply iq, payload any, e *stanzaError) {
+	reply.Payload = payload
+	if e != nil {
+		reply.Type, reply.Error, reply.Payload = "error", e, nil
+	}
+	if err := send(ctx, reply); err != nil {
+		// The link is down; the client will time out and retry.
+		h.log.Debug("reply not sent", "to", reply.To, "err", err)
+	}
+}
+
+type versionResult struct {
+	XMLName xml.Name `xml:"jabber:iq:version query"`
+	Name    string   `xml:"name"`
+	Version string   `xml:"version"`
+}
+
+func attrOf(start xml.StartElement, local string) string {
+	for _, a := range start.Attr {
+		if a.Name.Local == local && a.Name.Space == "" {
+			return a.Value
+		}
+	}
+	return ""
+}
+

@@ -1,0 +1,178 @@
+package xmpp
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/component"
+	"mellium.im/xmpp/jid"
+)
+
+// Options configure a Component.
+type Options struct {
+	JID          string        // the component's domain, e.g. upload.example.net
+	Server       string        // host:port of the server's component port
+	Secret       string        // XEP-0114 shared secret
+	ReconnectMax time.Duration // cap of the exponential backoff between attempts
+	Version      string        // reported by XEP-0092
+	Slots        Slots
+	Logger       *slog.Logger
+}
+
+// Component keeps the XEP-0114 link to the XMPP server up and answers what
+// arrives on it.
+type Component struct {
+	opt       Options
+	addr      jid.JID
+	log       *slog.Logger
+	h         *handler
+	connected atomic.Bool
+	mu        sync.Mutex
+	sess      *xmpp.Session // the live session, nil between connections
+}
+
+// New checks the options and returns a Component; Run connects it.
+func New(opt Options) (*Component, error) {
+	addr, err := jid.Parse(opt.JID)
+	if err != nil || addr.Localpart() != "" || addr.Resourcepart() != "" {
+		return nil, fmt.Errorf("component JID %q must be a bare domain", opt.JID)
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.ReconnectMax <= 0 {
+		opt.ReconnectMax = 30 * time.Second
+	}
+	return &Component{
+		opt:  opt,
+		addr: addr,
+		log:  opt.Logger,
+		h:    newHandler(addr.String(), opt.Version, opt.Slots, opt.Logger),
+	}, nil
+}
+
+// Connected reports whether the link to the server is up.
+func (c *Component) Connected() bool { return c.connected.Load() }
+
+const (
+	minBackoff  = 250 * time.Millisecond
+	dialTimeout = 10 * time.Second
+	// stableAfter is how long a link must have lasted for the backoff to
+	// start again from minBackoff.
+	stableAfter = 10 * time.Second
+)
+
+// Run connects to the server and serves the link until ctx ends,
+// reconnecting with capped exponential backoff whenever it drops or cannot
+// be made (the server may start after mediaslot, or restart). It returns
+// ctx.Err() after closing the stream.
+func (c *Component) Run(ctx context.Context) error {
+	backoff := minBackoff
+	for {
+		began := time.Now()
+		err := c.connectAndServe(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Since(began) > stableAfter {
+			backoff = minBackoff
+		}
+		c.log.Warn("component link down; reconnecting", "server", c.opt.Server, "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, c.opt.ReconnectMax)
+	}
+}
+
+func (c *Component) connectAndServe(ctx context.Context) error {
+	d := net.Dialer{Timeout: dialTimeout}
+	conn, err := d.DialContext(ctx, "tcp", c.opt.Server)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	hctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	sess, err := component.NewSession(hctx, c.addr, []byte(c.opt.Secret), conn)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("handshake: %w", err)
+	}
+	c.setSession(sess)
+	defer c.setSession(nil)
+	c.log.Info("component connected", "jid", c.addr.String(), "server", c.opt.Server)
+
+	// Closing the stream and the connection is what ends the read loop on shutdown.
+	served := make(chan struct{})
+	defer close(served)
+	go func() {
+		select {
+		case <-ctx.Done():
+			_ = sess.Close()
+			_ = conn.Close()
+		case <-served:
+		}
+	}()
+	return c.serve(ctx, sess)
+}
+
+func (c *Component) setSession(s *xmpp.Session) {
+	c.mu.Lock()
+	c.sess = s
+	c.mu.Unlock()
+	c.connected.Store(s != nil)
+}
+
+// errLinkDown is returned by send when there is no live session.
+var errLinkDown = errors.New("component link is down")
+
+// send writes one stanza on the live session.
+func (c *Component) send(ctx context.Context, v any) error {
+	c.mu.Lock()
+	sess := c.sess
+	c.mu.Unlock()
+	if sess == nil {
+		return errLinkDown
+	}
+	r, err := marshal(v)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return sess.Send(ctx, r)
+}
+
+// serve is the read loop. mellium's Session.Serve answers every IQ its
+// handler has not answered before returning with a service-unavailable error
+// lacking a from address; slot requests are answered later from a goroutine,
+// so the loop reads the stream itself and owns every reply.
+func (c *Component) serve(ctx context.Context, sess *xmpp.Session) error {
+	r := sess.TokenReader()
+	defer r.Close()
+	for {
+		tok, err := r.Token()
+		if err != nil {
+			return err
+		}
+		start, ok := tok.(xml.StartElement)
+		if !ok {
+			continue // whitespace keepalives
+		}
+		st, err := readStanza(r, start)
+		if err != nil {
+			return err
+		}
+		c.h.handle(ctx, st, c.send)
+	}
+}

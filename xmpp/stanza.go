@@ -1,0 +1,160 @@
+// Package xmpp is mediaslot's XMPP side: the XEP-0114 component link to the
+// server and the stanzas it answers (service discovery, ping, version and
+// XEP-0363 slot requests). It is the only package that knows stanzas; it turns
+// them into calls on the upload package and back.
+package xmpp
+
+import (
+	"bytes"
+	"encoding/xml"
+	"fmt"
+	"io"
+)
+
+// Namespaces used on the wire.
+const (
+	nsStanzas      = "urn:ietf:params:xml:ns:xmpp-stanzas"
+	nsDiscoInfo    = "http://jabber.org/protocol/disco#info"
+	nsDiscoItems   = "http://jabber.org/protocol/disco#items"
+	nsPing         = "urn:xmpp:ping"
+	nsVersion      = "jabber:iq:version"
+	nsData         = "jabber:x:data"
+	nsUpload       = "urn:xmpp:http:upload:0"
+	nsUploadLegacy = "urn:xmpp:http:upload" // XEP-0363 v0.2, still asked for by old clients
+)
+
+// stanza is one top-level element read from the stream: its start element and
+// every token up to and including its end element, copied out of the decoder.
+type stanza struct {
+	start  xml.StartElement
+	tokens []xml.Token
+}
+
+func (s stanza) attr(local string) string { return attrOf(s.start, local) }
+
+// readStanza reads the rest of the element opened by start. The server
+// bounds stanza sizes (Prosody: 256 KiB on component streams by default), so
+// holding one in memory is safe.
+func readStanza(r xml.TokenReader, start xml.StartElement) (stanza, error) {
+	st := stanza{start: start.Copy()}
+	for depth := 1; depth > 0; {
+		tok, err := r.Token()
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return st, err
+		}
+		switch tok.(type) {
+		case xml.StartElement:
+			depth++
+		case xml.EndElement:
+			depth--
+		}
+		st.tokens = append(st.tokens, xml.CopyToken(tok))
+	}
+	return st, nil
+}
+
+// payload returns the first child element of the stanza and a reader of its
+// tokens (start to end), or ok=false if it has none.
+func (s stanza) payload() (start xml.StartElement, r xml.TokenReader, ok bool) {
+	for i, tok := range s.tokens {
+		if se, isStart := tok.(xml.StartElement); isStart {
+			depth, j := 0, i
+			for ; j < len(s.tokens); j++ {
+				switch s.tokens[j].(type) {
+				case xml.StartElement:
+					depth++
+				case xml.EndElement:
+					depth--
+				}
+				if depth == 0 {
+					break
+				}
+			}
+			return se, &sliceReader{toks: s.tokens[i : j+1]}, true
+		}
+	}
+	return xml.StartElement{}, nil, false
+}
+
+type sliceReader struct{ toks []xml.Token }
+
+func (r *sliceReader) Token() (xml.Token, error) {
+	if len(r.toks) == 0 {
+		return nil, io.EOF
+	}
+	t := r.toks[0]
+	r.toks = r.toks[1:]
+	return t, nil
+}
+
+// rawReader hands out a marshalled element as raw tokens: namespaces stay
+// plain xmlns attributes, which the stream encoder writes back verbatim.
+type rawReader struct{ d *xml.Decoder }
+
+func (r rawReader) Token() (xml.Token, error) { return r.d.RawToken() }
+
+// marshal encodes v for Session.Send.
+func marshal(v any) (xml.TokenReader, error) {
+	b, err := xml.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %T: %w", v, err)
+	}
+	return rawReader{xml.NewDecoder(bytes.NewReader(b))}, nil
+}
+
+// iq is an outgoing IQ stanza. On a component stream every stanza needs from
+// and to (ejabberd closes the stream otherwise), so both are always written.
+type iq struct {
+	XMLName xml.Name     `xml:"iq"`
+	ID      string       `xml:"id,attr"`
+	Type    string       `xml:"type,attr"`
+	From    string       `xml:"from,attr"`
+	To      string       `xml:"to,attr"`
+	Payload any          `xml:",omitempty"`
+	Error   *stanzaError `xml:",omitempty"`
+}
+
+// stanzaError is an RFC 6120 stanza error with an optional application
+// condition (XEP-0363's <file-too-large/>, <retry/>).
+type stanzaError struct {
+	XMLName   xml.Name `xml:"error"`
+	Type      string   `xml:"type,attr"`
+	Condition xml.Name // defined condition, in nsStanzas
+	Text      string
+	App       any
+}
+
+// MarshalXML writes the condition and text with their namespace, which a
+// struct tag cannot express for a condition chosen at run time.
+func (e stanzaError) MarshalXML(enc *xml.Encoder, start xml.StartElement) error {
+	start = xml.StartElement{Name: xml.Name{Local: "error"}, Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: e.Type}}}
+	if err := enc.EncodeToken(start); err != nil {
+		return err
+	}
+	cond := xml.StartElement{Name: xml.Name{Local: e.Condition.Local}, Attr: []xml.Attr{{Name: xml.Name{Local: "xmlns"}, Value: nsStanzas}}}
+	if err := enc.EncodeToken(cond); err != nil {
+		return err
+	}
+	if err := enc.EncodeToken(cond.End()); err != nil {
+		return err
+	}
+	if e.Text != "" {
+		t := xml.StartElement{Name: xml.Name{Local: "text"}, Attr: []xml.Attr{{Name: xml.Name{Local: "xmlns"}, Value: nsStanzas}}}
+		if err := enc.EncodeElement(e.Text, t); err != nil {
+			return err
+		}
+	}
+	if e.App != nil {
+		if err := enc.Encode(e.App); err != nil {
+			return err
+		}
+	}
+	return enc.EncodeToken(start.End())
+}
+
+func newError(typ, condition, text string) *stanzaError {
+	return &stanzaError{Type: typ, Condition: xml.Name{Space: nsStanzas, Local: condition}, Text: text}
+}
