@@ -91,9 +91,9 @@ func (h *handler) handle(ctx context.Context, st stanza, send sender) {
 			h.answer(ctx, send, reply, nil, newError("modify", "bad-request", "Slot requests are IQs of type get"))
 			return
 		}
-		req, err := parseSlotRequest(payload)
-		if err != nil {
-			h.answer(ctx, send, reply, nil, newError("modify", "bad-request", err.Error()))
+		req, ref := parseSlotRequest(payload)
+		if ref != nil {
+			h.answer(ctx, send, reply, nil, refusalError(name.Space, ref))
 			return
 		}
 		from, err := jid.Parse(reply.To)

@@ -23,18 +23,23 @@ type slotRequest struct {
 	LegacyContentType string `xml:"content-type"`
 }
 
+func badRequest(text string) *upload.Refusal {
+	return &upload.Refusal{Reason: upload.BadRequest, Text: text}
+}
+
 // parseSlotRequest decodes a request element into an upload.Request (owner
-// and domain left for the caller). Errors are texts for a bad-request reply.
-func parseSlotRequest(r xml.TokenReader) (upload.Request, error) {
+// and domain left for the caller). It refuses what cannot be parsed with a
+// bad-request Refusal; the upload policy judges the values.
+func parseSlotRequest(r xml.TokenReader) (upload.Request, *upload.Refusal) {
 	var req slotRequest
 	if err := xml.NewTokenDecoder(r).Decode(&req); err != nil {
-		return upload.Request{}, errors.New("The slot request is not well-formed")
+		return upload.Request{}, badRequest("The slot request is not well-formed")
 	}
 	if req.XMLName.Space == nsUploadLegacy {
 		req.Filename, req.Size, req.ContentType = req.LegacyFilename, req.LegacySize, req.LegacyContentType
 	}
 	if req.Size == "" {
-		return upload.Request{}, errors.New("The size is missing")
+		return upload.Request{}, badRequest("The size is missing")
 	}
 	size, err := strconv.ParseInt(req.Size, 10, 64)
 	if err != nil {
@@ -43,7 +48,7 @@ func parseSlotRequest(r xml.TokenReader) (upload.Request, error) {
 			// A number too big for int64 is simply too large a file.
 			size = math.MaxInt64
 		} else {
-			return upload.Request{}, errors.New("The size must be a whole number of bytes")
+			return upload.Request{}, badRequest("The size must be a whole number of bytes")
 		}
 	}
 	return upload.Request{Filename: req.Filename, Size: size, ContentType: strings.TrimSpace(req.ContentType)}, nil

@@ -129,8 +129,8 @@ type stanzaError struct {
 
 // MarshalXML writes the condition and text with their namespace, which a
 // struct tag cannot express for a condition chosen at run time.
-func (e stanzaError) MarshalXML(enc *xml.Encoder, start xml.StartElement) error {
-	start = xml.StartElement{Name: xml.Name{Local: "error"}, Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: e.Type}}}
+func (e stanzaError) MarshalXML(enc *xml.Encoder, _ xml.StartElement) error {
+	start := xml.StartElement{Name: xml.Name{Local: "error"}, Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: e.Type}}}
 	if err := enc.EncodeToken(start); err != nil {
 		return err
 	}

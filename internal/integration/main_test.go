@@ -88,9 +88,17 @@ func freePort(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// startMediaslot writes a config for srv (the snippet from the README's
-// "attach to Prosody" section, with test ports) and starts the binary.
+// startMediaslot starts mediaslot for srv and waits until its component is connected.
 func startMediaslot(t *testing.T, srv *testserver.Server, extra string) *mediaslot {
+	t.Helper()
+	m := launchMediaslot(t, srv, extra)
+	m.waitConnected(1)
+	return m
+}
+
+// launchMediaslot writes a config for srv (extra is appended to it) and
+// starts the binary without waiting for anything.
+func launchMediaslot(t *testing.T, srv *testserver.Server, extra string) *mediaslot {
 	t.Helper()
 	dir := t.TempDir()
 	addr := freePort(t)
@@ -129,7 +137,6 @@ level = "debug"
 			t.Logf("mediaslot log:\n%s", tail(m.log.String(), 80))
 		}
 	})
-	m.waitConnected(1)
 	return m
 }
 

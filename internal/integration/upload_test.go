@@ -170,6 +170,21 @@ func TestProsodyRestart(t *testing.T) {
 	checkSlixUpload(t, slixUpload(t, srv, "carol", srv.ComponentJID(), file2), data2, "text/plain")
 }
 
+// mediaslot may start before the XMPP server: it keeps trying and connects
+// once the server is up.
+func TestStartsBeforeServer(t *testing.T) {
+	srv := testserver.Prosody(t)
+	srv.Stop()
+	m := launchMediaslot(t, srv, "")
+	waitFor(t, 10*time.Second, "a failed connection attempt", func() bool {
+		return strings.Contains(m.log.String(), "component link down")
+	})
+	srv.Start()
+	m.waitConnected(1)
+	file, data := writeRandomFile(t, "late.txt", 1000)
+	checkSlixUpload(t, slixUpload(t, srv, "alice", srv.ComponentJID(), file), data, "text/plain")
+}
+
 // go-sendxmpp discovers the service itself (server disco#items, then
 // disco#info of each item), uploads, and sends the URL to the recipient, who
 // is online and downloads identical bytes.

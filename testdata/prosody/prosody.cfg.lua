@@ -56,16 +56,18 @@ log = {
   { levels = { min = "debug" }, to = "file", filename = dir.."/prosody.log" };  -- includes every stanza
 }
 
+-- BEGIN attach snippet (README.md shows these lines; a test keeps them equal)
 VirtualHost (domain)
-  -- XEP-0356: let the upload component see local users' presence and send messages on behalf of the server.
+  -- XEP-0356: let mediaslot see local users' presence and send messages on their behalf
   privileged_entities = {
     ["upload."..domain] = { presence = "managed_entity"; message = "outgoing"; };
   }
 
--- The external component under test (XEP-0114): mediaslot connects here.
+-- mediaslot connects here (XEP-0114)
 Component ("upload."..domain)
   component_secret = ENV_XMPP_COMPONENT_SECRET or "s3cr3t"
-  modules_enabled  = { "privilege" } -- the component host fires component-authenticated -> privilege advertisement
+  modules_enabled  = { "privilege" } -- also needed here: it sends the privilege advertisement
+-- END attach snippet
   disco_hidden     = ENV_XMPP_HIDE_COMPONENT == "1"
 
 -- Prosody's own XEP-0363 service, as a conformance/benchmark baseline.

@@ -1,0 +1,25 @@
+# mediaslot: the two newcomer commands are `make demo` and `make test`.
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
+VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
+.PHONY: build demo demo-clean test fuzz lint
+build:
+	go build -ldflags "$(LDFLAGS)" -o bin/mediaslot ./cmd/mediaslot
+
+# Prosody + mediaslot (disk store) on loopback, in the foreground; state in ./.demo/.
+demo: build
+	scripts/demo.sh
+
+demo-clean:
+	rm -rf .demo
+
+# Everything CI runs: installs missing packages, checks formatting, vet and
+# staticcheck, then unit and integration tests against a real Prosody and real clients.
+test:
+	scripts/test.sh
+
+lint:
+	scripts/test.sh lint

@@ -1,0 +1,105 @@
+package integration
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"mediaslot/internal/testserver"
+)
+
+// demo is scripts/demo.sh (what `make demo` runs) on free ports.
+type demo struct {
+	cmd  *exec.Cmd
+	out  *logBuffer
+	c2s  string
+	http string
+}
+
+func startDemo(t *testing.T, dir string, ports []string) *demo {
+	t.Helper()
+	d := &demo{out: &logBuffer{}, c2s: "127.0.0.1:" + ports[0], http: "127.0.0.1:" + ports[3]}
+	d.cmd = exec.Command(filepath.Join(testserver.ModuleRoot(t), "scripts", "demo.sh"))
+	d.cmd.Env = append(os.Environ(), "DEMO_DIR="+dir, "MEDIASLOT_BIN="+binary,
+		"DEMO_C2S_PORT="+ports[0], "DEMO_COMPONENT_PORT="+ports[1], "DEMO_PROSODY_HTTP_PORT="+ports[2], "DEMO_HTTP_PORT="+ports[3])
+	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if d.cmd.ProcessState == nil {
+			_ = d.cmd.Process.Kill()
+			_ = d.cmd.Wait()
+		}
+		if t.Failed() {
+			t.Logf("demo output:\n%s", tail(d.out.String(), 60))
+		}
+	})
+	waitFor(t, 30*time.Second, "mediaslot demo ready", func() bool {
+		return strings.Contains(d.out.String(), "mediaslot demo ready")
+	})
+	return d
+}
+
+// stop sends SIGTERM and requires everything to be gone within 10 s.
+func (d *demo) stop(t *testing.T) {
+	t.Helper()
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- d.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("demo did not stop within 10 s of SIGTERM")
+	}
+	for _, addr := range []string{d.c2s, d.http} {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			t.Errorf("%s still accepts connections after the demo stopped", addr)
+		}
+	}
+}
+
+// TestDemo runs `make demo`'s script as a newcomer would, uploads through it
+// with a real client, stops it with SIGTERM, starts it again and finds the
+// file still there (state in DEMO_DIR survives).
+func TestDemo(t *testing.T) {
+	testserver.RequireTool(t, "prosody")
+	dir := t.TempDir()
+	var ports []string
+	for range 4 {
+		_, p, _ := net.SplitHostPort(freePort(t))
+		ports = append(ports, p)
+	}
+	d := startDemo(t, dir, ports)
+	if !strings.Contains(d.out.String(), "c2s "+d.c2s) || !strings.Contains(d.out.String(), "upload.localhost") {
+		t.Errorf("ready line lacks connection details:\n%s", d.out.String())
+	}
+	srv := &testserver.Server{Domain: "localhost", C2S: d.c2s}
+	file, data := writeRandomFile(t, "demo.png", 4096)
+	res := slixUpload(t, srv, "carol", "upload.localhost", file)
+	checkSlixUpload(t, res, data, "image/png")
+	if !strings.HasPrefix(res.GetURL, "http://"+d.http+"/file/") {
+		t.Errorf("GET URL %s not on the demo's HTTP address %s", res.GetURL, d.http)
+	}
+	d.stop(t)
+
+	d = startDemo(t, dir, ports)
+	resp, err := http.Get(res.GetURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || sha(b) != sha(data) {
+		t.Fatalf("after a demo restart: %s, %d bytes", resp.Status, len(b))
+	}
+	d.stop(t)
+}

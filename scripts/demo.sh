@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# make demo: Prosody + mediaslot (embedded disk store) on loopback, in the foreground.
+# State lives in $DEMO_DIR (default ./.demo) and survives restarts; `make demo-clean` wipes it.
+# Ctrl-C (SIGINT) or SIGTERM stops everything.
+#
+# Fixed demo facts: XMPP domain localhost; users alice, bob, carol (password = name);
+# c2s 127.0.0.1:5222 (STARTTLS offered, self-signed; plaintext auth allowed);
+# component upload.localhost on 127.0.0.1:5347; mediaslot HTTP on 127.0.0.1:5050;
+# Prosody's own mod_http_file_share as share.localhost on 127.0.0.1:5280 (hidden from disco#items).
+# The ports can be moved with DEMO_C2S_PORT, DEMO_COMPONENT_PORT, DEMO_PROSODY_HTTP_PORT and
+# DEMO_HTTP_PORT (the integration test does, to run beside a live demo).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+DEMO_DIR=$(mkdir -p "${DEMO_DIR:-$root/.demo}" && cd "${DEMO_DIR:-$root/.demo}" && pwd)
+C2S=${DEMO_C2S_PORT:-5222} COMP=${DEMO_COMPONENT_PORT:-5347}
+PHTTP=${DEMO_PROSODY_HTTP_PORT:-5280} HTTP=${DEMO_HTTP_PORT:-5050}
+DOMAIN=localhost
+
+say() { printf 'demo: %s\n' "$*"; }
+die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
+
+scripts/deps.sh prosody
+
+MEDIASLOT_BIN=${MEDIASLOT_BIN:-$root/bin/mediaslot}
+[ -x "$MEDIASLOT_BIN" ] || die "$MEDIASLOT_BIN is missing: run 'make build' (make demo does)"
+
+for p in "$C2S" "$COMP" "$PHTTP" "$HTTP"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+    die "port $p on 127.0.0.1 is already in use (another demo or XMPP server?); stop it first"
+  fi
+done
+
+# --- Prosody, from the same config the integration tests use ---
+export XMPP_TEST_DIR=$DEMO_DIR/prosody XMPP_DOMAIN=$DOMAIN
+export XMPP_C2S_PORT=$C2S XMPP_COMPONENT_PORT=$COMP XMPP_HTTP_PORT=$PHTTP
+mkdir -p "$XMPP_TEST_DIR/data" "$XMPP_TEST_DIR/certs"
+[ -s "$DEMO_DIR/component.secret" ] || { umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$DEMO_DIR/component.secret"; }
+export XMPP_COMPONENT_SECRET=$(cat "$DEMO_DIR/component.secret")
+export MEDIASLOT_COMPONENT_SECRET=$XMPP_COMPONENT_SECRET
+cfg=$XMPP_TEST_DIR/prosody.cfg.lua
+cp testdata/prosody/prosody.cfg.lua "$cfg"
+if [ ! -s "$XMPP_TEST_DIR/certs/$DOMAIN.crt" ]; then
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=$DOMAIN" \
+    -addext "subjectAltName=DNS:$DOMAIN,DNS:*.$DOMAIN" \
+    -keyout "$XMPP_TEST_DIR/certs/$DOMAIN.key" -out "$XMPP_TEST_DIR/certs/$DOMAIN.crt" 2>/dev/null
+fi
+for u in alice bob carol; do
+  prosodyctl --config "$cfg" register "$u" "$DOMAIN" "$u" >/dev/null 2>&1 || die "could not register $u (see $XMPP_TEST_DIR)"
+done
+
+# --- mediaslot on the embedded disk store ---
+mkdir -p "$DEMO_DIR/mediaslot"
+cat > "$DEMO_DIR/mediaslot/mediaslot.toml" <<TOML
+# Written by scripts/demo.sh on every start. The secret comes from MEDIASLOT_COMPONENT_SECRET.
+[component]
+jid = "upload.$DOMAIN"
+server = "127.0.0.1:$COMP"
+reconnect_max = "2s"
+
+[http]
+listen = "127.0.0.1:$HTTP"
+public_url = "http://127.0.0.1:$HTTP"
+
+[upload]
+max_file_size = 104857600
+
+[store]
+type = "disk"
+dir = "files"
+
+[data]
+dir = "data"
+TOML
+
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  say "stopping"
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for _ in $(seq 1 90); do
+    alive=0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break
+    sleep 0.1
+  done
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  say "stopped"
+}
+trap cleanup INT TERM EXIT
+
+prosody --config "$cfg" -F >>"$XMPP_TEST_DIR/stdout.log" 2>&1 &
+pids+=($!)
+wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; die "Prosody did not open port $1; see $XMPP_TEST_DIR/stdout.log"; }
+wait_port "$C2S"; wait_port "$COMP"; wait_port "$PHTTP"
+
+log=$DEMO_DIR/mediaslot.log
+: > "$log.start"
+"$MEDIASLOT_BIN" serve --config "$DEMO_DIR/mediaslot/mediaslot.toml" > >(tee -a "$log" "$log.start") 2>&1 &
+pids+=($!)
+for _ in $(seq 1 200); do
+  grep -q "component connected" "$log.start" && break
+  kill -0 "${pids[1]}" 2>/dev/null || die "mediaslot exited; see $log"
+  sleep 0.05
+done
+grep -q "component connected" "$log.start" || die "mediaslot did not connect to Prosody; see $log"
+rm -f "$log.start"
+
+cat <<READY
+mediaslot demo ready: XMPP domain $DOMAIN, c2s 127.0.0.1:$C2S (STARTTLS, self-signed), users alice/alice bob/bob carol/carol
+  upload service  upload.$DOMAIN (component on 127.0.0.1:$COMP), files at http://127.0.0.1:$HTTP/
+  baseline        share.$DOMAIN (Prosody mod_http_file_share, http://127.0.0.1:$PHTTP/, hidden from disco#items)
+  try             go-sendxmpp -u alice@$DOMAIN -p alice -j 127.0.0.1:$C2S -n -h FILE bob@$DOMAIN
+  state           $DEMO_DIR (make demo-clean wipes it); logs $log, $XMPP_TEST_DIR/prosody.log
+  stop            Ctrl-C
+READY
+
+# Run until a signal or until either process dies.
+while :; do
+  for pid in "${pids[@]}"; do
+    kill -0 "$pid" 2>/dev/null || { say "process $pid exited; see the logs above"; exit 1; }
+  done
+  sleep 0.5 & wait $! || true
+done

@@ -1,0 +1,147 @@
+package xmpp
+
+import (
+	"context"
+	"encoding/xml"
+	"flag"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"mediaslot/upload"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files in testdata/")
+
+// fakeSlots answers by filename, so each golden case picks its outcome.
+type fakeSlots struct{ got chan upload.Request }
+
+func (f fakeSlots) MaxFileSize() int64 { return 104857600 }
+
+func (f fakeSlots) Issue(_ context.Context, r upload.Request) (upload.Slot, error) {
+	if f.got != nil {
+		f.got <- r
+	}
+	switch r.Filename {
+	case "big.mp4":
+		return upload.Slot{}, &upload.Refusal{Reason: upload.TooLarge, Text: "File too large. Maximum is 104857600 bytes", MaxSize: 104857600}
+	case "forbidden.txt":
+		return upload.Slot{}, &upload.Refusal{Reason: upload.Forbidden, Text: "Uploads are limited to accounts on example.net"}
+	case "":
+		return upload.Slot{}, &upload.Refusal{Reason: upload.BadRequest, Text: "The filename is missing or empty"}
+	case "panic.txt":
+		panic("boom")
+	}
+	return upload.Slot{
+		ID:     "0123456789abcdef0123456789abcdef",
+		PutURL: "https://up.example.net/upload/0123456789abcdef0123456789abcdef/" + strings.ReplaceAll(r.Filename, " ", "%20") + "?e=1&t=x",
+		GetURL: "https://up.example.net/file/0123456789abcdef0123456789abcdef/" + strings.ReplaceAll(r.Filename, " ", "%20"),
+	}, nil
+}
+
+// roundTrip feeds one stanza to a handler and returns its reply as XML, or
+// "" if it sent none within a short wait.
+func roundTrip(t *testing.T, slots Slots, in string) string {
+	t.Helper()
+	d := xml.NewDecoder(strings.NewReader(in))
+	tok, err := d.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := readStanza(d, tok.(xml.StartElement))
+	if err != nil {
+		t.Fatal(err)
+	}
+	replies := make(chan string, 2)
+	send := func(_ context.Context, v any) error {
+		b, err := xml.Marshal(v)
+		if err != nil {
+			t.Error(err)
+		}
+		replies <- string(b)
+		return nil
+	}
+	h := newHandler("upload.example.net", "test", slots, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h.handle(context.Background(), st, send)
+	select {
+	case r := <-replies:
+		return r
+	case <-time.After(200 * time.Millisecond):
+		return ""
+	}
+}
+
+const from = `from='alice@example.net/phone' to='upload.example.net'`
+
+// Golden cases: every reply a client can get, byte for byte.
+var golden = []struct{ name, in string }{
+	{"disco_info", `<iq type='get' id='d1' ` + from + `><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`},
+	{"disco_info_node", `<iq type='get' id='d2' ` + from + `><query xmlns='http://jabber.org/protocol/disco#info' node='x'/></iq>`},
+	{"disco_items", `<iq type='get' id='d3' ` + from + `><query xmlns='http://jabber.org/protocol/disco#items'/></iq>`},
+	{"ping", `<iq type='get' id='p1' ` + from + `><ping xmlns='urn:xmpp:ping'/></iq>`},
+	{"version", `<iq type='get' id='v1' ` + from + `><query xmlns='jabber:iq:version'/></iq>`},
+	{"slot", `<iq type='get' id='s1' ` + from + `><request xmlns='urn:xmpp:http:upload:0' filename='photo été.jpg' size='48213' content-type='image/jpeg'/></iq>`},
+	{"slot_legacy", `<iq type='get' id='s2' ` + from + `><request xmlns='urn:xmpp:http:upload'><filename>a.txt</filename><size>5</size><content-type>text/plain</content-type></request></iq>`},
+	{"too_large", `<iq type='get' id='s3' ` + from + `><request xmlns='urn:xmpp:http:upload:0' filename='big.mp4' size='734003200' content-type='video/mp4'/></iq>`},
+	{"too_large_legacy", `<iq type='get' id='s4' ` + from + `><request xmlns='urn:xmpp:http:upload'><filename>big.mp4</filename><size>734003200</size></request></iq>`},
+	{"forbidden", `<iq type='get' id='s5' ` + from + `><request xmlns='urn:xmpp:http:upload:0' filename='forbidden.txt' size='5'/></iq>`},
+	{"empty_filename", `<iq type='get' id='s6' ` + from + `><request xmlns='urn:xmpp:http:upload:0' filename='' size='5'/></iq>`},
+	{"missing_size", `<iq type='get' id='s7' ` + from + `><request xmlns='urn:xmpp:http:upload:0' filename='a.txt'/></iq>`},
+	{"nonnumeric_size", `<iq type='get' id='s8' ` + from + `><request xmlns='urn:xmpp:http:upload:0' filename='a.txt' size='12kB'/></iq>`},
+	{"set", `<iq type='set' id='s9' ` + from + `><request xmlns='urn:xmpp:http:upload:0' filename='a.txt' size='5'/></iq>`},
+	{"panic", `<iq type='get' id='s10' ` + from + `><request xmlns='urn:xmpp:http:upload:0' filename='panic.txt' size='5'/></iq>`},
+	{"unknown", `<iq type='get' id='u1' ` + from + `><query xmlns='jabber:iq:roster'/></iq>`},
+	{"no_payload", `<iq type='get' id='u2' ` + from + `/>`},
+}
+
+func TestGolden(t *testing.T) {
+	for _, c := range golden {
+		t.Run(c.name, func(t *testing.T) {
+			got := roundTrip(t, fakeSlots{}, c.in)
+			path := filepath.Join("testdata", c.name+".xml")
+			if *update {
+				if err := os.WriteFile(path, []byte(got+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got+"\n" != string(want) {
+				t.Errorf("reply to %s\n got: %s\nwant: %s", c.in, got, want)
+			}
+		})
+	}
+}
+
+// No reply to results and errors, nor to messages and presence.
+func TestNoReply(t *testing.T) {
+	for _, in := range []string{
+		`<iq type='result' id='r1' ` + from + `/>`,
+		`<iq type='error' id='r2' ` + from + `><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`,
+		`<message ` + from + `><body>hi</body></message>`,
+		`<presence ` + from + `/>`,
+	} {
+		if got := roundTrip(t, fakeSlots{}, in); got != "" {
+			t.Errorf("reply to %s: %s", in, got)
+		}
+	}
+}
+
+// The handler hands the upload service what the client asked, with the
+// requester's bare JID and domain; oversized numbers become a too-large request.
+func TestRequestReachesService(t *testing.T) {
+	got := make(chan upload.Request, 1)
+	roundTrip(t, fakeSlots{got: got}, `<iq type='get' id='s1' from='Alice@Example.NET/phone' to='upload.example.net'><request xmlns='urn:xmpp:http:upload:0' filename='a b.txt' size='99999999999999999999999' content-type=' text/plain '/></iq>`)
+	r := <-got
+	want := upload.Request{Owner: "alice@example.net", Domain: "example.net", Filename: "a b.txt", Size: math.MaxInt64, ContentType: "text/plain"}
+	if r != want {
+		t.Fatalf("request %+v, want %+v", r, want)
+	}
+}
