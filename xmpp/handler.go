@@ -160,4 +160,3 @@ func attrOf(start xml.StartElement, local string) string {
 	}
 	return ""
 }
-

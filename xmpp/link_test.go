@@ -12,7 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 // fakeServer is the server end of XEP-0114 links: it accepts components,
