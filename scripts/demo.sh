@@ -76,6 +76,7 @@ TOML
 pids=()
 cleanup() {
   trap - INT TERM EXIT
+  [ ${#pids[@]} = 0 ] && return
   say "stopping"
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for _ in $(seq 1 90); do
@@ -87,7 +88,8 @@ cleanup() {
   for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
   say "stopped"
 }
-trap cleanup INT TERM EXIT
+trap 'cleanup; exit 0' INT TERM
+trap cleanup EXIT
 
 prosody --config "$cfg" -F >>"$XMPP_TEST_DIR/stdout.log" 2>&1 &
 pids+=($!)
@@ -118,7 +120,9 @@ READY
 # Run until a signal or until either process dies.
 while :; do
   for pid in "${pids[@]}"; do
-    kill -0 "$pid" 2>/dev/null || { say "process $pid exited; see the logs above"; exit 1; }
+    # On Ctrl-C the whole process group gets SIGINT and a child may die before
+    # our trap runs: the sleep lets a pending trap end the demo normally first.
+    kill -0 "$pid" 2>/dev/null || { sleep 0.3; say "process $pid exited; see the logs above"; exit 1; }
   done
   sleep 0.5 & wait $! || true
 done

@@ -30,12 +30,13 @@ func startDemo(t *testing.T, dir string, ports []string) *demo {
 	d.cmd.Env = append(os.Environ(), "DEMO_DIR="+dir, "MEDIASLOT_BIN="+binary,
 		"DEMO_C2S_PORT="+ports[0], "DEMO_COMPONENT_PORT="+ports[1], "DEMO_PROSODY_HTTP_PORT="+ports[2], "DEMO_HTTP_PORT="+ports[3])
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its own group, like a terminal job
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if d.cmd.ProcessState == nil {
-			_ = d.cmd.Process.Kill()
+			_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
 			_ = d.cmd.Wait()
 		}
 		if t.Failed() {
@@ -48,16 +49,25 @@ func startDemo(t *testing.T, dir string, ports []string) *demo {
 	return d
 }
 
-// stop sends SIGTERM and requires everything to be gone within 10 s.
-func (d *demo) stop(t *testing.T) {
+// stop sends sig (SIGINT to the whole process group, as Ctrl-C in a terminal
+// does, or SIGTERM to the script alone, as a service manager does) and
+// requires everything to be gone within 10 s and a clean exit.
+func (d *demo) stop(t *testing.T, sig syscall.Signal) {
 	t.Helper()
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	if sig == syscall.SIGINT {
+		_ = syscall.Kill(-d.cmd.Process.Pid, sig)
+	} else {
+		_ = d.cmd.Process.Signal(sig)
+	}
 	done := make(chan error, 1)
 	go func() { done <- d.cmd.Wait() }()
 	select {
-	case <-done:
+	case err := <-done:
+		if err != nil {
+			t.Errorf("demo exited with %v after %v, want 0\n%s", err, sig, tail(d.out.String(), 10))
+		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("demo did not stop within 10 s of SIGTERM")
+		t.Fatalf("demo did not stop within 10 s of %v", sig)
 	}
 	for _, addr := range []string{d.c2s, d.http} {
 		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
@@ -69,7 +79,7 @@ func (d *demo) stop(t *testing.T) {
 
 // TestDemo runs `make demo`'s script as a newcomer would, uploads through it
 // with a real client, stops it with SIGTERM, starts it again and finds the
-// file still there (state in DEMO_DIR survives).
+// file still there (state in DEMO_DIR survives), and stops it again.
 func TestDemo(t *testing.T) {
 	testserver.RequireTool(t, "prosody")
 	dir := t.TempDir()
@@ -89,7 +99,7 @@ func TestDemo(t *testing.T) {
 	if !strings.HasPrefix(res.GetURL, "http://"+d.http+"/file/") {
 		t.Errorf("GET URL %s not on the demo's HTTP address %s", res.GetURL, d.http)
 	}
-	d.stop(t)
+	d.stop(t, syscall.SIGINT)
 
 	d = startDemo(t, dir, ports)
 	resp, err := http.Get(res.GetURL)
@@ -101,5 +111,5 @@ func TestDemo(t *testing.T) {
 	if resp.StatusCode != 200 || sha(b) != sha(data) {
 		t.Fatalf("after a demo restart: %s, %d bytes", resp.Status, len(b))
 	}
-	d.stop(t)
+	d.stop(t, syscall.SIGTERM)
 }

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func writeCert(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalPKCS8PrivateKey(key)
+	certFile, keyFile = filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+	_ = os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	_ = os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600)
+	return certFile, keyFile
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// serve with built-in TLS answers HTTPS while the XMPP server is unreachable,
+// and stops cleanly when its context ends.
+func TestServeTLS(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := writeCert(t, dir)
+	addr := freeAddr(t)
+	cfg := filepath.Join(dir, "m.toml")
+	conf := fmt.Sprintf(`[component]
+jid = "upload.example.net"
+server = %q
+secret = "s"
+[http]
+listen = %q
+public_url = "https://%s"
+tls_cert = %q
+tls_key = %q
+`, freeAddr(t), addr, addr, cert, key)
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"serve", "--config", cfg}, &stderr, &stderr) }()
+
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 2 * time.Second}
+	var resp *http.Response
+	var err error
+	for i := 0; i < 100; i++ {
+		if resp, err = client.Get("https://" + addr + "/file/0123456789abcdef0123456789abcdef/x"); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("HTTPS: %v\n%s", err, stderr.String())
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 || resp.TLS == nil {
+		t.Fatalf("HTTPS GET of unknown file: %s (tls %v)", resp.Status, resp.TLS != nil)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit code %d\n%s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop within 10 s")
+	}
+	if !strings.Contains(stderr.String(), "component link down") {
+		t.Errorf("no sign of reconnection attempts:\n%s", stderr.String())
+	}
+}
+
+func TestConfigErrorsAreClear(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "m.toml")
+	_ = os.WriteFile(cfg, []byte("[upload]\nmax_file_size = -1\n"), 0o600)
+	var out syncBuffer
+	if code := run(context.Background(), []string{"serve", "--config", cfg}, &out, &out); code != 1 {
+		t.Fatalf("exit code %d", code)
+	}
+	for _, want := range []string{"component.secret", "max_file_size"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("error output lacks %q:\n%s", want, out.String())
+		}
+	}
+	out = syncBuffer{}
+	if code := run(context.Background(), []string{"nonsense"}, &out, &out); code != 2 || !strings.Contains(out.String(), "unknown command") {
+		t.Errorf("unknown command: %d %s", code, out.String())
+	}
+	out = syncBuffer{}
+	if code := run(context.Background(), []string{"version"}, &out, &out); code != 0 || !strings.HasPrefix(out.String(), "mediaslot ") {
+		t.Errorf("version: %d %s", code, out.String())
+	}
+}
