@@ -5,13 +5,17 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build demo demo-clean test fuzz lint
+.PHONY: build demo demo-s3 demo-clean test lint
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/mediaslot ./cmd/mediaslot
 
 # Prosody + mediaslot (disk store) on loopback, in the foreground; state in ./.demo/.
 demo: build
 	scripts/demo.sh
+
+# The same with versitygw (a real S3 server) on 127.0.0.1:7070 and mediaslot on the S3 store.
+demo-s3: build
+	DEMO_STORE=s3 scripts/demo.sh
 
 demo-clean:
 	rm -rf .demo

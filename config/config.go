@@ -25,6 +25,7 @@ import (
 const (
 	EnvComponentSecret = "MEDIASLOT_COMPONENT_SECRET"
 	EnvTokenKey        = "MEDIASLOT_TOKEN_KEY"
+	EnvS3Secret        = "MEDIASLOT_S3_SECRET_ACCESS_KEY"
 )
 
 // Config is the whole configuration of `mediaslot serve`.
@@ -32,6 +33,7 @@ type Config struct {
 	Component Component `toml:"component"`
 	HTTP      HTTP      `toml:"http"`
 	Upload    Upload    `toml:"upload"`
+	Relay     Relay     `toml:"relay"`
 	Store     Store     `toml:"store"`
 	Data      Data      `toml:"data"`
 	Log       Log       `toml:"log"`
@@ -64,10 +66,39 @@ type Upload struct {
 	TokenKeyFile   string   `toml:"token_key_file"`
 }
 
+// Relay is the offline media relay (XEP-0033 messages to the component).
+type Relay struct {
+	Enabled          bool     `toml:"enabled"`
+	RecipientDomains []string `toml:"recipient_domains"`
+	MaxStanzaSize    int      `toml:"max_stanza_size"`
+	MaxBoBSize       int      `toml:"max_bob_size"`
+	MaxRecipients    int      `toml:"max_recipients"`
+	MaxMessages      int      `toml:"max_messages"`
+	MaxBytes         int64    `toml:"max_bytes"`
+	TTL              Duration `toml:"ttl"`
+}
+
 // Store selects and configures the blob store.
 type Store struct {
 	Type string `toml:"type"`
 	Dir  string `toml:"dir"`
+	S3   S3     `toml:"s3"`
+}
+
+// S3 configures the S3 store: clients upload to the bucket with presigned
+// URLs and download through mediaslot's stable URLs.
+type S3 struct {
+	Endpoint        string   `toml:"endpoint"`
+	Region          string   `toml:"region"`
+	Bucket          string   `toml:"bucket"`
+	Prefix          string   `toml:"prefix"`
+	PathStyle       bool     `toml:"path_style"`
+	AccessKeyID     string   `toml:"access_key_id"`
+	SecretAccessKey string   `toml:"secret_access_key"`
+	Download        string   `toml:"download"`
+	PublicURL       string   `toml:"public_url"`
+	URLLifetime     Duration `toml:"url_lifetime"`
+	CORSOrigins     []string `toml:"cors_origins"`
 }
 
 // Data is where mediaslot keeps its own state (the bbolt file).
@@ -116,7 +147,22 @@ func Default() Config {
 			SlotLifetime:   Duration(5 * time.Minute),
 			AllowedDomains: []string{},
 		},
-		Store: Store{Type: "disk", Dir: "data/files"},
+		Relay: Relay{
+			Enabled:          true,
+			RecipientDomains: []string{},
+			MaxStanzaSize:    64 << 10,
+			MaxBoBSize:       8 << 10,
+			MaxRecipients:    64,
+			MaxMessages:      1000,
+			MaxBytes:         64 << 20,
+			TTL:              Duration(30 * 24 * time.Hour),
+		},
+		Store: Store{Type: "disk", Dir: "data/files", S3: S3{
+			Region:      "us-east-1",
+			Download:    "redirect",
+			URLLifetime: Duration(time.Minute),
+			CORSOrigins: []string{},
+		}},
 		Data:  Data{Dir: "data"},
 		Log:   Log{Level: "info", Format: "text"},
 	}
@@ -168,7 +214,10 @@ func (c *Config) loadSecrets() error {
 	if err != nil {
 		return err
 	}
-	c.Upload.TokenKey, err = secret(c.Upload.TokenKey, EnvTokenKey, c.Upload.TokenKeyFile)
+	if c.Upload.TokenKey, err = secret(c.Upload.TokenKey, EnvTokenKey, c.Upload.TokenKeyFile); err != nil {
+		return err
+	}
+	c.Store.S3.SecretAccessKey, err = secret(c.Store.S3.SecretAccessKey, EnvS3Secret, "")
 	return err
 }
 
@@ -217,11 +266,39 @@ func (c Config) Validate() error {
 	if c.Upload.SlotLifetime < Duration(10*time.Second) {
 		bad("upload.slot_lifetime must be at least 10s (clients need time to start the PUT)")
 	}
-	if c.Store.Type != "disk" {
-		bad("store.type %q is unknown (known: disk)", c.Store.Type)
+	if c.Relay.MaxStanzaSize <= 0 || c.Relay.MaxBoBSize <= 0 || c.Relay.MaxRecipients <= 0 || c.Relay.MaxMessages <= 0 || c.Relay.MaxBytes <= 0 || c.Relay.TTL <= 0 {
+		bad("relay limits (max_stanza_size, max_bob_size, max_recipients, max_messages, max_bytes, ttl) must be positive")
 	}
-	if c.Store.Dir == "" || c.Data.Dir == "" {
-		bad("store.dir and data.dir must be set")
+	switch c.Store.Type {
+	case "disk":
+		if c.Store.Dir == "" {
+			bad("store.dir must be set for the disk store")
+		}
+	case "s3":
+		s3 := c.Store.S3
+		if s3.Bucket == "" {
+			bad("store.s3.bucket must be set for the S3 store")
+		}
+		if (s3.AccessKeyID == "") != (s3.SecretAccessKey == "") {
+			bad("store.s3.access_key_id and secret_access_key (or %s) go together; leave both empty to use the AWS default credential chain", EnvS3Secret)
+		}
+		switch s3.Download {
+		case "redirect", "proxy":
+		case "public":
+			if u, err := url.Parse(s3.PublicURL); err != nil || u.Host == "" {
+				bad("store.s3.public_url must be the absolute URL objects are served from when download = \"public\"")
+			}
+		default:
+			bad("store.s3.download %q must be redirect, proxy or public", s3.Download)
+		}
+		if s3.URLLifetime < Duration(time.Second) {
+			bad("store.s3.url_lifetime must be at least 1s")
+		}
+	default:
+		bad("store.type %q is unknown (known: disk, s3)", c.Store.Type)
+	}
+	if c.Data.Dir == "" {
+		bad("data.dir must be set")
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -247,6 +324,14 @@ func (c Config) ServerDomain() string {
 func (c Config) Domains() []string {
 	if len(c.Upload.AllowedDomains) > 0 {
 		return c.Upload.AllowedDomains
+	}
+	return []string{c.ServerDomain()}
+}
+
+// RelayRecipientDomains returns the domains whose users the relay delivers to.
+func (c Config) RelayRecipientDomains() []string {
+	if len(c.Relay.RecipientDomains) > 0 {
+		return c.Relay.RecipientDomains
 	}
 	return []string{c.ServerDomain()}
 }

@@ -20,7 +20,8 @@ func TestExampleIsDefault(t *testing.T) {
 	}
 	// every field of Config appears as a key in the example
 	for _, key := range keys(reflect.TypeOf(Config{}), "") {
-		section, name, _ := strings.Cut(key, ".")
+		i := strings.LastIndex(key, ".")
+		section, name := key[:i], key[i+1:]
 		if !strings.Contains(string(Example), "["+section+"]") || !strings.Contains(string(Example), "\n"+name+" = ") {
 			t.Errorf("key %s is not documented in mediaslot.example.toml", key)
 		}

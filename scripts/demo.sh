@@ -2,6 +2,9 @@
 # make demo: Prosody + mediaslot (embedded disk store) on loopback, in the foreground.
 # State lives in $DEMO_DIR (default ./.demo) and survives restarts; `make demo-clean` wipes it.
 # Ctrl-C (SIGINT) or SIGTERM stops everything.
+# DEMO_STORE=s3 (make demo-s3) adds versitygw, a real S3 server, on 127.0.0.1:7070
+# (DEMO_S3_PORT) and puts mediaslot on the S3 store: slot PUT URLs point at it,
+# GET URLs stay on mediaslot's HTTP front.
 #
 # Fixed demo facts: XMPP domain localhost; users alice, bob, carol (password = name);
 # c2s 127.0.0.1:5222 (STARTTLS offered, self-signed; plaintext auth allowed);
@@ -15,6 +18,7 @@ cd "$root"
 DEMO_DIR=$(mkdir -p "${DEMO_DIR:-$root/.demo}" && cd "${DEMO_DIR:-$root/.demo}" && pwd)
 C2S=${DEMO_C2S_PORT:-5222} COMP=${DEMO_COMPONENT_PORT:-5347}
 PHTTP=${DEMO_PROSODY_HTTP_PORT:-5280} HTTP=${DEMO_HTTP_PORT:-5050}
+STORE=${DEMO_STORE:-disk} S3PORT=${DEMO_S3_PORT:-7070}
 DOMAIN=localhost
 
 say() { printf 'demo: %s\n' "$*"; }
@@ -25,7 +29,9 @@ scripts/deps.sh prosody
 MEDIASLOT_BIN=${MEDIASLOT_BIN:-$root/bin/mediaslot}
 [ -x "$MEDIASLOT_BIN" ] || die "$MEDIASLOT_BIN is missing: run 'make build' (make demo does)"
 
-for p in "$C2S" "$COMP" "$PHTTP" "$HTTP"; do
+ports=("$C2S" "$COMP" "$PHTTP" "$HTTP")
+[ "$STORE" = s3 ] && ports+=("$S3PORT")
+for p in "${ports[@]}"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
     die "port $p on 127.0.0.1 is already in use (another demo or XMPP server?); stop it first"
   fi
@@ -49,8 +55,29 @@ for u in alice bob carol; do
   prosodyctl --config "$cfg" register "$u" "$DOMAIN" "$u" >/dev/null 2>&1 || die "could not register $u (see $XMPP_TEST_DIR)"
 done
 
-# --- mediaslot on the embedded disk store ---
+# --- the store: the embedded disk store, or S3 (versitygw) ---
 mkdir -p "$DEMO_DIR/mediaslot"
+store_conf='[store]
+type = "disk"
+dir = "files"'
+if [ "$STORE" = s3 ]; then
+  gw=$(scripts/versitygw.sh)
+  mkdir -p "$DEMO_DIR/s3/mediaslot"   # posix backend: a directory per bucket
+  [ -s "$DEMO_DIR/s3.secret" ] || { umask 077; head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$DEMO_DIR/s3.secret"; }
+  export MEDIASLOT_S3_SECRET_ACCESS_KEY=$(cat "$DEMO_DIR/s3.secret")
+  store_conf="[store]
+type = \"s3\"
+
+[store.s3]
+endpoint = \"http://127.0.0.1:$S3PORT\"
+region = \"us-east-1\"
+bucket = \"mediaslot\"
+path_style = true
+access_key_id = \"demo\"
+download = \"redirect\"
+cors_origins = [\"*\"]"
+fi
+
 cat > "$DEMO_DIR/mediaslot/mediaslot.toml" <<TOML
 # Written by scripts/demo.sh on every start. The secret comes from MEDIASLOT_COMPONENT_SECRET.
 [component]
@@ -65,9 +92,7 @@ public_url = "http://127.0.0.1:$HTTP"
 [upload]
 max_file_size = 104857600
 
-[store]
-type = "disk"
-dir = "files"
+$store_conf
 
 [data]
 dir = "data"
@@ -93,8 +118,14 @@ trap cleanup EXIT
 
 prosody --config "$cfg" -F >>"$XMPP_TEST_DIR/stdout.log" 2>&1 &
 pids+=($!)
+if [ "$STORE" = s3 ]; then
+  ROOT_ACCESS_KEY_ID=demo ROOT_SECRET_ACCESS_KEY=$MEDIASLOT_S3_SECRET_ACCESS_KEY \
+    "$gw" --port "127.0.0.1:$S3PORT" --region us-east-1 --quiet --keep-alive posix "$DEMO_DIR/s3" >>"$DEMO_DIR/s3.log" 2>&1 &
+  pids+=($!)
+fi
 wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; die "Prosody did not open port $1; see $XMPP_TEST_DIR/stdout.log"; }
 wait_port "$C2S"; wait_port "$COMP"; wait_port "$PHTTP"
+[ "$STORE" = s3 ] && wait_port "$S3PORT"
 
 log=$DEMO_DIR/mediaslot.log
 : > "$log.start"
@@ -102,7 +133,7 @@ log=$DEMO_DIR/mediaslot.log
 pids+=($!)
 for _ in $(seq 1 200); do
   grep -q "component connected" "$log.start" && break
-  kill -0 "${pids[1]}" 2>/dev/null || die "mediaslot exited; see $log"
+  kill -0 "${pids[-1]}" 2>/dev/null || die "mediaslot exited; see $log"
   sleep 0.05
 done
 grep -q "component connected" "$log.start" || die "mediaslot did not connect to Prosody; see $log"
@@ -111,6 +142,7 @@ rm -f "$log.start"
 cat <<READY
 mediaslot demo ready: XMPP domain $DOMAIN, c2s 127.0.0.1:$C2S (STARTTLS, self-signed), users alice/alice bob/bob carol/carol
   upload service  upload.$DOMAIN (component on 127.0.0.1:$COMP), files at http://127.0.0.1:$HTTP/
+  store           $STORE$([ "$STORE" = s3 ] && echo " (versitygw S3 on http://127.0.0.1:$S3PORT, bucket mediaslot; PUTs go there)")
   baseline        share.$DOMAIN (Prosody mod_http_file_share, http://127.0.0.1:$PHTTP/, hidden from disco#items)
   try             go-sendxmpp -u alice@$DOMAIN -p alice -j 127.0.0.1:$C2S -n -h FILE bob@$DOMAIN
   state           $DEMO_DIR (make demo-clean wipes it); logs $log, $XMPP_TEST_DIR/prosody.log

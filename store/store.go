@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
+	"time"
 )
 
 // Errors shared by every Store, compared with errors.Is.
@@ -24,7 +26,8 @@ var (
 
 // Info describes a stored object.
 type Info struct {
-	Size int64
+	Size        int64
+	ContentType string // as stored with the object; "" where a store keeps none (disk)
 }
 
 // Store keeps immutable blobs under keys chosen by mediaslot (slot ids).
@@ -57,4 +60,15 @@ func ValidKey(key string) bool {
 		}
 	}
 	return true
+}
+
+// Presigner is implemented by stores that clients upload to and download from directly.
+type Presigner interface {
+	// PresignPut returns a URL that accepts a PUT of exactly size bytes of
+	// contentType to key until ttl passes, and the headers the client must
+	// send with it.
+	PresignPut(ctx context.Context, key string, size int64, contentType string, ttl time.Duration) (url string, headers http.Header, err error)
+	// PresignGet returns a short-lived URL that GETs key. The answer carries
+	// the given Content-Type and Content-Disposition when they are not "".
+	PresignGet(ctx context.Context, key string, ttl time.Duration, contentType, disposition string) (string, error)
 }

@@ -183,38 +183,37 @@ func inline(mediaType string) bool {
 	return mediaType == "text/plain"
 }
 
-func (s *Service) get(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	var rec record
-	var err error
+// file returns the record of a complete upload, confirming a direct (S3)
+// upload on first sight. It answers the request itself when it returns false.
+func (s *Service) file(w http.ResponseWriter, r *http.Request, id string) (record, bool) {
+	rec, err := record{}, errNoSlot
 	if validID(id) {
 		rec, err = s.lookup(id)
-	} else {
-		err = errNoSlot
 	}
 	if err == nil && !rec.Complete {
 		err = errNoSlot
-	}
-	if errors.Is(err, errNoSlot) {
-		httpError(w, http.StatusNotFound, "no such file")
-		return
-	} else if err != nil {
-		s.log.Error("reading slot record", "slot", id, "err", err)
-		httpError(w, http.StatusInternalServerError, "cannot read the file record")
-		return
-	}
-	f, err := s.opt.Store.Open(r.Context(), id)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			s.log.Warn("file recorded but missing from store", "slot", id)
-			httpError(w, http.StatusNotFound, "no such file")
-			return
+		if s.direct != nil {
+			rec, err = s.confirm(r.Context(), id, rec)
 		}
-		s.log.Error("opening stored file", "slot", id, "err", err)
-		httpError(w, http.StatusInternalServerError, "cannot read the file")
+	}
+	switch {
+	case errors.Is(err, errNoSlot):
+		httpError(w, http.StatusNotFound, "no such file")
+		return rec, false
+	case err != nil:
+		s.log.Error("reading file record", "slot", id, "err", err)
+		httpError(w, http.StatusServiceUnavailable, "the file cannot be read right now")
+		return rec, false
+	}
+	return rec, true
+}
+
+func (s *Service) get(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	rec, ok := s.file(w, r, id)
+	if !ok {
 		return
 	}
-	defer f.Close()
 	h := w.Header()
 	h.Set("Content-Type", rec.StoredType)
 	disp := "attachment"
@@ -227,7 +226,59 @@ func (s *Service) get(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Disposition", disp)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; sandbox")
-	h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	h.Set("ETag", `"`+id+`"`)
-	http.ServeContent(w, r, "", rec.Stored.Truncate(time.Second), f)
+	modified := rec.Stored.Truncate(time.Second)
+
+	if s.direct != nil && (r.Method == http.MethodHead || s.opt.Download.Mode != Proxy) {
+		// Answered from the record: presigned GET URLs refuse HEAD, and
+		// clients (Conversations) HEAD for the size before they download.
+		h.Set("Cache-Control", "public, max-age=31536000, immutable")
+		h.Set("Last-Modified", modified.UTC().Format(http.TimeFormat))
+		if match := r.Header.Get("If-None-Match"); match == `"`+id+`"` || match == "*" {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		if r.Method == http.MethodHead {
+			h.Set("Accept-Ranges", "bytes")
+			h.Set("Content-Length", strconv.FormatInt(rec.Size, 10))
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		s.redirect(w, r, id, rec.StoredType, disp)
+		return
+	}
+	f, err := s.opt.Store.Open(r.Context(), id)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			s.log.Warn("file recorded but missing from store", "slot", id)
+			httpError(w, http.StatusNotFound, "no such file")
+			return
+		}
+		s.log.Error("opening stored file", "slot", id, "err", err)
+		httpError(w, http.StatusServiceUnavailable, "the file cannot be read right now")
+		return
+	}
+	defer f.Close()
+	h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	http.ServeContent(w, r, "", modified, f)
+}
+
+// redirect sends a GET on to the store: a fresh presigned URL, or the
+// public URL of the object.
+func (s *Service) redirect(w http.ResponseWriter, r *http.Request, id, ctype, disp string) {
+	var target string
+	if s.opt.Download.Mode == Public {
+		target = strings.TrimRight(s.opt.Download.PublicURL, "/") + "/" + id
+	} else {
+		var err error
+		target, err = s.direct.PresignGet(r.Context(), id, s.opt.Download.URLLifetime, ctype, disp)
+		if err != nil {
+			s.log.Error("presigning download", "slot", id, "err", err)
+			httpError(w, http.StatusServiceUnavailable, "the file cannot be read right now")
+			return
+		}
+		// The target expires: never let a cache keep this answer.
+		w.Header().Set("Cache-Control", "no-store")
+	}
+	http.Redirect(w, r, target, http.StatusFound)
 }

@@ -36,7 +36,13 @@ func getRecord(tx *bolt.Tx, id string) (record, error) {
 	if v == nil {
 		return r, errNoSlot
 	}
-	return r, json.Unmarshal(v, &r)
+	return decodeRecord(v)
+}
+
+func decodeRecord(v []byte) (record, error) {
+	var r record
+	err := json.Unmarshal(v, &r)
+	return r, err
 }
 
 func putRecord(tx *bolt.Tx, id string, r record) error {

@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -38,19 +39,48 @@ type Slot struct {
 // Options configure a Service.
 type Options struct {
 	Policy
-	DB         *bolt.DB
-	Writer     *groupcommit.Writer // commits to DB; shared with other users of DB
+	DB     *bolt.DB
+	Writer *groupcommit.Writer // commits to DB; shared with other users of DB
+	// Store holds the files. A store.Presigner (S3) takes uploads directly:
+	// slots then carry its presigned PUT URLs, and the HTTP front only
+	// answers downloads, as Download says.
 	Store      store.Store
-	Key        []byte // HMAC key for PUT URLs
+	Download   Download
+	Key        []byte // HMAC key for PUT URLs of the disk store
 	PublicURL  string // base URL of the HTTP front, as clients reach it
 	CORSOrigin []string
 	Logger     *slog.Logger
 	Now        func() time.Time // for tests; time.Now if nil
 }
 
+// DownloadMode says how the HTTP front serves GETs of files in a store.Presigner.
+type DownloadMode string
+
+// Download modes.
+const (
+	// Redirect answers GET with a 302 to a fresh presigned GET URL valid for
+	// Download.URLLifetime: the bytes never pass through mediaslot.
+	Redirect DownloadMode = "redirect"
+	// Proxy streams the file through mediaslot (Range passed on to the store).
+	Proxy DownloadMode = "proxy"
+	// Public answers GET with a 302 to Download.PublicURL + "/" + object key,
+	// for a public bucket or a CDN in front of it.
+	Public DownloadMode = "public"
+)
+
+// Download configures downloads from a store.Presigner. HEAD is always
+// answered from the slot record, since presigned GET URLs refuse HEAD.
+type Download struct {
+	Mode        DownloadMode
+	PublicURL   string        // for Public: base URL of the objects
+	URLLifetime time.Duration // for Redirect
+}
+
 // Service issues slots and serves the HTTP side of the disk store.
 type Service struct {
 	opt    Options
+	direct store.Presigner // non-nil when clients upload to the store directly
+	health health
 	sign   signer
 	base   string
 	log    *slog.Logger
@@ -79,6 +109,13 @@ func New(opt Options) (*Service, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.direct, _ = opt.Store.(store.Presigner)
+	if s.direct != nil && s.opt.Download.Mode == "" {
+		s.opt.Download.Mode = Redirect
+	}
+	if s.opt.Download.URLLifetime <= 0 {
+		s.opt.Download.URLLifetime = time.Minute
+	}
 	return s, nil
 }
 
@@ -90,6 +127,9 @@ func (s *Service) MaxFileSize() int64 { return s.opt.MaxFileSize }
 func (s *Service) Issue(ctx context.Context, r Request) (Slot, error) {
 	if ref := s.opt.Policy.check(r); ref != nil {
 		return Slot{}, ref
+	}
+	if err := s.health.err(); err != nil {
+		return Slot{}, refuse(Unavailable, "The file store is unavailable; try again later")
 	}
 	var raw [16]byte
 	_, _ = rand.Read(raw[:])
@@ -110,16 +150,34 @@ func (s *Service) Issue(ctx context.Context, r Request) (Slot, error) {
 		return Slot{}, refuse(Unavailable, "The upload service cannot record slots right now; try again later")
 	}
 	name := url.PathEscape(r.Filename)
+	slot := Slot{ID: id, GetURL: s.base + "/file/" + id + "/" + name, Expires: expires}
+	if s.direct != nil {
+		u, hdr, err := s.direct.PresignPut(ctx, id, r.Size, r.ContentType, s.opt.SlotLifetime)
+		if err != nil {
+			s.log.Error("presigning upload", "err", err)
+			return Slot{}, refuse(Unavailable, "The file store is unavailable; try again later")
+		}
+		slot.PutURL, slot.PutHeaders = u, slotHeaders(hdr)
+		return slot, nil
+	}
 	q := url.Values{
 		"e": {strconv.FormatInt(expires.Unix(), 10)},
 		"t": {s.sign.token(id, r.Size, r.ContentType, expires)},
 	}
-	return Slot{
-		ID:      id,
-		PutURL:  s.base + "/upload/" + id + "/" + name + "?" + q.Encode(),
-		GetURL:  s.base + "/file/" + id + "/" + name,
-		Expires: expires,
-	}, nil
+	slot.PutURL = s.base + "/upload/" + id + "/" + name + "?" + q.Encode()
+	return slot, nil
+}
+
+// slotHeaders keeps the headers XEP-0363 lets a slot carry. Clients drop or
+// refuse others (Gajim refuses the whole slot), and send Content-Type anyway.
+func slotHeaders(h http.Header) map[string]string {
+	out := map[string]string{}
+	for _, name := range []string{"Authorization", "Cookie", "Expires"} {
+		if v := h.Get(name); v != "" && !strings.ContainsAny(v, "\r\n") {
+			out[name] = v
+		}
+	}
+	return out
 }
 
 // validID reports whether id looks like one Issue makes (32 lower-case hex digits).

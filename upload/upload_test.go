@@ -18,6 +18,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"mediaslot/internal/groupcommit"
+	"mediaslot/store"
 	"mediaslot/store/disk"
 )
 
@@ -41,19 +42,24 @@ func (f *fixture) url(u string) string {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	dir := t.TempDir()
-	db, err := bolt.Open(filepath.Join(dir, "m.db"), 0o600, nil)
+	st, err := disk.New(filepath.Join(t.TempDir(), "files"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newFixtureWith(t, st, Download{})
+}
+
+func newFixtureWith(t *testing.T, st store.Store, dl Download) *fixture {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "m.db"), 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := groupcommit.New(db)
 	t.Cleanup(func() { w.Close(); db.Close() })
-	st, err := disk.New(filepath.Join(dir, "files"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	c := newClock()
 	svc, err := New(Options{
+		Download:   dl,
 		Policy:     Policy{MaxFileSize: 1 << 20, SlotLifetime: 5 * time.Minute, AllowedDomains: []string{"example.net"}},
 		DB:         db,
 		Writer:     w,

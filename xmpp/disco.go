@@ -49,13 +49,17 @@ type discoItems struct {
 // features lists what the component answers, in XEP-0030 order of interest.
 var features = []string{nsDiscoInfo, nsDiscoItems, nsPing, nsVersion, nsUpload, nsUploadLegacy}
 
-// uploadInfo is the disco#info answer: identity store/file, the features and
-// one max-file-size form per upload namespace (clients read the form whose
-// FORM_TYPE is the namespace they speak).
-func uploadInfo(maxSize int64) discoInfo {
+// uploadInfo is the disco#info answer: identity store/file, the features
+// (with XEP-0033 addressing when the relay runs) and one max-file-size form
+// per upload namespace (clients read the form whose FORM_TYPE is the
+// namespace they speak).
+func uploadInfo(maxSize int64, relay bool) discoInfo {
 	info := discoInfo{Identities: []discoIdentity{{Category: "store", Type: "file", Name: "HTTP File Upload"}}}
 	for _, f := range features {
 		info.Features = append(info.Features, discoFeature{Var: f})
+	}
+	if relay {
+		info.Features = append(info.Features, discoFeature{Var: nsAddress})
 	}
 	for _, ns := range []string{nsUpload, nsUploadLegacy} {
 		info.Forms = append(info.Forms, form{Type: "result", Fields: []formField{

@@ -19,7 +19,7 @@ type Slots interface {
 }
 
 // sender writes one stanza to the server; Session.Send on a live link.
-type sender func(ctx context.Context, v any) error
+type sender func(ctx context.Context, r xml.TokenReader) error
 
 // handler answers the stanzas addressed to the component. Every problem
 // becomes a stanza error: nothing a client sends ends the stream.
@@ -27,6 +27,7 @@ type handler struct {
 	jid     string // the component's JID, the from of every reply
 	version string
 	slots   Slots
+	relay   *relay // nil when no offline queue is configured
 	log     *slog.Logger
 	// slotWorkers bounds slot requests in flight: they wait for a bbolt
 	// commit, so they run off the read loop, which is thereby free to read
@@ -45,8 +46,14 @@ func (h *handler) handle(ctx context.Context, st stanza, send sender) {
 	case "presence":
 		// With XEP-0356 managed_entity the server forwards its users' presence.
 		h.log.Debug("presence", "from", st.attr("from"), "type", st.attr("type"))
+		if h.relay != nil {
+			h.relay.handlePresence(ctx, st, send)
+		}
 		return
 	case "message":
+		if h.relay != nil {
+			h.relay.handleMessage(ctx, st, send)
+		}
 		return
 	}
 	typ := st.attr("type")
@@ -75,7 +82,7 @@ func (h *handler) handle(ctx context.Context, st stanza, send sender) {
 			h.answer(ctx, send, reply, nil, newError("cancel", "item-not-found", "No such node"))
 			return
 		}
-		h.answer(ctx, send, reply, uploadInfo(h.slots.MaxFileSize()), nil)
+		h.answer(ctx, send, reply, uploadInfo(h.slots.MaxFileSize(), h.relay != nil), nil)
 	case typ == "get" && name == xml.Name{Space: nsDiscoItems, Local: "query"}:
 		if node := attrOf(start, "node"); node != "" {
 			h.answer(ctx, send, reply, nil, newError("cancel", "item-not-found", "No such node"))
@@ -140,7 +147,11 @@ func (h *handler) answer(ctx context.Context, send sender, reply iq, payload any
 	if e != nil {
 		reply.Type, reply.Error, reply.Payload = "error", e, nil
 	}
-	if err := send(ctx, reply); err != nil {
+	tr, err := marshal(reply)
+	if err == nil {
+		err = send(ctx, tr)
+	}
+	if err != nil {
 		// The link is down; the client will time out and retry.
 		h.log.Debug("reply not sent", "to", reply.To, "err", err)
 	}

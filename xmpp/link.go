@@ -24,7 +24,11 @@ type Options struct {
 	ReconnectMax time.Duration // cap of the exponential backoff between attempts
 	Version      string        // reported by XEP-0092
 	Slots        Slots
-	Logger       *slog.Logger
+	// Queue enables the offline media relay (XEP-0033 messages to the
+	// component); nil leaves it off.
+	Queue  Queue
+	Relay  RelayPolicy
+	Logger *slog.Logger
 }
 
 // Component keeps the XEP-0114 link to the XMPP server up and answers what
@@ -51,12 +55,11 @@ func New(opt Options) (*Component, error) {
 	if opt.ReconnectMax <= 0 {
 		opt.ReconnectMax = 30 * time.Second
 	}
-	return &Component{
-		opt:  opt,
-		addr: addr,
-		log:  opt.Logger,
-		h:    newHandler(addr.String(), opt.Version, opt.Slots, opt.Logger),
-	}, nil
+	h := newHandler(addr.String(), opt.Version, opt.Slots, opt.Logger)
+	if opt.Queue != nil {
+		h.relay = newRelay(addr.String(), opt.Relay, opt.Queue, opt.Logger)
+	}
+	return &Component{opt: opt, addr: addr, log: opt.Logger, h: h}, nil
 }
 
 // Connected reports whether the link to the server is up.
@@ -108,6 +111,9 @@ func (c *Component) connectAndServe(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("handshake: %w", err)
 	}
+	if c.h.relay != nil {
+		c.h.relay.linkUp()
+	}
 	c.setSession(sess)
 	defer c.setSession(nil)
 	c.log.Info("component connected", "jid", c.addr.String(), "server", c.opt.Server)
@@ -137,16 +143,12 @@ func (c *Component) setSession(s *xmpp.Session) {
 var errLinkDown = errors.New("component link is down")
 
 // send writes one stanza on the live session.
-func (c *Component) send(ctx context.Context, v any) error {
+func (c *Component) send(ctx context.Context, r xml.TokenReader) error {
 	c.mu.Lock()
 	sess := c.sess
 	c.mu.Unlock()
 	if sess == nil {
 		return errLinkDown
-	}
-	r, err := marshal(v)
-	if err != nil {
-		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

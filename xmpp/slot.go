@@ -94,7 +94,7 @@ func refusalError(ns string, ref *upload.Refusal) *stanzaError {
 	case upload.Forbidden:
 		return newError("auth", "forbidden", ref.Text)
 	case upload.Unavailable:
-		return newError("wait", "internal-server-error", ref.Text)
+		return newError("wait", "service-unavailable", ref.Text)
 	default:
 		return newError("modify", "bad-request", ref.Text)
 	}

@@ -56,27 +56,49 @@ func readStanza(r xml.TokenReader, start xml.StartElement) (stanza, error) {
 	return st, nil
 }
 
-// payload returns the first child element of the stanza and a reader of its
-// tokens (start to end), or ok=false if it has none.
-func (s stanza) payload() (start xml.StartElement, r xml.TokenReader, ok bool) {
+// child is one child element of a stanza: its start and all its tokens,
+// start and end element included.
+type child struct {
+	start  xml.StartElement
+	tokens []xml.Token
+}
+
+func (c child) reader() xml.TokenReader { return &sliceReader{toks: c.tokens} }
+
+// children splits the stanza's content into its child elements; text
+// between them (whitespace) is dropped.
+func (s stanza) children() []child {
+	var out []child
+	depth, begin := 0, 0
 	for i, tok := range s.tokens {
-		if se, isStart := tok.(xml.StartElement); isStart {
-			depth, j := 0, i
-			for ; j < len(s.tokens); j++ {
-				switch s.tokens[j].(type) {
-				case xml.StartElement:
-					depth++
-				case xml.EndElement:
-					depth--
-				}
-				if depth == 0 {
-					break
-				}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if depth == 0 {
+				begin = i
+				out = append(out, child{start: t})
 			}
-			return se, &sliceReader{toks: s.tokens[i : j+1]}, true
+			depth++
+		case xml.EndElement:
+			depth--
+			if depth == 0 {
+				out[len(out)-1].tokens = s.tokens[begin : i+1]
+			}
 		}
 	}
-	return xml.StartElement{}, nil, false
+	if len(out) > 0 && out[len(out)-1].tokens == nil {
+		out = out[:len(out)-1] // the stanza's own end element closes no child
+	}
+	return out
+}
+
+// payload returns the first child element of the stanza and a reader of its
+// tokens, or ok=false if it has none.
+func (s stanza) payload() (start xml.StartElement, r xml.TokenReader, ok bool) {
+	c := s.children()
+	if len(c) == 0 {
+		return xml.StartElement{}, nil, false
+	}
+	return c[0].start, c[0].reader(), true
 }
 
 type sliceReader struct{ toks []xml.Token }

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -32,6 +33,10 @@ type Writer struct {
 	db    *bolt.DB
 	calls chan call
 	done  chan struct{}
+	// mu guards closing calls: senders hold it shared, Close exclusively,
+	// so no send can race the close of the channel.
+	mu     sync.RWMutex
+	closed bool
 }
 
 // New starts a Writer on db. Close it before closing db.
@@ -48,11 +53,16 @@ func New(db *bolt.DB) *Writer {
 // changes are kept and Update returns that error.
 func (w *Writer) Update(ctx context.Context, fn func(*bolt.Tx) error) error {
 	c := call{fn: fn, err: make(chan error, 1)}
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return ErrClosed
+	}
 	select {
 	case w.calls <- c:
-	case <-w.done:
-		return ErrClosed
+		w.mu.RUnlock()
 	case <-ctx.Done():
+		w.mu.RUnlock()
 		return ctx.Err()
 	}
 	// Once queued, wait for the outcome even if ctx ends: the caller must
@@ -62,12 +72,13 @@ func (w *Writer) Update(ctx context.Context, fn func(*bolt.Tx) error) error {
 
 // Close commits what is queued and stops the Writer.
 func (w *Writer) Close() {
-	select {
-	case <-w.done:
-	default:
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
 		close(w.calls)
-		<-w.done
 	}
+	w.mu.Unlock()
+	<-w.done
 }
 
 func (w *Writer) loop() {

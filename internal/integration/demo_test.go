@@ -23,12 +23,13 @@ type demo struct {
 	http string
 }
 
-func startDemo(t *testing.T, dir string, ports []string) *demo {
+func startDemo(t *testing.T, dir string, ports []string, env ...string) *demo {
 	t.Helper()
 	d := &demo{out: &logBuffer{}, c2s: "127.0.0.1:" + ports[0], http: "127.0.0.1:" + ports[3]}
 	d.cmd = exec.Command(filepath.Join(testserver.ModuleRoot(t), "scripts", "demo.sh"))
 	d.cmd.Env = append(os.Environ(), "DEMO_DIR="+dir, "MEDIASLOT_BIN="+binary,
 		"DEMO_C2S_PORT="+ports[0], "DEMO_COMPONENT_PORT="+ports[1], "DEMO_PROSODY_HTTP_PORT="+ports[2], "DEMO_HTTP_PORT="+ports[3])
+	d.cmd.Env = append(d.cmd.Env, env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its own group, like a terminal job
 	if err := d.cmd.Start(); err != nil {
@@ -83,11 +84,7 @@ func (d *demo) stop(t *testing.T, sig syscall.Signal) {
 func TestDemo(t *testing.T) {
 	testserver.RequireTool(t, "prosody")
 	dir := t.TempDir()
-	var ports []string
-	for range 4 {
-		_, p, _ := net.SplitHostPort(freePort(t))
-		ports = append(ports, p)
-	}
+	ports := freePorts(t, 4)
 	d := startDemo(t, dir, ports)
 	if !strings.Contains(d.out.String(), "c2s "+d.c2s) || !strings.Contains(d.out.String(), "upload.localhost") {
 		t.Errorf("ready line lacks connection details:\n%s", d.out.String())
@@ -112,4 +109,32 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("after a demo restart: %s, %d bytes", resp.Status, len(b))
 	}
 	d.stop(t, syscall.SIGTERM)
+}
+
+func freePorts(t *testing.T, n int) []string {
+	t.Helper()
+	var ports []string
+	for range n {
+		_, p, _ := net.SplitHostPort(freePort(t))
+		ports = append(ports, p)
+	}
+	return ports
+}
+
+// TestDemoS3 runs `make demo-s3`'s script: uploads go to versitygw, downloads
+// through mediaslot's front.
+func TestDemoS3(t *testing.T) {
+	testserver.RequireTool(t, "prosody")
+	testserver.VersityGW(t).Stop() // builds the binary if needed, so the script finds it
+	ports := freePorts(t, 5)
+	d := startDemo(t, t.TempDir(), ports[:4], "DEMO_STORE=s3", "DEMO_S3_PORT="+ports[4],
+		"MEDIASLOT_TOOLS_DIR="+filepath.Join(testserver.ModuleRoot(t), "bin", "tools"))
+	srv := &testserver.Server{Domain: "localhost", C2S: d.c2s}
+	file, data := writeRandomFile(t, "demo-s3.jpg", 50_000)
+	res := slixUpload(t, srv, "bob", "upload.localhost", file)
+	checkSlixFlow(t, res, data, "image/jpeg", 200)
+	if !strings.HasPrefix(res.PutURL, "http://127.0.0.1:"+ports[4]+"/mediaslot/") || !strings.HasPrefix(res.GetURL, "http://"+d.http+"/file/") {
+		t.Errorf("PUT %s should go to the demo's S3, GET %s to its front", res.PutURL, res.GetURL)
+	}
+	d.stop(t, syscall.SIGINT)
 }

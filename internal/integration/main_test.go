@@ -103,6 +103,10 @@ func launchMediaslot(t *testing.T, srv *testserver.Server, extra string) *medias
 	dir := t.TempDir()
 	addr := freePort(t)
 	cfg := filepath.Join(dir, "mediaslot.toml")
+	storeConf := "[store]\ndir = \"files\"\n"
+	if strings.Contains(extra, "[store]") {
+		storeConf = ""
+	}
 	conf := fmt.Sprintf(`[component]
 jid = %q
 server = %q
@@ -113,15 +117,13 @@ reconnect_max = "1s"
 listen = %q
 public_url = "http://%s"
 
-[store]
-dir = "files"
-
+%s
 [data]
 dir = "data"
 
 [log]
 level = "debug"
-%s`, srv.ComponentJID(), srv.Component, srv.Secret, addr, addr, extra)
+%s`, srv.ComponentJID(), srv.Component, srv.Secret, addr, addr, storeConf, extra)
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}

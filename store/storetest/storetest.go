@@ -8,14 +8,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"mediaslot/store"
 )
 
-// Run runs the suite against the store made by newStore (called once per subtest).
+// Run runs the suite against the store made by newStore (called once per
+// subtest, twice by Isolated). Stores from separate calls must not share
+// objects: give each its own directory, or bucket prefix.
 func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	ctx := context.Background()
 	body := bytes.Repeat([]byte("mediaslot"), 1000)
@@ -54,6 +59,38 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		rest, err := io.ReadAll(f)
 		if err != nil || !bytes.Equal(rest, body[len(body)/2:]) {
 			t.Fatalf("after Seek got %d bytes, %v", len(rest), err)
+		}
+	})
+
+	// The HTTP front serves objects with http.ServeContent, which seeks to the
+	// end to learn the size, back, and to the start of a Range.
+	t.Run("ServeContentRange", func(t *testing.T) {
+		s := newStore(t)
+		put(t, s, "k", body)
+		for _, tc := range []struct {
+			rangeHdr   string
+			status     int
+			start, end int
+		}{
+			{"", http.StatusOK, 0, len(body)},
+			{"bytes=100-199", http.StatusPartialContent, 100, 200},
+			{"bytes=8000-", http.StatusPartialContent, 8000, len(body)},
+			{"bytes=-10", http.StatusPartialContent, len(body) - 10, len(body)},
+		} {
+			f, err := s.Open(ctx, "k")
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := httptest.NewRequest(http.MethodGet, "/k", nil)
+			if tc.rangeHdr != "" {
+				req.Header.Set("Range", tc.rangeHdr)
+			}
+			rec := httptest.NewRecorder()
+			http.ServeContent(rec, req, "k", time.Time{}, f)
+			f.Close()
+			if rec.Code != tc.status || !bytes.Equal(rec.Body.Bytes(), body[tc.start:tc.end]) {
+				t.Errorf("Range %q: status %d, %d bytes; want %d, bytes %d-%d", tc.rangeHdr, rec.Code, rec.Body.Len(), tc.status, tc.start, tc.end)
+			}
 		}
 	})
 
@@ -138,6 +175,20 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		got := read(t, s, "race")
 		if ok != 1 || len(got) != 4096 || !bytes.Equal(got, bytes.Repeat(got[:1], 4096)) {
 			t.Fatalf("%d Puts succeeded, object has %d bytes", ok, len(got))
+		}
+	})
+
+	// Stores on one backend (S3: one bucket, different prefixes) must not
+	// see or change each other's objects.
+	t.Run("Isolated", func(t *testing.T) {
+		s1, s2 := newStore(t), newStore(t)
+		put(t, s1, "mine", body)
+		if _, err := s2.Stat(ctx, "mine"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("another store sees the object: %v", err)
+		}
+		put(t, s2, "mine", []byte("other"))
+		if got := read(t, s1, "mine"); !bytes.Equal(got, body) {
+			t.Fatal("a Put to another store changed the object")
 		}
 	})
 

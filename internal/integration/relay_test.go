@@ -1,0 +1,233 @@
+package integration
+
+import (
+	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"mediaslot/internal/testserver"
+)
+
+type relayOut struct {
+	Messages []string `json:"messages"`
+	Errors   []string `json:"errors"`
+	Error    *string  `json:"error"`
+}
+
+// slixRelay runs testdata/clients/slix_relay.py in the background; wait
+// returns its report.
+type slixRelay struct {
+	cmd    *exec.Cmd
+	stdout strings.Builder
+	stderr *logBuffer
+}
+
+func startSlixRelay(t *testing.T, srv *testserver.Server, mode, user, arg string, seconds int) *slixRelay {
+	t.Helper()
+	py := testserver.RequirePython(t, "slixmpp")
+	host, port, _ := strings.Cut(srv.C2S, ":")
+	s := &slixRelay{stderr: &logBuffer{}}
+	s.cmd = exec.Command(py, testserver.Testdata(t, "clients", "slix_relay.py"), mode, srv.JID(user), user, host, port, arg, fmt.Sprint(seconds))
+	s.cmd.Stdout, s.cmd.Stderr = &s.stdout, s.stderr
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.cmd.Process.Kill() })
+	waitFor(t, 15*time.Second, user+" logged in", func() bool { return strings.Contains(s.stderr.String(), "ready") })
+	return s
+}
+
+func (s *slixRelay) wait(t *testing.T) relayOut {
+	t.Helper()
+	_ = s.cmd.Wait()
+	var out relayOut
+	if err := json.Unmarshal([]byte(s.stdout.String()), &out); err != nil {
+		t.Fatalf("slix_relay.py: %v\n%s\n%s", err, s.stdout.String(), s.stderr.String())
+	}
+	return out
+}
+
+// thumbnailPayload is a media message as Dino and `mediaslot send` build it:
+// body + OOB + SFS with XEP-0446 metadata and XEP-0264 thumbnail, the
+// thumbnail as XEP-0231 BoB, and an extension nobody knows.
+func thumbnailPayload(url string) string {
+	png := []byte("\x89PNG\r\n\x1a\n tiny thumbnail")
+	sum := sha1.Sum(png)
+	cid := "sha1+" + hex.EncodeToString(sum[:]) + "@bob.xmpp.org"
+	return `<body>` + url + `</body><x xmlns='jabber:x:oob'><url>` + url + `</url></x>` +
+		`<file-sharing xmlns='urn:xmpp:sfs:0' disposition='inline'><file xmlns='urn:xmpp:file:metadata:0'>` +
+		`<media-type>image/jpeg</media-type><name>cat é.jpg</name><size>48213</size><width>640</width><height>480</height>` +
+		`<hash xmlns='urn:xmpp:hashes:2' algo='sha-256'>2XarmwTlNxDAMkvymloX3S5+VbylNrJt/l5QyPa+YoU=</hash>` +
+		`<thumbnail xmlns='urn:xmpp:thumbs:1' uri='cid:` + cid + `' media-type='image/png' width='8' height='6'/></file>` +
+		`<sources><url-data xmlns='http://jabber.org/protocol/url-data' target='` + url + `'/></sources></file-sharing>` +
+		`<data xmlns='urn:xmpp:bob' cid='` + cid + `' type='image/png' max-age='86400'>` + base64.StdEncoding.EncodeToString(png) + `</data>` +
+		`<custom xmlns='urn:example:unknown' level='3'><inner>keep me &amp; my text</inner></custom>`
+}
+
+func relayStanza(t *testing.T, srv *testserver.Server, id, payload string, to ...string) string {
+	t.Helper()
+	var a strings.Builder
+	for _, u := range to {
+		a.WriteString(`<address type='to' jid='` + srv.JID(u) + `'/>`)
+	}
+	x := `<message type='chat' id='` + id + `' to='` + srv.ComponentJID() + `'>` + payload +
+		`<addresses xmlns='http://jabber.org/protocol/address'>` + a.String() + `</addresses></message>`
+	path := filepath.Join(t.TempDir(), id+".xml")
+	if err := os.WriteFile(path, []byte(x), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// meaning reduces XML to its namespaces, names, sorted attributes and text,
+// for the children of the (innermost) message except relay bookkeeping.
+func meaning(t *testing.T, msg string) string {
+	t.Helper()
+	d := xml.NewDecoder(strings.NewReader(msg))
+	var b strings.Builder
+	depth, msgDepth, skip := 0, 0, 0
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			return b.String()
+		}
+		if err != nil {
+			t.Fatalf("%v in %s", err, msg)
+		}
+		switch v := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if v.Name.Local == "message" {
+				msgDepth = depth
+				b.Reset()
+				continue
+			}
+			if skip == 0 && depth == msgDepth+1 && (v.Name.Space == "http://jabber.org/protocol/address" || v.Name.Space == "urn:xmpp:delay") {
+				skip = depth
+			}
+			if skip == 0 {
+				var attrs []string
+				for _, a := range v.Attr {
+					if a.Name.Local != "xmlns" && a.Name.Space != "xmlns" {
+						attrs = append(attrs, a.Name.Space+":"+a.Name.Local+"="+a.Value)
+					}
+				}
+				sort.Strings(attrs)
+				ns := v.Name.Space
+				if ns == "" || ns == "jabber:client" { // clients print the stanza namespace implicitly
+					ns = "stanza"
+				}
+				fmt.Fprintf(&b, "<%s|%s %v>", ns, v.Name.Local, attrs)
+			}
+		case xml.EndElement:
+			if skip == 0 && depth != msgDepth {
+				b.WriteString("</>")
+			}
+			if skip == depth {
+				skip = 0
+			}
+			depth--
+		case xml.CharData:
+			if skip == 0 && depth > msgDepth && msgDepth > 0 {
+				b.WriteString(strings.TrimSpace(string(v)))
+			}
+		}
+	}
+}
+
+// The relay end to end on a real Prosody with mod_privilege: bob is online
+// and gets the media message at once, as from alice; carol is offline and
+// gets it, with a delay, when she logs in, even though mediaslot was killed
+// with SIGKILL and restarted and Prosody was restarted in between. The
+// payload arrives unchanged. A refused message comes back as an error.
+func TestRelay(t *testing.T) {
+	srv := testserver.Prosody(t)
+	m := startMediaslot(t, srv, "")
+	waitFor(t, 5*time.Second, "privileges", func() bool { return strings.Contains(m.log.String(), "server privileges") })
+
+	bobRecv := startSlixRelay(t, srv, "receive", "bob", "1", 20)
+	waitFor(t, 10*time.Second, "bob online at mediaslot", func() bool {
+		return strings.Contains(m.log.String(), "presence from=bob@localhost/")
+	})
+	payload := thumbnailPayload("http://127.0.0.1/file/abc/cat%20%C3%A9.jpg")
+	want := meaning(t, `<message xmlns='jabber:client'>`+payload+`</message>`)
+	send := startSlixRelay(t, srv, "send", "alice", relayStanza(t, srv, "m1", payload, "bob", "carol"), 2)
+
+	got := bobRecv.wait(t)
+	if got.Error != nil || len(got.Messages) != 1 {
+		t.Fatalf("bob: %+v", got)
+	}
+	bm := got.Messages[0]
+	if !strings.Contains(bm, `from="alice@localhost`) && !strings.Contains(bm, `from='alice@localhost`) {
+		t.Errorf("bob's copy is not from alice (privileged forwarding): %s", bm)
+	}
+	if strings.Contains(bm, "urn:xmpp:delay") {
+		t.Errorf("live delivery carries a delay: %s", bm)
+	}
+	if g := meaning(t, bm); g != want {
+		t.Errorf("payload changed on the way to bob:\n got %s\nwant %s", g, want)
+	}
+	if s := send.wait(t); len(s.Errors) != 0 {
+		t.Fatalf("sender got errors: %v", s.Errors)
+	}
+
+	// carol is offline: queued. mediaslot dies hard and comes back; so does Prosody.
+	waitFor(t, 5*time.Second, "queued for carol", func() bool { return strings.Contains(m.log.String(), "queued=1") })
+	_ = m.cmd.Process.Signal(syscall.SIGKILL)
+	_ = m.cmd.Wait()
+	m2 := restartMediaslot(t, m)
+	srv.Restart()
+	m2.waitConnected(2)
+
+	carol := startSlixRelay(t, srv, "receive", "carol", "1", 20)
+	got = carol.wait(t)
+	if got.Error != nil || len(got.Messages) != 1 {
+		t.Fatalf("carol: %+v\nmediaslot:\n%s", got, tail(m2.log.String(), 30))
+	}
+	cm := got.Messages[0]
+	if !strings.Contains(cm, "urn:xmpp:delay") || !strings.Contains(cm, srv.ComponentJID()) {
+		t.Errorf("carol's copy lacks a delay from the component: %s", cm)
+	}
+	if g := meaning(t, cm); g != want {
+		t.Errorf("payload changed in the queue:\n got %s\nwant %s", g, want)
+	}
+
+	// refused: a thumbnail whose cid does not match its data
+	bad := strings.Replace(payload, "cid='sha1+", "cid='sha1+00", 1)
+	s := startSlixRelay(t, srv, "send", "alice", relayStanza(t, srv, "m2", bad, "bob"), 2).wait(t)
+	if len(s.Errors) != 1 || !strings.Contains(s.Errors[0], "not-acceptable") || !strings.Contains(s.Errors[0], "cid") {
+		t.Fatalf("want one not-acceptable error naming the cid, got %+v", s)
+	}
+}
+
+// restartMediaslot starts a new process on the old one's config and state.
+func restartMediaslot(t *testing.T, old *mediaslot) *mediaslot {
+	t.Helper()
+	m := &mediaslot{t: t, log: &logBuffer{}, Config: old.Config, HTTP: old.HTTP}
+	m.cmd = exec.CommandContext(context.Background(), binary, "serve", "--config", old.Config)
+	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
+	if err := m.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		m.stop()
+		if t.Failed() {
+			t.Logf("restarted mediaslot log:\n%s", tail(m.log.String(), 80))
+		}
+	})
+	m.waitConnected(1)
+	return m
+}

@@ -1,0 +1,78 @@
+package integration
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"mediaslot/internal/testserver"
+)
+
+// s3Config is the [store] section for a versitygw bucket.
+func s3Config(gw *testserver.S3, download string) string {
+	return fmt.Sprintf(`[store]
+type = "s3"
+
+[store.s3]
+endpoint = %q
+region = %q
+bucket = %q
+path_style = true
+access_key_id = %q
+secret_access_key = %q
+download = %q
+cors_origins = ["*"]
+`, gw.Endpoint, gw.Region, gw.Bucket, gw.AccessKey, gw.SecretKey, download)
+}
+
+// Real clients through the S3 store: slixmpp PUTs straight to the S3 server
+// with the presigned URL and downloads through mediaslot's stable URL
+// (HEAD from the record, GET redirected or proxied, Range included);
+// go-sendxmpp does the same on its own.
+func TestS3WithRealClients(t *testing.T) {
+	gw := testserver.VersityGW(t)
+	srv := testserver.Prosody(t)
+	for _, mode := range []string{"redirect", "proxy"} {
+		t.Run(mode, func(t *testing.T) {
+			m := startMediaslot(t, srv, s3Config(gw, mode))
+			file, data := writeRandomFile(t, "s3 photo é.jpg", 200_000)
+			res := slixUpload(t, srv, "alice", srv.ComponentJID(), file)
+			checkSlixFlow(t, res, data, "image/jpeg", 200)
+			if !strings.HasPrefix(res.PutURL, gw.Endpoint+"/") || !strings.HasPrefix(res.GetURL, m.HTTP+"/file/") {
+				t.Errorf("PUT %s should go to S3 (%s), GET %s to mediaslot (%s)", res.PutURL, gw.Endpoint, res.GetURL, m.HTTP)
+			}
+			if strings.Contains(res.PutURL, "x-amz-acl") || strings.Contains(strings.ToLower(res.PutURL), "checksum") {
+				t.Errorf("presigned PUT signs headers clients do not send: %s", res.PutURL)
+			}
+		})
+	}
+}
+
+// S3 down or misconfigured: slot requests get wait/service-unavailable with a
+// text a person understands, at once, and the cause is logged once, not per
+// request.
+func TestS3Unavailable(t *testing.T) {
+	gw := testserver.VersityGW(t)
+	srv := testserver.Prosody(t)
+	for _, c := range []struct{ name, conf, logged string }{
+		{"missing bucket", strings.Replace(s3Config(gw, "redirect"), fmt.Sprintf("bucket = %q", gw.Bucket), `bucket = "no-such-bucket"`, 1), "bucket does not exist"},
+		{"wrong secret", strings.Replace(s3Config(gw, "redirect"), fmt.Sprintf("secret_access_key = %q", gw.SecretKey), `secret_access_key = "wrong-secret-key"`, 1), "credentials rejected"},
+		{"unreachable", strings.Replace(s3Config(gw, "redirect"), gw.Endpoint, "http://127.0.0.1:1", 1), "unreachable"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m := startMediaslot(t, srv, c.conf)
+			waitFor(t, 10*time.Second, "the store check", func() bool { return strings.Contains(m.log.String(), "file store unavailable") })
+			file, _ := writeRandomFile(t, "x.bin", 100)
+			for range 3 {
+				res := slixTry(t, srv, "alice", srv.ComponentJID(), file)
+				if res.Error == nil || !strings.Contains(*res.Error, "wait/service-unavailable") || !strings.Contains(*res.Error, "file store is unavailable") {
+					t.Fatalf("slot request with S3 %s: %v", c.name, res.Error)
+				}
+			}
+			if n := strings.Count(m.log.String(), "file store unavailable"); n != 1 || !strings.Contains(m.log.String(), c.logged) {
+				t.Errorf("cause logged %d times (want once, naming %q):\n%s", n, c.logged, m.log.String())
+			}
+		})
+	}
+}

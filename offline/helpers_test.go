@@ -1,0 +1,169 @@
+package offline
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"mediaslot/internal/groupcommit"
+)
+
+// testQueue is a Queue on a fresh bbolt file, closed when the test ends.
+type testQueue struct {
+	*Queue
+	db *bolt.DB
+	w  *groupcommit.Writer
+}
+
+// dbOptions are the ways worth testing the shared file opened with:
+// bbolt's defaults, as cmd/mediaslot opens it today, and a hash-map
+// freelist that is not written at every commit but rebuilt when the file is
+// opened, which suits the queue's many deletions.
+var dbOptions = []struct {
+	name string
+	opt  *bolt.Options
+}{
+	{"default", nil},
+	{"mapfreelist", &bolt.Options{FreelistType: bolt.FreelistMapType, NoFreelistSync: true}},
+}
+
+func newQueue(tb testing.TB, l Limits) testQueue {
+	tb.Helper()
+	return openQueue(tb, filepath.Join(tb.TempDir(), "q.db"), nil, l)
+}
+
+// openQueue opens the queue in the bbolt file at path, as the server does.
+func openQueue(tb testing.TB, path string, opt *bolt.Options, l Limits) testQueue {
+	tb.Helper()
+	db, err := bolt.Open(path, 0o600, opt)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	w := newWriter(tb, db)
+	q, err := Open(db, w, l)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return testQueue{Queue: q, db: db, w: w}
+}
+
+// newWriter returns a Writer on db, closed before db when the test ends.
+func newWriter(tb testing.TB, db *bolt.DB) *groupcommit.Writer {
+	w := groupcommit.New(db)
+	tb.Cleanup(w.Close)
+	return w
+}
+
+func enqueue(tb testing.TB, q testQueue, sender string, stanza string, recipients ...string) {
+	tb.Helper()
+	if err := q.Enqueue(context.Background(), sender, recipients, []byte(stanza)); err != nil {
+		tb.Fatalf("Enqueue(%s -> %v): %v", sender, recipients, err)
+	}
+}
+
+// drainAll drains recipient and returns what was delivered.
+func drainAll(tb testing.TB, q testQueue, recipient string) []Entry {
+	tb.Helper()
+	var got []Entry
+	n, err := q.Drain(context.Background(), recipient, func(e Entry) error {
+		got = append(got, e)
+		return nil
+	})
+	if err != nil || n != len(got) {
+		tb.Fatalf("Drain(%s) = %d, %v; delivered %d", recipient, n, err, len(got))
+	}
+	return got
+}
+
+func stanzas(entries []Entry) []string {
+	s := make([]string, len(entries))
+	for i, e := range entries {
+		s[i] = string(e.Stanza)
+	}
+	return s
+}
+
+// checkConsistent recounts the queue from its entries and stanzas and
+// fails if the holder index, the time index, the counters or the totals
+// disagree: the state a crash or a refused or purged write must never
+// leave behind.
+func checkConsistent(tb testing.TB, db *bolt.DB) {
+	tb.Helper()
+	err := db.View(func(tx *bolt.Tx) error {
+		b, err := openBuckets(tx)
+		if err != nil {
+			return err
+		}
+		holders := map[uint64]int{}
+		var tot totals
+		err = b.stanzas.ForEach(func(k, v []byte) error {
+			id := binary.BigEndian.Uint64(k)
+			e, err := decodeEntry(v)
+			if err != nil {
+				return err
+			}
+			holders[id] = 0
+			tot.stanzas++
+			tot.bytes += uint64(len(e.Stanza))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		want := map[string]counter{}
+		err = b.queue.ForEach(func(k, _ []byte) error {
+			n := int(binary.BigEndian.Uint16(k))
+			r, id := string(k[2:2+n]), binary.BigEndian.Uint64(k[2+n:])
+			e, err := decodeEntry(b.stanzas.Get(k[2+n:]))
+			if err != nil {
+				return fmt.Errorf("entry %d of %s: %w", id, r, err)
+			}
+			if !has(b.holders, holderKey(id, r)) {
+				tb.Errorf("entry %d of %s: no holder key", id, r)
+			}
+			holders[id]++
+			c := want[r]
+			want[r] = counter{c.entries + 1, c.bytes + uint64(len(e.Stanza))}
+			tot.entries++
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for id, n := range holders {
+			e, _ := decodeEntry(b.stanzas.Get(idKey(id)))
+			tv := b.byTime.Get(timeKey(e.Accepted, id))
+			if n == 0 || !bytes.Equal(tv, uint64s(uint64(n), uint64(len(e.Stanza)))) {
+				tb.Errorf("stanza %d: %d holders, time index has %x", id, n, tv)
+			}
+		}
+		if n := b.byTime.Stats().KeyN; n != len(holders) {
+			tb.Errorf("time index has %d keys for %d stanzas", n, len(holders))
+		}
+		if n := b.holders.Stats().KeyN; n != int(tot.entries) {
+			tb.Errorf("holder index has %d keys for %d entries", n, tot.entries)
+		}
+		if n := b.counts.Stats().KeyN; n != len(want) {
+			tb.Errorf("counters for %d recipients, entries for %d", n, len(want))
+		}
+		for r, c := range want {
+			if got := b.count(r); got != c {
+				tb.Errorf("counter of %s is %+v, entries say %+v", r, got, c)
+			}
+		}
+		tot.recipients = uint64(len(want))
+		if got := b.totals(); got != tot {
+			tb.Errorf("totals %+v, entries say %+v", got, tot)
+		}
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+}

@@ -1,0 +1,173 @@
+package upload
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"mediaslot/internal/testserver"
+	"mediaslot/store"
+	"mediaslot/store/s3"
+)
+
+var prefixes atomic.Int64
+
+// s3Store is a store on a real S3 server (versitygw), each test in its own prefix.
+func s3Store(t *testing.T, gw *testserver.S3) *s3.Store {
+	t.Helper()
+	st, err := s3.New(t.Context(), s3.Options{
+		Endpoint: gw.Endpoint, Region: gw.Region, Bucket: gw.Bucket,
+		AccessKeyID: gw.AccessKey, SecretAccessKey: gw.SecretKey,
+		PathStyle: true, Prefix: fmt.Sprintf("u%d/", prefixes.Add(1)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// In S3 mode the slot's PUT URL is presigned for the store and carries no
+// headers; the GET URL stays on mediaslot's front, which answers HEAD from
+// the slot record and redirects GET to a fresh presigned URL.
+func TestS3Redirect(t *testing.T) {
+	gw := testserver.VersityGW(t)
+	f := newFixtureWith(t, s3Store(t, gw), Download{})
+	f.clock.t = time.Now() // presigned URLs are checked against the real clock
+	body := bytes.Repeat([]byte("s3 bytes "), 500)
+	slot := f.issue(t, "holiday é.jpg", int64(len(body)), "image/jpeg")
+	if !strings.HasPrefix(slot.PutURL, gw.Endpoint+"/") || len(slot.PutHeaders) != 0 {
+		t.Fatalf("PUT URL %s headers %v: want a presigned URL on %s and no headers", slot.PutURL, slot.PutHeaders, gw.Endpoint)
+	}
+	if !strings.HasPrefix(slot.GetURL, "https://files.example.net/file/") {
+		t.Fatalf("GET URL %s is not on the front", slot.GetURL)
+	}
+	// before the upload there is nothing to get
+	if resp, _ := do(t, "HEAD", f.url(slot.GetURL), nil, nil); resp.StatusCode != 404 {
+		t.Fatalf("HEAD before upload: %s", resp.Status)
+	}
+	resp, _ := do(t, "PUT", slot.PutURL, body, ctype("image/jpeg"))
+	if resp.StatusCode != 200 {
+		t.Fatalf("presigned PUT: %s", resp.Status)
+	}
+	resp, got := do(t, "HEAD", f.url(slot.GetURL), nil, nil)
+	if resp.StatusCode != 200 || resp.ContentLength != int64(len(body)) || resp.Header.Get("Content-Type") != "image/jpeg" ||
+		resp.Header.Get("Etag") != `"`+slot.ID+`"` || len(got) != 0 {
+		t.Fatalf("HEAD from the record: %s length %d type %q etag %q", resp.Status, resp.ContentLength, resp.Header.Get("Content-Type"), resp.Header.Get("Etag"))
+	}
+	resp, got = do(t, "GET", f.url(slot.GetURL), nil, nil) // the client follows the redirect
+	if resp.StatusCode != 200 || !bytes.Equal(got, body) {
+		t.Fatalf("GET through the redirect: %s, %d bytes", resp.Status, len(got))
+	}
+	if cd := resp.Header.Get("Content-Disposition"); !strings.HasPrefix(cd, "inline; filename*=utf-8''holiday%20%C3%A9.jpg") {
+		t.Errorf("S3 answer lacks the disposition override: %q", cd)
+	}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	r, err := noFollow.Get(f.url(slot.GetURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusFound || r.Header.Get("Cache-Control") != "no-store" || !strings.HasPrefix(r.Header.Get("Location"), gw.Endpoint) {
+		t.Fatalf("redirect: %s %v", r.Status, r.Header)
+	}
+	// a PUT to the front is not how S3 slots are uploaded
+	if resp, _ := do(t, "PUT", f.url(strings.Replace(slot.GetURL, "/file/", "/upload/", 1)), body, nil); resp.StatusCode != 404 && resp.StatusCode != 403 && resp.StatusCode != 409 {
+		t.Fatalf("PUT to the front in S3 mode: %s", resp.Status)
+	}
+}
+
+func TestS3ProxyRangeAndPublic(t *testing.T) {
+	gw := testserver.VersityGW(t)
+	st := s3Store(t, gw)
+	body := bytes.Repeat([]byte("0123456789"), 300)
+
+	proxy := newFixtureWith(t, st, Download{Mode: Proxy})
+	proxy.clock.t = time.Now()
+	slot := proxy.issue(t, "a.bin", int64(len(body)), "")
+	if resp, _ := do(t, "PUT", slot.PutURL, body, nil); resp.StatusCode != 200 {
+		t.Fatalf("PUT: %s", resp.Status)
+	}
+	resp, got := do(t, "GET", proxy.url(slot.GetURL), nil, map[string]string{"Range": "bytes=1000-"})
+	if resp.StatusCode != 206 || !bytes.Equal(got, body[1000:]) || resp.Header.Get("Content-Range") != "bytes 1000-2999/3000" {
+		t.Fatalf("proxied Range: %s %q %d bytes", resp.Status, resp.Header.Get("Content-Range"), len(got))
+	}
+
+	public := newFixtureWith(t, st, Download{Mode: Public, PublicURL: "https://cdn.example.net/media/"})
+	public.clock.t = time.Now()
+	slot = public.issue(t, "b.bin", int64(len(body)), "")
+	if resp, _ := do(t, "PUT", slot.PutURL, body, nil); resp.StatusCode != 200 {
+		t.Fatalf("PUT: %s", resp.Status)
+	}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	r, err := noFollow.Get(public.url(slot.GetURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusFound || r.Header.Get("Location") != "https://cdn.example.net/media/"+slot.ID {
+		t.Fatalf("public redirect: %s %q", r.Status, r.Header.Get("Location"))
+	}
+}
+
+// A wrong object under a slot's key (a truncated upload) is deleted, not
+// served; a slot never uploaded to is forgotten after its window.
+func TestS3ConfirmAndSweep(t *testing.T) {
+	gw := testserver.VersityGW(t)
+	st := s3Store(t, gw)
+	f := newFixtureWith(t, st, Download{})
+	f.clock.t = time.Now()
+	ctx := context.Background()
+
+	trunc := f.issue(t, "t.bin", 100, "")
+	if err := st.Put(ctx, trunc.ID, strings.NewReader("short"), 5); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := do(t, "HEAD", f.url(trunc.GetURL), nil, nil); resp.StatusCode != 404 {
+		t.Fatalf("HEAD of a truncated upload: %s", resp.Status)
+	}
+	if _, err := st.Stat(ctx, trunc.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("truncated object not deleted: %v", err)
+	}
+
+	never := f.issue(t, "n.bin", 10, "")
+	done := f.issue(t, "d.bin", 3, "")
+	if resp, _ := do(t, "PUT", done.PutURL, []byte("abc"), nil); resp.StatusCode != 200 {
+		t.Fatalf("PUT: %s", resp.Status)
+	}
+	f.clock.add(5*time.Minute + sweepGrace + time.Second)
+	n, err := f.svc.Sweep(ctx)
+	if err != nil || n != 3 {
+		t.Fatalf("Sweep settled %d slots (%v), want 3", n, err)
+	}
+	for _, id := range []string{never.ID, trunc.ID} {
+		if _, err := f.svc.lookup(id); !errors.Is(err, errNoSlot) {
+			t.Errorf("abandoned slot %s still recorded: %v", id, err)
+		}
+	}
+	// the upload nobody downloaded yet was confirmed by the sweep
+	if rec, err := f.svc.lookup(done.ID); err != nil || !rec.Complete {
+		t.Fatalf("completed upload: %+v %v", rec, err)
+	}
+}
+
+// With the store unreachable, slot requests are refused at once with a
+// clear reason instead of URLs that would fail.
+func TestS3DownRefusesSlots(t *testing.T) {
+	st, err := s3.New(t.Context(), s3.Options{Endpoint: "http://127.0.0.1:1", Region: "us-east-1", Bucket: "b", AccessKeyID: "k", SecretAccessKey: "s", PathStyle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixtureWith(t, st, Download{})
+	f.svc.checkStore(context.Background())
+	_, err = f.svc.Issue(context.Background(), Request{Owner: "alice@example.net", Domain: "example.net", Filename: "a", Size: 1})
+	var ref *Refusal
+	if !errors.As(err, &ref) || ref.Reason != Unavailable || !strings.Contains(ref.Text, "unavailable") {
+		t.Fatalf("Issue with the store down: %v", err)
+	}
+}

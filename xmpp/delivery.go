@@ -1,0 +1,140 @@
+package xmpp
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"errors"
+	"strings"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"mediaslot/offline"
+)
+
+// errOffline stops a drain when the recipient went away meanwhile.
+var errOffline = errors.New("recipient went offline")
+
+// online reports whether bare can take a message now. Without the presence
+// privilege the component cannot know, so it hands every message to the
+// server at once, whose own offline storage then keeps it.
+func (r *relay) online(bare string) bool {
+	if !r.privileges().presence {
+		return true
+	}
+	return r.presence.isOnline(bare)
+}
+
+// handlePresence tracks local users' availability and starts delivering
+// their queue when they come online.
+func (r *relay) handlePresence(ctx context.Context, st stanza, send sender) {
+	from, err := jid.Parse(st.attr("from"))
+	if err != nil || from.Localpart() == "" || from.Resourcepart() == "" {
+		return
+	}
+	var available bool
+	switch st.attr("type") {
+	case "":
+		available = true
+	case "unavailable":
+	default:
+		return // subscriptions, probes and errors say nothing about availability
+	}
+	bare := from.Bare().String()
+	r.presence.update(bare, from.String(), available)
+	if available && r.q.Pending(bare) {
+		r.drain(ctx, bare, send)
+	}
+}
+
+// drain delivers bare's queue in a goroutine; one drain per recipient at a
+// time, so the order holds. A request during a drain makes it run once more.
+func (r *relay) drain(ctx context.Context, bare string, send sender) {
+	r.mu.Lock()
+	if d := r.drains[bare]; d != nil {
+		d.again = true
+		r.mu.Unlock()
+		return
+	}
+	d := &drainState{}
+	r.drains[bare] = d
+	r.mu.Unlock()
+	go func() {
+		for {
+			n, err := r.q.Drain(ctx, bare, func(e offline.Entry) error {
+				if !r.online(bare) {
+					return errOffline
+				}
+				return r.deliver(ctx, send, e, true)
+			})
+			if n > 0 || (err != nil && !errors.Is(err, errOffline)) {
+				r.log.Debug("drained queue", "recipient", bare, "delivered", n, "err", err)
+			}
+			r.mu.Lock()
+			if !d.again || err != nil {
+				delete(r.drains, bare)
+				r.mu.Unlock()
+				return
+			}
+			d.again = false
+			r.mu.Unlock()
+		}
+	}()
+}
+
+// deliver sends one stored message to its recipient. With the message
+// privilege it goes through the server as from the original sender (XEP-0356
+// forwarding), so clients show it in the sender's conversation; without it,
+// from the component with an XEP-0033 ofrom address naming the sender. A
+// message from the queue carries an XEP-0203 delay stamped when the relay
+// accepted it.
+func (r *relay) deliver(ctx context.Context, send sender, e offline.Entry, delayed bool) error {
+	stored := e.Stanza
+	end := bytes.IndexByte(stored, '>')
+	if end < 0 || !bytes.HasSuffix(stored, []byte("</message>")) {
+		return errors.New("relay: malformed stored message")
+	}
+	startTag := stored[:end] // `<message type=".." id=".."`
+	inner := stored[end+1 : len(stored)-len("</message>")]
+	var delay []byte
+	if delayed {
+		delay = []byte(`<delay xmlns="` + nsDelay + `" from="` + r.jid + `" stamp="` + e.Accepted.UTC().Format(time.RFC3339) + `"/>`)
+	}
+	var b bytes.Buffer
+	senderJID, _ := jid.Parse(e.Sender)
+	p := r.privileges()
+	if p.message && strings.EqualFold(senderJID.Domainpart(), p.server) {
+		b.WriteString(`<message from="` + r.jid + `" to="`)
+		xml.EscapeText(&b, []byte(p.server))
+		b.WriteString(`"><privilege xmlns="` + p.ns + `"><forwarded xmlns="` + nsForward + `">`)
+		b.WriteString(`<message xmlns="` + nsClient + `"` + string(startTag[len("<message"):]) + ` from="`)
+		xml.EscapeText(&b, []byte(senderJID.Bare().String()))
+		b.WriteString(`" to="`)
+		xml.EscapeText(&b, []byte(e.Recipient))
+		b.WriteString(`">`)
+		b.Write(inner)
+		b.Write(delay)
+		b.WriteString(`</message></forwarded></privilege></message>`)
+	} else {
+		b.Write(startTag)
+		b.WriteString(` from="` + r.jid + `" to="`)
+		xml.EscapeText(&b, []byte(e.Recipient))
+		b.WriteString(`">`)
+		// name the sender inside the addresses the relay rendered last
+		open := []byte(`<addresses xmlns="` + nsAddress + `">`)
+		if i := bytes.LastIndex(inner, open); i >= 0 {
+			i += len(open)
+			b.Write(inner[:i])
+			b.WriteString(`<address type="ofrom" jid="`)
+			xml.EscapeText(&b, []byte(e.Sender))
+			b.WriteString(`"/>`)
+			b.Write(inner[i:])
+		} else {
+			b.Write(inner)
+		}
+		b.Write(delay)
+		b.WriteString(`</message>`)
+	}
+	return send(ctx, newPortable(xml.NewDecoder(&b), ""))
+}

@@ -1,0 +1,387 @@
+package xmpp
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"mediaslot/offline"
+)
+
+// The offline media relay: a client sends one message to the component with
+// XEP-0033 addresses; the component delivers it to each recipient who is
+// online at once and keeps it in its own durable queue for the others until
+// their available presence arrives. See docs/RELAY.md.
+
+const (
+	nsAddress = "http://jabber.org/protocol/address"
+	nsBoB     = "urn:xmpp:bob"
+	nsDelay   = "urn:xmpp:delay"
+	nsForward = "urn:xmpp:forward:0"
+	nsClient  = "jabber:client"
+)
+
+// Queue is the durable store for recipients who are offline (package offline).
+type Queue interface {
+	// Enqueue stores the stanza for every recipient, or for none; it returns
+	// once the stanza is on disk.
+	Enqueue(ctx context.Context, sender string, recipients []string, stanza []byte) error
+	// Drain hands a recipient's entries to deliver, oldest first, deleting
+	// each one only after deliver returned nil.
+	Drain(ctx context.Context, recipient string, deliver func(offline.Entry) error) (int, error)
+	// Pending reports whether recipient has queued entries.
+	Pending(recipient string) bool
+}
+
+// RelayPolicy bounds what the relay accepts.
+type RelayPolicy struct {
+	SenderDomains    []string // whose users may send through the relay
+	RecipientDomains []string // whose users may receive through it
+	MaxStanzaBytes   int      // size of the message as stored
+	MaxBoBBytes      int      // decoded size of each XEP-0231 <data/>
+	MaxRecipients    int
+}
+
+type relay struct {
+	jid      string
+	policy   RelayPolicy
+	q        Queue
+	log      *slog.Logger
+	now      func() time.Time
+	presence *presenceTable
+
+	mu     sync.Mutex
+	priv   privileges
+	drains map[string]*drainState // recipients being drained
+
+	// Messages run off the read loop, as they wait for the disk. One worker
+	// per shard keeps each sender's messages in order; shards run in
+	// parallel so that many senders share fsyncs.
+	shards []chan func()
+}
+
+type drainState struct{ again bool }
+
+const relayShards = 16
+
+func newRelay(componentJID string, p RelayPolicy, q Queue, log *slog.Logger) *relay {
+	r := &relay{jid: componentJID, policy: p, q: q, log: log, now: time.Now, presence: newPresenceTable(), drains: map[string]*drainState{}}
+	for range relayShards {
+		c := make(chan func(), 256)
+		r.shards = append(r.shards, c)
+		go func() {
+			for f := range c {
+				f()
+			}
+		}()
+	}
+	return r
+}
+
+// linkUp forgets what the last connection taught: the server advertises its
+// privileges and current presences again on every connection.
+func (r *relay) linkUp() {
+	r.mu.Lock()
+	r.priv = privileges{}
+	r.mu.Unlock()
+	r.presence.reset()
+}
+
+func (r *relay) privileges() privileges {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.priv
+}
+
+// refusal is a relay error for the sender.
+type refusal struct {
+	typ, condition, text string
+}
+
+func (e *refusal) Error() string { return e.text }
+
+func refuseMsg(typ, condition, format string, a ...any) *refusal {
+	return &refusal{typ: typ, condition: condition, text: fmt.Sprintf(format, a...)}
+}
+
+// handleMessage is called on the read loop for every message to the component.
+func (r *relay) handleMessage(ctx context.Context, st stanza, send sender) {
+	typ := st.attr("type")
+	if typ == "error" {
+		return
+	}
+	from := st.attr("from")
+	var addresses *xml.StartElement
+	for _, c := range st.children() {
+		switch {
+		case (c.start.Name.Space == nsPrivilege1 || c.start.Name.Space == nsPrivilege2) && c.start.Name.Local == "privilege" && !strings.ContainsAny(from, "@/"):
+			if p, ok := parsePrivileges(from, c.reader()); ok {
+				r.mu.Lock()
+				r.priv = p
+				r.mu.Unlock()
+				r.log.Info("server privileges", "server", from, "namespace", p.ns, "message", p.message, "presence", p.presence)
+			}
+			return
+		case c.start.Name == xml.Name{Space: nsAddress, Local: "addresses"}:
+			s := c.start
+			addresses = &s
+		}
+	}
+	if addresses == nil {
+		return // not for the relay; nothing to answer
+	}
+	shard := fnv.New32a()
+	shard.Write([]byte(from))
+	r.shards[shard.Sum32()%relayShards] <- func() {
+		if err := r.accept(ctx, st, send); err != nil {
+			var ref *refusal
+			if !errors.As(err, &ref) {
+				r.log.Error("relaying message", "from", from, "err", err)
+				ref = refuseMsg("wait", "internal-server-error", "The relay could not store the message; try again later")
+			}
+			r.log.Info("relay refused message", "from", from, "reason", ref.text)
+			r.sendError(ctx, send, st, ref)
+		}
+	}
+}
+
+type recipient struct {
+	kind string // to, cc or bcc
+	bare string
+}
+
+// accept validates a relay message and delivers or queues it for every
+// recipient. It stores or delivers nothing unless all checks pass.
+func (r *relay) accept(ctx context.Context, st stanza, send sender) error {
+	fromJID, err := jid.Parse(st.attr("from"))
+	if err != nil {
+		return refuseMsg("modify", "bad-request", "The sender address is not a JID")
+	}
+	if !domainIn(fromJID.Domainpart(), r.policy.SenderDomains) {
+		return refuseMsg("auth", "forbidden", "The relay is limited to accounts on %s", strings.Join(r.policy.SenderDomains, ", "))
+	}
+	typ := st.attr("type")
+	switch typ {
+	case "":
+		typ = "normal"
+	case "chat", "normal":
+	default:
+		return refuseMsg("modify", "bad-request", "The relay carries chat and normal messages, not %s", typ)
+	}
+	var recips []recipient
+	var payload []xml.Token
+	for _, c := range st.children() {
+		switch {
+		case c.start.Name == xml.Name{Space: nsAddress, Local: "addresses"}:
+			if recips, err = r.recipients(c); err != nil {
+				return err
+			}
+		case c.start.Name == xml.Name{Space: nsBoB, Local: "data"}:
+			if err := r.checkBoB(c); err != nil {
+				return err
+			}
+			payload = append(payload, c.tokens...)
+		default:
+			payload = append(payload, c.tokens...)
+		}
+	}
+	stored, err := r.render(typ, st.attr("id"), st.start.Name.Space, payload, recips)
+	if err != nil {
+		return err
+	}
+	if len(stored) > r.policy.MaxStanzaBytes {
+		return refuseMsg("modify", "policy-violation", "The message is %d bytes; the relay accepts at most %d", len(stored), r.policy.MaxStanzaBytes)
+	}
+
+	// Queue for everyone who is offline or still has older messages queued
+	// (order per recipient), deliver to the rest now.
+	sender := fromJID.String()
+	var queue, now []string
+	seen := map[string]bool{}
+	for _, rc := range recips {
+		if seen[rc.bare] {
+			continue
+		}
+		seen[rc.bare] = true
+		if r.online(rc.bare) && !r.q.Pending(rc.bare) {
+			now = append(now, rc.bare)
+		} else {
+			queue = append(queue, rc.bare)
+		}
+	}
+	if len(queue) > 0 {
+		if err := r.q.Enqueue(ctx, sender, queue, stored); err != nil {
+			var lim *offline.LimitError
+			if errors.As(err, &lim) {
+				return refuseMsg("wait", "resource-constraint", "The relay queue of %s is full (%d %s); try again later", lim.Recipient, lim.Max, lim.Kind)
+			}
+			return err
+		}
+	}
+	for _, bare := range now {
+		e := offline.Entry{Recipient: bare, Sender: sender, Stanza: stored}
+		if err := r.deliver(ctx, send, e, false); err != nil {
+			// The link dropped: keep it for the next connection.
+			if err := r.q.Enqueue(ctx, sender, []string{bare}, stored); err != nil {
+				return err
+			}
+		}
+	}
+	for _, bare := range queue {
+		if r.online(bare) {
+			r.drain(ctx, bare, send)
+		}
+	}
+	r.log.Debug("relayed message", "from", sender, "delivered", len(now), "queued", len(queue), "bytes", len(stored))
+	return nil
+}
+
+// recipients reads the to/cc/bcc addresses of an XEP-0033 <addresses/>.
+func (r *relay) recipients(c child) ([]recipient, error) {
+	var a struct {
+		Address []struct {
+			Type      string `xml:"type,attr"`
+			JID       string `xml:"jid,attr"`
+			URI       string `xml:"uri,attr"`
+			Delivered string `xml:"delivered,attr"`
+		} `xml:"address"`
+	}
+	if err := xml.NewTokenDecoder(c.reader()).Decode(&a); err != nil {
+		return nil, refuseMsg("modify", "bad-request", "The addresses are not well-formed")
+	}
+	var out []recipient
+	for _, ad := range a.Address {
+		switch ad.Type {
+		case "to", "cc", "bcc":
+		default:
+			continue // replyto, noreply and the like concern the recipients' clients
+		}
+		if ad.Delivered == "true" {
+			continue
+		}
+		if ad.JID == "" {
+			return nil, refuseMsg("modify", "bad-request", "Only JID addresses are supported, not %q", ad.URI)
+		}
+		j, err := jid.Parse(ad.JID)
+		if err != nil || j.Localpart() == "" {
+			return nil, refuseMsg("modify", "bad-request", "The recipient %q is not a user's JID", ad.JID)
+		}
+		if !domainIn(j.Domainpart(), r.policy.RecipientDomains) {
+			return nil, refuseMsg("auth", "forbidden", "The relay only delivers to accounts on %s, not to %s", strings.Join(r.policy.RecipientDomains, ", "), j.Bare())
+		}
+		out = append(out, recipient{kind: ad.Type, bare: j.Bare().String()})
+	}
+	if len(out) == 0 {
+		return nil, refuseMsg("modify", "bad-request", "The message names no recipient")
+	}
+	if len(out) > r.policy.MaxRecipients {
+		return nil, refuseMsg("modify", "policy-violation", "The message names %d recipients; the relay accepts at most %d", len(out), r.policy.MaxRecipients)
+	}
+	return out, nil
+}
+
+// checkBoB enforces XEP-0231 on an embedded thumbnail: valid base64, within
+// the size limit, and a cid that is the SHA-1 of the data.
+func (r *relay) checkBoB(c child) error {
+	var d struct {
+		CID  string `xml:"cid,attr"`
+		Data string `xml:",chardata"`
+	}
+	if err := xml.NewTokenDecoder(c.reader()).Decode(&d); err != nil {
+		return refuseMsg("modify", "bad-request", "The embedded data is not well-formed")
+	}
+	clean := strings.Map(func(r rune) rune {
+		if r == ' ' || r == '\n' || r == '\r' || r == '\t' {
+			return -1
+		}
+		return r
+	}, d.Data)
+	if base64.StdEncoding.DecodedLen(len(clean)) > r.policy.MaxBoBBytes+3 {
+		return refuseMsg("modify", "policy-violation", "The embedded data is larger than %d bytes", r.policy.MaxBoBBytes)
+	}
+	data, err := base64.StdEncoding.DecodeString(clean)
+	if err != nil {
+		return refuseMsg("modify", "not-acceptable", "The embedded data is not valid base64")
+	}
+	if len(data) > r.policy.MaxBoBBytes {
+		return refuseMsg("modify", "policy-violation", "The embedded data is %d bytes; the relay accepts at most %d", len(data), r.policy.MaxBoBBytes)
+	}
+	sum := sha1.Sum(data)
+	if want := "sha1+" + hex.EncodeToString(sum[:]) + "@bob.xmpp.org"; !strings.EqualFold(d.CID, want) {
+		return refuseMsg("modify", "not-acceptable", "The cid of the embedded data must be %s", want)
+	}
+	return nil
+}
+
+// render builds the message as stored and delivered: type, id and payload
+// of the original, and an XEP-0033 <addresses/> telling each recipient who
+// else got it (to and cc, marked delivered; bcc never shown). Payload
+// elements in the stanza's own namespace (streamNS) are written without one,
+// so they take the namespace of whatever stanza they are delivered in.
+func (r *relay) render(typ, id, streamNS string, payload []xml.Token, recips []recipient) ([]byte, error) {
+	body, err := encodeTokens(payload, streamNS)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.WriteString(`<message type="`)
+	xml.EscapeText(&b, []byte(typ))
+	b.WriteString(`"`)
+	if id != "" {
+		b.WriteString(` id="`)
+		xml.EscapeText(&b, []byte(id))
+		b.WriteString(`"`)
+	}
+	b.WriteString(`>`)
+	b.Write(body)
+	b.WriteString(`<addresses xmlns="` + nsAddress + `">`)
+	for _, rc := range recips {
+		if rc.kind == "bcc" {
+			continue
+		}
+		b.WriteString(`<address type="` + rc.kind + `" jid="`)
+		xml.EscapeText(&b, []byte(rc.bare))
+		b.WriteString(`" delivered="true"/>`)
+	}
+	b.WriteString(`</addresses></message>`)
+	return b.Bytes(), nil
+}
+
+func (r *relay) sendError(ctx context.Context, send sender, st stanza, ref *refusal) {
+	msg := struct {
+		XMLName xml.Name     `xml:"message"`
+		Type    string       `xml:"type,attr"`
+		ID      string       `xml:"id,attr,omitempty"`
+		From    string       `xml:"from,attr"`
+		To      string       `xml:"to,attr"`
+		Error   *stanzaError `xml:",omitempty"`
+	}{Type: "error", ID: st.attr("id"), From: r.jid, To: st.attr("from"), Error: newError(ref.typ, ref.condition, ref.text)}
+	tr, err := marshal(msg)
+	if err == nil {
+		err = send(ctx, tr)
+	}
+	if err != nil {
+		r.log.Debug("error reply not sent", "to", msg.To, "err", err)
+	}
+}
+
+func domainIn(d string, list []string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, d) {
+			return true
+		}
+	}
+	return false
+}
