@@ -163,8 +163,8 @@ func Default() Config {
 			URLLifetime: Duration(time.Minute),
 			CORSOrigins: []string{},
 		}},
-		Data:  Data{Dir: "data"},
-		Log:   Log{Level: "info", Format: "text"},
+		Data: Data{Dir: "data"},
+		Log:  Log{Level: "info", Format: "text"},
 	}
 }
 
