@@ -6,9 +6,6 @@ import (
 	"io"
 )
 
-// xmlURL is the namespace bound to the reserved xml: prefix (xml:lang).
-const xmlURL = "http://www.w3.org/XML/1998/namespace"
-
 // portable rewrites tokens as encoding/xml's Decoder.Token returns them
 // (names carry namespace URLs, and the xmlns attributes stay too) into tokens
 // that encoding/xml's Encoder, and so mellium's session, writes back as the
