@@ -27,11 +27,14 @@ type command struct {
 
 var commands = map[string]command{
 	"serve":   {"run the component and its HTTP front (--config FILE)", runServe},
+	"send":    {"upload files and send them to XMPP recipients (--help for flags)", send},
+	"receive": {"wait for media messages and download the files (--help for flags)", receive},
+	"check":   {"check a XEP-0363 service's conformance (--help for flags)", check},
 	"version": {"print version and commit", runVersion},
 }
 
 // order of the help text
-var commandOrder = []string{"serve", "version"}
+var commandOrder = []string{"serve", "send", "receive", "check", "version"}
 
 // errUsage marks errors already explained to the user; exit code 2.
 var errUsage = errors.New("usage")
@@ -64,7 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	default:
 		fmt.Fprintf(stderr, "mediaslot %s: %v\n", args[0], err)
-		return 1
+		return exitCode(err)
 	}
 }
 
