@@ -1,9 +1,7 @@
 package client
 
 import (
-	"crypto/sha1" // #nosec G505 -- XEP-0231 content ids are SHA-1 by definition, not a security function
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/xml"
 	"net/url"
 	"strconv"
@@ -39,19 +37,6 @@ type Media struct {
 	Width, Height int    // images; 0 = unknown
 	Thumbnail     *Thumbnail
 	Encrypted     bool // XEP-0454: body only
-}
-
-// Thumbnail is a small preview (XEP-0264) carried as XEP-0231 data.
-type Thumbnail struct {
-	Data          []byte
-	MediaType     string // image/png for the ones MakeThumbnail makes
-	Width, Height int    // as announced; receivers must not trust them for allocation
-}
-
-// CID is the XEP-0231 content id of the thumbnail: sha1+<hex>@bob.xmpp.org.
-func (t Thumbnail) CID() string {
-	sum := sha1.Sum(t.Data) // #nosec G401 -- see import
-	return "sha1+" + hex.EncodeToString(sum[:]) + "@bob.xmpp.org"
 }
 
 // bobMaxAge is how long receivers may cache a thumbnail (XEP-0231 max-age).

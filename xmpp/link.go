@@ -26,9 +26,12 @@ type Options struct {
 	Slots        Slots
 	// Queue enables the offline media relay (XEP-0033 messages to the
 	// component); nil leaves it off.
-	Queue  Queue
-	Relay  RelayPolicy
-	Logger *slog.Logger
+	Queue Queue
+	Relay RelayPolicy
+	// Previews, if set, makes thumbnails for relayed messages about images
+	// uploaded here that carry none.
+	Previews Previewer
+	Logger   *slog.Logger
 }
 
 // Component keeps the XEP-0114 link to the XMPP server up and answers what
@@ -58,6 +61,7 @@ func New(opt Options) (*Component, error) {
 	h := newHandler(addr.String(), opt.Version, opt.Slots, opt.Logger)
 	if opt.Queue != nil {
 		h.relay = newRelay(addr.String(), opt.Relay, opt.Queue, opt.Logger)
+		h.relay.previews = opt.Previews
 	}
 	return &Component{opt: opt, addr: addr, log: opt.Logger, h: h}, nil
 }

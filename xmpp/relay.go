@@ -58,6 +58,7 @@ type relay struct {
 	jid      string
 	policy   RelayPolicy
 	q        Queue
+	previews Previewer // nil: no thumbnails made
 	log      *slog.Logger
 	now      func() time.Time
 	presence *presenceTable
@@ -181,28 +182,33 @@ func (r *relay) accept(ctx context.Context, st stanza, send sender) error {
 		return refuseMsg("modify", "bad-request", "The relay carries chat and normal messages, not %s", typ)
 	}
 	var recips []recipient
-	var payload []xml.Token
+	var kids []child
 	for _, c := range st.children() {
 		switch {
 		case c.start.Name == xml.Name{Space: nsAddress, Local: "addresses"}:
 			if recips, err = r.recipients(c); err != nil {
 				return err
 			}
+			continue
 		case c.start.Name == xml.Name{Space: nsBoB, Local: "data"}:
 			if err := r.checkBoB(c); err != nil {
 				return err
 			}
-			payload = append(payload, c.tokens...)
-		default:
-			payload = append(payload, c.tokens...)
 		}
+		kids = append(kids, c)
 	}
-	stored, err := r.render(typ, st.attr("id"), st.start.Name.Space, payload, recips)
+	stored, err := r.render(typ, st.attr("id"), st.start.Name.Space, kids, recips)
 	if err != nil {
 		return err
 	}
 	if len(stored) > r.policy.MaxStanzaBytes {
 		return refuseMsg("modify", "policy-violation", "The message is %d bytes; the relay accepts at most %d", len(stored), r.policy.MaxStanzaBytes)
+	}
+	if withThumb := r.withPreview(ctx, kids); len(withThumb) != len(kids) {
+		// keep the preview only if the message still fits
+		if b, err := r.render(typ, st.attr("id"), st.start.Name.Space, withThumb, recips); err == nil && len(b) <= r.policy.MaxStanzaBytes {
+			stored = b
+		}
 	}
 
 	// Queue for everyone who is offline or still has older messages queued
@@ -330,7 +336,11 @@ func (r *relay) checkBoB(c child) error {
 // else got it (to and cc, marked delivered; bcc never shown). Payload
 // elements in the stanza's own namespace (streamNS) are written without one,
 // so they take the namespace of whatever stanza they are delivered in.
-func (r *relay) render(typ, id, streamNS string, payload []xml.Token, recips []recipient) ([]byte, error) {
+func (r *relay) render(typ, id, streamNS string, kids []child, recips []recipient) ([]byte, error) {
+	var payload []xml.Token
+	for _, c := range kids {
+		payload = append(payload, c.tokens...)
+	}
 	body, err := encodeTokens(payload, streamNS)
 	if err != nil {
 		return nil, err

@@ -16,7 +16,9 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"mediaslot/internal/groupcommit"
+	"mediaslot/internal/thumbnail"
 	"mediaslot/offline"
+	"mediaslot/upload"
 )
 
 // relayFixture is a handler with the relay on a real bbolt queue; what it
@@ -286,5 +288,45 @@ func TestDiscoAdvertisesAddressing(t *testing.T) {
 	f.in(t, `<iq type='get' id='d' `+from+`><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`)
 	if got := f.next(t); !strings.Contains(got, `<feature var="http://jabber.org/protocol/address">`) {
 		t.Fatalf("disco#info lacks XEP-0033: %s", got)
+	}
+}
+
+// fakePreviews previews one known link.
+type fakePreviews struct{}
+
+func (fakePreviews) Preview(_ context.Context, link string) (upload.Preview, bool) {
+	if link != "https://up.example.net/file/x/cat.jpg" {
+		return upload.Preview{}, false
+	}
+	return upload.Preview{Thumbnail: thumbnail.Thumbnail{Data: []byte("PNGDATA"), MediaType: "image/png", Width: 128, Height: 96},
+		Name: "cat.jpg", Size: 1234, MediaType: "image/jpeg"}, true
+}
+
+func TestRelayAddsPreview(t *testing.T) {
+	const link = "https://up.example.net/file/x/cat.jpg"
+	cid := thumbnail.Thumbnail{Data: []byte("PNGDATA")}.CID()
+	cases := []struct{ name, payload, want, notWant string }{
+		{"oob only", `<body>` + link + `</body><x xmlns='jabber:x:oob'><url>` + link + `</url></x>`,
+			`<file-sharing xmlns="urn:xmpp:sfs:0" disposition="inline"><file xmlns="urn:xmpp:file:metadata:0"><media-type>image/jpeg</media-type><name>cat.jpg</name><size>1234</size><thumbnail xmlns="urn:xmpp:thumbs:1" uri="cid:` + cid + `" media-type="image/png" width="128" height="96"></thumbnail></file><sources><url-data xmlns="http://jabber.org/protocol/url-data" target="` + link + `"></url-data></sources></file-sharing><data xmlns="urn:xmpp:bob" cid="` + cid + `" type="image/png" max-age="86400">UE5HREFUQQ==</data>`, ""},
+		{"sfs without thumbnail", `<file-sharing xmlns='urn:xmpp:sfs:0'><file xmlns='urn:xmpp:file:metadata:0'><name>cat.jpg</name></file><sources><url-data xmlns='http://jabber.org/protocol/url-data' target='` + link + `'/></sources></file-sharing>`,
+			`<name>cat.jpg</name><thumbnail xmlns="urn:xmpp:thumbs:1" uri="cid:` + cid + `"`, `<media-type>`},
+		{"body only", `<body>` + link + `</body>`, `<data xmlns="urn:xmpp:bob" cid="` + cid + `"`, ""},
+		{"has thumbnail", bob([]byte("x")), "", "PNGDATA"},
+		{"other host", `<body>https://elsewhere.example/file/x/cat.jpg</body>`, "", "urn:xmpp:bob"},
+		{"encrypted", `<body>aesgcm://up.example.net/file/x/cat.jpg#0011</body>`, "", "urn:xmpp:bob"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newRelayFixture(t, offline.Limits{})
+			f.h.relay.previews = fakePreviews{}
+			f.in(t, relayMsg("p", c.payload, "to:bob@example.net"))
+			got := f.next(t)
+			if c.want != "" && !strings.Contains(got, c.want) {
+				t.Errorf("lacks %s:\n%s", c.want, got)
+			}
+			if c.notWant != "" && strings.Contains(got, c.notWant) {
+				t.Errorf("has %s:\n%s", c.notWant, got)
+			}
+		})
 	}
 }

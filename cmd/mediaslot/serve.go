@@ -106,6 +106,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 			return err
 		}
 		opts.Queue = q
+		opts.Previews = svc
 		opts.Relay = xmpp.RelayPolicy{
 			SenderDomains:    cfg.Domains(),
 			RecipientDomains: cfg.RelayRecipientDomains(),

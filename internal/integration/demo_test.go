@@ -96,9 +96,14 @@ func TestDemo(t *testing.T) {
 	if !strings.HasPrefix(res.GetURL, "http://"+d.http+"/file/") {
 		t.Errorf("GET URL %s not on the demo's HTTP address %s", res.GetURL, d.http)
 	}
+	// the relay runs too: a message for bob, who is offline, waits in .demo/ across the restart
+	startSlixRelay(t, srv, "send", "carol", relayStanza(t, srv, "demo1", `<body>`+res.GetURL+`</body>`, "bob"), 1).wait(t)
 	d.stop(t, syscall.SIGINT)
 
 	d = startDemo(t, dir, ports)
+	if got := startSlixRelay(t, srv, "receive", "bob", "1", 15).wait(t); len(got.Messages) != 1 || !strings.Contains(got.Messages[0], res.GetURL) {
+		t.Errorf("relay message queued before the restart: %+v", got)
+	}
 	resp, err := http.Get(res.GetURL)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"encoding/base64"
@@ -8,6 +9,9 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
 	"io"
 	"os"
 	"os/exec"
@@ -230,4 +234,84 @@ func restartMediaslot(t *testing.T, old *mediaslot) *mediaslot {
 	})
 	m.waitConnected(1)
 	return m
+}
+
+// A burst of 1000 relay messages to an offline recipient arrives complete
+// and in order when she logs in; an oversized stanza in between is refused
+// with an error to the sender while the component keeps serving.
+func TestRelayBurstAndOversize(t *testing.T) {
+	srv := testserver.Prosody(t)
+	m := startMediaslot(t, srv, "")
+	waitFor(t, 5*time.Second, "privileges", func() bool { return strings.Contains(m.log.String(), "server privileges") })
+	var all strings.Builder
+	for i := range 1000 {
+		all.WriteString(fmt.Sprintf(`<message type='chat' id='b%d' to='%s'><body>burst %04d</body><addresses xmlns='http://jabber.org/protocol/address'><address type='to' jid='%s'/></addresses></message>`,
+			i, srv.ComponentJID(), i, srv.JID("carol")))
+		if i == 500 {
+			all.WriteString(`<message type='chat' id='big' to='` + srv.ComponentJID() + `'><body>` + strings.Repeat("x", 70<<10) +
+				`</body><addresses xmlns='http://jabber.org/protocol/address'><address type='to' jid='` + srv.JID("carol") + `'/></addresses></message>`)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "burst.xml")
+	if err := os.WriteFile(path, []byte(all.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sent := startSlixRelay(t, srv, "send", "alice", path, 8).wait(t)
+	if len(sent.Errors) != 1 || !strings.Contains(sent.Errors[0], "policy-violation") || !strings.Contains(sent.Errors[0], `id="big"`) && !strings.Contains(sent.Errors[0], `id='big'`) {
+		t.Fatalf("want exactly one policy-violation for the oversized message, got %v", sent.Errors)
+	}
+	waitFor(t, 20*time.Second, "1000 queued", func() bool { return strings.Count(m.log.String(), `queued=1`) >= 1000 })
+
+	got := startSlixRelay(t, srv, "receive", "carol", "1000", 60).wait(t)
+	if got.Error != nil || len(got.Messages) != 1000 {
+		t.Fatalf("carol got %d of 1000 messages: %v", len(got.Messages), got.Error)
+	}
+	for i, msg := range got.Messages {
+		if want := fmt.Sprintf("burst %04d", i); !strings.Contains(msg, want) {
+			t.Fatalf("message %d out of order: %.200s", i, msg)
+		}
+	}
+	// and the component still serves slots
+	file, data := writeRandomFile(t, "after.bin", 1000)
+	checkSlixUpload(t, slixUpload(t, srv, "bob", srv.ComponentJID(), file), data, "application/octet-stream")
+}
+
+// An image uploaded through mediaslot and shared through the relay with
+// only its URL arrives with a thumbnail mediaslot made (XEP-0264 in
+// XEP-0446 metadata, the PNG as XEP-0231 data).
+func TestRelayMakesThumbnail(t *testing.T) {
+	srv := testserver.Prosody(t)
+	m := startMediaslot(t, srv, "")
+	waitFor(t, 5*time.Second, "privileges", func() bool { return strings.Contains(m.log.String(), "server privileges") })
+	img := image.NewRGBA(image.Rect(0, 0, 800, 600))
+	for y := range 600 {
+		for x := range 800 {
+			img.Set(x, y, color.RGBA{uint8(x), uint8(y), 128, 255})
+		}
+	}
+	var jb bytes.Buffer
+	if err := jpeg.Encode(&jb, img, nil); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "sunset.jpg")
+	if err := os.WriteFile(path, jb.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	up := slixUpload(t, srv, "alice", srv.ComponentJID(), path)
+	checkSlixUpload(t, up, jb.Bytes(), "image/jpeg")
+
+	bobRecv := startSlixRelay(t, srv, "receive", "bob", "1", 20)
+	waitFor(t, 10*time.Second, "bob online", func() bool { return strings.Contains(m.log.String(), "presence from=bob@localhost/") })
+	payload := `<body>` + up.GetURL + `</body><x xmlns='jabber:x:oob'><url>` + up.GetURL + `</url></x>`
+	startSlixRelay(t, srv, "send", "alice", relayStanza(t, srv, "img", payload, "bob"), 1).wait(t)
+	got := bobRecv.wait(t)
+	if got.Error != nil || len(got.Messages) != 1 {
+		t.Fatalf("bob: %+v", got)
+	}
+	msg := got.Messages[0]
+	for _, want := range []string{"urn:xmpp:thumbs:1", "urn:xmpp:bob", "urn:xmpp:file:metadata:0", "sunset.jpg", "image/png"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("bob's message lacks %s: %.600s", want, msg)
+		}
+	}
 }
