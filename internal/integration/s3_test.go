@@ -45,6 +45,7 @@ func TestS3WithRealClients(t *testing.T) {
 			if strings.Contains(res.PutURL, "x-amz-acl") || strings.Contains(strings.ToLower(res.PutURL), "checksum") {
 				t.Errorf("presigned PUT signs headers clients do not send: %s", res.PutURL)
 			}
+			goSendxmpp(t, srv, m, "bob", "carol")
 		})
 	}
 }

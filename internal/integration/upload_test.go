@@ -204,59 +204,64 @@ func TestStartsBeforeServer(t *testing.T) {
 // disco#info of each item), uploads, and sends the URL to the recipient, who
 // is online and downloads identical bytes.
 func TestGoSendxmpp(t *testing.T) {
-	bin := testserver.RequireTool(t, "go-sendxmpp")
 	srv := testserver.Prosody(t)
 	m := startMediaslot(t, srv, "")
 	for _, c := range []struct{ from, to string }{{"alice", "bob"}, {"bob", "alice"}} {
-		t.Run(c.from+"_to_"+c.to, func(t *testing.T) {
-			// the recipient listens
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			listen := exec.CommandContext(ctx, bin, "-u", srv.JID(c.to), "-p", c.to, "-j", srv.C2S, "-n", "-l")
-			out, err := listen.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := listen.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer func() { cancel(); _ = listen.Wait() }()
-			urls := make(chan string, 4)
-			go func() {
-				re := regexp.MustCompile(`http://127\.0\.0\.1:\d+/file/[0-9a-f]{32}/\S+`)
-				sc := bufio.NewScanner(out)
-				for sc.Scan() {
-					if u := re.FindString(sc.Text()); u != "" {
-						urls <- u
-					}
-				}
-			}()
-			// mod_privilege forwards the recipient's available presence to the component
-			seen := strings.Count(m.log.String(), "presence from="+srv.JID(c.to)+"/")
-			waitFor(t, 10*time.Second, c.to+" online", func() bool {
-				return strings.Count(m.log.String(), "presence from="+srv.JID(c.to)+"/") > seen
-			})
+		t.Run(c.from+"_to_"+c.to, func(t *testing.T) { goSendxmpp(t, srv, m, c.from, c.to) })
+	}
+}
 
-			file, data := writeRandomFile(t, c.from+"-holiday.mp4", 200_000)
-			send := exec.Command(bin, "-u", srv.JID(c.from), "-p", c.from, "-j", srv.C2S, "-n", "-h", file, srv.JID(c.to))
-			if b, err := send.CombinedOutput(); err != nil {
-				t.Fatalf("go-sendxmpp -h: %v\n%s", err, b)
+// goSendxmpp uploads a file with go-sendxmpp -h from one user to another who
+// is online (listening with go-sendxmpp -l) and checks that the URL they
+// receive downloads identical bytes.
+func goSendxmpp(t *testing.T, srv *testserver.Server, m *mediaslot, from, to string) {
+	t.Helper()
+	bin := testserver.RequireTool(t, "go-sendxmpp")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	listen := exec.CommandContext(ctx, bin, "-u", srv.JID(to), "-p", to, "-j", srv.C2S, "-n", "-l")
+	out, err := listen.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := listen.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); _ = listen.Wait() }()
+	urls := make(chan string, 4)
+	go func() {
+		re := regexp.MustCompile(`http://127\.0\.0\.1:\d+/file/[0-9a-f]{32}/\S+`)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if u := re.FindString(sc.Text()); u != "" {
+				urls <- u
 			}
-			var u string
-			select {
-			case u = <-urls:
-			case <-time.After(15 * time.Second):
-				t.Fatal("recipient did not receive the URL within 15 s")
-			}
-			resp, err := http.Get(u)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			if resp.StatusCode != 200 || sha(b) != sha(data) {
-				t.Fatalf("download of %s: %s, %d bytes, want %d identical bytes", u, resp.Status, len(b), len(data))
-			}
-		})
+		}
+	}()
+	// mod_privilege forwards the recipient's available presence to the component
+	seen := strings.Count(m.log.String(), "presence from="+srv.JID(to)+"/")
+	waitFor(t, 10*time.Second, to+" online", func() bool {
+		return strings.Count(m.log.String(), "presence from="+srv.JID(to)+"/") > seen
+	})
+
+	file, data := writeRandomFile(t, from+"-holiday.mp4", 200_000)
+	send := exec.Command(bin, "-u", srv.JID(from), "-p", from, "-j", srv.C2S, "-n", "-h", file, srv.JID(to))
+	if b, err := send.CombinedOutput(); err != nil {
+		t.Fatalf("go-sendxmpp -h: %v\n%s", err, b)
+	}
+	var u string
+	select {
+	case u = <-urls:
+	case <-time.After(15 * time.Second):
+		t.Fatal("recipient did not receive the URL within 15 s")
+	}
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || sha(b) != sha(data) {
+		t.Fatalf("download of %s: %s, %d bytes, want %d identical bytes", u, resp.Status, len(b), len(data))
 	}
 }

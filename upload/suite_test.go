@@ -1,0 +1,126 @@
+package upload
+
+import (
+	"bytes"
+	"net/url"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"mediaslot/internal/testserver"
+	"mediaslot/store/disk"
+)
+
+// storeCase is one store the slot suite runs on: how its PUT succeeds and how
+// its upload authorisation is tampered with.
+type storeCase struct {
+	name   string
+	new    func(t *testing.T) *fixture
+	putOK  int
+	tamper func(u string) string // breaks the upload authorisation in a PUT URL
+	wait   func(f *fixture, d time.Duration)
+}
+
+func flipQueryParam(param string) func(string) string {
+	return func(u string) string {
+		p, _ := url.Parse(u)
+		q := p.Query()
+		v := []byte(q.Get(param))
+		v[0] ^= 1
+		q.Set(param, string(v))
+		p.RawQuery = q.Encode()
+		return p.String()
+	}
+}
+
+// TestSlotSuite runs the same upload and download cases on the disk store
+// and on the S3 store (a real S3 server), so that the two cannot drift
+// apart: an upload with the slot's exact length and type succeeds; a wrong
+// length, a wrong type, a tampered or an expired authorisation fail and
+// leave nothing to download; unknown files are 404 on both.
+func TestSlotSuite(t *testing.T) {
+	cases := []storeCase{
+		{
+			name: "disk",
+			new: func(t *testing.T) *fixture {
+				st, err := disk.New(filepath.Join(t.TempDir(), "files"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return newFixtureWith(t, st, Download{})
+			},
+			putOK:  201,
+			tamper: flipQueryParam("t"),
+			wait:   func(f *fixture, d time.Duration) { f.clock.add(d) },
+		},
+		{
+			name: "s3",
+			new: func(t *testing.T) *fixture {
+				f := newFixtureWith(t, s3Store(t, testserver.VersityGW(t)), Download{Mode: Proxy})
+				f.clock.t = time.Now()
+				return f
+			},
+			putOK:  200,
+			tamper: flipQueryParam("X-Amz-Signature"),
+			wait:   func(f *fixture, d time.Duration) { f.clock.add(d); time.Sleep(d) },
+		},
+	}
+	body := bytes.Repeat([]byte("suite "), 700)
+	n := int64(len(body))
+	for _, sc := range cases {
+		t.Run(sc.name, func(t *testing.T) {
+			f := sc.new(t)
+			refused := func(t *testing.T, s Slot, u string, b []byte, ct string) {
+				t.Helper()
+				resp, _ := do(t, "PUT", f.url(u), b, ctype(ct))
+				if resp.StatusCode < 400 || resp.StatusCode > 499 {
+					t.Fatalf("PUT answered %s, want a 4xx refusal", resp.Status)
+				}
+				if resp, _ := do(t, "GET", f.url(s.GetURL), nil, nil); resp.StatusCode != 404 {
+					t.Fatalf("GET after a refused PUT: %s, want 404", resp.Status)
+				}
+			}
+			t.Run("exact", func(t *testing.T) {
+				s := f.issue(t, "ok é.txt", n, "text/plain")
+				if resp, _ := do(t, "PUT", f.url(s.PutURL), body, ctype("text/plain")); resp.StatusCode != sc.putOK {
+					t.Fatalf("PUT: %s, want %d", resp.Status, sc.putOK)
+				}
+				resp, got := do(t, "GET", f.url(s.GetURL), nil, map[string]string{"Range": "bytes=100-"})
+				if resp.StatusCode != 206 || !bytes.Equal(got, body[100:]) {
+					t.Fatalf("ranged GET: %s, %d bytes", resp.Status, len(got))
+				}
+				if resp, _ := do(t, "HEAD", f.url(s.GetURL), nil, nil); resp.StatusCode != 200 || resp.ContentLength != n || resp.Header.Get("Content-Type") != "text/plain" {
+					t.Fatalf("HEAD: %s %d %q", resp.Status, resp.ContentLength, resp.Header.Get("Content-Type"))
+				}
+			})
+			t.Run("longer", func(t *testing.T) {
+				s := f.issue(t, "a.txt", n, "text/plain")
+				refused(t, s, s.PutURL, append(bytes.Clone(body), 'x'), "text/plain")
+			})
+			t.Run("shorter", func(t *testing.T) {
+				s := f.issue(t, "a.txt", n, "text/plain")
+				refused(t, s, s.PutURL, body[1:], "text/plain")
+			})
+			t.Run("wrong type", func(t *testing.T) {
+				s := f.issue(t, "a.txt", n, "text/plain")
+				refused(t, s, s.PutURL, body, "text/html")
+			})
+			t.Run("tampered", func(t *testing.T) {
+				s := f.issue(t, "a.txt", n, "text/plain")
+				refused(t, s, sc.tamper(s.PutURL), body, "text/plain")
+			})
+			t.Run("expired", func(t *testing.T) {
+				f.svc.opt.SlotLifetime = time.Second
+				defer func() { f.svc.opt.SlotLifetime = 5 * time.Minute }()
+				s := f.issue(t, "a.txt", n, "text/plain")
+				sc.wait(f, 2*time.Second)
+				refused(t, s, s.PutURL, body, "text/plain")
+			})
+			t.Run("unknown", func(t *testing.T) {
+				if resp, _ := do(t, "GET", f.srv.URL+"/file/0123456789abcdef0123456789abcdef/x", nil, nil); resp.StatusCode != 404 {
+					t.Fatalf("GET of an unknown file: %s", resp.Status)
+				}
+			})
+		})
+	}
+}
