@@ -276,31 +276,28 @@ func TestSendReceiveEncrypted(t *testing.T) {
 	}
 }
 
-// Without --direct, send uses the component's XEP-0033 relay when its
-// disco#info advertises it, and otherwise says so and sends directly.
-// Either way the file arrives.
-func TestSendThroughRelayOrFallback(t *testing.T) {
+// Without --direct, send uses the component's XEP-0033 relay: one message
+// for three recipients, two online and one (dave) who logs in only later
+// and gets it from mediaslot's queue; the picture keeps its thumbnail.
+func TestSendThroughRelay(t *testing.T) {
 	srv := testserver.Prosody(t)
 	startMediaslot(t, srv, "")
 	bob := startReceive(t, srv, "bob", "--count", "1")
 	carol := startReceive(t, srv, "carol", "--count", "1")
-	file, data := writeRandomFile(t, "notes.txt", 5000)
-	res := cli(t, srv, "alice", "alice", "send", "--to", srv.JID("bob")+","+srv.JID("carol"), file)
-	if res.code != 0 {
-		t.Fatalf("send exited %d\nstdout:\n%s\nstderr:\n%s", res.code, res.stdout, res.stderr)
+	pic, data := writePNG(t, "group.png")
+	res := cli(t, srv, "alice", "alice", "send", "--to", srv.JID("bob")+","+srv.JID("carol")+","+srv.JID("dave"), pic)
+	if res.code != 0 || !strings.Contains(res.stdout, " via "+srv.ComponentJID()) {
+		t.Fatalf("send exited %d, want it relayed via %s\nstdout:\n%s\nstderr:\n%s", res.code, srv.ComponentJID(), res.stdout, res.stderr)
 	}
-	relayed := strings.Contains(res.stdout, " via "+srv.ComponentJID())
-	fellBack := strings.Contains(res.stderr, "does not relay messages")
-	if relayed == fellBack {
-		t.Fatalf("want either the relay or the fallback notice:\nstdout:\n%s\nstderr:\n%s", res.stdout, res.stderr)
-	}
-	t.Logf("relay used: %t", relayed)
-	for _, r := range []*receiver{bob, carol} {
+	dave := startReceive(t, srv, "dave", "--count", "1")
+	for _, r := range []*receiver{bob, carol, dave} {
 		if code := r.wait(t); code != 0 {
 			t.Fatalf("receive exited %d\nstdout:\n%s\nstderr:\n%s", code, r.stdout.String(), r.stderr.String())
 		}
-		checkReceived(t, r.dir, "notes.txt", data)
-		t.Logf("receive: %s", r.stdout.String())
+		checkReceived(t, r.dir, "group.png", data)
+		if !strings.Contains(r.stdout.String(), "hash ok") {
+			t.Errorf("receive did not verify the hash: %s", r.stdout.String())
+		}
 	}
 }
 

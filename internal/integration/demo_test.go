@@ -96,6 +96,9 @@ func TestDemo(t *testing.T) {
 	if !strings.HasPrefix(res.GetURL, "http://"+d.http+"/file/") {
 		t.Errorf("GET URL %s not on the demo's HTTP address %s", res.GetURL, d.http)
 	}
+	// the README's send and receive example works on the demo as written
+	readmeSendExample(t, d, file)
+
 	// the relay runs too: a message for bob, who is offline, waits in .demo/ across the restart
 	startSlixRelay(t, srv, "send", "carol", relayStanza(t, srv, "demo1", `<body>`+res.GetURL+`</body>`, "bob"), 1).wait(t)
 	d.stop(t, syscall.SIGINT)
@@ -142,4 +145,56 @@ func TestDemoS3(t *testing.T) {
 		t.Errorf("PUT %s should go to the demo's S3, GET %s to its front", res.PutURL, res.GetURL)
 	}
 	d.stop(t, syscall.SIGINT)
+}
+
+// readmeSendExample runs the two commands of the README's send example
+// against the demo (its ports, the test's binary) and checks bob got the file.
+func readmeSendExample(t *testing.T, d *demo, file string) {
+	t.Helper()
+	readme, err := os.ReadFile(filepath.Join(testserver.ModuleRoot(t), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, _ := strings.Cut(string(readme), "<!-- BEGIN send example -->\n```sh\n")
+	block, _, ok := strings.Cut(rest, "```\n<!-- END send example -->")
+	lines := strings.Split(strings.TrimSpace(block), "\n")
+	if !ok || len(lines) != 2 {
+		t.Fatalf("README send example not found or not two lines: %q", block)
+	}
+	dir := t.TempDir()
+	if err := os.Symlink(file, filepath.Join(dir, "photo.jpg")); err != nil {
+		t.Fatal(err)
+	}
+	run := func(line string) *exec.Cmd {
+		line = strings.ReplaceAll(line, "127.0.0.1:5222", d.c2s)
+		line = strings.ReplaceAll(line, "./bin/mediaslot", binary)
+		line = strings.TrimSuffix(line, " &")
+		cmd := exec.Command("bash", "-c", line)
+		cmd.Dir = dir
+		return cmd
+	}
+	recv := run(lines[0])
+	out := &logBuffer{}
+	recv.Stdout, recv.Stderr = out, out
+	if err := recv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- recv.Wait() }()
+	if b, err := run(lines[1]).CombinedOutput(); err != nil {
+		t.Fatalf("README send line: %v\n%s", err, b)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("README receive line: %v\n%s", err, out.String())
+		}
+	case <-time.After(20 * time.Second):
+		_ = recv.Process.Kill()
+		t.Fatalf("README receive line got nothing within 20 s:\n%s", out.String())
+	}
+	entries, _ := os.ReadDir(filepath.Join(dir, "inbox"))
+	if len(entries) != 1 {
+		t.Fatalf("inbox holds %d files, want 1\n%s", len(entries), out.String())
+	}
 }

@@ -39,7 +39,7 @@ import (
 )
 
 // Users are the accounts every server has; each password equals the user name.
-var Users = []string{"alice", "bob", "carol"}
+var Users = []string{"alice", "bob", "carol", "dave"}
 
 const (
 	startTimeout = 15 * time.Second // until c2s, component and http ports accept
