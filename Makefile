@@ -5,7 +5,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build demo demo-s3 demo-clean test lint
+.PHONY: build demo demo-s3 demo-clean test lint fuzz
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/mediaslot ./cmd/mediaslot
 
@@ -27,3 +27,7 @@ test:
 
 lint:
 	scripts/test.sh lint
+
+# Every fuzz target for 60 s each (FUZZTIME=5m make fuzz for longer).
+fuzz:
+	scripts/fuzz.sh

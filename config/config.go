@@ -37,6 +37,7 @@ type Config struct {
 	Store     Store     `toml:"store"`
 	Data      Data      `toml:"data"`
 	Log       Log       `toml:"log"`
+	Admin     Admin     `toml:"admin"`
 }
 
 // Component is the XEP-0114 link to the XMPP server.
@@ -59,11 +60,22 @@ type HTTP struct {
 
 // Upload is the slot policy.
 type Upload struct {
-	MaxFileSize    int64    `toml:"max_file_size"`
-	SlotLifetime   Duration `toml:"slot_lifetime"`
-	AllowedDomains []string `toml:"allowed_domains"`
-	TokenKey       string   `toml:"token_key"`
-	TokenKeyFile   string   `toml:"token_key_file"`
+	MaxFileSize       int64    `toml:"max_file_size"`
+	SlotLifetime      Duration `toml:"slot_lifetime"`
+	FileLifetime      Duration `toml:"file_lifetime"`
+	AllowedDomains    []string `toml:"allowed_domains"`
+	AllowedJIDs       []string `toml:"allowed_jids"`
+	DeniedDomains     []string `toml:"denied_domains"`
+	DeniedJIDs        []string `toml:"denied_jids"`
+	DailyQuota        int64    `toml:"daily_quota"`
+	UserQuota         int64    `toml:"user_quota"`
+	DomainQuota       int64    `toml:"domain_quota"`
+	TotalQuota        int64    `toml:"total_quota"`
+	SlotRate          float64  `toml:"slot_rate"`
+	SlotBurst         int      `toml:"slot_burst"`
+	MaxUploadsPerUser int      `toml:"max_uploads_per_user"`
+	TokenKey          string   `toml:"token_key"`
+	TokenKeyFile      string   `toml:"token_key_file"`
 }
 
 // Relay is the offline media relay (XEP-0033 messages to the component).
@@ -80,9 +92,10 @@ type Relay struct {
 
 // Store selects and configures the blob store.
 type Store struct {
-	Type string `toml:"type"`
-	Dir  string `toml:"dir"`
-	S3   S3     `toml:"s3"`
+	Type          string   `toml:"type"`
+	Dir           string   `toml:"dir"`
+	CheckInterval Duration `toml:"check_interval"`
+	S3            S3       `toml:"s3"`
 }
 
 // S3 configures the S3 store: clients upload to the bucket with presigned
@@ -104,6 +117,12 @@ type S3 struct {
 // Data is where mediaslot keeps its own state (the bbolt file).
 type Data struct {
 	Dir string `toml:"dir"`
+}
+
+// Admin is the admin HTTP listener: /metrics (Prometheus), /healthz and
+// /readyz. It is off when Listen is empty.
+type Admin struct {
+	Listen string `toml:"listen"`
 }
 
 // Log configures log/slog output.
@@ -143,9 +162,17 @@ func Default() Config {
 			CORSOrigins: []string{"*"},
 		},
 		Upload: Upload{
-			MaxFileSize:    100 << 20,
-			SlotLifetime:   Duration(5 * time.Minute),
-			AllowedDomains: []string{},
+			MaxFileSize:       100 << 20,
+			SlotLifetime:      Duration(5 * time.Minute),
+			FileLifetime:      Duration(7 * 24 * time.Hour),
+			AllowedDomains:    []string{},
+			AllowedJIDs:       []string{},
+			DeniedDomains:     []string{},
+			DeniedJIDs:        []string{},
+			DailyQuota:        1 << 30,
+			SlotRate:          10,
+			SlotBurst:         100,
+			MaxUploadsPerUser: 4,
 		},
 		Relay: Relay{
 			Enabled:          true,
@@ -157,14 +184,15 @@ func Default() Config {
 			MaxBytes:         64 << 20,
 			TTL:              Duration(30 * 24 * time.Hour),
 		},
-		Store: Store{Type: "disk", Dir: "data/files", S3: S3{
+		Store: Store{Type: "disk", Dir: "data/files", CheckInterval: Duration(30 * time.Second), S3: S3{
 			Region:      "us-east-1",
 			Download:    "redirect",
 			URLLifetime: Duration(time.Minute),
 			CORSOrigins: []string{},
 		}},
-		Data: Data{Dir: "data"},
-		Log:  Log{Level: "info", Format: "text"},
+		Data:  Data{Dir: "data"},
+		Log:   Log{Level: "info", Format: "text"},
+		Admin: Admin{Listen: ""},
 	}
 }
 
@@ -200,7 +228,7 @@ func Parse(b []byte) (Config, error) {
 	if err := d.Decode(&c); err != nil {
 		var sm *toml.StrictMissingError
 		if errors.As(err, &sm) {
-			return Config{}, fmt.Errorf("unknown key: %s", sm.String())
+			return Config{}, unknownKeys(sm)
 		}
 		return Config{}, err
 	}
@@ -263,11 +291,18 @@ func (c Config) Validate() error {
 	if c.Upload.MaxFileSize <= 0 {
 		bad("upload.max_file_size must be positive")
 	}
+	if c.Upload.FileLifetime < 0 || c.Upload.DailyQuota < 0 || c.Upload.UserQuota < 0 || c.Upload.DomainQuota < 0 || c.Upload.TotalQuota < 0 ||
+		c.Upload.SlotRate < 0 || c.Upload.SlotBurst < 0 || c.Upload.MaxUploadsPerUser < 0 {
+		bad("upload.file_lifetime, the quotas, slot_rate, slot_burst and max_uploads_per_user must not be negative (0 turns a limit off)")
+	}
 	if c.Upload.SlotLifetime < Duration(10*time.Second) {
 		bad("upload.slot_lifetime must be at least 10s (clients need time to start the PUT)")
 	}
 	if c.Relay.MaxStanzaSize <= 0 || c.Relay.MaxBoBSize <= 0 || c.Relay.MaxRecipients <= 0 || c.Relay.MaxMessages <= 0 || c.Relay.MaxBytes <= 0 || c.Relay.TTL <= 0 {
 		bad("relay limits (max_stanza_size, max_bob_size, max_recipients, max_messages, max_bytes, ttl) must be positive")
+	}
+	if c.Store.CheckInterval < Duration(100*time.Millisecond) {
+		bad("store.check_interval must be at least 100ms")
 	}
 	switch c.Store.Type {
 	case "disk":
@@ -307,6 +342,13 @@ func (c Config) Validate() error {
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		bad("log.format %q must be text or json", c.Log.Format)
+	}
+	if c.Admin.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {
+			bad("admin.listen %q must be host:port, or empty to turn the admin listener off", c.Admin.Listen)
+		} else if c.Admin.Listen == c.HTTP.Listen {
+			bad("admin.listen must differ from http.listen (%s)", c.HTTP.Listen)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -367,4 +409,16 @@ func (c Config) TokenKeyBytes() ([]byte, error) {
 		return nil, err
 	}
 	return k, f.Sync()
+}
+
+// unknownKeys names the unknown keys and their lines. It does not quote the
+// lines: a misspelt secret key would put the secret into the error, and so
+// into logs.
+func unknownKeys(sm *toml.StrictMissingError) error {
+	var keys []string
+	for _, e := range sm.Errors {
+		row, _ := e.Position()
+		keys = append(keys, fmt.Sprintf("%s (line %d)", strings.Join(e.Key(), "."), row))
+	}
+	return fmt.Errorf("unknown key: %s", strings.Join(keys, ", "))
 }

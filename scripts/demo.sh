@@ -91,6 +91,9 @@ public_url = "http://127.0.0.1:$HTTP"
 
 [upload]
 max_file_size = 104857600
+# Generous for benchmarks (make bench), like share.localhost's 100 GiB daily quota.
+daily_quota = 107374182400
+slot_rate = 0.0
 
 $store_conf
 

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a make target needs, if they are missing.
 #   scripts/deps.sh prosody   the demo stack (prosody, prosody-modules, lua-unbound, openssl)
-#   scripts/deps.sh test      also the real clients of the integration suite
+#   scripts/deps.sh test      also the real clients of the integration suite and ejabberd (second server)
 # Needs root (or sudo) only when something is missing.
 set -euo pipefail
 want=(prosody prosody-modules lua-unbound openssl ca-certificates)
-[ "${1:-prosody}" = test ] && want+=(go-sendxmpp python3-slixmpp python3-aiohttp)
+[ "${1:-prosody}" = test ] && want+=(go-sendxmpp python3-slixmpp python3-aiohttp ejabberd)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

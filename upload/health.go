@@ -17,8 +17,9 @@ type checker interface {
 // of handing out URLs that fail, and so the cause is logged once per
 // outage, not once per request.
 type health struct {
-	mu   sync.Mutex
-	last error
+	mu      sync.Mutex
+	last    error
+	checked bool // the store was probed at least once
 }
 
 func (h *health) err() error {
@@ -27,8 +28,16 @@ func (h *health) err() error {
 	return h.last
 }
 
-// checkInterval is how often the store is probed.
+// checkInterval is how often the store is probed unless
+// Options.CheckInterval says otherwise.
 const checkInterval = 30 * time.Second
+
+func (s *Service) checkEvery() time.Duration {
+	if s.opt.CheckInterval > 0 {
+		return s.opt.CheckInterval
+	}
+	return checkInterval
+}
 
 // checkStore probes the store once and logs changes of state.
 func (s *Service) checkStore(ctx context.Context) {
@@ -44,7 +53,7 @@ func (s *Service) checkStore(ctx context.Context) {
 	}
 	s.health.mu.Lock()
 	prev := s.health.last
-	s.health.last = err
+	s.health.last, s.health.checked = err, true
 	s.health.mu.Unlock()
 	switch {
 	case err != nil && (prev == nil || prev.Error() != err.Error()):

@@ -3,6 +3,7 @@ package upload
 import (
 	"context"
 	"errors"
+	"io"
 	"mime"
 	"net/http"
 	"strconv"
@@ -20,7 +21,7 @@ import (
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("PUT /upload/{id}/{name...}", s.put)
-	mux.HandleFunc("GET /file/{id}/{name...}", s.get) // also HEAD
+	mux.Handle("GET /file/{id}/{name...}", s.countDownloads(s.get)) // also HEAD
 	return s.cors(mux)
 }
 
@@ -102,7 +103,7 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
-	case r.ContentLength < 0:
+	case r.ContentLength < 0, r.ContentLength == 0 && r.Header.Get("Content-Length") == "":
 		httpError(w, http.StatusLengthRequired, "Content-Length is required and must equal the slot size")
 		return
 	case r.ContentLength > rec.Size:
@@ -129,19 +130,23 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.active.Delete(id)
+	if !s.startPut(rec.Owner) {
+		httpError(w, http.StatusTooManyRequests, "too many uploads in progress for this account; try again when one has finished")
+		return
+	}
+	defer s.endPut(rec.Owner)
+	// A stalled client must not hold the upload open: each read of the body
+	// must arrive within putIdleTimeout.
+	body := &idleReader{r: r.Body, rc: http.NewResponseController(w)}
 
 	start := s.now()
-	if err := s.opt.Store.Put(r.Context(), id, r.Body, rec.Size); err != nil {
+	if err := s.opt.Store.Put(r.Context(), id, body, rec.Size); err != nil {
 		s.putFailed(w, id, err)
 		return
 	}
 	err = s.opt.Writer.Update(context.WithoutCancel(r.Context()), func(tx *bolt.Tx) error {
-		cur, err := getRecord(tx, id)
-		if err != nil {
-			return err
-		}
-		cur.Complete, cur.Stored, cur.StoredType = true, s.now(), served
-		return putRecord(tx, id, cur)
+		_, err := completed(tx, id, s.now(), served)
+		return err
 	})
 	if err != nil {
 		s.log.Error("recording completed upload", "slot", id, "err", err)
@@ -150,6 +155,7 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Debug("upload complete", "slot", id, "owner", rec.Owner, "size", rec.Size, "duration", s.now().Sub(start))
+	s.uploaded(rec.Size, s.now().Sub(start))
 	w.WriteHeader(http.StatusCreated)
 }
 
@@ -204,8 +210,49 @@ func (s *Service) file(w http.ResponseWriter, r *http.Request, id string) (recor
 		s.log.Error("reading file record", "slot", id, "err", err)
 		httpError(w, http.StatusServiceUnavailable, "the file cannot be read right now")
 		return rec, false
+	case !rec.DeleteAfter.IsZero() && !s.now().Before(rec.DeleteAfter):
+		httpError(w, http.StatusGone, "this file has expired")
+		return rec, false
 	}
 	return rec, true
+}
+
+// startPut counts a PUT of owner's; false if they have too many running.
+func (s *Service) startPut(owner string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.putting == nil {
+		s.putting = map[string]int{}
+	}
+	if n := s.opt.MaxUploadsPerUser; n > 0 && s.putting[owner] >= n {
+		return false
+	}
+	s.putting[owner]++
+	return true
+}
+
+func (s *Service) endPut(owner string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.putting[owner]--; s.putting[owner] <= 0 {
+		delete(s.putting, owner)
+	}
+}
+
+// putIdleTimeout is how long an upload may send nothing before it is cut.
+var putIdleTimeout = 30 * time.Second
+
+// idleReader extends the connection's read deadline before each read, so
+// an upload may take as long as it needs while data flows, but no longer
+// than putIdleTimeout without any.
+type idleReader struct {
+	r  io.Reader
+	rc *http.ResponseController
+}
+
+func (i *idleReader) Read(p []byte) (int, error) {
+	_ = i.rc.SetReadDeadline(time.Now().Add(putIdleTimeout))
+	return i.r.Read(p)
 }
 
 func (s *Service) get(w http.ResponseWriter, r *http.Request) {

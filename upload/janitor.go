@@ -14,7 +14,7 @@ import (
 // store and settles slots whose upload window has closed.
 func (s *Service) Run(ctx context.Context) {
 	s.checkStore(ctx)
-	check := time.NewTicker(checkInterval)
+	check := time.NewTicker(s.checkEvery())
 	defer check.Stop()
 	sweep := time.NewTicker(sweepInterval)
 	defer sweep.Stop()
@@ -42,56 +42,51 @@ const (
 	sweepBatch = 1000
 )
 
-// Sweep settles pending slots whose upload window closed more than
-// sweepGrace ago: a direct (S3) upload that arrived whole is recorded as
-// complete; anything else is forgotten, and a partial object is deleted, so
-// an abandoned slot leaves nothing behind. It returns how many it settled.
+// Sweep settles slots whose time has come, in batches: pending slots whose
+// upload window closed more than sweepGrace ago (a direct (S3) upload that
+// arrived whole is recorded as complete; anything else is forgotten and a
+// partial object deleted, so an abandoned slot leaves nothing behind), and
+// stored files past their lifetime (deleted from the store with their
+// records). It returns how many slots it settled.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
-	cutoff := s.now().Add(-sweepGrace)
-	type pending struct {
-		id  string
-		rec record
-	}
-	var due []pending
-	err := s.opt.DB.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketSlots).Cursor()
-		for k, v := c.First(); k != nil && len(due) < sweepBatch; k, v = c.Next() {
-			r, err := decodeRecord(v)
-			if err != nil || r.Complete || r.Expires.After(cutoff) {
-				continue
-			}
-			due = append(due, pending{string(k), r})
-		}
+	now := s.now()
+	var pending, old []string
+	_ = s.opt.DB.View(func(tx *bolt.Tx) error {
+		pending = due(tx, bucketPending, now.Add(-sweepGrace), sweepBatch)
+		old = due(tx, bucketExpiry, now, sweepBatch)
 		return nil
 	})
-	if err != nil {
-		return 0, err
-	}
-	for _, p := range due {
+	for _, id := range pending {
+		rec, err := s.lookup(id)
+		if err != nil || rec.Complete {
+			continue
+		}
 		if s.direct != nil {
-			rec, err := s.confirm(ctx, p.id, p.rec)
+			rec, err := s.confirm(ctx, id, rec)
 			if err != nil && !errors.Is(err, errNoSlot) {
 				return 0, err // store down: try again next time
 			}
 			if rec.Complete {
 				continue
 			}
-		} else if err := s.opt.Store.Delete(ctx, p.id); err != nil && !errors.Is(err, store.ErrNotFound) {
+		} else if err := s.opt.Store.Delete(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
 			// left by a crash between the write and its record
 			return 0, err
 		}
-		err := s.opt.Writer.Update(ctx, func(tx *bolt.Tx) error {
-			cur, err := getRecord(tx, p.id)
-			if err != nil || cur.Complete {
-				return nil
-			}
-			return tx.Bucket(bucketSlots).Delete([]byte(p.id))
-		})
-		if err != nil {
+		if err := s.opt.Writer.Update(ctx, func(tx *bolt.Tx) error { return forgotten(tx, id) }); err != nil {
 			return 0, err
 		}
 	}
-	return len(due), nil
+	for _, id := range old {
+		if err := s.opt.Store.Delete(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return 0, err
+		}
+		if err := s.opt.Writer.Update(ctx, func(tx *bolt.Tx) error { return expired(tx, id) }); err != nil {
+			return 0, err
+		}
+	}
+	s.limit.forget(now)
+	return len(pending) + len(old), nil
 }
 
 // confirm checks a pending direct upload in the store. If the object is
@@ -121,16 +116,18 @@ func (s *Service) confirm(ctx context.Context, id string, rec record) (record, e
 	if normalType(served) == "" {
 		served = "application/octet-stream"
 	}
+	wasComplete := false
 	err = s.opt.Writer.Update(context.WithoutCancel(ctx), func(tx *bolt.Tx) error {
 		cur, err := getRecord(tx, id)
 		if err != nil {
 			return err
 		}
-		if !cur.Complete {
-			cur.Complete, cur.Stored, cur.StoredType = true, s.now(), served
-		}
-		rec = cur
-		return putRecord(tx, id, cur)
+		wasComplete = cur.Complete
+		rec, err = completed(tx, id, s.now(), served)
+		return err
 	})
+	if err == nil && !wasComplete {
+		s.uploaded(rec.Size, 0)
+	}
 	return rec, err
 }

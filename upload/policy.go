@@ -10,12 +10,28 @@ import (
 
 // Request is a client's request for an upload slot, already parsed from XMPP.
 type Request struct {
-	Owner       string // bare JID of the requester
-	Domain      string // the requester's domain, for the allow-list
-	Filename    string
-	Size        int64
-	ContentType string // "" when the client did not declare one
+	Owner        string // bare JID of the requester
+	Domain       string // the requester's domain, for the allow-list
+	Filename     string
+	Size         int64
+	ContentType  string    // "" when the client did not declare one
+	Purpose      Purpose   // XEP-0363 v1.2; "" means message
+	ExpireBefore time.Time // for PurposeEphemeral: delete the file before this time
 }
+
+// Purpose is an XEP-0363 v1.2 upload purpose: it sets how long the file is kept.
+type Purpose string
+
+// The upload purposes mediaslot supports (and advertises).
+const (
+	PurposeMessage   Purpose = "message"   // shared in a chat: kept for Policy.FileLifetime
+	PurposeProfile   Purpose = "profile"   // an avatar or similar: kept until deleted
+	PurposeEphemeral Purpose = "ephemeral" // kept at most until ExpireBefore (and FileLifetime)
+	PurposePermanent Purpose = "permanent" // kept until deleted
+)
+
+// Purposes lists the supported purposes, for service discovery.
+var Purposes = []Purpose{PurposeMessage, PurposeProfile, PurposeEphemeral, PurposePermanent}
 
 // Reason classifies why a slot was refused; the XMPP side maps each to the
 // XEP-0363 error condition clients understand.
@@ -26,7 +42,9 @@ const (
 	BadRequest  Reason = iota // malformed request: modify/bad-request
 	TooLarge                  // over the size limit: modify/not-acceptable + <file-too-large>
 	Forbidden                 // requester not allowed: auth/forbidden
-	Unavailable               // mediaslot cannot issue slots now: wait/internal-server-error
+	Unavailable               // mediaslot cannot issue slots now: wait/service-unavailable
+	OverQuota                 // over a quota or the request rate: wait/resource-constraint + <retry> at RetryAt
+	Unsupported               // an upload purpose mediaslot does not know: cancel/feature-not-implemented
 )
 
 // Refusal is the error Issue returns when it does not issue a slot. Text is
@@ -34,7 +52,8 @@ const (
 type Refusal struct {
 	Reason  Reason
 	Text    string
-	MaxSize int64 // for TooLarge
+	MaxSize int64     // for TooLarge
+	RetryAt time.Time // for OverQuota: when the request will pass; zero if it never will by waiting
 }
 
 func (r *Refusal) Error() string { return r.Text }
@@ -83,8 +102,8 @@ func normalType(v string) string {
 // check applies the slot policy to a request.
 func (p Policy) check(r Request) *Refusal {
 	// Strangers learn nothing about limits or formats.
-	if !p.allowed(r.Domain) {
-		return refuse(Forbidden, "Uploads are limited to accounts on %s", strings.Join(p.AllowedDomains, ", "))
+	if ref := p.access(r.Owner, r.Domain); ref != nil {
+		return ref
 	}
 	if ref := checkFilename(r.Filename); ref != nil {
 		return ref
@@ -103,18 +122,80 @@ func (p Policy) check(r Request) *Refusal {
 	return nil
 }
 
-func (p Policy) allowed(domain string) bool {
-	for _, d := range p.AllowedDomains {
-		if strings.EqualFold(d, domain) {
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, v) {
 			return true
 		}
 	}
 	return false
 }
 
+// access applies the allow and deny lists: a denied JID or domain is
+// refused even if allowed; otherwise the JID's domain or the JID itself must
+// be allowed.
+func (p Policy) access(owner, domain string) *Refusal {
+	if contains(p.DeniedJIDs, owner) || contains(p.DeniedDomains, domain) {
+		return refuse(Forbidden, "This account may not upload files")
+	}
+	if !contains(p.AllowedDomains, domain) && !contains(p.AllowedJIDs, owner) {
+		return refuse(Forbidden, "Uploads are limited to accounts on %s", strings.Join(p.AllowedDomains, ", "))
+	}
+	return nil
+}
+
+// deleteAfter returns when a file of this request is deleted (zero: never).
+func (p Policy) deleteAfter(r Request, now time.Time) (time.Time, *Refusal) {
+	var def time.Time
+	if p.FileLifetime > 0 {
+		def = now.Add(p.FileLifetime)
+	}
+	switch r.Purpose {
+	case "", PurposeMessage:
+		return def, nil
+	case PurposeProfile, PurposePermanent:
+		return time.Time{}, nil
+	case PurposeEphemeral:
+		if r.ExpireBefore.IsZero() {
+			return def, nil
+		}
+		// The sweeper runs every minute: delete early enough to be gone in time.
+		t := r.ExpireBefore.Add(-2 * sweepInterval)
+		if t.Before(now.Add(p.SlotLifetime)) {
+			return time.Time{}, refuse(BadRequest, "expire-before must be later than %s", now.Add(p.SlotLifetime+2*sweepInterval).UTC().Format(time.RFC3339))
+		}
+		if !def.IsZero() && def.Before(t) {
+			return def, nil
+		}
+		return t, nil
+	}
+	return time.Time{}, refuse(Unsupported, "The upload purpose %q is not supported", r.Purpose)
+}
+
 // Policy decides which slot requests are granted.
 type Policy struct {
-	MaxFileSize    int64
-	SlotLifetime   time.Duration
-	AllowedDomains []string
+	MaxFileSize  int64
+	SlotLifetime time.Duration
+	// FileLifetime is how long files shared in messages are kept; 0 keeps
+	// them until deleted.
+	FileLifetime   time.Duration
+	AllowedDomains []string // users of these domains may upload
+	AllowedJIDs    []string // and these users of other domains
+	DeniedDomains  []string // refused even if allowed above
+	DeniedJIDs     []string
+	Quota          Quota
+	// SlotRate and SlotBurst bound slot requests per user (token bucket:
+	// SlotRate a second on average, SlotBurst at once); 0 disables.
+	SlotRate  float64
+	SlotBurst int
+	// MaxUploadsPerUser bounds a user's PUTs in progress at once; 0 disables.
+	MaxUploadsPerUser int
+}
+
+// Quota bounds storage, counted from completed uploads; 0 disables a bound.
+type Quota struct {
+	DailyBytes  int64 // per user, uploaded in any 24 hours
+	UserBytes   int64 // per user, stored
+	DomainBytes int64 // per domain, stored
+	TotalBytes  int64 // all stored
 }

@@ -1,15 +1,30 @@
 package upload
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
 
-// bucketSlots holds one record per issued slot, keyed by slot id.
-var bucketSlots = []byte("slots")
+// The upload state in the shared bbolt file. Every change of a slot goes
+// through the transitions below (issued, completed, forgotten, expired),
+// which keep the record, its indexes and the quota counters consistent in
+// one transaction.
+var (
+	bucketSlots   = []byte("slots")   // id -> record (JSON)
+	bucketPending = []byte("pending") // BE(PUT deadline) id -> nil: slots waiting for their upload
+	bucketExpiry  = []byte("expiry")  // BE(delete after) id -> nil: stored files that expire
+	bucketUsage   = []byte("usage")   // "u\x00"+owner, "d\x00"+domain, "g" -> BE stored bytes
+	bucketDaily   = []byte("daily")   // owner \x00 BE(completed ns) id -> BE size: uploads of the last 24 h
+	bucketFiles   = []byte("files")   // owner \x00 BE(delete after) id -> BE size: an owner's stored files
+)
+
+var allBuckets = [][]byte{bucketSlots, bucketPending, bucketExpiry, bucketUsage, bucketDaily, bucketFiles}
 
 // record is what mediaslot remembers of a slot, from issue to expiry.
 type record struct {
@@ -17,8 +32,10 @@ type record struct {
 	Filename    string    `json:"f"`           // as requested, unescaped
 	Size        int64     `json:"s"`           // exact byte count the PUT must send
 	ContentType string    `json:"c,omitempty"` // as declared in the request; "" if none
+	Purpose     Purpose   `json:"p,omitempty"` // XEP-0363 v1.2 upload purpose
 	Issued      time.Time `json:"i"`
 	Expires     time.Time `json:"e"`           // end of the PUT window
+	DeleteAfter time.Time `json:"x,omitzero"`  // when the file is deleted; zero: never
 	Complete    bool      `json:"d,omitempty"` // the bytes are stored
 	Stored      time.Time `json:"u,omitzero"`  // when the PUT completed
 	StoredType  string    `json:"t,omitempty"` // content type served on GET
@@ -27,14 +44,9 @@ type record struct {
 var errNoSlot = errors.New("no such slot")
 
 func getRecord(tx *bolt.Tx, id string) (record, error) {
-	var r record
-	b := tx.Bucket(bucketSlots)
-	if b == nil {
-		return r, errNoSlot
-	}
-	v := b.Get([]byte(id))
+	v := tx.Bucket(bucketSlots).Get([]byte(id))
 	if v == nil {
-		return r, errNoSlot
+		return record{}, errNoSlot
 	}
 	return decodeRecord(v)
 }
@@ -46,13 +58,147 @@ func decodeRecord(v []byte) (record, error) {
 }
 
 func putRecord(tx *bolt.Tx, id string, r record) error {
-	b, err := tx.CreateBucketIfNotExists(bucketSlots)
-	if err != nil {
-		return err
-	}
 	v, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	return b.Put([]byte(id), v)
+	return tx.Bucket(bucketSlots).Put([]byte(id), v)
+}
+
+// timeKey is a big-endian Unix time followed by rest, so keys sort by time.
+func timeKey(t time.Time, rest ...string) []byte {
+	k := binary.BigEndian.AppendUint64(nil, uint64(t.Unix()))
+	for _, r := range rest {
+		k = append(k, r...)
+	}
+	return k
+}
+
+// ownerKey is owner \x00 BE(t) id, so an owner's entries sort by time.
+func ownerKey(owner string, t uint64, id string) []byte {
+	k := append([]byte(owner), 0)
+	k = binary.BigEndian.AppendUint64(k, t)
+	return append(k, id...)
+}
+
+func deleteAfterKey(r record) uint64 {
+	if r.DeleteAfter.IsZero() {
+		return 1<<63 - 1
+	}
+	return uint64(r.DeleteAfter.Unix())
+}
+
+func domainOf(owner string) string {
+	_, d, _ := strings.Cut(owner, "@")
+	return d
+}
+
+func usageKeys(owner string) [][]byte {
+	return [][]byte{[]byte("u\x00" + owner), []byte("d\x00" + domainOf(owner)), []byte("g")}
+}
+
+func addUsage(tx *bolt.Tx, owner string, delta int64) error {
+	b := tx.Bucket(bucketUsage)
+	for _, k := range usageKeys(owner) {
+		var cur int64
+		if v := b.Get(k); len(v) == 8 {
+			cur = int64(binary.BigEndian.Uint64(v))
+		}
+		if err := b.Put(k, binary.BigEndian.AppendUint64(nil, uint64(max(0, cur+delta)))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sizeValue(n int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(n)) }
+
+// issued records a new slot waiting for its upload.
+func issued(tx *bolt.Tx, id string, r record) error {
+	if err := putRecord(tx, id, r); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketPending).Put(timeKey(r.Expires, id), nil)
+}
+
+// completed marks a pending slot's upload as stored and counts it.
+func completed(tx *bolt.Tx, id string, now time.Time, servedType string) (record, error) {
+	r, err := getRecord(tx, id)
+	if err != nil || r.Complete {
+		return r, err
+	}
+	r.Complete, r.Stored, r.StoredType = true, now, servedType
+	if err := putRecord(tx, id, r); err != nil {
+		return r, err
+	}
+	if err := tx.Bucket(bucketPending).Delete(timeKey(r.Expires, id)); err != nil {
+		return r, err
+	}
+	if !r.DeleteAfter.IsZero() {
+		if err := tx.Bucket(bucketExpiry).Put(timeKey(r.DeleteAfter, id), nil); err != nil {
+			return r, err
+		}
+	}
+	if err := addUsage(tx, r.Owner, r.Size); err != nil {
+		return r, err
+	}
+	if err := tx.Bucket(bucketFiles).Put(ownerKey(r.Owner, deleteAfterKey(r), id), sizeValue(r.Size)); err != nil {
+		return r, err
+	}
+	daily := tx.Bucket(bucketDaily)
+	// Drop this owner's entries that left the 24-hour window: each owner's
+	// history is pruned when they upload again.
+	prefix := append([]byte(r.Owner), 0)
+	limit := ownerKey(r.Owner, uint64(now.Add(-24*time.Hour).UnixNano()), "")
+	c := daily.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && bytes.Compare(k, limit) < 0; k, _ = c.Next() {
+		if err := c.Delete(); err != nil {
+			return r, err
+		}
+	}
+	return r, daily.Put(ownerKey(r.Owner, uint64(now.UnixNano()), id), sizeValue(r.Size))
+}
+
+// forgotten removes a slot that never got its upload.
+func forgotten(tx *bolt.Tx, id string) error {
+	r, err := getRecord(tx, id)
+	if err != nil || r.Complete {
+		return nil
+	}
+	if err := tx.Bucket(bucketPending).Delete(timeKey(r.Expires, id)); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketSlots).Delete([]byte(id))
+}
+
+// expired removes a stored file's record and uncounts it (the bytes in the
+// last 24 hours stay counted: that quota is about uploading).
+func expired(tx *bolt.Tx, id string) error {
+	r, err := getRecord(tx, id)
+	if err != nil || !r.Complete {
+		return nil
+	}
+	if !r.DeleteAfter.IsZero() {
+		if err := tx.Bucket(bucketExpiry).Delete(timeKey(r.DeleteAfter, id)); err != nil {
+			return err
+		}
+	}
+	if err := tx.Bucket(bucketFiles).Delete(ownerKey(r.Owner, deleteAfterKey(r), id)); err != nil {
+		return err
+	}
+	if err := addUsage(tx, r.Owner, -r.Size); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketSlots).Delete([]byte(id))
+}
+
+// due lists up to n ids of an index whose time key is before t.
+func due(tx *bolt.Tx, bucket []byte, t time.Time, n int) []string {
+	var ids []string
+	limit := timeKey(t)
+	c := tx.Bucket(bucket).Cursor()
+	for k, _ := c.First(); k != nil && len(ids) < n && bytes.Compare(k[:8], limit) < 0; k, _ = c.Next() {
+		ids = append(ids, string(k[8:]))
+	}
+	return ids
 }

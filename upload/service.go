@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -44,13 +45,19 @@ type Options struct {
 	// Store holds the files. A store.Presigner (S3) takes uploads directly:
 	// slots then carry its presigned PUT URLs, and the HTTP front only
 	// answers downloads, as Download says.
-	Store      store.Store
-	Download   Download
-	Key        []byte // HMAC key for PUT URLs of the disk store
-	PublicURL  string // base URL of the HTTP front, as clients reach it
-	CORSOrigin []string
-	Logger     *slog.Logger
-	Now        func() time.Time // for tests; time.Now if nil
+	Store    store.Store
+	Download Download
+	// CheckInterval is how often Run probes a store that can tell whether
+	// it is reachable (S3); 30 s if zero.
+	CheckInterval time.Duration
+	Key           []byte // HMAC key for PUT URLs of the disk store
+	PublicURL     string // base URL of the HTTP front, as clients reach it
+	CORSOrigin    []string
+	Logger        *slog.Logger
+	Now           func() time.Time // for tests; time.Now if nil
+	// Observer is told of uploads and downloads, for metrics; nil tells
+	// nobody.
+	Observer Observer
 }
 
 // DownloadMode says how the HTTP front serves GETs of files in a store.Presigner.
@@ -81,27 +88,36 @@ type Service struct {
 	opt    Options
 	direct store.Presigner // non-nil when clients upload to the store directly
 	health health
+	limit  *limiter // slot requests per user; nil: unlimited
 	sign   signer
 	base   string
 	log    *slog.Logger
 	now    func() time.Time
 	active sync.Map // slot ids with a PUT in progress
+
+	mu      sync.Mutex
+	putting map[string]int // PUTs in progress per owner
 }
 
 // New returns a Service. The bbolt bucket is created if needed.
 func New(opt Options) (*Service, error) {
 	if err := opt.DB.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketSlots)
-		return err
+		for _, b := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
 	}); err != nil {
 		return nil, err
 	}
 	s := &Service{
-		opt:  opt,
-		sign: signer{key: opt.Key},
-		base: strings.TrimRight(opt.PublicURL, "/"),
-		log:  opt.Logger,
-		now:  opt.Now,
+		opt:   opt,
+		limit: newLimiter(opt.SlotRate, opt.SlotBurst),
+		sign:  signer{key: opt.Key},
+		base:  strings.TrimRight(opt.PublicURL, "/"),
+		log:   opt.Logger,
+		now:   opt.Now,
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -128,13 +144,29 @@ func (s *Service) Issue(ctx context.Context, r Request) (Slot, error) {
 	if ref := s.opt.Policy.check(r); ref != nil {
 		return Slot{}, ref
 	}
+	now := s.now()
+	if ok, next := s.limit.take(r.Owner, now); !ok {
+		return Slot{}, &Refusal{Reason: OverQuota, RetryAt: next,
+			Text: fmt.Sprintf("Too many upload requests; try again in %d seconds", int(next.Sub(now).Seconds())+1)}
+	}
+	deleteAfter, ref := s.opt.Policy.deleteAfter(r, now)
+	if ref != nil {
+		return Slot{}, ref
+	}
 	if err := s.health.err(); err != nil {
 		return Slot{}, refuse(Unavailable, "The file store is unavailable; try again later")
+	}
+	if err := s.opt.DB.View(func(tx *bolt.Tx) error {
+		if ref := s.checkQuota(tx, r, now); ref != nil {
+			return ref
+		}
+		return nil
+	}); err != nil {
+		return Slot{}, err
 	}
 	var raw [16]byte
 	_, _ = rand.Read(raw[:])
 	id := hex.EncodeToString(raw[:])
-	now := s.now()
 	// Whole seconds: the expiry travels in the URL as Unix seconds.
 	expires := now.Add(s.opt.SlotLifetime).Truncate(time.Second)
 	rec := record{
@@ -142,10 +174,12 @@ func (s *Service) Issue(ctx context.Context, r Request) (Slot, error) {
 		Filename:    r.Filename,
 		Size:        r.Size,
 		ContentType: r.ContentType,
+		Purpose:     r.Purpose,
 		Issued:      now,
 		Expires:     expires,
+		DeleteAfter: deleteAfter,
 	}
-	if err := s.opt.Writer.Update(ctx, func(tx *bolt.Tx) error { return putRecord(tx, id, rec) }); err != nil {
+	if err := s.opt.Writer.Update(ctx, func(tx *bolt.Tx) error { return issued(tx, id, rec) }); err != nil {
 		s.log.Error("recording slot", "err", err)
 		return Slot{}, refuse(Unavailable, "The upload service cannot record slots right now; try again later")
 	}

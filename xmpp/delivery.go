@@ -18,12 +18,21 @@ var errOffline = errors.New("recipient went offline")
 
 // online reports whether bare can take a message now. Without the presence
 // privilege the component cannot know, so it hands every message to the
-// server at once, whose own offline storage then keeps it.
+// server at once, whose own offline storage then keeps it. The same goes
+// for a user the server has not reported on this connection if it does not
+// report connected users when the component connects (ejabberd): the user
+// may well be online, and a queue entry would wait for a presence that may
+// not come for days.
 func (r *relay) online(bare string) bool {
-	if !r.privileges().presence {
+	p := r.privileges()
+	if !p.presence {
 		return true
 	}
-	return r.presence.isOnline(bare)
+	online, known := r.presence.state(bare)
+	if !known && !p.reportsPresence() {
+		return true
+	}
+	return online
 }
 
 // handlePresence tracks local users' availability and starts delivering
@@ -70,6 +79,9 @@ func (r *relay) drain(ctx context.Context, bare string, send sender) {
 			})
 			if n > 0 || (err != nil && !errors.Is(err, errOffline)) {
 				r.log.Debug("drained queue", "recipient", bare, "delivered", n, "err", err)
+			}
+			if n > 0 {
+				r.observer().RelayDrained(n)
 			}
 			r.mu.Lock()
 			if !d.again || err != nil {

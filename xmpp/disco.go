@@ -3,6 +3,8 @@ package xmpp
 import (
 	"encoding/xml"
 	"strconv"
+
+	"mediaslot/upload"
 )
 
 // XEP-0030 service discovery of the upload service. mellium's disco package
@@ -57,6 +59,9 @@ func uploadInfo(maxSize int64, relay bool) discoInfo {
 	info := discoInfo{Identities: []discoIdentity{{Category: "store", Type: "file", Name: "HTTP File Upload"}}}
 	for _, f := range features {
 		info.Features = append(info.Features, discoFeature{Var: f})
+	}
+	for _, p := range upload.Purposes {
+		info.Features = append(info.Features, discoFeature{Var: nsPurpose + "#" + string(p)})
 	}
 	if relay {
 		info.Features = append(info.Features, discoFeature{Var: nsAddress})

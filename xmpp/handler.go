@@ -29,6 +29,7 @@ type handler struct {
 	slots   Slots
 	relay   *relay // nil when no offline queue is configured
 	log     *slog.Logger
+	obs     Observer // nil: nobody
 	// slotWorkers bounds slot requests in flight: they wait for a bbolt
 	// commit, so they run off the read loop, which is thereby free to read
 	// the next request and let commits group.
@@ -100,6 +101,7 @@ func (h *handler) handle(ctx context.Context, st stanza, send sender) {
 		}
 		req, ref := parseSlotRequest(payload)
 		if ref != nil {
+			h.slotRefused(ref)
 			h.answer(ctx, send, reply, nil, refusalError(name.Space, ref))
 			return
 		}
@@ -131,12 +133,15 @@ func (h *handler) issue(ctx context.Context, send sender, reply iq, ns string, r
 	switch {
 	case errors.As(err, &ref):
 		h.log.Debug("slot refused", "from", req.Owner, "reason", ref.Text)
+		h.slotRefused(ref)
 		h.answer(ctx, send, reply, nil, refusalError(ns, ref))
 	case err != nil:
 		h.log.Error("issuing slot", "err", err)
+		h.observer().SlotRefused("internal")
 		h.answer(ctx, send, reply, nil, newError("wait", "internal-server-error", "The upload service could not issue a slot"))
 	default:
 		h.log.Debug("slot issued", "from", req.Owner, "slot", slot.ID, "size", req.Size)
+		h.observer().SlotIssued()
 		h.answer(ctx, send, reply, slotPayload(ns, slot), nil)
 	}
 }

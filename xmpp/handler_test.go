@@ -36,6 +36,12 @@ func (f fakeSlots) Issue(_ context.Context, r upload.Request) (upload.Slot, erro
 		return upload.Slot{}, &upload.Refusal{Reason: upload.BadRequest, Text: "The filename is missing or empty"}
 	case "panic.txt":
 		panic("boom")
+	case "quota.txt":
+		return upload.Slot{}, &upload.Refusal{Reason: upload.OverQuota, Text: "Daily upload quota of 1.0 GiB reached",
+			RetryAt: time.Date(2026, 9, 1, 8, 15, 0, 0, time.UTC)}
+	}
+	if r.Purpose != "" && r.Purpose != upload.PurposeEphemeral {
+		return upload.Slot{}, &upload.Refusal{Reason: upload.Unsupported, Text: "The upload purpose \"" + string(r.Purpose) + "\" is not supported"}
 	}
 	return upload.Slot{
 		ID:     "0123456789abcdef0123456789abcdef",
@@ -114,6 +120,10 @@ var golden = []struct{ name, in string }{
 	{"nonnumeric_size", `<iq type='get' id='s8' ` + from + `><request xmlns='urn:xmpp:http:upload:0' filename='a.txt' size='12kB'/></iq>`},
 	{"set", `<iq type='set' id='s9' ` + from + `><request xmlns='urn:xmpp:http:upload:0' filename='a.txt' size='5'/></iq>`},
 	{"panic", `<iq type='get' id='s10' ` + from + `><request xmlns='urn:xmpp:http:upload:0' filename='panic.txt' size='5'/></iq>`},
+	{"quota", `<iq type='get' id='q1' ` + from + `><request xmlns='urn:xmpp:http:upload:0' filename='quota.txt' size='5'/></iq>`},
+	{"purpose_unknown", `<iq type='get' id='q2' ` + from + `><request xmlns='urn:xmpp:http:upload:0' filename='a.txt' size='5'><archive xmlns='urn:xmpp:http:upload:purpose:0'/></request></iq>`},
+	{"purpose_two", `<iq type='get' id='q3' ` + from + `><request xmlns='urn:xmpp:http:upload:0' filename='a.txt' size='5'><message xmlns='urn:xmpp:http:upload:purpose:0'/><permanent xmlns='urn:xmpp:http:upload:purpose:0'/></request></iq>`},
+	{"purpose_bad_stamp", `<iq type='get' id='q4' ` + from + `><request xmlns='urn:xmpp:http:upload:0' filename='a.txt' size='5'><ephemeral xmlns='urn:xmpp:http:upload:purpose:0' expire-before='tomorrow'/></request></iq>`},
 	{"unknown", `<iq type='get' id='u1' ` + from + `><query xmlns='jabber:iq:roster'/></iq>`},
 	{"no_payload", `<iq type='get' id='u2' ` + from + `/>`},
 }
@@ -162,5 +172,10 @@ func TestRequestReachesService(t *testing.T) {
 	want := upload.Request{Owner: "alice@example.net", Domain: "example.net", Filename: "a b.txt", Size: math.MaxInt64, ContentType: "text/plain"}
 	if r != want {
 		t.Fatalf("request %+v, want %+v", r, want)
+	}
+	roundTrip(t, fakeSlots{got: got}, `<iq type='get' id='s2' `+from+`><request xmlns='urn:xmpp:http:upload:0' filename='e.txt' size='5'><ephemeral xmlns='urn:xmpp:http:upload:purpose:0' expire-before='2026-12-01T12:00:00Z'/></request></iq>`)
+	r = <-got
+	if r.Purpose != upload.PurposeEphemeral || !r.ExpireBefore.Equal(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)) {
+		t.Fatalf("purpose not parsed: %+v", r)
 	}
 }

@@ -32,6 +32,9 @@ type Options struct {
 	// uploaded here that carry none.
 	Previews Previewer
 	Logger   *slog.Logger
+	// Observer is told of the link, slots and relay messages, for
+	// metrics; nil tells nobody.
+	Observer Observer
 }
 
 // Component keeps the XEP-0114 link to the XMPP server up and answers what
@@ -59,9 +62,11 @@ func New(opt Options) (*Component, error) {
 		opt.ReconnectMax = 30 * time.Second
 	}
 	h := newHandler(addr.String(), opt.Version, opt.Slots, opt.Logger)
+	h.obs = opt.Observer
 	if opt.Queue != nil {
 		h.relay = newRelay(addr.String(), opt.Relay, opt.Queue, opt.Logger)
 		h.relay.previews = opt.Previews
+		h.relay.obs = opt.Observer
 	}
 	return &Component{opt: opt, addr: addr, log: opt.Logger, h: h}, nil
 }
@@ -141,6 +146,7 @@ func (c *Component) setSession(s *xmpp.Session) {
 	c.sess = s
 	c.mu.Unlock()
 	c.connected.Store(s != nil)
+	c.h.observer().LinkChanged(s != nil)
 }
 
 // errLinkDown is returned by send when there is no live session.

@@ -20,6 +20,15 @@ type privileges struct {
 	presence bool   // receives local users' presence ("managed_entity" or "roster")
 }
 
+// reportsPresence reports whether the server sends the presence of every
+// connected user when the component connects, so that a user it has not
+// reported since is offline. Prosody's mod_privilege (urn:xmpp:privilege:2)
+// does. ejabberd's (23.01, urn:xmpp:privilege:1) forwards only the
+// presences clients send while the component is connected: nothing on
+// connect, and nothing when a client goes away without an unavailable
+// presence.
+func (p privileges) reportsPresence() bool { return p.ns != nsPrivilege1 }
+
 type privilegeAd struct {
 	XMLName xml.Name
 	Perms   []struct {
@@ -47,22 +56,25 @@ func parsePrivileges(server string, r xml.TokenReader) (privileges, bool) {
 }
 
 // presenceTable tracks which resources of each local user are available, as
-// the server reports them through the presence privilege. The server sends
+// the server reports them through the presence privilege. Prosody sends
 // the current presence of every connected user when the component connects,
-// so the table starts empty on each connection.
+// so the table starts empty on each connection (ejabberd does not: see
+// privileges.reportsPresence).
 type presenceTable struct {
 	mu     sync.Mutex
 	online map[string]map[string]struct{} // bare JID -> full JIDs
+	seen   map[string]bool                // bare JIDs with any presence on this connection
 }
 
 func newPresenceTable() *presenceTable {
-	return &presenceTable{online: make(map[string]map[string]struct{})}
+	return &presenceTable{online: make(map[string]map[string]struct{}), seen: make(map[string]bool)}
 }
 
 // update records a presence; it reports whether bare just became available.
 func (p *presenceTable) update(bare, full string, available bool) (cameOnline bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.seen[bare] = true
 	res := p.online[bare]
 	if !available {
 		delete(res, full)
@@ -80,14 +92,17 @@ func (p *presenceTable) update(bare, full string, available bool) (cameOnline bo
 	return !had
 }
 
-func (p *presenceTable) isOnline(bare string) bool {
+// state reports whether bare is available, and whether any presence of
+// bare arrived on this connection at all.
+func (p *presenceTable) state(bare string) (online, known bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.online[bare]) > 0
+	return len(p.online[bare]) > 0, p.seen[bare]
 }
 
 func (p *presenceTable) reset() {
 	p.mu.Lock()
 	p.online = make(map[string]map[string]struct{})
+	p.seen = make(map[string]bool)
 	p.mu.Unlock()
 }

@@ -60,6 +60,7 @@ type relay struct {
 	q        Queue
 	previews Previewer // nil: no thumbnails made
 	log      *slog.Logger
+	obs      Observer // nil: nobody
 	now      func() time.Time
 	presence *presenceTable
 
@@ -153,6 +154,7 @@ func (r *relay) handleMessage(ctx context.Context, st stanza, send sender) {
 				ref = refuseMsg("wait", "internal-server-error", "The relay could not store the message; try again later")
 			}
 			r.log.Info("relay refused message", "from", from, "reason", ref.text)
+			r.observer().RelayRefused(ref.condition)
 			r.sendError(ctx, send, st, ref)
 		}
 	}
@@ -236,6 +238,7 @@ func (r *relay) accept(ctx context.Context, st stanza, send sender) error {
 			return err
 		}
 	}
+	requeued := 0
 	for _, bare := range now {
 		e := offline.Entry{Recipient: bare, Sender: sender, Stanza: stored}
 		if err := r.deliver(ctx, send, e, false); err != nil {
@@ -243,8 +246,10 @@ func (r *relay) accept(ctx context.Context, st stanza, send sender) error {
 			if err := r.q.Enqueue(ctx, sender, []string{bare}, stored); err != nil {
 				return err
 			}
+			requeued++
 		}
 	}
+	r.observer().RelayAccepted(len(now)-requeued, len(queue)+requeued)
 	for _, bare := range queue {
 		if r.online(bare) {
 			r.drain(ctx, bare, send)

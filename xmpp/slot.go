@@ -6,6 +6,9 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
+
+	"mellium.im/xmlstream"
 
 	"mediaslot/upload"
 )
@@ -21,7 +24,16 @@ type slotRequest struct {
 	LegacyFilename    string `xml:"filename"`
 	LegacySize        string `xml:"size"`
 	LegacyContentType string `xml:"content-type"`
+
+	// XEP-0363 v1.2 upload purposes: one element in nsPurpose.
+	Purposes []struct {
+		XMLName      xml.Name
+		ExpireBefore string `xml:"expire-before,attr"`
+	} `xml:",any"`
 }
+
+// nsPurpose is the namespace of XEP-0363 v1.2 upload purposes.
+const nsPurpose = "urn:xmpp:http:upload:purpose:0"
 
 func badRequest(text string) *upload.Refusal {
 	return &upload.Refusal{Reason: upload.BadRequest, Text: text}
@@ -31,6 +43,21 @@ func badRequest(text string) *upload.Refusal {
 // and domain left for the caller). It refuses what cannot be parsed with a
 // bad-request Refusal; the upload policy judges the values.
 func parseSlotRequest(r xml.TokenReader) (upload.Request, *upload.Refusal) {
+	tok, err := r.Token()
+	start, ok := tok.(xml.StartElement)
+	if err != nil || !ok {
+		return upload.Request{}, badRequest("The slot request is not well-formed")
+	}
+	// XML forbids repeated attributes, but encoding/xml keeps the last one
+	// silently: refuse rather than guess which the client meant.
+	seen := map[xml.Name]bool{}
+	for _, a := range start.Attr {
+		if seen[a.Name] {
+			return upload.Request{}, badRequest("The attribute " + a.Name.Local + " appears twice")
+		}
+		seen[a.Name] = true
+	}
+	r = xmlstream.MultiReader(xmlstream.Token(start), r)
 	var req slotRequest
 	if err := xml.NewTokenDecoder(r).Decode(&req); err != nil {
 		return upload.Request{}, badRequest("The slot request is not well-formed")
@@ -51,7 +78,24 @@ func parseSlotRequest(r xml.TokenReader) (upload.Request, *upload.Refusal) {
 			return upload.Request{}, badRequest("The size must be a whole number of bytes")
 		}
 	}
-	return upload.Request{Filename: req.Filename, Size: size, ContentType: strings.TrimSpace(req.ContentType)}, nil
+	out := upload.Request{Filename: req.Filename, Size: size, ContentType: strings.TrimSpace(req.ContentType)}
+	for _, p := range req.Purposes {
+		if p.XMLName.Space != nsPurpose {
+			continue // other extensions: not ours to judge
+		}
+		if out.Purpose != "" {
+			return upload.Request{}, badRequest("A slot request has at most one purpose")
+		}
+		out.Purpose = upload.Purpose(p.XMLName.Local)
+		if p.ExpireBefore != "" {
+			t, err := time.Parse(time.RFC3339, p.ExpireBefore)
+			if err != nil {
+				return upload.Request{}, badRequest("expire-before must be an XEP-0082 date and time, such as 2026-09-01T12:00:00Z")
+			}
+			out.ExpireBefore = t
+		}
+	}
+	return out, nil
 }
 
 type slotURL struct {
@@ -84,6 +128,12 @@ type fileTooLarge struct {
 	Max     int64 `xml:"max-file-size"`
 }
 
+// retry is XEP-0363's hint when a temporary refusal will pass.
+type retry struct {
+	XMLName xml.Name
+	Stamp   string `xml:"stamp,attr"`
+}
+
 // refusalError maps a policy refusal to the XEP-0363 error clients expect.
 func refusalError(ns string, ref *upload.Refusal) *stanzaError {
 	switch ref.Reason {
@@ -95,6 +145,14 @@ func refusalError(ns string, ref *upload.Refusal) *stanzaError {
 		return newError("auth", "forbidden", ref.Text)
 	case upload.Unavailable:
 		return newError("wait", "service-unavailable", ref.Text)
+	case upload.OverQuota:
+		e := newError("wait", "resource-constraint", ref.Text)
+		if !ref.RetryAt.IsZero() {
+			e.App = retry{XMLName: xml.Name{Space: ns, Local: "retry"}, Stamp: ref.RetryAt.UTC().Format(time.RFC3339)}
+		}
+		return e
+	case upload.Unsupported:
+		return newError("cancel", "feature-not-implemented", ref.Text)
 	default:
 		return newError("modify", "bad-request", ref.Text)
 	}

@@ -26,15 +26,16 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"serve":   {"run the component and its HTTP front (--config FILE)", runServe},
+	"serve":   {"run the component and its HTTP front (--config FILE; --check-config probes the setup and exits)", runServe},
 	"send":    {"upload files and send them to XMPP recipients (--help for flags)", send},
 	"receive": {"wait for media messages and download the files (--help for flags)", receive},
 	"check":   {"check a XEP-0363 service's conformance (--help for flags)", check},
+	"bench":   {"measure slot latency and throughput, PUT and GET, against a baseline (--help for flags)", runBench},
 	"version": {"print version and commit", runVersion},
 }
 
 // order of the help text
-var commandOrder = []string{"serve", "send", "receive", "check", "version"}
+var commandOrder = []string{"serve", "send", "receive", "check", "bench", "version"}
 
 // errUsage marks errors already explained to the user; exit code 2.
 var errUsage = errors.New("usage")

@@ -17,6 +17,7 @@ import (
 
 	"mediaslot/config"
 	"mediaslot/internal/groupcommit"
+	"mediaslot/internal/redact"
 	"mediaslot/offline"
 	"mediaslot/store"
 	"mediaslot/store/disk"
@@ -28,19 +29,25 @@ import (
 // shutdownGrace bounds how long uploads in progress may run on after SIGTERM.
 const shutdownGrace = 8 * time.Second
 
-func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "mediaslot.toml", "configuration `file` (TOML)")
+	checkOnly := fs.Bool("check-config", false, "check the configuration, the XMPP server, the store and the database, print the results and exit (0: all ok)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *checkOnly {
+		return checkConfig(ctx, *path, stdout)
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.Log, stderr)
+	log := slog.New(redact.Handler(newLogger(cfg.Log, stderr).Handler(),
+		cfg.Component.Secret, cfg.Upload.TokenKey, cfg.Store.S3.SecretAccessKey))
 	slog.SetDefault(log)
+	obs := newObservers(cfg.Admin)
 
 	if err := os.MkdirAll(cfg.Data.Dir, 0o700); err != nil {
 		return err
@@ -74,19 +81,35 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		Policy: upload.Policy{
 			MaxFileSize:    cfg.Upload.MaxFileSize,
 			SlotLifetime:   time.Duration(cfg.Upload.SlotLifetime),
+			FileLifetime:   time.Duration(cfg.Upload.FileLifetime),
 			AllowedDomains: cfg.Domains(),
+			AllowedJIDs:    cfg.Upload.AllowedJIDs,
+			DeniedDomains:  cfg.Upload.DeniedDomains,
+			DeniedJIDs:     cfg.Upload.DeniedJIDs,
+			Quota: upload.Quota{
+				DailyBytes:  cfg.Upload.DailyQuota,
+				UserBytes:   cfg.Upload.UserQuota,
+				DomainBytes: cfg.Upload.DomainQuota,
+				TotalBytes:  cfg.Upload.TotalQuota,
+			},
+			SlotRate:          cfg.Upload.SlotRate,
+			SlotBurst:         cfg.Upload.SlotBurst,
+			MaxUploadsPerUser: cfg.Upload.MaxUploadsPerUser,
 		},
-		DB:         db,
-		Writer:     writer,
-		Store:      st,
-		Key:        key,
-		PublicURL:  cfg.HTTP.PublicURL,
-		CORSOrigin: cfg.HTTP.CORSOrigins,
-		Logger:     log,
+		DB:            db,
+		Writer:        writer,
+		Store:         st,
+		CheckInterval: time.Duration(cfg.Store.CheckInterval),
+		Key:           key,
+		PublicURL:     cfg.HTTP.PublicURL,
+		CORSOrigin:    cfg.HTTP.CORSOrigins,
+		Logger:        log,
+		Observer:      obs.upload,
 	})
 	if err != nil {
 		return err
 	}
+	obs.watchStore(svc)
 	opts := xmpp.Options{
 		JID:          cfg.Component.JID,
 		Server:       cfg.Component.Server,
@@ -95,6 +118,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		Version:      version,
 		Slots:        svc,
 		Logger:       log,
+		Observer:     obs.xmpp,
 	}
 	if cfg.Relay.Enabled {
 		q, err := offline.Open(db, writer, offline.Limits{
@@ -106,6 +130,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 			return err
 		}
 		opts.Queue = q
+		obs.watchQueue(q)
 		opts.Previews = svc
 		opts.Relay = xmpp.RelayPolicy{
 			SenderDomains:    cfg.Domains(),
@@ -142,6 +167,11 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}()
 	log.Info("mediaslot serving", "version", version, "http", ln.Addr().String(), "public_url", cfg.HTTP.PublicURL,
 		"component", cfg.Component.JID, "server", cfg.Component.Server, "store", cfg.Store.Type)
+	stopAdmin, err := obs.serve(cfg.Admin.Listen, readiness(comp, svc, cfg.Component.Server), log)
+	if err != nil {
+		return err
+	}
+	defer stopAdmin()
 
 	go svc.Run(ctx)
 	compDone := make(chan error, 1)
@@ -169,15 +199,7 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.
 		return disk.New(cfg.Store.Dir)
 	}
 	c := cfg.Store.S3
-	st, err := s3.New(ctx, s3.Options{
-		Endpoint:        c.Endpoint,
-		Region:          c.Region,
-		Bucket:          c.Bucket,
-		Prefix:          c.Prefix,
-		PathStyle:       c.PathStyle,
-		AccessKeyID:     c.AccessKeyID,
-		SecretAccessKey: c.SecretAccessKey,
-	})
+	st, err := s3.New(ctx, s3Options(c))
 	if err != nil {
 		return nil, err
 	}

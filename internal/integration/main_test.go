@@ -89,7 +89,7 @@ func freePort(t *testing.T) string {
 }
 
 // startMediaslot starts mediaslot for srv and waits until its component is connected.
-func startMediaslot(t *testing.T, srv *testserver.Server, extra string) *mediaslot {
+func startMediaslot(t *testing.T, srv testserver.XMPP, extra string) *mediaslot {
 	t.Helper()
 	m := launchMediaslot(t, srv, extra)
 	m.waitConnected(1)
@@ -98,35 +98,9 @@ func startMediaslot(t *testing.T, srv *testserver.Server, extra string) *mediasl
 
 // launchMediaslot writes a config for srv (extra is appended to it) and
 // starts the binary without waiting for anything.
-func launchMediaslot(t *testing.T, srv *testserver.Server, extra string) *mediaslot {
+func launchMediaslot(t *testing.T, srv testserver.XMPP, extra string) *mediaslot {
 	t.Helper()
-	dir := t.TempDir()
-	addr := freePort(t)
-	cfg := filepath.Join(dir, "mediaslot.toml")
-	storeConf := "[store]\ndir = \"files\"\n"
-	if strings.Contains(extra, "[store]") {
-		storeConf = ""
-	}
-	conf := fmt.Sprintf(`[component]
-jid = %q
-server = %q
-secret = %q
-reconnect_max = "1s"
-
-[http]
-listen = %q
-public_url = "http://%s"
-
-%s
-[data]
-dir = "data"
-
-[log]
-level = "debug"
-%s`, srv.ComponentJID(), srv.Component, srv.Secret, addr, addr, storeConf, extra)
-	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg, addr := writeConfig(t, srv, extra)
 	m := &mediaslot{t: t, log: &logBuffer{}, Config: cfg, HTTP: "http://" + addr}
 	m.cmd = exec.Command(binary, "serve", "--config", cfg)
 	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
@@ -172,4 +146,38 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// writeConfig writes a mediaslot config for srv in a new directory and
+// returns its path and the HTTP listener's address. extra is appended: its
+// first lines, before any [section], belong to [log].
+func writeConfig(t *testing.T, srv testserver.XMPP, extra string) (cfg, addr string) {
+	t.Helper()
+	addr = freePort(t)
+	cfg = filepath.Join(t.TempDir(), "mediaslot.toml")
+	storeConf := "[store]\ndir = \"files\"\n"
+	if strings.Contains(extra, "[store]") {
+		storeConf = ""
+	}
+	conf := fmt.Sprintf(`[component]
+jid = %q
+server = %q
+secret = %q
+reconnect_max = "1s"
+
+[http]
+listen = %q
+public_url = "http://%s"
+
+%s
+[data]
+dir = "data"
+
+[log]
+level = "debug"
+%s`, srv.ComponentJID(), srv.ComponentAddr(), srv.ComponentSecret(), addr, addr, storeConf, extra)
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, addr
 }

@@ -39,10 +39,10 @@ type slixRelay struct {
 	stderr *logBuffer
 }
 
-func startSlixRelay(t *testing.T, srv *testserver.Server, mode, user, arg string, seconds int) *slixRelay {
+func startSlixRelay(t *testing.T, srv testserver.XMPP, mode, user, arg string, seconds int) *slixRelay {
 	t.Helper()
 	py := testserver.RequirePython(t, "slixmpp")
-	host, port, _ := strings.Cut(srv.C2S, ":")
+	host, port, _ := strings.Cut(srv.C2SAddr(), ":")
 	s := &slixRelay{stderr: &logBuffer{}}
 	s.cmd = exec.Command(py, testserver.Testdata(t, "clients", "slix_relay.py"), mode, srv.JID(user), user, host, port, arg, fmt.Sprint(seconds))
 	s.cmd.Stdout, s.cmd.Stderr = &s.stdout, s.stderr
@@ -81,7 +81,7 @@ func thumbnailPayload(url string) string {
 		`<custom xmlns='urn:example:unknown' level='3'><inner>keep me &amp; my text</inner></custom>`
 }
 
-func relayStanza(t *testing.T, srv *testserver.Server, id, payload string, to ...string) string {
+func relayStanza(t *testing.T, srv testserver.XMPP, id, payload string, to ...string) string {
 	t.Helper()
 	var a strings.Builder
 	for _, u := range to {

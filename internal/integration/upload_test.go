@@ -58,7 +58,7 @@ func sha(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:
 
 // slixUpload runs the slixmpp client as user against service and decodes
 // its report; any error it reports fails the test.
-func slixUpload(t *testing.T, srv *testserver.Server, user, service, file string) slixResult {
+func slixUpload(t *testing.T, srv testserver.XMPP, user, service, file string) slixResult {
 	t.Helper()
 	res := slixTry(t, srv, user, service, file)
 	if res.Error != nil {
@@ -68,10 +68,10 @@ func slixUpload(t *testing.T, srv *testserver.Server, user, service, file string
 }
 
 // slixTry is slixUpload for runs expected to fail: it returns the report as it is.
-func slixTry(t *testing.T, srv *testserver.Server, user, service, file string) slixResult {
+func slixTry(t *testing.T, srv testserver.XMPP, user, service, file string) slixResult {
 	t.Helper()
 	py := testserver.RequirePython(t, "slixmpp", "aiohttp")
-	host, port, _ := strings.Cut(srv.C2S, ":")
+	host, port, _ := strings.Cut(srv.C2SAddr(), ":")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, py, testserver.Testdata(t, "clients", "slix_upload.py"),
@@ -214,12 +214,12 @@ func TestGoSendxmpp(t *testing.T) {
 // goSendxmpp uploads a file with go-sendxmpp -h from one user to another who
 // is online (listening with go-sendxmpp -l) and checks that the URL they
 // receive downloads identical bytes.
-func goSendxmpp(t *testing.T, srv *testserver.Server, m *mediaslot, from, to string) {
+func goSendxmpp(t *testing.T, srv testserver.XMPP, m *mediaslot, from, to string) {
 	t.Helper()
 	bin := testserver.RequireTool(t, "go-sendxmpp")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	listen := exec.CommandContext(ctx, bin, "-u", srv.JID(to), "-p", to, "-j", srv.C2S, "-n", "-l")
+	listen := exec.CommandContext(ctx, bin, "-u", srv.JID(to), "-p", to, "-j", srv.C2SAddr(), "-n", "-l")
 	out, err := listen.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -245,7 +245,7 @@ func goSendxmpp(t *testing.T, srv *testserver.Server, m *mediaslot, from, to str
 	})
 
 	file, data := writeRandomFile(t, from+"-holiday.mp4", 200_000)
-	send := exec.Command(bin, "-u", srv.JID(from), "-p", from, "-j", srv.C2S, "-n", "-h", file, srv.JID(to))
+	send := exec.Command(bin, "-u", srv.JID(from), "-p", from, "-j", srv.C2SAddr(), "-n", "-h", file, srv.JID(to))
 	if b, err := send.CombinedOutput(); err != nil {
 		t.Fatalf("go-sendxmpp -h: %v\n%s", err, b)
 	}

@@ -1,0 +1,170 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Proc watches a server process through /proc (Linux): its CPU time, its
+// resident memory and its I/O, so that a benchmark can say what a slot or
+// a megabyte cost the server, not only the client's view of it.
+type Proc struct {
+	Name string
+	PID  int
+}
+
+// clockTick is USER_HZ, the unit of utime and stime in /proc/PID/stat:
+// 100 on every Linux architecture Go supports.
+const clockTick = 10 * time.Millisecond
+
+// ProcSample is one reading of a process's counters.
+type ProcSample struct {
+	CPU      time.Duration // user + system, all threads, since start
+	ReadIO   int64         // rchar: bytes read by syscalls (files and sockets)
+	WriteIO  int64         // wchar: bytes written by syscalls
+	RSS      int64         // VmRSS, bytes
+	HWM      int64         // VmHWM: peak RSS since start or the last ResetPeak
+	RSSAnon  int64         // RssAnon: heap, stacks, anonymous mappings
+	RSSFile  int64         // RssFile: mapped files (bbolt's mmap), reclaimable
+	SampleAt time.Time
+}
+
+// Sample reads the process's counters.
+func (p Proc) Sample() (ProcSample, error) {
+	s := ProcSample{SampleAt: time.Now()}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.PID))
+	if err != nil {
+		return s, err
+	}
+	// The command name (field 2) may hold spaces; the fields after its ')' are fixed.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return s, fmt.Errorf("/proc/%d/stat: unexpected format", p.PID)
+	}
+	f := strings.Fields(string(stat[i+1:]))
+	if len(f) < 13 {
+		return s, fmt.Errorf("/proc/%d/stat: unexpected format", p.PID)
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64) // field 14
+	stime, _ := strconv.ParseInt(f[12], 10, 64) // field 15
+	s.CPU = time.Duration(utime+stime) * clockTick
+	if err := p.readStatus(&s); err != nil {
+		return s, err
+	}
+	// /proc/PID/io needs the same user or root; without it the I/O stays 0.
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", p.PID)); err == nil {
+		kv := keyValues(b)
+		s.ReadIO, s.WriteIO = kv["rchar"], kv["wchar"]
+	}
+	return s, nil
+}
+
+func (p Proc) readStatus(s *ProcSample) error {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.PID))
+	if err != nil {
+		return err
+	}
+	kv := keyValues(b)
+	s.RSS, s.HWM = kv["VmRSS"]*1024, kv["VmHWM"]*1024
+	s.RSSAnon, s.RSSFile = kv["RssAnon"]*1024, kv["RssFile"]*1024
+	return nil
+}
+
+// keyValues reads "Key: 123 kB" lines.
+func keyValues(b []byte) map[string]int64 {
+	out := map[string]int64{}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		if f := strings.Fields(v); len(f) > 0 {
+			if n, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+				out[k] = n
+			}
+		}
+	}
+	return out
+}
+
+// ResetPeak restarts VmHWM from the current RSS (writing 5 to clear_refs;
+// needs the same user or root). It reports whether that worked: if not,
+// peaks are since the process started.
+func (p Proc) ResetPeak() bool {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", p.PID), []byte("5"), 0) == nil
+}
+
+// Usage is what a process spent during one phase of a benchmark.
+type Usage struct {
+	CPU time.Duration `json:"-"`
+	// CPUSeconds is CPU (user + system) over the phase.
+	CPUSeconds float64 `json:"cpu_s"`
+	ReadBytes  int64   `json:"read_bytes"`  // rchar delta
+	WriteBytes int64   `json:"write_bytes"` // wchar delta
+	// PeakRSS is VmHWM at the end of the phase (reset at its start when
+	// PeakReset); PeakAnon and PeakFile are the highest RssAnon and
+	// RssFile seen by sampling every 20 ms.
+	PeakRSS   int64 `json:"peak_rss_bytes"`
+	PeakAnon  int64 `json:"peak_anon_bytes"`
+	PeakFile  int64 `json:"peak_file_bytes"`
+	PeakReset bool  `json:"peak_reset"`
+}
+
+// Watch measures a phase: call the returned function at its end.
+func (p Proc) Watch() (stop func() (Usage, error)) {
+	reset := p.ResetPeak()
+	before, err0 := p.Sample()
+	var mu sync.Mutex
+	peakAnon, peakFile := before.RSSAnon, before.RSSFile
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			var s ProcSample
+			if p.readStatus(&s) == nil {
+				mu.Lock()
+				peakAnon, peakFile = max(peakAnon, s.RSSAnon), max(peakFile, s.RSSFile)
+				mu.Unlock()
+			}
+		}
+	}()
+	return func() (Usage, error) {
+		close(done)
+		<-finished
+		after, err := p.Sample()
+		if err0 != nil {
+			err = err0
+		}
+		if err != nil {
+			return Usage{}, fmt.Errorf("watching %s (pid %d): %w", p.Name, p.PID, err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		u := Usage{
+			CPU:        after.CPU - before.CPU,
+			ReadBytes:  after.ReadIO - before.ReadIO,
+			WriteBytes: after.WriteIO - before.WriteIO,
+			PeakRSS:    after.HWM,
+			PeakAnon:   max(peakAnon, after.RSSAnon),
+			PeakFile:   max(peakFile, after.RSSFile),
+			PeakReset:  reset,
+		}
+		u.CPUSeconds = u.CPU.Seconds()
+		return u, nil
+	}
+}

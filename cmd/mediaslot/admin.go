@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"mediaslot/config"
+	"mediaslot/internal/metrics"
+	"mediaslot/upload"
+	"mediaslot/xmpp"
+)
+
+// observers are the metrics of one `mediaslot serve`: the hooks handed to
+// upload and xmpp, and the admin listener that serves them. Without an
+// admin listener there are none, and the hooks are nil (no cost).
+type observers struct {
+	m      *metrics.Metrics
+	upload upload.Observer
+	xmpp   xmpp.Observer
+}
+
+func newObservers(c config.Admin) *observers {
+	if c.Listen == "" {
+		return &observers{}
+	}
+	m := metrics.New(version, commit)
+	return &observers{m: m, upload: m, xmpp: m}
+}
+
+func (o *observers) watchStore(s metrics.Store) {
+	if o.m != nil {
+		o.m.WatchStore(s)
+	}
+}
+
+func (o *observers) watchQueue(q metrics.QueueStats) {
+	if o.m != nil {
+		o.m.WatchQueue(q)
+	}
+}
+
+// serve starts the admin listener on addr; stop shuts it down.
+func (o *observers) serve(addr string, ready func() []string, log *slog.Logger) (stop func(), err error) {
+	if o.m == nil {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin listener: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           adminHandler(o.m.Handler(), ready),
+		ReadHeaderTimeout: 5 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("admin listener: /metrics, /healthz, /readyz", "addr", ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}, nil
+}
+
+// adminHandler serves /metrics, /healthz (the process answers: 200 "ok")
+// and /readyz (200 "ready" when ready reports nothing, else 503 with one
+// line per thing that is not ready).
+func adminHandler(metrics http.Handler, ready func() []string) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		plain(w, http.StatusOK, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if not := ready(); len(not) > 0 {
+			plain(w, http.StatusServiceUnavailable, "not ready:\n"+strings.Join(not, "\n")+"\n")
+			return
+		}
+		plain(w, http.StatusOK, "ready\n")
+	})
+	return mux
+}
+
+func plain(w http.ResponseWriter, code int, body string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte(body))
+}
+
+// readiness reports what keeps mediaslot from serving clients: the link to
+// the XMPP server (no slot requests reach it without) and the store (slot
+// requests are refused while it is down).
+func readiness(comp *xmpp.Component, svc *upload.Service, server string) func() []string {
+	return func() []string {
+		var not []string
+		if !comp.Connected() {
+			not = append(not, "component: not connected to the XMPP server at "+server)
+		}
+		if err := svc.StoreErr(); err != nil {
+			not = append(not, "store: "+err.Error())
+		}
+		return not
+	}
+}

@@ -1,0 +1,219 @@
+// Package metrics exposes mediaslot's Prometheus metrics. Metrics
+// implements upload.Observer and xmpp.Observer, so those packages stay free
+// of Prometheus, and reads the offline queue's and the store's state when
+// it is scraped. Everything lives in one registry of its own, not the
+// global default one, served by Handler.
+package metrics
+
+import (
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"mediaslot/offline"
+	"mediaslot/upload"
+	"mediaslot/xmpp"
+)
+
+const namespace = "mediaslot"
+
+// Metrics holds mediaslot's metrics. Its methods are safe for concurrent use.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	slotsIssued  prometheus.Counter
+	slotsRefused *prometheus.CounterVec
+
+	uploads        prometheus.Counter
+	uploadBytes    prometheus.Counter
+	uploadDuration prometheus.Histogram
+	downloads      prometheus.Counter
+	downloadBytes  prometheus.Counter
+
+	linkUp     prometheus.Gauge
+	reconnects prometheus.Counter
+	linkMu     sync.Mutex
+	connected  bool // the link came up at least once; under linkMu
+
+	relayDelivered *prometheus.CounterVec
+	relayQueued    prometheus.Counter
+	relayRefused   *prometheus.CounterVec
+}
+
+var (
+	_ upload.Observer = (*Metrics)(nil)
+	_ xmpp.Observer   = (*Metrics)(nil)
+)
+
+// slotRefusalReasons are the reasons whose series exist from the start, at 0.
+var slotRefusalReasons = []string{
+	upload.BadRequest.String(), upload.TooLarge.String(), upload.Forbidden.String(),
+	upload.Unavailable.String(), upload.OverQuota.String(), upload.Unsupported.String(), "internal",
+}
+
+// New returns the metrics of one mediaslot process, with build information
+// and the Go runtime's and the process's metrics.
+func New(version, commit string) *Metrics {
+	reg := prometheus.NewRegistry()
+	f := factory{reg}
+	m := &Metrics{
+		reg: reg,
+		slotsIssued: f.counter("slots_issued_total",
+			"Upload slots issued."),
+		slotsRefused: f.counterVec("slots_refused_total",
+			"Slot requests refused, by reason (bad_request, too_large, forbidden, unavailable, quota, unsupported, internal).", "reason"),
+		uploads: f.counter("uploads_total",
+			"Files uploaded completely: PUTs through mediaslot and confirmed direct uploads to S3."),
+		uploadBytes: f.counter("upload_bytes_total",
+			"Bytes of the files counted in mediaslot_uploads_total."),
+		uploadDuration: f.histogram("upload_duration_seconds",
+			"Duration of complete PUTs through mediaslot's HTTP front (the disk store; S3 uploads bypass mediaslot).",
+			prometheus.ExponentialBuckets(0.01, 4, 9)),
+		downloads: f.counter("downloads_total",
+			"GETs of files answered with the file or a redirect to the store."),
+		downloadBytes: f.counter("download_bytes_total",
+			"Body bytes mediaslot sent for downloads (redirected downloads send none)."),
+		linkUp: f.gauge("component_connected",
+			"1 while the XEP-0114 link to the XMPP server is up, else 0."),
+		reconnects: f.counter("component_reconnects_total",
+			"Times the link to the XMPP server came up again after the first time."),
+		relayDelivered: f.counterVec("relay_delivered_total",
+			"Relay message copies handed to the XMPP server, by path: direct (recipient online) or queue (delivered on their return).", "path"),
+		relayQueued: f.counter("relay_queued_total",
+			"Relay message copies stored for recipients who were offline."),
+		relayRefused: f.counterVec("relay_refused_total",
+			"Relay messages refused, by the stanza error condition sent back.", "condition"),
+	}
+	for _, r := range slotRefusalReasons {
+		m.slotsRefused.WithLabelValues(r)
+	}
+	m.relayDelivered.WithLabelValues("direct")
+	m.relayDelivered.WithLabelValues("queue")
+	info := f.gaugeVec("build_info", "Always 1; the labels say which mediaslot this is.", "version", "commit")
+	info.WithLabelValues(version, commit).Set(1)
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// Handler serves the metrics in the Prometheus text format (or OpenMetrics,
+// if the scraper asks for it).
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{EnableOpenMetrics: true, ErrorHandling: promhttp.ContinueOnError})
+}
+
+// Registry returns the registry, for tests and for adding collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// SlotIssued implements xmpp.Observer.
+func (m *Metrics) SlotIssued() { m.slotsIssued.Inc() }
+
+// SlotRefused implements xmpp.Observer.
+func (m *Metrics) SlotRefused(reason string) { m.slotsRefused.WithLabelValues(reason).Inc() }
+
+// LinkChanged implements xmpp.Observer.
+func (m *Metrics) LinkChanged(up bool) {
+	m.linkMu.Lock()
+	defer m.linkMu.Unlock()
+	if !up {
+		m.linkUp.Set(0)
+		return
+	}
+	m.linkUp.Set(1)
+	if m.connected {
+		m.reconnects.Inc()
+	}
+	m.connected = true
+}
+
+// RelayAccepted implements xmpp.Observer.
+func (m *Metrics) RelayAccepted(delivered, queued int) {
+	m.relayDelivered.WithLabelValues("direct").Add(float64(delivered))
+	m.relayQueued.Add(float64(queued))
+}
+
+// RelayDrained implements xmpp.Observer.
+func (m *Metrics) RelayDrained(delivered int) {
+	m.relayDelivered.WithLabelValues("queue").Add(float64(delivered))
+}
+
+// RelayRefused implements xmpp.Observer.
+func (m *Metrics) RelayRefused(condition string) {
+	m.relayRefused.WithLabelValues(condition).Inc()
+}
+
+// Uploaded implements upload.Observer.
+func (m *Metrics) Uploaded(size int64, took time.Duration) {
+	m.uploads.Inc()
+	m.uploadBytes.Add(float64(size))
+	if took > 0 {
+		m.uploadDuration.Observe(took.Seconds())
+	}
+}
+
+// Downloaded implements upload.Observer.
+func (m *Metrics) Downloaded(bytes int64) {
+	m.downloads.Inc()
+	m.downloadBytes.Add(float64(bytes))
+}
+
+// QueueStats is what WatchQueue reads: offline.Queue.
+type QueueStats interface {
+	Stats() (offline.Stats, error)
+}
+
+// WatchQueue adds the relay queue's size, read from q at every scrape.
+func (m *Metrics) WatchQueue(q QueueStats) {
+	m.reg.MustRegister(&queueCollector{q: q, now: time.Now})
+}
+
+// Store is what WatchStore reads: upload.Service.
+type Store interface {
+	StoreErr() error
+	StoredBytes() (int64, error)
+}
+
+// WatchStore adds the store's availability and the bytes of stored files,
+// read from s at every scrape.
+func (m *Metrics) WatchStore(s Store) {
+	m.reg.MustRegister(&storeCollector{s: s})
+}
+
+// factory makes metrics registered with one registry.
+type factory struct{ reg *prometheus.Registry }
+
+func (f factory) counter(name, help string) prometheus.Counter {
+	c := prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help})
+	f.reg.MustRegister(c)
+	return c
+}
+
+func (f factory) counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
+	f.reg.MustRegister(c)
+	return c
+}
+
+func (f factory) gauge(name, help string) prometheus.Gauge {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help})
+	f.reg.MustRegister(g)
+	return g
+}
+
+func (f factory) gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help}, labels)
+	f.reg.MustRegister(g)
+	return g
+}
+
+func (f factory) histogram(name, help string, buckets []float64) prometheus.Histogram {
+	h := prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: name, Help: help, Buckets: buckets})
+	f.reg.MustRegister(h)
+	return h
+}

@@ -1,0 +1,236 @@
+package upload
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"mediaslot/internal/groupcommit"
+	"mediaslot/store"
+	"mediaslot/store/disk"
+	"mediaslot/store/s3"
+)
+
+// Benchmarks of the slot and HTTP hot paths. They measure, they never fail
+// on speed; scripts/bench.sh runs them and docs/BENCHMARKS.md reports them.
+
+// benchFileSize is the size of the PUT and GET benchmarks.
+const benchFileSize = 64 << 20
+
+// newBenchService is a Service on a fresh bbolt file opened as `mediaslot
+// serve` opens it, behind a group-commit Writer, with the real clock.
+func newBenchService(b *testing.B, st store.Store) *Service {
+	b.Helper()
+	db, err := bolt.Open(filepath.Join(b.TempDir(), "mediaslot.db"), 0o600,
+		&bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType, NoFreelistSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := groupcommit.New(db)
+	b.Cleanup(func() { w.Close(); db.Close() })
+	if st == nil {
+		if st, err = disk.New(filepath.Join(b.TempDir(), "files")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	svc, err := New(Options{
+		Policy:    Policy{MaxFileSize: 1 << 30, SlotLifetime: 5 * time.Minute, AllowedDomains: []string{"example.net"}},
+		DB:        db,
+		Writer:    w,
+		Store:     st,
+		Key:       []byte("0123456789abcdef0123456789abcdef"),
+		PublicURL: "https://upload.example.net",
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return svc
+}
+
+// benchRequest is a typical request from a phone: a photo.
+var benchRequest = Request{Owner: "alice@example.net", Domain: "example.net", Filename: "IMG_20261125_080000.jpg", Size: 2_345_678, ContentType: "image/jpeg"}
+
+// cpuTime is the CPU time (user + system) the process has used so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportRate adds slots/s and the process's CPU time per slot (all
+// goroutines: handler, group commit, GC) to a benchmark's results.
+func reportRate(b *testing.B, cpu0 time.Duration) {
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "slots/s")
+	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/slot")
+}
+
+// BenchmarkIssue issues slots one after another: policy, token, and the
+// record committed (fsync'd) through the group-commit Writer alone. Its
+// ns/op is the latency a lone client sees inside mediaslot.
+func BenchmarkIssue(b *testing.B) {
+	svc := newBenchService(b, nil)
+	ctx := context.Background()
+	cpu0 := cpuTime(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := svc.Issue(ctx, benchRequest); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportRate(b, cpu0)
+}
+
+// BenchmarkIssueParallel issues slots from 16 goroutines (8 per CPU on the
+// two-core reference machine), as 16 requests in flight do: they share
+// commits.
+func BenchmarkIssueParallel(b *testing.B) {
+	svc := newBenchService(b, nil)
+	issueParallel(b, svc)
+}
+
+func issueParallel(b *testing.B, svc *Service) {
+	ctx := context.Background()
+	cpu0 := cpuTime(b)
+	b.ReportAllocs()
+	b.SetParallelism(max(1, 16/runtime.GOMAXPROCS(0)))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := svc.Issue(ctx, benchRequest); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	reportRate(b, cpu0)
+}
+
+// BenchmarkIssueS3 is BenchmarkIssueParallel with the S3 store: the slot
+// carries a presigned PUT URL (SigV4, computed locally; nothing is sent to
+// the endpoint). cpu-µs/slot is what mediaslot spends per slot in S3 mode,
+// where the data never passes through it.
+func BenchmarkIssueS3(b *testing.B) {
+	st, err := s3.New(context.Background(), s3.Options{
+		Endpoint: "http://127.0.0.1:9", Region: "us-east-1", Bucket: "mediaslot",
+		AccessKeyID: "bench", SecretAccessKey: "benchsecretkey123", PathStyle: true,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	svc := newBenchService(b, st)
+	if svc.direct == nil {
+		b.Fatal("the S3 store is not a Presigner")
+	}
+	issueParallel(b, svc)
+}
+
+// BenchmarkTokenVerify checks a PUT URL's token, as every PUT does.
+func BenchmarkTokenVerify(b *testing.B) {
+	s := signer{key: []byte("0123456789abcdef0123456789abcdef")}
+	exp := time.Unix(1_800_000_000, 0)
+	id := "0123456789abcdef0123456789abcdef"
+	tok := s.token(id, 2_345_678, "image/jpeg", exp)
+	b.ReportAllocs()
+	for range b.N {
+		if !s.verify(tok, id, 2_345_678, "image/jpeg", exp) {
+			b.Fatal("token does not verify")
+		}
+	}
+}
+
+// pattern is an endless, allocation-free body.
+type pattern struct{}
+
+func (pattern) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(i)
+	}
+	return len(p), nil
+}
+
+// benchHTTP is the Service's handler on a loopback listener, as `mediaslot
+// serve` runs it, and a client like the bench command's.
+func benchHTTP(b *testing.B) (*Service, *httptest.Server, *http.Client) {
+	b.Helper()
+	svc := newBenchService(b, nil)
+	srv := httptest.NewServer(svc.Handler())
+	b.Cleanup(srv.Close)
+	return svc, srv, &http.Client{Transport: &http.Transport{WriteBufferSize: 64 << 10, ReadBufferSize: 64 << 10}}
+}
+
+func benchPut(b *testing.B, svc *Service, srv *httptest.Server, c *http.Client, size int64) Slot {
+	b.Helper()
+	r := benchRequest
+	r.Size, r.ContentType = size, "video/mp4"
+	slot, err := svc.Issue(context.Background(), r)
+	if err != nil {
+		b.Fatal(err)
+	}
+	u := srv.URL + slot.PutURL[len(svc.base):]
+	req, err := http.NewRequest(http.MethodPut, u, io.LimitReader(pattern{}, size))
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "video/mp4")
+	resp, err := c.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		b.Fatalf("PUT: %s", resp.Status)
+	}
+	return slot
+}
+
+// BenchmarkPut streams 64 MiB PUTs through the HTTP handler into the disk
+// store over loopback TCP: token check, temporary file, fsync of file and
+// directory, the completion record. Compare with bench's BenchmarkBarePut.
+func BenchmarkPut(b *testing.B) {
+	svc, srv, c := benchHTTP(b)
+	dir := svc.opt.Store.(*disk.Store)
+	b.SetBytes(benchFileSize)
+	b.ResetTimer()
+	for range b.N {
+		slot := benchPut(b, svc, srv, c, benchFileSize)
+		b.StopTimer()
+		if err := dir.Delete(context.Background(), slot.ID); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}
+
+// BenchmarkGet downloads a 64 MiB file through the handler over loopback
+// TCP (http.ServeContent of the *os.File: sendfile).
+func BenchmarkGet(b *testing.B) {
+	svc, srv, c := benchHTTP(b)
+	slot := benchPut(b, svc, srv, c, benchFileSize)
+	u := srv.URL + slot.GetURL[len(svc.base):]
+	b.SetBytes(benchFileSize)
+	b.ResetTimer()
+	for range b.N {
+		resp, err := c.Get(u)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || n != benchFileSize {
+			b.Fatalf("GET: %s, %d bytes", resp.Status, n)
+		}
+	}
+}

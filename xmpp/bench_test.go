@@ -1,0 +1,328 @@
+package xmpp
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"mediaslot/internal/groupcommit"
+	"mediaslot/offline"
+	"mediaslot/store/disk"
+	"mediaslot/upload"
+)
+
+// Benchmarks of the component's stanza handling without a network: a
+// stanza is parsed from bytes as the read loop parses it, handled, and the
+// reply encoded as the session encodes it. They measure and never fail on
+// speed; scripts/bench.sh runs them for docs/BENCHMARKS.md.
+
+// benchStream is an endless component stream repeating the same stanzas,
+// so that one long-lived decoder reads them as the read loop does.
+type benchStream struct {
+	data []byte
+	off  int
+}
+
+func newBenchStream(stanzas ...string) *benchStream {
+	var b bytes.Buffer
+	for _, s := range stanzas {
+		b.WriteString(s)
+	}
+	return &benchStream{data: b.Bytes()}
+}
+
+func (s *benchStream) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		c := copy(p[n:], s.data[s.off:])
+		n += c
+		s.off = (s.off + c) % len(s.data)
+	}
+	return n, nil
+}
+
+// benchReader returns a function that reads the next stanza of the stream.
+func benchReader(b *testing.B, stanzas ...string) func() stanza {
+	d := xml.NewDecoder(io.MultiReader(bytes.NewReader([]byte(`<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams'>`)), newBenchStream(stanzas...)))
+	if _, err := d.Token(); err != nil {
+		b.Fatal(err)
+	}
+	return func() stanza {
+		for {
+			tok, err := d.Token()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if start, ok := tok.(xml.StartElement); ok {
+				st, err := readStanza(d, start)
+				if err != nil {
+					b.Fatal(err)
+				}
+				return st
+			}
+		}
+	}
+}
+
+// benchSender encodes what the handler sends as the session would, into
+// nothing, and calls sent after each stanza.
+func benchSender(sent func()) sender {
+	var mu sync.Mutex
+	e := xml.NewEncoder(io.Discard)
+	return func(_ context.Context, r xml.TokenReader) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for {
+			tok, err := r.Token()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			if err := e.EncodeToken(tok); err != nil {
+				return err
+			}
+		}
+		err := e.Flush()
+		sent()
+		return err
+	}
+}
+
+func benchLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// benchSlotIQ is a XEP-0363 request as Conversations sends it (through Prosody).
+const benchSlotIQ = `<iq type='get' id='a7d8f3c2-slot' from='alice@example.net/Conversations.x1y2' to='upload.example.net'>` +
+	`<request xmlns='urn:xmpp:http:upload:0' filename='IMG_20261125_080000.jpg' size='2345678' content-type='image/jpeg'/></iq>`
+
+// fixedSlots issues the same slot at once, so that only stanza handling is measured.
+type fixedSlots struct{}
+
+func (fixedSlots) MaxFileSize() int64 { return 104857600 }
+
+func (fixedSlots) Issue(context.Context, upload.Request) (upload.Slot, error) {
+	return upload.Slot{
+		ID:     "0123456789abcdef0123456789abcdef",
+		PutURL: "https://upload.example.net/upload/0123456789abcdef0123456789abcdef/IMG_20261125_080000.jpg?e=1795000000&t=AAAAAAAAAAAAAAAAAAAAAA",
+		GetURL: "https://upload.example.net/file/0123456789abcdef0123456789abcdef/IMG_20261125_080000.jpg",
+	}, nil
+}
+
+// BenchmarkSlotIQ is one slot request at a time through the handler with a
+// service that answers at once: parse, dispatch, the worker goroutine,
+// reply encoding.
+func BenchmarkSlotIQ(b *testing.B) {
+	next := benchReader(b, benchSlotIQ)
+	done := make(chan struct{}, 1)
+	send := benchSender(func() { done <- struct{}{} })
+	h := newHandler("upload.example.net", "bench", fixedSlots{}, benchLogger())
+	ctx := context.Background()
+	b.ReportAllocs()
+	for range b.N {
+		h.handle(ctx, next(), send)
+		<-done
+	}
+}
+
+// BenchmarkSlotIQService keeps 16 slot requests in flight through the
+// handler and a real upload.Service (bbolt, group commit, fsync), reading
+// them on one goroutine as the read loop does: the component's capacity
+// without the network and the XMPP server.
+func BenchmarkSlotIQService(b *testing.B) {
+	st, err := disk.New(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	db, err := bolt.Open(filepath.Join(b.TempDir(), "mediaslot.db"), 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType, NoFreelistSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := groupcommit.New(db)
+	b.Cleanup(func() { w.Close(); db.Close() })
+	svc, err := upload.New(upload.Options{
+		Policy: upload.Policy{MaxFileSize: 104857600, SlotLifetime: 5 * time.Minute, AllowedDomains: []string{"example.net"}},
+		DB:     db, Writer: w, Store: st, Key: []byte("0123456789abcdef0123456789abcdef"),
+		PublicURL: "https://upload.example.net", Logger: benchLogger(),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	next := benchReader(b, benchSlotIQ)
+	inflight := make(chan struct{}, 16)
+	send := benchSender(func() { <-inflight })
+	h := newHandler("upload.example.net", "bench", svc, benchLogger())
+	ctx := context.Background()
+	cpu0 := benchCPU(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		inflight <- struct{}{}
+		h.handle(ctx, next(), send)
+	}
+	for range cap(inflight) {
+		inflight <- struct{}{}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "slots/s")
+	b.ReportMetric(float64(benchCPU(b)-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/slot")
+}
+
+// benchCPU is the CPU time (user + system) the process has used so far.
+func benchCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchThumbnail is the size of the XEP-0231 thumbnail in relayed messages:
+// with the metadata around it the stored stanza is about 8 KB.
+const benchThumbnail = 5600
+
+// benchRelayMessage is a media message with an 8 KB stanza's worth of
+// thumbnail from sender to the relay, for recipient.
+func benchRelayMessage(b *testing.B, id, sender, recipient string) string {
+	thumb := make([]byte, benchThumbnail)
+	if _, err := rand.Read(thumb); err != nil {
+		b.Fatal(err)
+	}
+	sum := sha1.Sum(thumb)
+	cid := "sha1+" + hex.EncodeToString(sum[:]) + "@bob.xmpp.org"
+	link := "https://upload.example.net/file/0123456789abcdef0123456789abcdef/IMG_20261125_080000.jpg"
+	return `<message type='chat' id='` + id + `' from='` + sender + `' to='upload.example.net'>` +
+		`<body>` + link + `</body><x xmlns='jabber:x:oob'><url>` + link + `</url></x>` +
+		`<file-sharing xmlns='urn:xmpp:sfs:0' disposition='inline'><file xmlns='urn:xmpp:file:metadata:0'>` +
+		`<media-type>image/jpeg</media-type><name>IMG_20261125_080000.jpg</name><size>2345678</size><width>4000</width><height>3000</height>` +
+		`<hash xmlns='urn:xmpp:hashes:2' algo='sha-256'>2Ghtzkiu/IIhuTjLh/YdWHn6bk2MkKJeS6Wzm/IcWUg=</hash>` +
+		`<thumbnail xmlns='urn:xmpp:thumbs:1' uri='cid:` + cid + `' media-type='image/png' width='96' height='72'/></file>` +
+		`<sources><url-data xmlns='http://jabber.org/protocol/url-data' target='` + link + `'/></sources></file-sharing>` +
+		`<data xmlns='urn:xmpp:bob' cid='` + cid + `' type='image/png' max-age='86400'>` + base64.StdEncoding.EncodeToString(thumb) + `</data>` +
+		`<addresses xmlns='http://jabber.org/protocol/address'><address type='to' jid='` + recipient + `'/></addresses></message>`
+}
+
+// countingQueue counts the stanzas the relay stored.
+type countingQueue struct {
+	*offline.Queue
+	stored atomic.Int64
+}
+
+func (q *countingQueue) Enqueue(ctx context.Context, sender string, recipients []string, stanza []byte) error {
+	err := q.Queue.Enqueue(ctx, sender, recipients, stanza)
+	if err == nil {
+		q.stored.Add(1)
+	}
+	return err
+}
+
+// benchRelay is a handler with the relay on a bbolt queue opened as
+// `mediaslot serve` opens it, told by the server that it has the message
+// and presence privileges.
+func benchRelay(b *testing.B, send sender) (*handler, *countingQueue) {
+	db, err := bolt.Open(filepath.Join(b.TempDir(), "mediaslot.db"), 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType, NoFreelistSync: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := groupcommit.New(db)
+	b.Cleanup(func() { w.Close(); db.Close() })
+	oq, err := offline.Open(db, w, offline.Limits{MaxMessages: 1 << 30, MaxBytes: 1 << 50})
+	if err != nil {
+		b.Fatal(err)
+	}
+	q := &countingQueue{Queue: oq}
+	h := newHandler("upload.example.net", "bench", fixedSlots{}, benchLogger())
+	h.relay = newRelay("upload.example.net", RelayPolicy{
+		SenderDomains: []string{"example.net"}, RecipientDomains: []string{"example.net"},
+		MaxStanzaBytes: 64 << 10, MaxBoBBytes: 8 << 10, MaxRecipients: 64,
+	}, q, benchLogger())
+	next := benchReader(b, `<message from='example.net' to='upload.example.net'><privilege xmlns='urn:xmpp:privilege:2'>`+
+		`<perm access='message' type='outgoing'/><perm access='presence' type='managed_entity'/></privilege></message>`)
+	h.handle(context.Background(), next(), send)
+	return h, q
+}
+
+// benchSenders is how many clients send at once in the relay benchmarks;
+// each sender's messages are stored in order, so they are what lets
+// commits group.
+const benchSenders = 64
+
+// relayEnqueue feeds n 8 KB relay messages for bob, who is offline, from
+// benchSenders senders to the relay and waits until all are stored.
+func relayEnqueue(b *testing.B, h *handler, q *countingQueue, send sender, n int) {
+	var msgs []string
+	for i := range benchSenders {
+		msgs = append(msgs, benchRelayMessage(b, fmt.Sprint("m", i), fmt.Sprintf("alice@example.net/r%d", i), "bob@example.net"))
+	}
+	next := benchReader(b, msgs...)
+	want := q.stored.Load() + int64(n)
+	ctx := context.Background()
+	for range n {
+		h.handle(ctx, next(), send)
+	}
+	for q.stored.Load() < want {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// BenchmarkRelayEnqueue stores 8 KB media messages for an offline
+// recipient from 64 senders at once: parse, XEP-0033 and XEP-0231 checks,
+// rendering, and the durable enqueue through group commit.
+func BenchmarkRelayEnqueue(b *testing.B) {
+	send := benchSender(func() { b.Error("the relay answered: an error message") })
+	h, q := benchRelay(b, send)
+	b.SetBytes(8 << 10)
+	b.ReportAllocs()
+	b.ResetTimer()
+	relayEnqueue(b, h, q, send, b.N)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "stanzas/s")
+}
+
+// BenchmarkRelayDrain delivers 10,000 queued 8 KB messages to a recipient
+// who comes online, from his available presence to the last stanza
+// written: queue reads, delay stamps, XEP-0356 forwarding, encoding.
+func BenchmarkRelayDrain(b *testing.B) {
+	const queued = 10_000
+	var delivered atomic.Int64
+	all := make(chan struct{}, 1)
+	send := benchSender(func() {
+		if delivered.Add(1) == queued {
+			all <- struct{}{}
+		}
+	})
+	h, q := benchRelay(b, send)
+	ctx := context.Background()
+	online := benchReader(b, `<presence from='bob@example.net/laptop' to='upload.example.net'/>`)
+	offline := benchReader(b, `<presence type='unavailable' from='bob@example.net/laptop' to='upload.example.net'/>`)
+	b.ReportAllocs()
+	for range b.N {
+		b.StopTimer()
+		relayEnqueue(b, h, q, send, queued)
+		delivered.Store(0)
+		runtime.GC()
+		b.StartTimer()
+		h.handle(ctx, online(), send)
+		<-all
+		b.StopTimer()
+		h.handle(ctx, offline(), send)
+		b.StartTimer()
+	}
+	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/10k")
+}
