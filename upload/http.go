@@ -239,6 +239,13 @@ func (s *Service) endPut(owner string) {
 	}
 }
 
+// A download must go out at getMinRate bytes a second or better, after
+// getGrace, or the connection is closed.
+var (
+	getMinRate int64 = 32 << 10
+	getGrace         = time.Minute
+)
+
 // putIdleTimeout is how long an upload may send nothing before it is cut.
 var putIdleTimeout = 30 * time.Second
 
@@ -307,6 +314,9 @@ func (s *Service) get(w http.ResponseWriter, r *http.Request) {
 	}
 	defer f.Close()
 	h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	// A reader that stops reading must not hold the file open forever: the
+	// whole answer must go out at getMinRate or better, after a minute's grace.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(getGrace + time.Duration(float64(rec.Size)/float64(getMinRate)*float64(time.Second))))
 	http.ServeContent(w, r, "", modified, f)
 }
 

@@ -235,3 +235,26 @@ func TestConcurrentAndStalledUploads(t *testing.T) {
 	f.put(t, a, bytes.Repeat([]byte("y"), 10)) // the slot is still usable
 	f.put(t, b, bytes.Repeat([]byte("z"), 10))
 }
+
+// A client that stops reading a download is cut off once the download falls
+// below the minimum rate.
+func TestStalledDownloadIsCut(t *testing.T) {
+	f := newFixture(t)
+	f.svc.opt.MaxFileSize = 16 << 20
+	oldRate, oldGrace := getMinRate, getGrace
+	getMinRate, getGrace = 64<<20, 200*time.Millisecond
+	defer func() { getMinRate, getGrace = oldRate, oldGrace }()
+	body := bytes.Repeat([]byte("z"), 8<<20)
+	s := f.issue(t, "big.bin", int64(len(body)), "")
+	f.put(t, s, body)
+	resp, err := http.Get(f.url(s.GetURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	time.Sleep(time.Second) // read nothing meanwhile
+	got, _ := io.ReadAll(resp.Body)
+	if len(got) >= len(body) {
+		t.Fatalf("a stalled reader got the whole file (%d bytes)", len(got))
+	}
+}
