@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -167,4 +168,47 @@ func (p Proc) Watch() (stop func() (Usage, error)) {
 		u.CPUSeconds = u.CPU.Seconds()
 		return u, nil
 	}
+}
+
+// watch measures one phase of several processes.
+type watch struct {
+	procs []Proc
+	stops []func() (Usage, error)
+}
+
+func startWatch(procs []Proc) watch {
+	w := watch{procs: procs}
+	for _, p := range procs {
+		w.stops = append(w.stops, p.Watch())
+	}
+	return w
+}
+
+// end adds what each process spent in the phase to into[process][phase].
+func (w watch) end(into map[string]map[string]Usage, phase string) error {
+	var errs []error
+	for i, p := range w.procs {
+		u, err := w.stops[i]()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if into[p.Name] == nil {
+			into[p.Name] = map[string]Usage{}
+		}
+		into[p.Name][phase] = addUsage(into[p.Name][phase], u)
+	}
+	return errors.Join(errs...)
+}
+
+func addUsage(a, b Usage) Usage {
+	a.CPU += b.CPU
+	a.CPUSeconds = a.CPU.Seconds()
+	a.ReadBytes += b.ReadBytes
+	a.WriteBytes += b.WriteBytes
+	a.PeakRSS = max(a.PeakRSS, b.PeakRSS)
+	a.PeakAnon = max(a.PeakAnon, b.PeakAnon)
+	a.PeakFile = max(a.PeakFile, b.PeakFile)
+	a.PeakReset = b.PeakReset
+	return a
 }

@@ -236,35 +236,9 @@ func (r *runner) fail(tr *TargetResult, err error) {
 // phase runs f while watching the server processes, and adds what they
 // spent to the target's phase.
 func (r *runner) phase(tr *TargetResult, name string, f func() ([]time.Duration, error)) ([]time.Duration, error) {
-	stops := make([]func() (Usage, error), len(r.opt.Procs))
-	for i, p := range r.opt.Procs {
-		stops[i] = p.Watch()
-	}
+	w := startWatch(r.opt.Procs)
 	d, err := f()
-	for i, p := range r.opt.Procs {
-		u, werr := stops[i]()
-		if werr != nil {
-			err = errors.Join(err, werr)
-			continue
-		}
-		if tr.Procs[p.Name] == nil {
-			tr.Procs[p.Name] = map[string]Usage{}
-		}
-		tr.Procs[p.Name][name] = addUsage(tr.Procs[p.Name][name], u)
-	}
-	return d, err
-}
-
-func addUsage(a, b Usage) Usage {
-	a.CPU += b.CPU
-	a.CPUSeconds = a.CPU.Seconds()
-	a.ReadBytes += b.ReadBytes
-	a.WriteBytes += b.WriteBytes
-	a.PeakRSS = max(a.PeakRSS, b.PeakRSS)
-	a.PeakAnon = max(a.PeakAnon, b.PeakAnon)
-	a.PeakFile = max(a.PeakFile, b.PeakFile)
-	a.PeakReset = b.PeakReset
-	return a
+	return d, errors.Join(err, w.end(tr.Procs, name))
 }
 
 // latency times n slot requests, one after the other.

@@ -9,15 +9,16 @@
 # Fixed demo facts: XMPP domain localhost; users alice, bob, carol (password = name);
 # c2s 127.0.0.1:5222 (STARTTLS offered, self-signed; plaintext auth allowed);
 # component upload.localhost on 127.0.0.1:5347; mediaslot HTTP on 127.0.0.1:5050;
+# mediaslot's admin listener (/metrics, /healthz, /readyz) on 127.0.0.1:5051;
 # Prosody's own mod_http_file_share as share.localhost on 127.0.0.1:5280 (hidden from disco#items).
-# The ports can be moved with DEMO_C2S_PORT, DEMO_COMPONENT_PORT, DEMO_PROSODY_HTTP_PORT and
-# DEMO_HTTP_PORT (the integration test does, to run beside a live demo).
+# The ports can be moved with DEMO_C2S_PORT, DEMO_COMPONENT_PORT, DEMO_PROSODY_HTTP_PORT,
+# DEMO_HTTP_PORT and DEMO_ADMIN_PORT (the integration test does, to run beside a live demo).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 DEMO_DIR=$(mkdir -p "${DEMO_DIR:-$root/.demo}" && cd "${DEMO_DIR:-$root/.demo}" && pwd)
 C2S=${DEMO_C2S_PORT:-5222} COMP=${DEMO_COMPONENT_PORT:-5347}
-PHTTP=${DEMO_PROSODY_HTTP_PORT:-5280} HTTP=${DEMO_HTTP_PORT:-5050}
+PHTTP=${DEMO_PROSODY_HTTP_PORT:-5280} HTTP=${DEMO_HTTP_PORT:-5050} ADMIN=${DEMO_ADMIN_PORT:-5051}
 STORE=${DEMO_STORE:-disk} S3PORT=${DEMO_S3_PORT:-7070}
 DOMAIN=localhost
 
@@ -29,7 +30,7 @@ scripts/deps.sh prosody
 MEDIASLOT_BIN=${MEDIASLOT_BIN:-$root/bin/mediaslot}
 [ -x "$MEDIASLOT_BIN" ] || die "$MEDIASLOT_BIN is missing: run 'make build' (make demo does)"
 
-ports=("$C2S" "$COMP" "$PHTTP" "$HTTP")
+ports=("$C2S" "$COMP" "$PHTTP" "$HTTP" "$ADMIN")
 [ "$STORE" = s3 ] && ports+=("$S3PORT")
 for p in "${ports[@]}"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
@@ -99,6 +100,9 @@ $store_conf
 
 [data]
 dir = "data"
+
+[admin]
+listen = "127.0.0.1:$ADMIN"
 TOML
 
 pids=()
@@ -145,6 +149,7 @@ rm -f "$log.start"
 cat <<READY
 mediaslot demo ready: XMPP domain $DOMAIN, c2s 127.0.0.1:$C2S (STARTTLS, self-signed), users alice/alice bob/bob carol/carol
   upload service  upload.$DOMAIN (component on 127.0.0.1:$COMP), files at http://127.0.0.1:$HTTP/
+  admin           http://127.0.0.1:$ADMIN/metrics, /healthz, /readyz
   store           $STORE$([ "$STORE" = s3 ] && echo " (versitygw S3 on http://127.0.0.1:$S3PORT, bucket mediaslot; PUTs go there)")
   baseline        share.$DOMAIN (Prosody mod_http_file_share, http://127.0.0.1:$PHTTP/, hidden from disco#items)
   try             go-sendxmpp -u alice@$DOMAIN -p alice -j 127.0.0.1:$C2S -n -h FILE bob@$DOMAIN

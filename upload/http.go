@@ -169,6 +169,9 @@ func (s *Service) putFailed(w http.ResponseWriter, id string, err error) {
 	case errors.Is(err, syscall.ENOSPC):
 		s.log.Error("store full", "slot", id, "err", err)
 		httpError(w, http.StatusInsufficientStorage, "the upload service is out of storage")
+	case storeFault(err):
+		s.log.Error("store write failed", "slot", id, "err", err)
+		httpError(w, http.StatusServiceUnavailable, "the upload service cannot store files right now; try again later")
 	default:
 		// Mostly clients that hang up; the answer rarely reaches anyone.
 		s.log.Info("upload failed", "slot", id, "err", err)

@@ -91,6 +91,13 @@ func (h *handler) handle(ctx context.Context, st stanza, send sender) {
 		}
 		h.answer(ctx, send, reply, discoItems{}, nil)
 	case typ == "get" && name == xml.Name{Space: nsPing, Local: "ping"}:
+		if h.relay != nil {
+			// Clients ping after relay messages to learn that those were
+			// dealt with, refusals included (client.SendMedia): answer
+			// after the relay has handled the sender's earlier messages.
+			h.relay.after(reply.To, func() { h.answer(ctx, send, reply, nil, nil) })
+			return
+		}
 		h.answer(ctx, send, reply, nil, nil)
 	case typ == "get" && name == xml.Name{Space: nsVersion, Local: "query"}:
 		h.answer(ctx, send, reply, versionResult{Name: "mediaslot", Version: h.version}, nil)

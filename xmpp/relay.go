@@ -144,9 +144,7 @@ func (r *relay) handleMessage(ctx context.Context, st stanza, send sender) {
 	if addresses == nil {
 		return // not for the relay; nothing to answer
 	}
-	shard := fnv.New32a()
-	shard.Write([]byte(from))
-	r.shards[shard.Sum32()%relayShards] <- func() {
+	r.after(from, func() {
 		if err := r.accept(ctx, st, send); err != nil {
 			var ref *refusal
 			if !errors.As(err, &ref) {
@@ -157,7 +155,15 @@ func (r *relay) handleMessage(ctx context.Context, st stanza, send sender) {
 			r.observer().RelayRefused(ref.condition)
 			r.sendError(ctx, send, st, ref)
 		}
-	}
+	})
+}
+
+// after runs f on from's shard, once the messages from has sent so far are
+// stored, delivered or refused.
+func (r *relay) after(from string, f func()) {
+	shard := fnv.New32a()
+	shard.Write([]byte(from))
+	r.shards[shard.Sum32()%relayShards] <- f
 }
 
 type recipient struct {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +49,11 @@ func (p *pidFlags) Set(v string) error {
 	}
 	*p = append(*p, bench.Proc{Name: name, PID: pid})
 	return nil
+}
+
+// withSelf adds the bench process itself (the clients) to the watched ones.
+func withSelf(p pidFlags) []bench.Proc {
+	return append([]bench.Proc{{Name: "client", PID: os.Getpid()}}, p...)
 }
 
 // sizeFlag is a byte count with an optional KiB/MiB/GiB suffix.
@@ -139,7 +145,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer c.Close()
-	bopt := bench.Options{Client: c, Targets: targets, N: *n, Inflight: *inflight, Size: int64(size), Rounds: *rounds, Procs: pids}
+	bopt := bench.Options{Client: c, Targets: targets, N: *n, Inflight: *inflight, Size: int64(size), Rounds: *rounds, Procs: withSelf(pids)}
 	if !*quiet {
 		bopt.Progress = stderr
 	}
@@ -176,6 +182,122 @@ func serveBare(dir string) (stop func(), url string, err error) {
 	return func() { _ = srv.Close() }, "http://" + ln.Addr().String(), nil
 }
 
-func benchRelay(ctx context.Context, args []string, stdout, stderr io.Writer) error     { return nil }
-func benchFillQueue(ctx context.Context, args []string, stdout, stderr io.Writer) error { return nil }
-func benchReport(ctx context.Context, args []string, stdout, stderr io.Writer) error    { return nil }
+const benchRelayAbout = `Measures the offline media relay end to end through the XMPP server: the
+--jid account queues N media messages (with a thumbnail of --thumbnail bytes
+as XEP-0231 data) through the relay --service for --to, who is offline, from
+--senders sessions at once; each session then relays a marker to --witness,
+an online account, and when every marker has arrived all messages are queued
+(the relay keeps each sender's order). Then --to logs in and the time from
+its available presence to the last message is the flush time.
+`
+
+func benchRelay(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench relay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var login loginFlags
+	login.register(fs)
+	service := fs.String("service", "", "the relay: mediaslot's component `JID` (required)")
+	to := fs.String("to", "", "the recipient `JID`, offline when the run starts (required)")
+	toPass := fs.String("to-password", "", "the recipient's password")
+	witness := fs.String("witness", "", "an account `JID` that receives the markers (required)")
+	witnessPass := fs.String("witness-password", "", "the witness's password")
+	n := fs.Int("n", 10000, "messages to queue")
+	senders := fs.Int("senders", 4, "sender sessions")
+	pipeline := fs.Int("pipeline", 16, "messages in flight per sender session")
+	thumb := sizeFlag(5600)
+	fs.Var(&thumb, "thumbnail", "thumbnail `BYTES` per message (about 8 KB stanzas with the default)")
+	var pids pidFlags
+	fs.Var(&pids, "pid", "watch a server process: `NAME=PID` (repeatable)")
+	asJSON := fs.Bool("json", false, "print the results as JSON")
+	fs.Usage = usageFunc(fs, "--jid JID --service JID --to JID --witness JID [flags]", benchRelayAbout)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *service == "" || *to == "" || *witness == "" {
+		return usageError(stderr, "bench relay", "--service, --to and --witness are required")
+	}
+	opt, err := login.options(fs, stderr)
+	if err != nil {
+		return err
+	}
+	relay, err := jid.Parse(*service)
+	if err != nil {
+		return usageError(stderr, "bench relay", "--service %q: %v", *service, err)
+	}
+	ropt, err := otherAccount(opt, *to, *toPass)
+	if err != nil {
+		return usageError(stderr, "bench relay", "--to: %v", err)
+	}
+	wopt, err := otherAccount(opt, *witness, *witnessPass)
+	if err != nil {
+		return usageError(stderr, "bench relay", "--witness: %v", err)
+	}
+	res, err := bench.RunRelay(ctx, bench.RelayOptions{
+		Sender: opt, Recipient: ropt, Witness: wopt, Relay: relay,
+		N: *n, Senders: *senders, Pipeline: *pipeline, Thumbnail: int(thumb), Procs: withSelf(pids), Progress: stderr,
+	})
+	if res != nil {
+		if *asJSON {
+			if werr := res.WriteJSON(stdout); werr != nil {
+				return werr
+			}
+		} else {
+			res.WriteTable(stdout)
+		}
+	}
+	return err
+}
+
+// otherAccount is opt for another account on the same server.
+func otherAccount(opt client.Options, account, password string) (client.Options, error) {
+	j, err := jid.Parse(account)
+	if err != nil || j.Localpart() == "" {
+		return opt, fmt.Errorf("%q is not an account JID", account)
+	}
+	if password == "" {
+		return opt, fmt.Errorf("no password")
+	}
+	opt.JID, opt.Password = j, password
+	return opt, nil
+}
+
+const benchFillAbout = `Fills the relay queue in the bbolt file of a stopped mediaslot (data.dir/
+mediaslot.db) with N stored media messages spread over --recipients, as the
+relay stores them: set-up for measuring mediaslot's memory with a large queue.
+The file is written without an fsync per commit and synced at the end.
+`
+
+func benchFillQueue(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench fill-queue", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	db := fs.String("db", "", "the bbolt `FILE` (required)")
+	n := fs.Int("n", 1_000_000, "stanzas to queue")
+	recipients := fs.Int("recipients", 1000, "spread over this many recipients")
+	domain := fs.String("domain", "localhost", "the recipients' `DOMAIN`")
+	include := fs.String("include", "", "comma-separated recipient `JIDs` to use first (e.g. bob@localhost)")
+	size := sizeFlag(1024)
+	fs.Var(&size, "size", "`BYTES` per stored stanza")
+	fs.Usage = usageFunc(fs, "--db FILE [flags]", benchFillAbout)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *db == "" || *n <= 0 || *recipients <= 0 {
+		return usageError(stderr, "bench fill-queue", "--db is required, --n and --recipients must be positive")
+	}
+	var rcpts []string
+	if *include != "" {
+		rcpts = strings.Split(*include, ",")
+	}
+	for i := len(rcpts); i < *recipients; i++ {
+		rcpts = append(rcpts, fmt.Sprintf("user%05d@%s", i, *domain))
+	}
+	res, err := bench.FillQueue(ctx, bench.FillOptions{DB: *db, N: *n, Recipients: rcpts, Size: int(size), Progress: stderr})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "queued %d stanzas of %d bytes for %d recipients in %.1f s; queue: %d entries, %d stanzas, %d bytes\n",
+		res.N, res.Size, len(rcpts), res.Seconds, res.Stats.Entries, res.Stats.Stanzas, res.Stats.Bytes)
+	return nil
+}
+
+func benchReport(ctx context.Context, args []string, stdout, stderr io.Writer) error { return nil }

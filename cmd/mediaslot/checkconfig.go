@@ -96,13 +96,11 @@ func checkXMPP(ctx context.Context, cfg config.Config) (string, string, error) {
 	case "host-unknown":
 		return "xmpp", "", fmt.Errorf("the server at %s does not know %s as an external component: "+
 			"add Component %q with component_secret to prosody.cfg.lua (ejabberd: add it to hosts of the ejabberd_service listener), "+
-			"or fix component.jid", c.Server, c.JID, c.JID)
+			"or fix component.jid; or %s is the client port (5222), not the component port (Prosody: component_ports, 5347)",
+			c.Server, c.JID, c.JID, c.Server)
 	case "conflict":
 		return "xmpp", "", fmt.Errorf("the server at %s already has a component connected as %s: "+
 			"is mediaslot already running? (the other checks may fail for the same reason)", c.Server, c.JID)
-	case "invalid-namespace", "bad-format", "unsupported-stanza-type":
-		return "xmpp", "", fmt.Errorf("%s is not a component port (the server answered %s): "+
-			"point component.server at Prosody's component_ports (5347), not at the client port (5222)", c.Server, pe.Condition())
 	case "":
 		return "xmpp", "", fmt.Errorf("handshake with %s failed: %v: is it an XMPP server's component port?", c.Server, pe.Err)
 	}

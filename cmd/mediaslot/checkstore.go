@@ -15,6 +15,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"mediaslot/config"
 	"mediaslot/store/s3"
@@ -212,7 +213,7 @@ func checkDatabase(cfg config.Config) (string, string, error) {
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
 	switch {
-	case errors.Is(err, bolt.ErrTimeout):
+	case errors.Is(err, bolterrors.ErrTimeout):
 		return "database", "", fmt.Errorf("%s is locked by another process: is mediaslot already running? "+
 			"(one mediaslot per data.dir)", path)
 	case err != nil:

@@ -110,12 +110,12 @@ func TestAdminEndpoints(t *testing.T) {
 	got = waitMetric(t, admin, "mediaslot_uploads_total", 1)
 	half := len(data) / 2
 	for series, want := range map[string]float64{
-		"mediaslot_slots_issued_total":            1,
-		"mediaslot_upload_bytes_total":            float64(len(data)),
-		"mediaslot_upload_duration_seconds_count": 1,
-		"mediaslot_stored_bytes":                  float64(len(data)),
-		"mediaslot_downloads_total":               2, // the GET and the Range GET; not the HEAD
-		"mediaslot_download_bytes_total":          float64(len(data) + len(data) - half),
+		"mediaslot_slots_issued_total":                      1,
+		"mediaslot_upload_bytes_total":                      float64(len(data)),
+		"mediaslot_upload_duration_seconds_count":           1,
+		"mediaslot_stored_bytes":                            float64(len(data)),
+		"mediaslot_downloads_total":                         2, // the GET and the Range GET; not the HEAD
+		"mediaslot_download_bytes_total":                    float64(len(data) + len(data) - half),
 		`mediaslot_slots_refused_total{reason="too_large"}`: 0,
 	} {
 		if got[series] != want {
@@ -178,7 +178,6 @@ func TestAdminEndpoints(t *testing.T) {
 		t.Errorf("after the reconnect: connected %v", got["mediaslot_component_connected"])
 	}
 }
-
 
 // checkTransfer checks a slix_upload.py run's PUT, GET, HEAD and Range GET
 // (checkSlixFlow checks more, and insists on the default max-file-size).

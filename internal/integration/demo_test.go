@@ -17,18 +17,20 @@ import (
 
 // demo is scripts/demo.sh (what `make demo` runs) on free ports.
 type demo struct {
-	cmd  *exec.Cmd
-	out  *logBuffer
-	c2s  string
-	http string
+	cmd   *exec.Cmd
+	out   *logBuffer
+	c2s   string
+	http  string
+	admin string // mediaslot's admin listener
 }
 
 func startDemo(t *testing.T, dir string, ports []string, env ...string) *demo {
 	t.Helper()
-	d := &demo{out: &logBuffer{}, c2s: "127.0.0.1:" + ports[0], http: "127.0.0.1:" + ports[3]}
+	d := &demo{out: &logBuffer{}, c2s: "127.0.0.1:" + ports[0], http: "127.0.0.1:" + ports[3], admin: freePort(t)}
+	_, adminPort, _ := net.SplitHostPort(d.admin)
 	d.cmd = exec.Command(filepath.Join(testserver.ModuleRoot(t), "scripts", "demo.sh"))
 	d.cmd.Env = append(os.Environ(), "DEMO_DIR="+dir, "MEDIASLOT_BIN="+binary,
-		"DEMO_C2S_PORT="+ports[0], "DEMO_COMPONENT_PORT="+ports[1], "DEMO_PROSODY_HTTP_PORT="+ports[2], "DEMO_HTTP_PORT="+ports[3])
+		"DEMO_C2S_PORT="+ports[0], "DEMO_COMPONENT_PORT="+ports[1], "DEMO_PROSODY_HTTP_PORT="+ports[2], "DEMO_HTTP_PORT="+ports[3], "DEMO_ADMIN_PORT="+adminPort)
 	d.cmd.Env = append(d.cmd.Env, env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // its own group, like a terminal job
@@ -88,6 +90,12 @@ func TestDemo(t *testing.T) {
 	d := startDemo(t, dir, ports)
 	if !strings.Contains(d.out.String(), "c2s "+d.c2s) || !strings.Contains(d.out.String(), "upload.localhost") {
 		t.Errorf("ready line lacks connection details:\n%s", d.out.String())
+	}
+	if !strings.Contains(d.out.String(), "http://"+d.admin+"/metrics") {
+		t.Errorf("ready line lacks the admin listener:\n%s", d.out.String())
+	}
+	if code, body := adminGet(t, d.admin, "/readyz"); code != 200 {
+		t.Errorf("demo /readyz: %d %s", code, body)
 	}
 	srv := &testserver.Server{Domain: "localhost", C2S: d.c2s}
 	file, data := writeRandomFile(t, "demo.png", 4096)

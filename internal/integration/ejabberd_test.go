@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/xml"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"mediaslot/client"
 	"mediaslot/internal/testserver"
 )
 
@@ -109,12 +111,28 @@ func ejabberdRelay(t *testing.T, srv *testserver.EjabberdServer, m *mediaslot) {
 		return strings.Contains(m.log.String(), "delivered=2 queued=1")
 	})
 
+	// A refusal goes back to the sender as an error message from the
+	// component: ejabberd routes it (it has a from) and keeps the link.
+	alice := dialClient(t, srv, "alice")
+	err := alice.SendMedia(context.Background(), client.Media{URL: "http://127.0.0.1/file/x/y.jpg", Name: "y.jpg", MediaType: "image/jpeg", Size: 1},
+		client.Delivery{To: []jid.JID{jid.MustParse("bob@elsewhere.example")}, Relay: jid.MustParse(srv.ComponentJID())})
+	var re *client.RecipientError
+	if !errors.As(err, &re) || !errors.Is(err, client.ErrForbidden) || re.To != srv.ComponentJID() {
+		t.Errorf("relay to a foreign domain: %v, want forbidden from %s", err, srv.ComponentJID())
+	}
+	if strings.Contains(m.log.String(), "component link down") {
+		t.Fatalf("ejabberd dropped the component link (a stanza without from?):\n%s", tail(m.log.String(), 20))
+	}
+
 	// ejabberd restarts; mediaslot reconnects by itself.
 	connected := strings.Count(m.log.String(), "component connected")
-	srv.Restart()
-	up := time.Now()
+	srv.Stop()
+	up := make(chan time.Time, 1)
+	go func() { at, _ := waitAccepting(srv.ComponentAddr(), 30*time.Second); up <- at }()
+	srv.Start()
 	m.waitConnected(connected + 1)
-	t.Logf("component back %v after ejabberd's ports accepted", time.Since(up).Round(time.Millisecond))
+	t.Logf("component connected %v after ejabberd's component port accepted",
+		logTimes(t, m.log.String(), "component connected")[connected].Sub(<-up).Round(time.Millisecond))
 
 	for _, c := range []struct {
 		user, delayFrom string
@@ -235,22 +253,8 @@ func TestEjabberdDocSnippets(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := testserver.RenderEjabberdConfig(string(tmpl), ejabberdDocValues)
-	between := func(s, begin, end string) string {
-		t.Helper()
-		_, rest, ok := strings.Cut(s, begin)
-		if !ok {
-			t.Fatalf("marker %q missing", begin)
-		}
-		body, _, ok := strings.Cut(rest, end)
-		if !ok {
-			t.Fatalf("marker %q missing", end)
-		}
-		return body
-	}
 	for _, name := range []string{"component listener", "privilege module"} {
-		want := between(cfg, "# BEGIN "+name+" (docs/EJABBERD.md shows these lines; a test keeps them equal)\n", "# END "+name+"\n")
-		got := between(string(doc), "<!-- BEGIN "+name+" -->\n```yaml\n", "```\n<!-- END "+name+" -->")
-		if got != want {
+		if got, want := markedBlock(t, string(doc), name, "yaml"), configBlock(t, cfg, "#", name); got != want {
 			t.Errorf("docs/EJABBERD.md %q differs from testdata/ejabberd/ejabberd.yml.in rendered with %v:\n--- docs\n%s--- template\n%s", name, ejabberdDocValues, got, want)
 		}
 	}

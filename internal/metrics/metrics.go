@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"mediaslot/offline"
@@ -59,41 +60,42 @@ var slotRefusalReasons = []string{
 // and the Go runtime's and the process's metrics.
 func New(version, commit string) *Metrics {
 	reg := prometheus.NewRegistry()
-	f := factory{reg}
+	f := promauto.With(reg)
 	m := &Metrics{
 		reg: reg,
-		slotsIssued: f.counter("slots_issued_total",
-			"Upload slots issued."),
-		slotsRefused: f.counterVec("slots_refused_total",
-			"Slot requests refused, by reason (bad_request, too_large, forbidden, unavailable, quota, unsupported, internal).", "reason"),
-		uploads: f.counter("uploads_total",
-			"Files uploaded completely: PUTs through mediaslot and confirmed direct uploads to S3."),
-		uploadBytes: f.counter("upload_bytes_total",
-			"Bytes of the files counted in mediaslot_uploads_total."),
-		uploadDuration: f.histogram("upload_duration_seconds",
-			"Duration of complete PUTs through mediaslot's HTTP front (the disk store; S3 uploads bypass mediaslot).",
-			prometheus.ExponentialBuckets(0.01, 4, 9)),
-		downloads: f.counter("downloads_total",
-			"GETs of files answered with the file or a redirect to the store."),
-		downloadBytes: f.counter("download_bytes_total",
-			"Body bytes mediaslot sent for downloads (redirected downloads send none)."),
-		linkUp: f.gauge("component_connected",
-			"1 while the XEP-0114 link to the XMPP server is up, else 0."),
-		reconnects: f.counter("component_reconnects_total",
-			"Times the link to the XMPP server came up again after the first time."),
-		relayDelivered: f.counterVec("relay_delivered_total",
-			"Relay message copies handed to the XMPP server, by path: direct (recipient online) or queue (delivered on their return).", "path"),
-		relayQueued: f.counter("relay_queued_total",
-			"Relay message copies stored for recipients who were offline."),
-		relayRefused: f.counterVec("relay_refused_total",
-			"Relay messages refused, by the stanza error condition sent back.", "condition"),
+		slotsIssued: f.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "slots_issued_total",
+			Help: "Upload slots issued."}),
+		slotsRefused: f.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "slots_refused_total",
+			Help: "Slot requests refused, by reason (bad_request, too_large, forbidden, unavailable, quota, unsupported, internal)."}, []string{"reason"}),
+		uploads: f.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "uploads_total",
+			Help: "Files uploaded completely: PUTs through mediaslot and confirmed direct uploads to S3."}),
+		uploadBytes: f.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "upload_bytes_total",
+			Help: "Bytes of the files counted in mediaslot_uploads_total."}),
+		uploadDuration: f.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: "upload_duration_seconds",
+			Help:    "Duration of complete PUTs through mediaslot's HTTP front (the disk store; S3 uploads bypass mediaslot).",
+			Buckets: prometheus.ExponentialBuckets(0.01, 4, 9)}),
+		downloads: f.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "downloads_total",
+			Help: "GETs of files answered with the file or a redirect to the store."}),
+		downloadBytes: f.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "download_bytes_total",
+			Help: "Body bytes mediaslot sent for downloads (redirected downloads send none)."}),
+		linkUp: f.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: "component_connected",
+			Help: "1 while the XEP-0114 link to the XMPP server is up, else 0."}),
+		reconnects: f.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "component_reconnects_total",
+			Help: "Times the link to the XMPP server came up again after the first time."}),
+		relayDelivered: f.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "relay_delivered_total",
+			Help: "Relay message copies handed to the XMPP server, by path: direct (recipient online) or queue (delivered on their return)."}, []string{"path"}),
+		relayQueued: f.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: "relay_queued_total",
+			Help: "Relay message copies stored for recipients who were offline."}),
+		relayRefused: f.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "relay_refused_total",
+			Help: "Relay messages refused, by the stanza error condition sent back."}, []string{"condition"}),
 	}
 	for _, r := range slotRefusalReasons {
 		m.slotsRefused.WithLabelValues(r)
 	}
 	m.relayDelivered.WithLabelValues("direct")
 	m.relayDelivered.WithLabelValues("queue")
-	info := f.gaugeVec("build_info", "Always 1; the labels say which mediaslot this is.", "version", "commit")
+	info := f.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: "build_info",
+		Help: "Always 1; the labels say which mediaslot this is."}, []string{"version", "commit"})
 	info.WithLabelValues(version, commit).Set(1)
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -107,9 +109,6 @@ func New(version, commit string) *Metrics {
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{EnableOpenMetrics: true, ErrorHandling: promhttp.ContinueOnError})
 }
-
-// Registry returns the registry, for tests and for adding collectors.
-func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // SlotIssued implements xmpp.Observer.
 func (m *Metrics) SlotIssued() { m.slotsIssued.Inc() }
@@ -183,37 +182,4 @@ type Store interface {
 // read from s at every scrape.
 func (m *Metrics) WatchStore(s Store) {
 	m.reg.MustRegister(&storeCollector{s: s})
-}
-
-// factory makes metrics registered with one registry.
-type factory struct{ reg *prometheus.Registry }
-
-func (f factory) counter(name, help string) prometheus.Counter {
-	c := prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help})
-	f.reg.MustRegister(c)
-	return c
-}
-
-func (f factory) counterVec(name, help string, labels ...string) *prometheus.CounterVec {
-	c := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
-	f.reg.MustRegister(c)
-	return c
-}
-
-func (f factory) gauge(name, help string) prometheus.Gauge {
-	g := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help})
-	f.reg.MustRegister(g)
-	return g
-}
-
-func (f factory) gaugeVec(name, help string, labels ...string) *prometheus.GaugeVec {
-	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help}, labels)
-	f.reg.MustRegister(g)
-	return g
-}
-
-func (f factory) histogram(name, help string, buckets []float64) prometheus.Histogram {
-	h := prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: namespace, Name: name, Help: help, Buckets: buckets})
-	f.reg.MustRegister(h)
-	return h
 }
