@@ -51,9 +51,9 @@ func (r Reason) String() string {
 var errNotChecked = errors.New("the file store has not been checked yet")
 
 // StoreErr reports why the store cannot take uploads now, as of its last
-// probe (see Run), or nil when it can. A store that cannot be probed (the
-// disk store) always can; one that can (S3) is not ready until its first
-// probe succeeded. Slot requests are refused while StoreErr is not nil.
+// probe (see Run), or nil when it can. A store that cannot be probed always
+// can; one that can (disk: a probe file; S3: the bucket) is not ready until
+// its first probe succeeded. Slot requests are refused while StoreErr is not nil.
 func (s *Service) StoreErr() error {
 	if _, ok := s.opt.Store.(checker); !ok {
 		return nil

@@ -69,6 +69,7 @@ func TestObserverUploadsAndDownloads(t *testing.T) {
 	if n, err := f.svc.StoredBytes(); err != nil || n != int64(len(data)) {
 		t.Errorf("StoredBytes = %d, %v; want %d", n, err, len(data))
 	}
+	f.svc.checkStore(t.Context()) // the disk store is probed too: writable here
 	if err := f.svc.StoreErr(); err != nil {
 		t.Errorf("StoreErr of the disk store: %v", err)
 	}

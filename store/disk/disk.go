@@ -141,3 +141,22 @@ func (s *Store) Delete(_ context.Context, key string) error {
 	}
 	return err
 }
+
+// Check reports whether the store can take a new file now: it writes,
+// syncs and removes a probe file where uploads are written, so a full,
+// read-only or vanished file system refuses slots instead of uploads.
+func (s *Store) Check(context.Context) error {
+	f, err := os.CreateTemp(filepath.Join(s.dir, ".tmp"), "probe-*")
+	if err != nil {
+		return fmt.Errorf("disk store %s cannot take files: %w", s.dir, err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if _, err := f.Write([]byte{0}); err != nil {
+		return fmt.Errorf("disk store %s cannot take files: %w", s.dir, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("disk store %s cannot take files: %w", s.dir, err)
+	}
+	return nil
+}

@@ -55,3 +55,27 @@ func TestOpenReturnsFileForSendfile(t *testing.T) {
 		t.Fatalf("Open returned %T, not *os.File: downloads would not use sendfile", f)
 	}
 }
+
+func TestCheck(t *testing.T) {
+	dir := t.TempDir()
+	s, err := New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(t.Context()); err != nil {
+		t.Fatalf("healthy store: %v", err)
+	}
+	if left, _ := os.ReadDir(filepath.Join(dir, ".tmp")); len(left) != 0 {
+		t.Fatalf("probe left %d files", len(left))
+	}
+	// the directory uploads go to is gone (a file in its place: root ignores permissions)
+	if err := os.RemoveAll(filepath.Join(dir, ".tmp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".tmp"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Check(t.Context()); err == nil || !strings.Contains(err.Error(), "cannot take files") {
+		t.Fatalf("broken store: %v", err)
+	}
+}
