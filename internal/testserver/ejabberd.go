@@ -3,8 +3,8 @@ package testserver
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -74,8 +73,7 @@ type EjabberdServer struct {
 	erlLibs string
 	t       testing.TB
 	mu      sync.Mutex
-	cmd     *exec.Cmd
-	done    chan struct{}
+	proc    *process // nil while stopped
 }
 
 // Ejabberd starts a private ejabberd (Debian's 23.01 package) for the test
@@ -234,12 +232,8 @@ func (s *EjabberdServer) Start() {
 	s.t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd != nil {
-		s.t.Fatalf("testserver: Start: ejabberd already running (pid %d)", s.cmd.Process.Pid)
-	}
-	logf, err := os.OpenFile(filepath.Join(s.Dir, "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		s.t.Fatalf("testserver: %v", err)
+	if s.proc != nil {
+		s.t.Fatalf("testserver: Start: ejabberd already running (pid %d)", s.proc.pid())
 	}
 	logOffset := fileSize(s.LogPath())
 	// erl execs erlexec, which execs beam.smp: the pid is the VM's, and
@@ -249,59 +243,30 @@ func (s *EjabberdServer) Start() {
 		"-s", "ejabberd")
 	cmd.Env = s.env()
 	cmd.Dir = s.Dir
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		logf.Close()
+	p, err := startProcess(cmd, filepath.Join(s.Dir, "stdout.log"))
+	if err != nil {
 		s.t.Fatalf("testserver: starting ejabberd: %v", err)
 	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		logf.Close()
-		close(done)
-	}()
-	s.cmd, s.done = cmd, done
+	s.proc = p
 
-	fail := func(format string, args ...any) {
-		s.t.Helper()
-		s.stopLocked()
-		s.logTails()
-		s.t.Fatalf("testserver: "+format, args...)
-	}
 	deadline := time.Now().Add(ejabberdStart)
-	for {
-		select {
-		case <-done:
-			s.cmd, s.done = nil, nil
-			s.logTails()
-			s.t.Fatalf("testserver: ejabberd exited during startup: %v", cmd.ProcessState)
-		default:
-		}
+	err = p.waitFor("ejabberd", deadline, func() (bool, error) {
 		log := readFrom(s.LogPath(), logOffset)
 		if strings.Contains(log, "[critical]") || strings.Contains(log, "eaddrinuse") {
-			fail("ejabberd failed to start (see log above)")
+			return true, errors.New("ejabberd failed to start (see log above)")
 		}
 		if strings.Contains(log, " is started in the node ") {
-			break
+			return true, nil
 		}
-		if time.Now().After(deadline) {
-			fail("ejabberd did not start within %v", ejabberdStart)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return false, fmt.Errorf("ejabberd did not start within %v", ejabberdStart)
+	})
+	if err == nil {
+		err = p.waitListening("ejabberd", deadline, ejabberdStart, s.C2S, s.Component, s.HTTP)
 	}
-	for _, addr := range []string{s.C2S, s.Component, s.HTTP} {
-		for {
-			c, err := net.DialTimeout("tcp", addr, 250*time.Millisecond)
-			if err == nil {
-				c.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				fail("ejabberd did not listen on %s within %v: %v", addr, ejabberdStart, err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+	if err != nil {
+		s.stopLocked()
+		s.logTails()
+		s.t.Fatalf("testserver: %v", err)
 	}
 }
 
@@ -332,20 +297,8 @@ func (s *EjabberdServer) Stop() {
 }
 
 func (s *EjabberdServer) stopLocked() {
-	if s.cmd == nil {
-		return
-	}
-	cmd, done := s.cmd, s.done
-	s.cmd, s.done = nil, nil
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-		return
-	case <-time.After(ejabberdStop):
-	}
-	s.t.Logf("testserver: ejabberd (pid %d) ignored SIGTERM for %v, killing it", cmd.Process.Pid, ejabberdStop)
-	_ = cmd.Process.Kill()
-	<-done
+	s.proc.stop(s.t, "ejabberd", ejabberdStop)
+	s.proc = nil
 }
 
 // Restart stops and starts ejabberd again (same ports, dir and users).
@@ -359,17 +312,12 @@ func (s *EjabberdServer) Restart() {
 func (s *EjabberdServer) PID() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return 0
-	}
-	return s.cmd.Process.Pid
+	return s.proc.pid()
 }
 
 // LogTail returns the last n lines of ejabberd's log.
 func (s *EjabberdServer) LogTail(n int) string { return tail(s.LogPath(), n) }
 
 func (s *EjabberdServer) logTails() {
-	for _, p := range []string{filepath.Join(s.Dir, "stdout.log"), s.LogPath()} {
-		s.t.Logf("testserver: last %d lines of %s:\n%s", logTailLines, p, tail(p, logTailLines))
-	}
+	logTails(s.t, filepath.Join(s.Dir, "stdout.log"), s.LogPath())
 }

@@ -127,52 +127,99 @@ func checkC2S(t *testing.T, s *Server) {
 
 var streamID = regexp.MustCompile(`<stream:stream[^>]*\sid=['"]([^'"]+)['"]`)
 
-// checkComponent: XEP-0114 handshake as ComponentJID() with Secret, then the
-// XEP-0356 privilege advertisement from mod_privilege.
-func checkComponent(t *testing.T, s *Server) {
+// componentHandshake does the XEP-0114 handshake as jid with secret on
+// addr and returns the connection (closed in t.Cleanup) and what arrived up
+// to and including the XEP-0356 advertisement in privilegeNS.
+func componentHandshake(t *testing.T, addr, jid, secret, privilegeNS string) (net.Conn, string) {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", s.Component, ioTimeout)
+	c, err := net.DialTimeout("tcp", addr, ioTimeout)
 	if err != nil {
 		t.Fatalf("dial component: %v", err)
 	}
-	defer c.Close()
-	write(t, c, "<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='"+s.ComponentJID()+"'>")
-	got, err := readUntil(c, "<stream:stream", ">")
+	t.Cleanup(func() { c.Close() })
+	write(t, c, "<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams' to='"+jid+"'>")
+	got, err := readUntil(c, "id=", ">")
 	m := streamID.FindStringSubmatch(got)
 	for err == nil && m == nil { // header not complete yet
 		var more string
-		more, err = readUntil(c, "id=")
+		more, err = readUntil(c, ">")
 		got += more
 		m = streamID.FindStringSubmatch(got)
 	}
 	if err != nil {
 		t.Fatalf("component stream header: %v; got %q", err, got)
 	}
-	sum := sha1.Sum([]byte(m[1] + s.Secret))
+	sum := sha1.Sum([]byte(m[1] + secret))
 	write(t, c, "<handshake>"+hex.EncodeToString(sum[:])+"</handshake>")
-	got, err = readUntil(c, "<handshake/>", "urn:xmpp:privilege:2", "</message>")
+	got, err = readUntil(c, "<handshake/>", privilegeNS, "</message>")
 	if err != nil {
 		t.Fatalf("component handshake/privilege: %v; got %q", err, got)
 	}
+	return c, got
+}
+
+// checkPrivileges checks that the XEP-0356 advertisement got grants what
+// mediaslot needs (attribute quotes may be ' or ").
+func checkPrivileges(t *testing.T, got string) {
+	t.Helper()
 	for _, perm := range []string{"access='message'", "type='outgoing'", "access='presence'", "type='managed_entity'"} {
-		if !strings.Contains(got, perm) {
+		if !strings.Contains(strings.ReplaceAll(got, `"`, "'"), perm) {
 			t.Errorf("privilege advertisement lacks %s: %q", perm, got)
 		}
 	}
+}
+
+// checkComponent: XEP-0114 handshake as ComponentJID() with Secret, then the
+// XEP-0356 privilege advertisement from mod_privilege.
+func checkComponent(t *testing.T, s *Server) {
+	t.Helper()
+	c, got := componentHandshake(t, s.Component, s.ComponentJID(), s.Secret, "urn:xmpp:privilege:2")
+	defer c.Close()
+	checkPrivileges(t, got)
 	write(t, c, "</stream:stream>")
 }
 
-func checkHTTP(t *testing.T, s *Server) {
+// checkNotFound checks that GET url (what: the kind of URL) answers 404.
+func checkNotFound(t *testing.T, url, what string) {
 	t.Helper()
 	cl := &http.Client{Timeout: ioTimeout}
-	resp, err := cl.Get("http://" + s.HTTP + "/file_share/nonexistent/x.txt")
+	resp, err := cl.Get(url)
 	if err != nil {
 		t.Fatalf("http: %v", err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNotFound {
-		t.Errorf("GET unknown file_share slot: status %d, want 404", resp.StatusCode)
+		t.Errorf("GET unknown %s: status %d, want 404", what, resp.StatusCode)
 	}
+}
+
+// checkRestart restarts s and checks that another process runs.
+func checkRestart(t *testing.T, s interface {
+	Restart()
+	PID() int
+}) {
+	t.Helper()
+	pid := s.PID()
+	start := time.Now()
+	s.Restart()
+	t.Logf("restart took %v", time.Since(start))
+	if s.PID() == 0 || s.PID() == pid {
+		t.Fatalf("Restart: pid %d -> %d", pid, s.PID())
+	}
+}
+
+// checkStop stops s and checks that its c2s port no longer accepts and that
+// a second Stop is a no-op.
+func checkStop(t *testing.T, s XMPP) {
+	t.Helper()
+	start := time.Now()
+	s.Stop()
+	t.Logf("stop took %v", time.Since(start))
+	if c, err := net.DialTimeout("tcp", s.C2SAddr(), time.Second); err == nil {
+		c.Close()
+		t.Errorf("c2s port still accepts after Stop")
+	}
+	s.Stop() // idempotent
 }
 
 func TestProsody(t *testing.T) {
@@ -192,24 +239,13 @@ func TestProsody(t *testing.T) {
 
 	checkC2S(t, s)
 	checkComponent(t, s)
-	checkHTTP(t, s)
+	checkNotFound(t, "http://"+s.HTTP+"/file_share/nonexistent/x.txt", "file_share slot")
 
-	pid := s.PID()
-	start = time.Now()
-	s.Restart()
-	t.Logf("restart took %v", time.Since(start))
-	if s.PID() == 0 || s.PID() == pid {
-		t.Fatalf("Restart: pid %d -> %d", pid, s.PID())
-	}
+	checkRestart(t, s)
 	checkC2S(t, s) // users survive the restart
 	checkComponent(t, s)
 
-	s.Stop()
-	if c, err := net.DialTimeout("tcp", s.C2S, time.Second); err == nil {
-		c.Close()
-		t.Errorf("c2s port still accepts after Stop")
-	}
-	s.Stop() // idempotent
+	checkStop(t, s)
 }
 
 // slixResult is the JSON printed by testdata/clients/slix_upload.py.

@@ -33,7 +33,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -60,8 +59,7 @@ type Server struct {
 
 	t    testing.TB
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
+	proc *process // nil while stopped
 }
 
 // IntegrationRequired reports whether missing servers/tools must fail tests
@@ -266,12 +264,8 @@ func (s *Server) Start() {
 	s.t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd != nil {
-		s.t.Fatalf("testserver: Start: prosody already running (pid %d)", s.cmd.Process.Pid)
-	}
-	logf, err := os.OpenFile(filepath.Join(s.Dir, "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		s.t.Fatalf("testserver: %v", err)
+	if s.proc != nil {
+		s.t.Fatalf("testserver: Start: prosody already running (pid %d)", s.proc.pid())
 	}
 	// prosody.log is appended to across restarts; remember where this run starts.
 	logOffset := fileSize(filepath.Join(s.Dir, "prosody.log"))
@@ -279,49 +273,22 @@ func (s *Server) Start() {
 	cmd := exec.Command("prosody", "--config", s.Config, "-F")
 	cmd.Env = s.env()
 	cmd.Dir = s.Dir
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		logf.Close()
+	p, err := startProcess(cmd, filepath.Join(s.Dir, "stdout.log"))
+	if err != nil {
 		s.t.Fatalf("testserver: starting prosody: %v", err)
 	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		logf.Close()
-		close(done)
-	}()
-	s.cmd, s.done = cmd, done
+	s.proc = p
 
-	deadline := time.Now().Add(startTimeout)
-	for _, addr := range []string{s.C2S, s.Component, s.HTTP} {
-		for {
-			select {
-			case <-done:
-				s.cmd, s.done = nil, nil
-				s.logTails()
-				s.t.Fatalf("testserver: prosody exited during startup: %v", cmd.ProcessState)
-			default:
-			}
-			c, err := net.DialTimeout("tcp", addr, 250*time.Millisecond)
-			if err == nil {
-				c.Close()
-				break
-			}
-			if time.Now().After(deadline) {
-				s.stopLocked()
-				s.logTails()
-				s.t.Fatalf("testserver: prosody did not listen on %s within %v: %v", addr, startTimeout, err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	err = p.waitListening("prosody", time.Now().Add(startTimeout), startTimeout, s.C2S, s.Component, s.HTTP)
 	// A port taken by someone else between freePorts and now would make the
 	// dial above succeed against the wrong process; Prosody logs it.
-	if tail := readFrom(filepath.Join(s.Dir, "prosody.log"), logOffset); strings.Contains(tail, "Failed to open server port") {
+	if err == nil && strings.Contains(readFrom(filepath.Join(s.Dir, "prosody.log"), logOffset), "Failed to open server port") {
+		err = errors.New("prosody could not bind all its ports (see log above)")
+	}
+	if err != nil {
 		s.stopLocked()
 		s.logTails()
-		s.t.Fatalf("testserver: prosody could not bind all its ports (see log above)")
+		s.t.Fatalf("testserver: %v", err)
 	}
 }
 
@@ -334,20 +301,8 @@ func (s *Server) Stop() {
 }
 
 func (s *Server) stopLocked() {
-	if s.cmd == nil {
-		return
-	}
-	cmd, done := s.cmd, s.done
-	s.cmd, s.done = nil, nil
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-		return
-	case <-time.After(stopTimeout):
-	}
-	s.t.Logf("testserver: prosody (pid %d) ignored SIGTERM for %v, killing it", cmd.Process.Pid, stopTimeout)
-	_ = cmd.Process.Kill()
-	<-done
+	s.proc.stop(s.t, "prosody", stopTimeout)
+	s.proc = nil
 }
 
 // Restart stops and starts Prosody again (same ports, dir and users).
@@ -361,10 +316,7 @@ func (s *Server) Restart() {
 func (s *Server) PID() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return 0
-	}
-	return s.cmd.Process.Pid
+	return s.proc.pid()
 }
 
 // LogTail returns the last n lines of Dir/name (e.g. "prosody.log", the debug
@@ -374,8 +326,13 @@ func (s *Server) LogTail(name string, n int) string {
 }
 
 func (s *Server) logTails() {
-	for _, name := range []string{"stdout.log", "prosody.log"} {
-		s.t.Logf("testserver: last %d lines of %s:\n%s", logTailLines, filepath.Join(s.Dir, name), s.LogTail(name, logTailLines))
+	logTails(s.t, filepath.Join(s.Dir, "stdout.log"), filepath.Join(s.Dir, "prosody.log"))
+}
+
+// logTails logs the last logTailLines lines of each of the files.
+func logTails(t testing.TB, paths ...string) {
+	for _, p := range paths {
+		t.Logf("testserver: last %d lines of %s:\n%s", logTailLines, p, tail(p, logTailLines))
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -34,10 +33,10 @@ type S3 struct {
 	Dir       string // root of the posix backend: Dir/<Bucket>/<key> are the objects
 
 	t    testing.TB
+	bin  string // the cached versitygw binary
 	log  string // stdout and stderr of versitygw (outside Dir: files there would be buckets)
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
+	proc *process // nil while stopped
 }
 
 // VersityGW starts a private versitygw on a free loopback port with a fresh
@@ -57,42 +56,54 @@ func VersityGW(t testing.TB) *S3 {
 		AccessKey: "mediaslot",
 		SecretKey: randomHex(t, 16),
 		Dir:       t.TempDir(),
-		log:       filepath.Join(t.TempDir(), "versitygw.log"),
 		t:         t,
+		bin:       bin,
+		log:       filepath.Join(t.TempDir(), "versitygw.log"),
 	}
 	// A directory in the posix root is a bucket; that saves a signed CreateBucket.
 	if err := os.Mkdir(filepath.Join(s.Dir, s.Bucket), 0o755); err != nil {
 		t.Fatalf("testserver: %v", err)
 	}
-	logf, err := os.Create(s.log)
-	if err != nil {
-		t.Fatalf("testserver: %v", err)
-	}
-	cmd := exec.Command(bin, "--port", addr, "--region", s.Region,
-		"--quiet", "--keep-alive", "posix", s.Dir)
-	cmd.Env = append(versityGWEnv(), "ROOT_ACCESS_KEY_ID="+s.AccessKey, "ROOT_SECRET_ACCESS_KEY="+s.SecretKey)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatalf("testserver: starting versitygw: %v", err)
-	}
-	s.cmd, s.done = cmd, make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		logf.Close()
-		close(s.done)
-	}()
 	t.Cleanup(func() {
 		s.Stop()
 		if t.Failed() {
-			s.logTail()
+			logTails(t, s.log)
 		}
 	})
-	if err := s.waitReady(); err != nil {
-		t.Fatalf("testserver: %v", err) // the cleanup stops it and logs the tail
-	}
+	s.Start()
 	return s
+}
+
+// Start starts versitygw (again, after Stop): same port, data directory,
+// bucket and credentials, so objects stored before are served again. It
+// fails the test if versitygw is running or does not come up.
+func (s *S3) Start() {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil {
+		s.t.Fatalf("testserver: Start: versitygw already running (pid %d)", s.proc.pid())
+	}
+	addr := strings.TrimPrefix(s.Endpoint, "http://")
+	cmd := exec.Command(s.bin, "--port", addr, "--region", s.Region,
+		"--quiet", "--keep-alive", "posix", s.Dir)
+	cmd.Env = append(versityGWEnv(), "ROOT_ACCESS_KEY_ID="+s.AccessKey, "ROOT_SECRET_ACCESS_KEY="+s.SecretKey)
+	p, err := startProcess(cmd, s.log)
+	if err != nil {
+		s.t.Fatalf("testserver: starting versitygw: %v", err)
+	}
+	s.proc = p
+	if err := s.waitReady(); err != nil {
+		s.stopLocked()
+		s.t.Fatalf("testserver: %v", err) // VersityGW's cleanup logs the tail
+	}
+}
+
+// Restart stops and starts versitygw again (same port, data and credentials).
+func (s *S3) Restart() {
+	s.t.Helper()
+	s.Stop()
+	s.Start()
 }
 
 // versityGWEnv is the environment without the variables versitygw reads
@@ -112,26 +123,17 @@ func versityGWEnv() []string {
 // connect, catches another process that took the port after freePorts.
 func (s *S3) waitReady() error {
 	client := &http.Client{Timeout: 250 * time.Millisecond}
-	deadline := time.Now().Add(versityGWStart)
-	for {
-		select {
-		case <-s.done:
-			return fmt.Errorf("versitygw exited during startup: %v", s.cmd.ProcessState)
-		default:
-		}
+	return s.proc.waitFor("versitygw", time.Now().Add(versityGWStart), func() (bool, error) {
 		resp, err := client.Get(s.Endpoint + "/")
-		if err == nil {
-			resp.Body.Close()
-			if server := resp.Header.Get("Server"); server != "VERSITYGW" {
-				return fmt.Errorf("%s is answered by %q, not versitygw", s.Endpoint, server)
-			}
-			return nil
+		if err != nil {
+			return false, fmt.Errorf("versitygw did not answer on %s within %v: %v", s.Endpoint, versityGWStart, err)
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("versitygw did not answer on %s within %v: %v", s.Endpoint, versityGWStart, err)
+		resp.Body.Close()
+		if server := resp.Header.Get("Server"); server != "VERSITYGW" {
+			return true, fmt.Errorf("%s is answered by %q, not versitygw", s.Endpoint, server)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return true, nil
+	})
 }
 
 // Stop stops versitygw: SIGTERM, up to 5 s grace, then SIGKILL. It is a
@@ -139,24 +141,12 @@ func (s *S3) waitReady() error {
 func (s *S3) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return
-	}
-	cmd, done := s.cmd, s.done
-	s.cmd = nil
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-		return
-	case <-time.After(versityGWStop):
-	}
-	s.t.Logf("testserver: versitygw (pid %d) ignored SIGTERM for %v, killing it", cmd.Process.Pid, versityGWStop)
-	_ = cmd.Process.Kill()
-	<-done
+	s.stopLocked()
 }
 
-func (s *S3) logTail() {
-	s.t.Logf("testserver: last %d lines of %s:\n%s", logTailLines, s.log, tail(s.log, logTailLines))
+func (s *S3) stopLocked() {
+	s.proc.stop(s.t, "versitygw", versityGWStop)
+	s.proc = nil
 }
 
 // versityGWBinary returns the cached versitygw binary, building it first if
