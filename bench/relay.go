@@ -39,6 +39,11 @@ type RelayOptions struct {
 	Procs     []Proc
 	Progress  io.Writer
 	Timeout   time.Duration // for each of the two phases; default 5 minutes
+	// Nudge, if not zero, pings the server from every sender session at
+	// this interval while messages are sent: with Prosody 0.12.3 a c2s
+	// TLS connection can stop being read with data still buffered in the
+	// TLS layer until more bytes arrive (see docs/BENCHMARKS.md).
+	Nudge time.Duration
 }
 
 // RelayResult is what RunRelay measured.
@@ -129,6 +134,13 @@ func RunRelay(ctx context.Context, opt RelayOptions) (*RelayResult, error) {
 	t0 := time.Now()
 	var next atomic.Int64
 	errs := make(chan error, opt.Senders)
+	nudged := make(chan struct{})
+	defer close(nudged)
+	if opt.Nudge > 0 {
+		for _, s := range senders {
+			go nudge(ctx, s, opt.Sender.JID.Domain(), opt.Nudge, nudged)
+		}
+	}
 	for i, s := range senders {
 		go func() {
 			// Each goroutine's messages are in order; the marker goes
@@ -252,6 +264,22 @@ func RunRelay(ctx context.Context, opt RelayOptions) (*RelayResult, error) {
 	res.FlushRate = float64(opt.N) / res.FlushSeconds
 	say("%d messages arrived %.2f s after the presence (first after %.3f s; login %.2f s)", received, res.FlushSeconds, res.FirstSeconds, res.LoginSeconds)
 	return res, nil
+}
+
+// nudge pings the server every interval until done is closed.
+func nudge(ctx context.Context, c *client.Client, server jid.JID, interval time.Duration, done <-chan struct{}) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			go func() { _ = c.Ping(ctx, server) }()
+		}
+	}
 }
 
 // dialAll opens n sessions of one account at once.

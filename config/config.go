@@ -154,7 +154,7 @@ func Default() Config {
 		Component: Component{
 			JID:          "upload.localhost",
 			Server:       "127.0.0.1:5347",
-			ReconnectMax: Duration(4 * time.Second),
+			ReconnectMax: Duration(2 * time.Second),
 		},
 		HTTP: HTTP{
 			Listen:      "127.0.0.1:5050",

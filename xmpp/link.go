@@ -59,7 +59,7 @@ func New(opt Options) (*Component, error) {
 		opt.Logger = slog.Default()
 	}
 	if opt.ReconnectMax <= 0 {
-		opt.ReconnectMax = 4 * time.Second
+		opt.ReconnectMax = 2 * time.Second
 	}
 	h := newHandler(addr.String(), opt.Version, opt.Slots, opt.Logger)
 	h.obs = opt.Observer

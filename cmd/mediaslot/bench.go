@@ -204,6 +204,7 @@ func benchRelay(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	n := fs.Int("n", 10000, "messages to queue")
 	senders := fs.Int("senders", 4, "sender sessions")
 	pipeline := fs.Int("pipeline", 16, "messages in flight per sender session")
+	nudge := fs.Duration("nudge", 0, "ping the server from each sender session at this `interval` (works around a Prosody 0.12.3 c2s TLS read stall)")
 	thumb := sizeFlag(5600)
 	fs.Var(&thumb, "thumbnail", "thumbnail `BYTES` per message (about 8 KB stanzas with the default)")
 	var pids pidFlags
@@ -234,7 +235,7 @@ func benchRelay(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	res, err := bench.RunRelay(ctx, bench.RelayOptions{
 		Sender: opt, Recipient: ropt, Witness: wopt, Relay: relay,
-		N: *n, Senders: *senders, Pipeline: *pipeline, Thumbnail: int(thumb), Procs: withSelf(pids), Progress: stderr,
+		N: *n, Senders: *senders, Pipeline: *pipeline, Nudge: *nudge, Thumbnail: int(thumb), Procs: withSelf(pids), Progress: stderr,
 	})
 	if res != nil {
 		if *asJSON {

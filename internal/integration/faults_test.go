@@ -509,6 +509,19 @@ type putResult struct {
 	err  error
 }
 
+// awaitPut waits for a PUT started by startPut, failing the test rather
+// than hanging it.
+func awaitPut(t *testing.T, res <-chan putResult) putResult {
+	t.Helper()
+	select {
+	case r := <-res:
+		return r
+	case <-time.After(20 * time.Second):
+		t.Fatal("PUT did not finish within 20 s")
+		return putResult{}
+	}
+}
+
 // startPut PUTs to slot from a pipe the test writes the body into.
 func startPut(c *client.Client, slot client.Slot, size int) (*io.PipeWriter, <-chan putResult) {
 	pr, pw := io.Pipe()
@@ -583,7 +596,7 @@ func TestFaultSIGTERMDrains(t *testing.T) {
 		t.Fatalf("the upload in progress was cut at SIGTERM: %v", err)
 	}
 	_ = pwA.Close()
-	if r := <-resA; r.err != nil || r.code != http.StatusCreated {
+	if r := awaitPut(t, resA); r.err != nil || r.code != http.StatusCreated {
 		t.Errorf("upload in progress at SIGTERM: %d, %v; want 201", r.code, r.err)
 	}
 	select {
@@ -597,7 +610,7 @@ func TestFaultSIGTERMDrains(t *testing.T) {
 		t.Errorf("exit code %d, want 0", code)
 	}
 	_ = pwB.CloseWithError(errors.New("the client gives up")) // the transport waits for the body writer
-	if r := <-resB; r.err == nil {
+	if r := awaitPut(t, resB); r.err == nil {
 		t.Errorf("the stalled upload was answered %d; want it cut", r.code)
 	}
 	if !strings.Contains(m.log.String(), "uploads cut short by shutdown") {

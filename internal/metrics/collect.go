@@ -55,7 +55,7 @@ type storeCollector struct{ s Store }
 
 var (
 	storeUp = prometheus.NewDesc(namespace+"_store_available",
-		"1 when the file store took its last probe (disk: always), else 0: slot requests are refused meanwhile.", nil, nil)
+		"1 when the file store passed its last probe, else 0: slot requests are refused meanwhile.", nil, nil)
 	storedBytes = prometheus.NewDesc(namespace+"_stored_bytes",
 		"Bytes of the complete files mediaslot keeps, from its usage accounting.", nil, nil)
 )
