@@ -5,7 +5,7 @@ VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build demo demo-s3 demo-clean test lint fuzz
+.PHONY: build demo demo-s3 demo-clean test lint bench fuzz
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/mediaslot ./cmd/mediaslot
 
@@ -31,3 +31,9 @@ lint:
 # Every fuzz target for 60 s each (FUZZTIME=5m make fuzz for longer).
 fuzz:
 	scripts/fuzz.sh
+
+# Measures mediaslot (Go benchmarks, then the demo stack against Prosody's
+# mod_http_file_share, a bare Go handler and versitygw) and writes
+# docs/BENCHMARKS.md; about 10 minutes. BENCH_OUT=DIR keeps the raw results.
+bench:
+	scripts/bench.sh

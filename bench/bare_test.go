@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 )
 
@@ -42,8 +43,12 @@ func barePut(b *testing.B, c *http.Client, u string, size int64) {
 func BenchmarkBarePut(b *testing.B) {
 	srv, c := bareServer(b)
 	b.SetBytes(benchFileSize)
-	for range b.N {
-		barePut(b, c, srv.URL+"/f", benchFileSize)
+	for i := range b.N {
+		name := srv.URL + "/f" + strconv.Itoa(i)
+		barePut(b, c, name, benchFileSize)
+		b.StopTimer()
+		bareDelete(b, c, name)
+		b.StartTimer()
 	}
 }
 
@@ -64,4 +69,16 @@ func BenchmarkBareGet(b *testing.B) {
 			b.Fatalf("GET: %d bytes", n)
 		}
 	}
+}
+
+func bareDelete(b *testing.B, c *http.Client, u string) {
+	req, err := http.NewRequest(http.MethodDelete, u, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp.Body.Close()
 }

@@ -44,8 +44,12 @@ func (c *patternChecker) Write(b []byte) (int, error) {
 	for n := 0; n < len(b); {
 		start := (c.off + int64(n)) % 256
 		m := min(len(b)-n, len(patternTable)-int(start))
-		if !bytes.Equal(b[n:n+m], patternTable[start:start+int64(m)]) && c.bad == nil {
-			c.bad = fmt.Errorf("downloaded bytes differ from the upload near offset %d", c.off+int64(n))
+		if want := patternTable[start : start+int64(m)]; c.bad == nil && !bytes.Equal(b[n:n+m], want) {
+			i := 0
+			for b[n+i] == want[i] {
+				i++
+			}
+			c.bad = fmt.Errorf("downloaded bytes differ from the upload at offset %d", c.off+int64(n+i))
 		}
 		n += m
 	}

@@ -20,6 +20,10 @@ type Proc struct {
 	PID  int
 }
 
+// Self is the bench process itself, watched as "client": the load
+// generator's share of the machine.
+func Self() Proc { return Proc{Name: clientProc, PID: os.Getpid()} }
+
 // clockTick is USER_HZ, the unit of utime and stime in /proc/PID/stat:
 // 100 on every Linux architecture Go supports.
 const clockTick = 10 * time.Millisecond

@@ -31,19 +31,17 @@ type RelayOptions struct {
 	N       int // media messages to queue for Recipient
 	Senders int // sender sessions
 	// Pipeline is how many messages each session keeps in flight: each is
-	// followed by a ping to the relay (client.SendMedia) and answered
-	// before that goroutine sends the next, so with Prosody's Nagle default
-	// one at a time would measure TCP delayed acknowledgements.
+	// followed by a ping to the relay (client.SendMedia) that must be
+	// answered before that goroutine sends the next; one at a time
+	// measured round trips (about 80 messages/s here), not the relay.
 	Pipeline  int
 	Thumbnail int // bytes of XEP-0231 thumbnail in each message
 	Procs     []Proc
 	Progress  io.Writer
 	Timeout   time.Duration // for each of the two phases; default 5 minutes
-	// Nudge, if not zero, pings the server from every sender session at
-	// this interval while messages are sent: with Prosody 0.12.3 a c2s
-	// TLS connection can stop being read with data still buffered in the
-	// TLS layer until more bytes arrive (see docs/BENCHMARKS.md).
-	Nudge time.Duration
+	// Stall ends a phase early when nothing progresses for this long;
+	// default 15 s.
+	Stall time.Duration
 }
 
 // RelayResult is what RunRelay measured.
@@ -79,30 +77,69 @@ func RunRelay(ctx context.Context, opt RelayOptions) (*RelayResult, error) {
 	if opt.Timeout <= 0 {
 		opt.Timeout = 5 * time.Minute
 	}
+	if opt.Stall <= 0 {
+		opt.Stall = 15 * time.Second
+	}
 	opt.Senders = max(1, min(opt.Senders, opt.N))
 	opt.Pipeline = max(1, opt.Pipeline)
-	res := &RelayResult{Started: time.Now().UTC(), N: opt.N, Senders: opt.Senders, Pipeline: opt.Pipeline, Procs: map[string]map[string]Usage{}}
-	run := randomHex(4) // tells this run's messages from earlier ones
-	say := func(format string, a ...any) {
-		if opt.Progress != nil {
-			fmt.Fprintf(opt.Progress, "bench relay: "+format+"\n", a...)
-		}
+	r := &relayRun{
+		opt: opt,
+		res: &RelayResult{Started: time.Now().UTC(), N: opt.N, Senders: opt.Senders, Pipeline: opt.Pipeline, Procs: map[string]map[string]Usage{}},
+		run: randomHex(4),
 	}
+	r.thumb = make([]byte, opt.Thumbnail)
+	_, _ = rand.Read(r.thumb)
+	r.res.StanzaBytes = approxStanzaBytes(r.media(0, 0))
+	if err := r.enqueue(ctx); err != nil {
+		return nil, err
+	}
+	return r.res, r.flush(ctx)
+}
 
+// relayRun is one RunRelay.
+type relayRun struct {
+	opt   RelayOptions
+	res   *RelayResult
+	run   string // tells this run's messages from earlier ones
+	thumb []byte
+}
+
+func (r *relayRun) say(format string, a ...any) {
+	if r.opt.Progress != nil {
+		fmt.Fprintf(r.opt.Progress, "bench relay: "+format+"\n", a...)
+	}
+}
+
+// media is message seq of sender: its name says which.
+func (r *relayRun) media(sender, seq int) client.Media {
+	name := fmt.Sprintf("%s-%03d-%06d.jpg", r.run, sender, seq)
+	m := client.Media{
+		URL:  "http://127.0.0.1/file/" + strings.Repeat("0", 32) + "/" + name,
+		Name: name, MediaType: "image/jpeg", Size: 2_345_678, Width: 4000, Height: 3000,
+	}
+	if len(r.thumb) > 0 {
+		m.Thumbnail = &client.Thumbnail{Data: r.thumb, MediaType: "image/png", Width: 96, Height: 72}
+	}
+	return m
+}
+
+// enqueue sends the N messages and waits for every sender's marker.
+func (r *relayRun) enqueue(ctx context.Context) error {
+	opt := r.opt
 	markers := make(chan string, opt.Senders)
 	wopt := opt.Witness
 	wopt.OnMessage = func(m client.Message) {
-		if s, ok := strings.CutPrefix(m.Body, "marker:"+run+":"); ok {
+		if s, ok := strings.CutPrefix(m.Body, "marker:"+r.run+":"); ok {
 			markers <- s
 		}
 	}
 	witness, err := client.Dial(ctx, wopt)
 	if err != nil {
-		return nil, fmt.Errorf("witness: %w", err)
+		return fmt.Errorf("witness: %w", err)
 	}
 	defer witness.Close()
 	if err := witness.SendPresence(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	senders, err := dialAll(ctx, opt.Sender, opt.Senders)
 	defer func() {
@@ -111,36 +148,14 @@ func RunRelay(ctx context.Context, opt RelayOptions) (*RelayResult, error) {
 		}
 	}()
 	if err != nil {
-		return nil, fmt.Errorf("sender: %w", err)
+		return fmt.Errorf("sender: %w", err)
 	}
-	thumb := make([]byte, opt.Thumbnail)
-	_, _ = rand.Read(thumb)
 	recipient := opt.Recipient.JID.Bare()
-	media := func(sender, seq int) client.Media {
-		name := fmt.Sprintf("%s-%03d-%06d.jpg", run, sender, seq)
-		m := client.Media{
-			URL:  "http://127.0.0.1/file/" + strings.Repeat("0", 32) + "/" + name,
-			Name: name, MediaType: "image/jpeg", Size: 2_345_678, Width: 4000, Height: 3000,
-		}
-		if len(thumb) > 0 {
-			m.Thumbnail = &client.Thumbnail{Data: thumb, MediaType: "image/png", Width: 96, Height: 72}
-		}
-		return m
-	}
-	res.StanzaBytes = approxStanzaBytes(media(0, 0))
-
-	say("queueing %d messages with %d-byte thumbnails for %s from %d sessions, %d in flight each", opt.N, opt.Thumbnail, recipient, opt.Senders, opt.Pipeline)
+	r.say("queueing %d messages with %d-byte thumbnails for %s from %d sessions, %d in flight each", opt.N, opt.Thumbnail, recipient, opt.Senders, opt.Pipeline)
 	w := startWatch(opt.Procs)
 	t0 := time.Now()
-	var next atomic.Int64
+	var next, sent atomic.Int64
 	errs := make(chan error, opt.Senders)
-	nudged := make(chan struct{})
-	defer close(nudged)
-	if opt.Nudge > 0 {
-		for _, s := range senders {
-			go nudge(ctx, s, opt.Sender.JID.Domain(), opt.Nudge, nudged)
-		}
-	}
 	for i, s := range senders {
 		go func() {
 			// Each goroutine's messages are in order; the marker goes
@@ -150,10 +165,11 @@ func RunRelay(ctx context.Context, opt RelayOptions) (*RelayResult, error) {
 			for g := range opt.Pipeline {
 				wg.Go(func() {
 					for seq := 0; next.Add(1) <= int64(opt.N); seq++ {
-						if err := s.SendMedia(ctx, media(i*opt.Pipeline+g, seq), client.Delivery{Relay: opt.Relay, To: []jid.JID{recipient}}); err != nil {
+						if err := s.SendMedia(ctx, r.media(i*opt.Pipeline+g, seq), client.Delivery{Relay: opt.Relay, To: []jid.JID{recipient}}); err != nil {
 							failed.Store(&err)
 							return
 						}
+						sent.Add(1)
 					}
 				})
 			}
@@ -162,124 +178,152 @@ func RunRelay(ctx context.Context, opt RelayOptions) (*RelayResult, error) {
 				errs <- *err
 				return
 			}
-			errs <- s.SendMedia(ctx, client.Media{URL: fmt.Sprintf("marker:%s:%d", run, i)}, client.Delivery{Relay: opt.Relay, To: []jid.JID{opt.Witness.JID.Bare()}})
+			errs <- s.SendMedia(ctx, client.Media{URL: fmt.Sprintf("marker:%s:%d", r.run, i)}, client.Delivery{Relay: opt.Relay, To: []jid.JID{opt.Witness.JID.Bare()}})
 		}()
 	}
-	deadline := time.After(opt.Timeout)
-	for got, sent := 0, 0; got < opt.Senders; {
-		select {
-		case err := <-errs:
-			if err != nil {
-				return nil, fmt.Errorf("sending: %w", err)
+	got := 0
+	err = r.wait(ctx, func() (bool, int64, error) {
+		for {
+			select {
+			case err := <-errs:
+				if err != nil {
+					return false, 0, fmt.Errorf("sending: %w", err)
+				}
+				continue
+			case <-markers:
+				got++
+				continue
+			default:
 			}
-			sent++
-		case <-markers:
-			got++
-		case <-deadline:
-			return nil, fmt.Errorf("only %d of %d senders' messages were relayed within %v", got, opt.Senders, opt.Timeout)
+			return got == opt.Senders, sent.Load() + int64(got), nil
 		}
+	})
+	if err != nil {
+		return fmt.Errorf("%w (%d of %d messages confirmed)", err, sent.Load(), opt.N)
 	}
-	res.EnqueueSeconds = time.Since(t0).Seconds()
-	res.EnqueueRate = float64(opt.N) / res.EnqueueSeconds
-	if err := w.end(res.Procs, "enqueue"); err != nil {
-		return nil, err
+	r.res.EnqueueSeconds = time.Since(t0).Seconds()
+	r.res.EnqueueRate = float64(opt.N) / r.res.EnqueueSeconds
+	if err := w.end(r.res.Procs, "enqueue"); err != nil {
+		return err
 	}
-	say("queued in %.2f s (%.0f messages/s); logging in %s", res.EnqueueSeconds, res.EnqueueRate, recipient)
+	r.say("queued in %.2f s (%.0f messages/s); logging in %s", r.res.EnqueueSeconds, r.res.EnqueueRate, recipient)
+	return nil
+}
 
-	var (
-		mu       sync.Mutex
-		seen     = map[string]bool{}
-		lastSeq  = map[int]int{}
-		first    time.Time
-		last     time.Time
-		allIn    = make(chan struct{})
-		received int
-	)
-	ropt := opt.Recipient
-	ropt.OnMessage = func(m client.Message) {
-		now := time.Now()
-		if len(m.Files) == 0 {
-			return
+// wait polls check every 10 ms until it reports done or an error, and
+// fails when its progress count stands still for opt.Stall or the phase
+// exceeds opt.Timeout.
+func (r *relayRun) wait(ctx context.Context, check func() (done bool, progress int64, err error)) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	start, last, lastAt := time.Now(), int64(-1), time.Now()
+	for {
+		done, p, err := check()
+		switch {
+		case err != nil:
+			return err
+		case done:
+			return nil
+		case p != last:
+			last, lastAt = p, time.Now()
+		case time.Since(lastAt) > r.opt.Stall:
+			return fmt.Errorf("stalled: no progress for %v", r.opt.Stall)
 		}
-		name := m.Files[0].Name
-		mu.Lock()
-		defer mu.Unlock()
-		if first.IsZero() {
-			first = now
+		if time.Since(start) > r.opt.Timeout {
+			return fmt.Errorf("not done within %v", r.opt.Timeout)
 		}
-		rest, ok := strings.CutPrefix(name, run+"-")
-		if !ok {
-			res.Earlier++
-			return
-		}
-		if seen[name] {
-			res.Duplicates++
-			return
-		}
-		seen[name] = true
-		var s, q int
-		if _, err := fmt.Sscanf(strings.TrimSuffix(rest, ".jpg"), "%d-%d", &s, &q); err == nil {
-			if prev, ok := lastSeq[s]; ok && q < prev {
-				res.OutOfOrder++
-			}
-			lastSeq[s] = q
-		}
-		received++
-		last = now
-		if received == opt.N {
-			close(allIn)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
 		}
 	}
-	w = startWatch(opt.Procs)
+}
+
+// inbox is what the recipient received.
+type inbox struct {
+	run         string
+	mu          sync.Mutex
+	seen        map[string]bool
+	lastSeq     map[int]int
+	first, last time.Time
+	received    int
+	earlier     int
+	duplicates  int
+	outOfOrder  int
+}
+
+func (in *inbox) add(m client.Message) {
+	now := time.Now()
+	if len(m.Files) == 0 {
+		return
+	}
+	name := m.Files[0].Name
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.first.IsZero() {
+		in.first = now
+	}
+	rest, ok := strings.CutPrefix(name, in.run+"-")
+	switch {
+	case !ok:
+		in.earlier++
+		return
+	case in.seen[name]:
+		in.duplicates++
+		return
+	}
+	in.seen[name] = true
+	var s, q int
+	if _, err := fmt.Sscanf(strings.TrimSuffix(rest, ".jpg"), "%d-%d", &s, &q); err == nil {
+		if prev, ok := in.lastSeq[s]; ok && q < prev {
+			in.outOfOrder++
+		}
+		in.lastSeq[s] = q
+	}
+	in.received++
+	in.last = now
+}
+
+// flush logs the recipient in and waits for all N messages.
+func (r *relayRun) flush(ctx context.Context) error {
+	in := &inbox{run: r.run, seen: map[string]bool{}, lastSeq: map[int]int{}}
+	ropt := r.opt.Recipient
+	ropt.OnMessage = in.add
+	w := startWatch(r.opt.Procs)
 	t1 := time.Now()
 	rc, err := client.Dial(ctx, ropt)
 	if err != nil {
-		return nil, fmt.Errorf("recipient: %w", err)
+		return fmt.Errorf("recipient: %w", err)
 	}
 	defer rc.Close()
-	res.LoginSeconds = time.Since(t1).Seconds()
+	r.res.LoginSeconds = time.Since(t1).Seconds()
 	t2 := time.Now()
 	if err := rc.SendPresence(ctx); err != nil {
-		return nil, err
+		return err
 	}
-	select {
-	case <-allIn:
-	case <-time.After(opt.Timeout):
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	err = r.wait(ctx, func() (bool, int64, error) {
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		return in.received == r.opt.N, int64(in.received + in.earlier), nil
+	})
+	if werr := w.end(r.res.Procs, "flush"); werr != nil && err == nil {
+		err = werr
 	}
-	if err := w.end(res.Procs, "flush"); err != nil {
-		return nil, err
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	res := r.res
+	res.Received, res.Earlier, res.Duplicates, res.OutOfOrder = in.received, in.earlier, in.duplicates, in.outOfOrder
+	if !in.first.IsZero() {
+		res.FirstSeconds = in.first.Sub(t2).Seconds()
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	res.Received = received
-	if !first.IsZero() {
-		res.FirstSeconds = first.Sub(t2).Seconds()
+	if err != nil {
+		return fmt.Errorf("%w (%d of %d messages arrived)", err, in.received, r.opt.N)
 	}
-	if received < opt.N {
-		return res, fmt.Errorf("%d of %d messages arrived within %v", received, opt.N, opt.Timeout)
-	}
-	res.FlushSeconds = last.Sub(t2).Seconds()
-	res.FlushRate = float64(opt.N) / res.FlushSeconds
-	say("%d messages arrived %.2f s after the presence (first after %.3f s; login %.2f s)", received, res.FlushSeconds, res.FirstSeconds, res.LoginSeconds)
-	return res, nil
-}
-
-// nudge pings the server every interval until done is closed.
-func nudge(ctx context.Context, c *client.Client, server jid.JID, interval time.Duration, done <-chan struct{}) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-done:
-			return
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			go func() { _ = c.Ping(ctx, server) }()
-		}
-	}
+	res.FlushSeconds = in.last.Sub(t2).Seconds()
+	res.FlushRate = float64(r.opt.N) / res.FlushSeconds
+	r.say("%d messages arrived %.2f s after the presence (first after %.3f s; login %.2f s)", in.received, res.FlushSeconds, res.FirstSeconds, res.LoginSeconds)
+	return nil
 }
 
 // dialAll opens n sessions of one account at once.

@@ -30,12 +30,17 @@ type Options struct {
 	// Bare, if set, is the bare handler's base URL (see BareHandler): PUT
 	// and GET rounds include it after the targets.
 	Bare     string
-	N        int   // slot requests per target for latency, and again for throughput
+	N        int   // sequential slot requests per target (latency)
+	Burst    int   // slot requests per target with Inflight in flight (throughput)
 	Inflight int   // slot requests in flight in the throughput phase
 	Size     int64 // PUT/GET file size; 0 skips PUT and GET
 	Rounds   int
 	Procs    []Proc    // server processes watched during every phase
 	Progress io.Writer // one line per phase; nil for none
+	// Timeout bounds each slot request; default 10 s. A target that fails
+	// once is not measured further in this run: its later numbers would
+	// mean nothing.
+	Timeout time.Duration
 }
 
 // Result is what Run measured. Ratios compare the first target with the
@@ -44,6 +49,7 @@ type Result struct {
 	Started  time.Time      `json:"started"`
 	Size     int64          `json:"size_bytes"`
 	N        int            `json:"n"`
+	Burst    int            `json:"burst"`
 	Inflight int            `json:"inflight"`
 	Rounds   int            `json:"rounds"`
 	Targets  []TargetResult `json:"targets"`
@@ -57,6 +63,7 @@ type TargetResult struct {
 	MaxFileSize int64   `json:"max_file_size"`
 	SlotLatency Latency `json:"slot_latency"`
 	SlotRate    Rate    `json:"slots_per_s"` // with Inflight requests in flight
+	BurstSlots  int     `json:"burst_slots"` // slots issued in the throughput phase
 	HTTPResult
 	// Procs holds, per watched process, what it spent in each phase of
 	// this target (summed over the rounds): latency, throughput, put, get.
@@ -81,143 +88,185 @@ const warmup = 20
 
 // Run measures every target (and the bare handler) in alternating rounds.
 func Run(ctx context.Context, opt Options) (*Result, error) {
-	if opt.Rounds < 1 {
-		opt.Rounds = 1
-	}
+	opt.Rounds = max(opt.Rounds, 1)
 	opt.Inflight = max(opt.Inflight, 0)
-	res := &Result{Started: time.Now().UTC(), Size: opt.Size, N: opt.N, Inflight: opt.Inflight, Rounds: opt.Rounds}
-	hc := &http.Client{Transport: &http.Transport{
-		Proxy: nil, WriteBufferSize: 64 << 10, ReadBufferSize: 64 << 10,
-		MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second, DisableCompression: true,
-	}}
-	r := &runner{opt: opt, http: hc}
-	for _, t := range opt.Targets {
-		tr := TargetResult{Name: t.Name, Service: t.Service.String(), Procs: map[string]map[string]Usage{}}
-		svc, err := opt.Client.Service(ctx, t.Service)
-		if err != nil {
-			return nil, fmt.Errorf("%s (%s): %w", t.Name, t.Service, err)
-		}
-		tr.MaxFileSize = svc.MaxFileSize()
-		if opt.Size > 0 && tr.MaxFileSize > 0 && opt.Size > tr.MaxFileSize {
-			return nil, fmt.Errorf("%s (%s) accepts files up to %d bytes; --size is %d", t.Name, t.Service, tr.MaxFileSize, opt.Size)
-		}
-		for range warmup {
-			if _, err := opt.Client.RequestSlot(ctx, t.Service, slotFile); err != nil {
-				return nil, fmt.Errorf("%s (%s): slot request: %w", t.Name, t.Service, err)
-			}
-		}
-		res.Targets = append(res.Targets, tr)
+	if opt.Timeout <= 0 {
+		opt.Timeout = 10 * time.Second
 	}
-	lat := make([][]time.Duration, len(opt.Targets))
-	rates := make([][]float64, len(opt.Targets))
-	puts := make([][]float64, len(opt.Targets)+1)
-	gets := make([][]float64, len(opt.Targets)+1)
-	last := make([]string, len(opt.Targets)+1) // GET URL of the last upload
-	perRound := func(n, round int) int { return n/opt.Rounds + btoi(round < n%opt.Rounds) }
+	r := &runner{
+		opt: opt,
+		http: &http.Client{Transport: &http.Transport{
+			WriteBufferSize: 64 << 10, ReadBufferSize: 64 << 10,
+			MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second, DisableCompression: true,
+		}},
+		res:   &Result{Started: time.Now().UTC(), Size: opt.Size, N: opt.N, Burst: opt.Burst, Inflight: opt.Inflight, Rounds: opt.Rounds},
+		lat:   make([][]time.Duration, len(opt.Targets)),
+		rates: make([][]float64, len(opt.Targets)),
+		puts:  make([][]float64, len(opt.Targets)+1),
+		gets:  make([][]float64, len(opt.Targets)+1),
+		last:  make([]string, len(opt.Targets)+1),
+	}
+	if err := r.prepare(ctx); err != nil {
+		return nil, err
+	}
 	for round := range opt.Rounds {
-		for i, t := range opt.Targets {
-			n := perRound(opt.N, round)
-			if n == 0 {
-				continue
-			}
-			r.progress("round %d/%d %s: %d sequential slot requests", round+1, opt.Rounds, t.Name, n)
-			d, err := r.phase(&res.Targets[i], "latency", func() ([]time.Duration, error) { return r.latency(ctx, t.Service, n) })
-			lat[i] = append(lat[i], d...)
-			r.fail(&res.Targets[i], err)
-		}
-		for i, t := range opt.Targets {
-			n := perRound(opt.N, round)
-			if n == 0 || opt.Inflight == 0 {
-				continue
-			}
-			r.progress("round %d/%d %s: %d slot requests, %d in flight", round+1, opt.Rounds, t.Name, n, opt.Inflight)
-			var took time.Duration
-			_, err := r.phase(&res.Targets[i], "throughput", func() ([]time.Duration, error) {
-				var err error
-				took, err = r.throughput(ctx, t.Service, n, opt.Inflight)
+		r.slotRound(ctx, round)
+		if opt.Size > 0 {
+			if err := r.httpRound(ctx, round); err != nil {
 				return nil, err
-			})
-			if err == nil {
-				rates[i] = append(rates[i], float64(n)/took.Seconds())
 			}
-			r.fail(&res.Targets[i], err)
-		}
-		if opt.Size <= 0 {
-			continue
-		}
-		for i, t := range opt.Targets {
-			r.progress("round %d/%d %s: PUT %d bytes", round+1, opt.Rounds, t.Name, opt.Size)
-			var mbps float64
-			_, err := r.phase(&res.Targets[i], "put", func() ([]time.Duration, error) {
-				var err error
-				var slot client.Slot
-				if slot, err = opt.Client.RequestSlot(ctx, t.Service, client.File{Name: "bench.bin", Size: opt.Size, ContentType: "application/octet-stream"}); err != nil {
-					return nil, err
-				}
-				res.Targets[i].PutHost, res.Targets[i].GetHost = host(slot.PutURL), host(slot.GetURL)
-				mbps, err = r.put(ctx, slot.PutURL, slot.PutHeader(), opt.Size)
-				last[i] = slot.GetURL
-				return nil, err
-			})
-			if err == nil {
-				puts[i] = append(puts[i], mbps)
-			}
-			r.fail(&res.Targets[i], err)
-		}
-		if opt.Bare != "" {
-			r.progress("round %d/%d bare handler: PUT %d bytes", round+1, opt.Rounds, opt.Size)
-			u := fmt.Sprintf("%s/bench-%d.bin", opt.Bare, round)
-			mbps, err := r.put(ctx, u, nil, opt.Size)
-			if err != nil {
-				return nil, fmt.Errorf("bare handler: %w", err)
-			}
-			puts[len(opt.Targets)] = append(puts[len(opt.Targets)], mbps)
-			last[len(opt.Targets)] = u
-		}
-		for i, t := range opt.Targets {
-			if last[i] == "" {
-				continue
-			}
-			r.progress("round %d/%d %s: GET %d bytes", round+1, opt.Rounds, t.Name, opt.Size)
-			var mbps float64
-			_, err := r.phase(&res.Targets[i], "get", func() ([]time.Duration, error) {
-				var err error
-				mbps, err = r.get(ctx, last[i], opt.Size, io.Discard)
-				return nil, err
-			})
-			if err == nil {
-				gets[i] = append(gets[i], mbps)
-			}
-			r.fail(&res.Targets[i], err)
-		}
-		if opt.Bare != "" {
-			r.progress("round %d/%d bare handler: GET %d bytes", round+1, opt.Rounds, opt.Size)
-			mbps, err := r.get(ctx, last[len(opt.Targets)], opt.Size, io.Discard)
-			if err != nil {
-				return nil, fmt.Errorf("bare handler: %w", err)
-			}
-			gets[len(opt.Targets)] = append(gets[len(opt.Targets)], mbps)
 		}
 	}
-	for i := range res.Targets {
-		tr := &res.Targets[i]
-		tr.SlotLatency = Summarize(lat[i])
-		tr.SlotRate = NewRate(rates[i])
-		tr.Put, tr.Get = NewRate(puts[i]), NewRate(gets[i])
-		if last[i] != "" {
-			tr.Verified = r.verify(ctx, last[i], opt.Size, tr)
-		}
-	}
-	if opt.Bare != "" && opt.Size > 0 {
-		res.Bare = &HTTPResult{Put: NewRate(puts[len(opt.Targets)]), Get: NewRate(gets[len(opt.Targets)]), PutHost: host(opt.Bare), GetHost: host(opt.Bare)}
-		res.Bare.Verified = r.verify(ctx, last[len(opt.Targets)], opt.Size, nil)
-	}
-	return res, nil
+	r.summarize(ctx)
+	return r.res, nil
 }
 
+// runner holds a run's state; the last index of puts, gets and last is the
+// bare handler's.
 type runner struct {
-	opt  Options
-	http *http.Client
+	opt         Options
+	http        *http.Client
+	res         *Result
+	lat         [][]time.Duration
+	rates, puts [][]float64
+	gets        [][]float64
+	last        []string // GET URL of the last upload
+}
+
+// prepare discovers each target, checks the file size against its limit and
+// warms it up.
+func (r *runner) prepare(ctx context.Context) error {
+	for _, t := range r.opt.Targets {
+		tr := TargetResult{Name: t.Name, Service: t.Service.String(), Procs: map[string]map[string]Usage{}}
+		svc, err := r.opt.Client.Service(ctx, t.Service)
+		if err != nil {
+			return fmt.Errorf("%s (%s): %w", t.Name, t.Service, err)
+		}
+		tr.MaxFileSize = svc.MaxFileSize()
+		if r.opt.Size > 0 && tr.MaxFileSize > 0 && r.opt.Size > tr.MaxFileSize {
+			return fmt.Errorf("%s (%s) accepts files up to %d bytes; --size is %d", t.Name, t.Service, tr.MaxFileSize, r.opt.Size)
+		}
+		for range warmup {
+			if _, err := r.slot(ctx, t.Service, slotFile); err != nil {
+				return fmt.Errorf("%s (%s): slot request: %w", t.Name, t.Service, err)
+			}
+		}
+		r.res.Targets = append(r.res.Targets, tr)
+	}
+	return nil
+}
+
+// perRound is this round's share of n requests.
+func (r *runner) perRound(n, round int) int {
+	return n/r.opt.Rounds + btoi(round < n%r.opt.Rounds)
+}
+
+// slotRound runs one round of the latency and the throughput phases.
+func (r *runner) slotRound(ctx context.Context, round int) {
+	if n := r.perRound(r.opt.N, round); n > 0 {
+		for i, t := range r.opt.Targets {
+			if tr := &r.res.Targets[i]; !tr.down() {
+				r.progress("round %d/%d %s: %d sequential slot requests", round+1, r.opt.Rounds, t.Name, n)
+				d, err := r.phase(tr, "latency", func() ([]time.Duration, error) { return r.latency(ctx, t.Service, n) })
+				r.lat[i] = append(r.lat[i], d...)
+				r.fail(tr, err)
+			}
+		}
+	}
+	n := r.perRound(r.opt.Burst, round)
+	if n == 0 || r.opt.Inflight == 0 {
+		return
+	}
+	for i, t := range r.opt.Targets {
+		if tr := &r.res.Targets[i]; !tr.down() {
+			r.progress("round %d/%d %s: %d slot requests, %d in flight", round+1, r.opt.Rounds, t.Name, n, r.opt.Inflight)
+			var took time.Duration
+			_, err := r.phase(tr, "throughput", func() (_ []time.Duration, err error) {
+				took, err = r.throughput(ctx, t.Service, n, r.opt.Inflight)
+				return nil, err
+			})
+			if err == nil {
+				r.rates[i] = append(r.rates[i], float64(n)/took.Seconds())
+				tr.BurstSlots += n
+			}
+			r.fail(tr, err)
+		}
+	}
+}
+
+// httpRound uploads one file to each target and the bare handler, then
+// downloads each. A failing bare handler ends the run: it is local.
+func (r *runner) httpRound(ctx context.Context, round int) error {
+	bare := len(r.opt.Targets)
+	for i, t := range r.opt.Targets {
+		if tr := &r.res.Targets[i]; !tr.down() {
+			r.progress("round %d/%d %s: PUT %d bytes", round+1, r.opt.Rounds, t.Name, r.opt.Size)
+			var mbps float64
+			_, err := r.phase(tr, "put", func() ([]time.Duration, error) {
+				slot, err := r.slot(ctx, t.Service, client.File{Name: "bench.bin", Size: r.opt.Size, ContentType: "application/octet-stream"})
+				if err != nil {
+					return nil, err
+				}
+				tr.PutHost, tr.GetHost, r.last[i] = host(slot.PutURL), host(slot.GetURL), slot.GetURL
+				mbps, err = r.put(ctx, slot.PutURL, slot.PutHeader(), r.opt.Size)
+				return nil, err
+			})
+			if err == nil {
+				r.puts[i] = append(r.puts[i], mbps)
+			}
+			r.fail(tr, err)
+		}
+	}
+	if r.opt.Bare != "" {
+		r.progress("round %d/%d bare handler: PUT %d bytes", round+1, r.opt.Rounds, r.opt.Size)
+		u := fmt.Sprintf("%s/bench-%d.bin", r.opt.Bare, round)
+		mbps, err := r.put(ctx, u, nil, r.opt.Size)
+		if err != nil {
+			return fmt.Errorf("bare handler: %w", err)
+		}
+		r.puts[bare], r.last[bare] = append(r.puts[bare], mbps), u
+	}
+	for i, t := range r.opt.Targets {
+		if tr := &r.res.Targets[i]; r.last[i] != "" && !tr.down() {
+			r.progress("round %d/%d %s: GET %d bytes", round+1, r.opt.Rounds, t.Name, r.opt.Size)
+			var mbps float64
+			_, err := r.phase(tr, "get", func() (_ []time.Duration, err error) {
+				mbps, err = r.get(ctx, r.last[i], r.opt.Size, io.Discard)
+				return nil, err
+			})
+			if err == nil {
+				r.gets[i] = append(r.gets[i], mbps)
+			}
+			r.fail(tr, err)
+		}
+	}
+	if r.opt.Bare != "" {
+		r.progress("round %d/%d bare handler: GET %d bytes", round+1, r.opt.Rounds, r.opt.Size)
+		mbps, err := r.get(ctx, r.last[bare], r.opt.Size, io.Discard)
+		if err != nil {
+			return fmt.Errorf("bare handler: %w", err)
+		}
+		r.gets[bare] = append(r.gets[bare], mbps)
+	}
+	return nil
+}
+
+// summarize fills in the statistics and checks the last download of each
+// target against the pattern.
+func (r *runner) summarize(ctx context.Context) {
+	for i := range r.res.Targets {
+		tr := &r.res.Targets[i]
+		tr.SlotLatency = Summarize(r.lat[i])
+		tr.SlotRate = NewRate(r.rates[i])
+		tr.Put, tr.Get = NewRate(r.puts[i]), NewRate(r.gets[i])
+		if r.last[i] != "" && !tr.down() {
+			tr.Verified = r.verify(ctx, r.last[i], r.opt.Size, tr)
+		}
+	}
+	if bare := len(r.opt.Targets); r.opt.Bare != "" && r.opt.Size > 0 {
+		r.res.Bare = &HTTPResult{Put: NewRate(r.puts[bare]), Get: NewRate(r.gets[bare]), PutHost: host(r.opt.Bare), GetHost: host(r.opt.Bare)}
+		r.res.Bare.Verified = r.verify(ctx, r.last[bare], r.opt.Size, nil)
+	}
 }
 
 func (r *runner) progress(format string, a ...any) {
@@ -225,6 +274,16 @@ func (r *runner) progress(format string, a ...any) {
 		fmt.Fprintf(r.opt.Progress, "bench: "+format+"\n", a...)
 	}
 }
+
+// slot requests a slot within the per-request timeout.
+func (r *runner) slot(ctx context.Context, svc jid.JID, f client.File) (client.Slot, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.opt.Timeout)
+	defer cancel()
+	return r.opt.Client.RequestSlot(ctx, svc, f)
+}
+
+// down reports whether the target failed earlier in the run.
+func (t *TargetResult) down() bool { return len(t.Errors) > 0 }
 
 func (r *runner) fail(tr *TargetResult, err error) {
 	if err != nil {
@@ -246,7 +305,7 @@ func (r *runner) latency(ctx context.Context, svc jid.JID, n int) ([]time.Durati
 	out := make([]time.Duration, 0, n)
 	for range n {
 		t0 := time.Now()
-		if _, err := r.opt.Client.RequestSlot(ctx, svc, slotFile); err != nil {
+		if _, err := r.slot(ctx, svc, slotFile); err != nil {
 			return out, fmt.Errorf("slot request: %w", err)
 		}
 		out = append(out, time.Since(t0))
@@ -264,7 +323,7 @@ func (r *runner) throughput(ctx context.Context, svc jid.JID, n, k int) (time.Du
 	for range min(k, n) {
 		wg.Go(func() {
 			for next.Add(1) <= int64(n) {
-				if _, err := r.opt.Client.RequestSlot(ctx, svc, slotFile); err != nil {
+				if _, err := r.slot(ctx, svc, slotFile); err != nil {
 					mu.Lock()
 					if first == nil {
 						first = fmt.Errorf("slot request: %w", err)

@@ -27,8 +27,8 @@ type row struct {
 // ratio of the first target to the second, and the bare handler with the
 // first target's ratio to it.
 func (r *Result) WriteTable(w io.Writer) error {
-	fmt.Fprintf(w, "mediaslot bench %s: %d slot requests per target sequentially and with %d in flight, %s files, %d round(s)\n\n",
-		r.Started.Format("2006-01-02 15:04 MST"), r.N, r.Inflight, formatBytes(r.Size), r.Rounds)
+	fmt.Fprintf(w, "mediaslot bench %s: per target %d sequential slot requests, %d with %d in flight, %s files, %d round(s)\n\n",
+		r.Started.Format("2006-01-02 15:04 MST"), r.N, r.Burst, r.Inflight, formatBytes(r.Size), r.Rounds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	head := []string{"metric"}
 	for _, t := range r.Targets {
@@ -99,9 +99,10 @@ func (r *Result) rows() []row {
 	}
 	for _, p := range r.procNames() {
 		rows = append(rows,
-			mk(p+" CPU µs/slot (in flight)", "%.1f", func(t *TargetResult) float64 { return t.CPUPerSlot(p, r.N) }, nil),
+			mk(p+" CPU µs/slot (in flight)", "%.1f", func(t *TargetResult) float64 { return t.CPUPerSlot(p) }, nil),
 		)
-		if r.Size > 0 {
+		// The load generator's own memory and I/O say nothing about the servers.
+		if r.Size > 0 && p != clientProc {
 			rows = append(rows,
 				mk(p+" CPU ms/MB PUT", "%.2f", func(t *TargetResult) float64 { return t.CPUPerMB(p, "put", r.Size, r.Rounds) }, nil),
 				mk(p+" bytes read/PUT byte", "%.2f", func(t *TargetResult) float64 { return t.IOPerByte(p, "put", r.Size, r.Rounds) }, nil),
@@ -112,6 +113,9 @@ func (r *Result) rows() []row {
 	}
 	return rows
 }
+
+// clientProc is the name under which the bench process watches itself.
+const clientProc = "client"
 
 func (r *Result) procNames() []string {
 	var names []string
@@ -129,12 +133,12 @@ func (r *Result) procNames() []string {
 
 // CPUPerSlot is the CPU time process p spent per slot in the throughput
 // phase, in µs.
-func (t *TargetResult) CPUPerSlot(p string, n int) float64 {
+func (t *TargetResult) CPUPerSlot(p string) float64 {
 	u, ok := t.Procs[p]["throughput"]
-	if !ok || n == 0 {
+	if !ok || t.BurstSlots == 0 {
 		return 0
 	}
-	return u.CPUSeconds * 1e6 / float64(n)
+	return u.CPUSeconds * 1e6 / float64(t.BurstSlots)
 }
 
 // CPUPerMB is the CPU time process p spent per MB moved in a phase, in ms.

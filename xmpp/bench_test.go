@@ -23,7 +23,9 @@ import (
 
 	"mediaslot/internal/groupcommit"
 	"mediaslot/offline"
+	"mediaslot/store"
 	"mediaslot/store/disk"
+	"mediaslot/store/s3"
 	"mediaslot/upload"
 )
 
@@ -150,6 +152,23 @@ func BenchmarkSlotIQService(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	slotIQService(b, st)
+}
+
+// BenchmarkSlotIQServiceS3 is BenchmarkSlotIQService with the S3 store:
+// slots carry presigned URLs (signed locally; nothing is sent).
+func BenchmarkSlotIQServiceS3(b *testing.B) {
+	st, err := s3.New(context.Background(), s3.Options{
+		Endpoint: "http://127.0.0.1:9", Region: "us-east-1", Bucket: "mediaslot",
+		AccessKeyID: "bench", SecretAccessKey: "benchsecretkey123", PathStyle: true,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	slotIQService(b, st)
+}
+
+func slotIQService(b *testing.B, st store.Store) {
 	db, err := bolt.Open(filepath.Join(b.TempDir(), "mediaslot.db"), 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType, NoFreelistSync: true})
 	if err != nil {
 		b.Fatal(err)
@@ -287,12 +306,14 @@ func relayEnqueue(b *testing.B, h *handler, q *countingQueue, send sender, n int
 func BenchmarkRelayEnqueue(b *testing.B) {
 	send := benchSender(func() { b.Error("the relay answered: an error message") })
 	h, q := benchRelay(b, send)
+	cpu0 := benchCPU(b)
 	b.SetBytes(8 << 10)
 	b.ReportAllocs()
 	b.ResetTimer()
 	relayEnqueue(b, h, q, send, b.N)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "stanzas/s")
+	b.ReportMetric(float64(benchCPU(b)-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/stanza")
 }
 
 // BenchmarkRelayDrain delivers 10,000 queued 8 KB messages to a recipient

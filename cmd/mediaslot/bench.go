@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -19,8 +20,8 @@ import (
 )
 
 const benchAbout = `Measures XEP-0363 upload services as a client sees them: slot latency
-(p50/p90/p99 over N sequential requests), slot throughput (N requests with K in
-flight), and PUT and GET throughput for a file of --size bytes. With --vs a
+(p50/p90/p99 over --n sequential requests), slot throughput (--burst requests
+with --inflight in flight), and PUT and GET throughput for a file of --size bytes. With --vs a
 second service (e.g. Prosody's mod_http_file_share) is measured in the same
 run, in alternating rounds (A, B, A, B, ...), and the ratios A/B printed. With
 --bare-dir, a bare Go HTTP handler writing to that directory with the disk
@@ -53,7 +54,7 @@ func (p *pidFlags) Set(v string) error {
 
 // withSelf adds the bench process itself (the clients) to the watched ones.
 func withSelf(p pidFlags) []bench.Proc {
-	return append([]bench.Proc{{Name: "client", PID: os.Getpid()}}, p...)
+	return append([]bench.Proc{bench.Self()}, p...)
 }
 
 // sizeFlag is a byte count with an optional KiB/MiB/GiB suffix.
@@ -104,8 +105,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	vs := fs.String("vs", "", "a second service `JID` to compare with (the baseline)")
 	size := sizeFlag(16 << 20)
 	fs.Var(&size, "size", "PUT/GET file size in `BYTES` (suffixes KiB, MiB, GiB); 0 skips PUT and GET")
-	n := fs.Int("n", 2000, "slot requests per service, sequentially and again with --inflight in flight")
-	inflight := fs.Int("inflight", 16, "slot requests in flight in the throughput phase; 0 skips it")
+	n := fs.Int("n", 2000, "sequential slot requests per service (latency); 0 skips them")
+	burst := fs.Int("burst", -1, "slot requests per service with --inflight in flight (throughput); default --n, 0 skips them")
+	inflight := fs.Int("inflight", 16, "slot requests in flight in the throughput phase")
 	rounds := fs.Int("rounds", 3, "rounds; every phase alternates between the services in each round")
 	bareDir := fs.String("bare-dir", "", "also PUT/GET to a bare Go HTTP handler storing files in `DIR` (same disk, same fsyncs)")
 	var pids pidFlags
@@ -137,15 +139,18 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *service == "" {
 		return usageError(stderr, "bench", "--service is required")
 	}
-	if *n < 0 || *inflight < 0 || *rounds < 1 {
-		return usageError(stderr, "bench", "--n and --inflight must not be negative, --rounds at least 1")
+	if *burst < 0 {
+		*burst = *n
+	}
+	if *n < 0 || *inflight < 1 || *rounds < 1 {
+		return usageError(stderr, "bench", "--n must not be negative, --inflight and --rounds at least 1")
 	}
 	c, err := client.Dial(ctx, opt)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	bopt := bench.Options{Client: c, Targets: targets, N: *n, Inflight: *inflight, Size: int64(size), Rounds: *rounds, Procs: withSelf(pids)}
+	bopt := bench.Options{Client: c, Targets: targets, N: *n, Burst: *burst, Inflight: *inflight, Size: int64(size), Rounds: *rounds, Procs: withSelf(pids)}
 	if !*quiet {
 		bopt.Progress = stderr
 	}
@@ -203,8 +208,7 @@ func benchRelay(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	witnessPass := fs.String("witness-password", "", "the witness's password")
 	n := fs.Int("n", 10000, "messages to queue")
 	senders := fs.Int("senders", 4, "sender sessions")
-	pipeline := fs.Int("pipeline", 16, "messages in flight per sender session")
-	nudge := fs.Duration("nudge", 0, "ping the server from each sender session at this `interval` (works around a Prosody 0.12.3 c2s TLS read stall)")
+	pipeline := fs.Int("pipeline", 4, "messages in flight per sender session")
 	thumb := sizeFlag(5600)
 	fs.Var(&thumb, "thumbnail", "thumbnail `BYTES` per message (about 8 KB stanzas with the default)")
 	var pids pidFlags
@@ -235,7 +239,7 @@ func benchRelay(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	res, err := bench.RunRelay(ctx, bench.RelayOptions{
 		Sender: opt, Recipient: ropt, Witness: wopt, Relay: relay,
-		N: *n, Senders: *senders, Pipeline: *pipeline, Nudge: *nudge, Thumbnail: int(thumb), Procs: withSelf(pids), Progress: stderr,
+		N: *n, Senders: *senders, Pipeline: *pipeline, Thumbnail: int(thumb), Procs: withSelf(pids), Progress: stderr,
 	})
 	if res != nil {
 		if *asJSON {
@@ -301,4 +305,34 @@ func benchFillQueue(ctx context.Context, args []string, stdout, stderr io.Writer
 	return nil
 }
 
-func benchReport(ctx context.Context, args []string, stdout, stderr io.Writer) error { return nil }
+const benchReportAbout = `Writes docs/BENCHMARKS.md from the results directory scripts/bench.sh fills
+(machine facts, commands, go test output, the JSON of each mediaslot bench run,
+profiles). Parts whose files are missing say so.
+`
+
+func benchReport(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench report", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "", "the results `DIR` (required)")
+	out := fs.String("out", "", "write to `FILE` instead of standard output")
+	fs.Usage = usageFunc(fs, "--dir DIR [--out FILE]", benchReportAbout)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return usageError(stderr, "bench report", "--dir is required")
+	}
+	r, err := bench.LoadReport(*dir)
+	if err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	if err := r.WriteReport(&b); err != nil {
+		return err
+	}
+	if *out == "" {
+		_, err = stdout.Write(b.Bytes())
+		return err
+	}
+	return os.WriteFile(*out, b.Bytes(), 0o644)
+}
