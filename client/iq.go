@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"mellium.im/xmpp/jid"
 )
@@ -42,19 +43,26 @@ func (c *Client) send(ctx context.Context, v any) error {
 }
 
 func (c *Client) sendRaw(ctx context.Context, stanza []byte) error {
-	ctx, cancel := withDefaultTimeout(ctx)
-	defer cancel()
+	ctx = requestContext(ctx)
 	if err := c.sess.Send(ctx, rawReader{xml.NewDecoder(bytes.NewReader(stanza))}); err != nil {
 		return timeoutError(ctx, err)
 	}
 	return nil
 }
 
-func withDefaultTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	if _, ok := ctx.Deadline(); ok {
-		return context.WithCancel(ctx)
+// requestContext bounds a request by iqTimeout, or by ctx's own deadline.
+// Its cancel runs only when the deadline passes, never right after the
+// request: mellium v0.22 watches the context of each write in a goroutine,
+// and a context cancelled just as the write returns can make that goroutine
+// set a past write deadline that fails another goroutine's write.
+func requestContext(ctx context.Context) context.Context {
+	d, ok := ctx.Deadline()
+	if !ok {
+		d = time.Now().Add(iqTimeout)
 	}
-	return context.WithTimeout(ctx, iqTimeout)
+	ctx, cancel := context.WithDeadline(ctx, d)
+	time.AfterFunc(time.Until(d), cancel)
+	return ctx
 }
 
 // timeoutError marks err as ErrTimeout when the context ran out.
@@ -88,8 +96,7 @@ type iqIn struct {
 // iq sends an IQ of type typ to to with the marshalled payload and waits for
 // the answer. An error reply is returned as *StanzaError.
 func (c *Client) iq(ctx context.Context, to jid.JID, typ string, payload []byte) (iqIn, error) {
-	ctx, cancel := withDefaultTimeout(ctx)
-	defer cancel()
+	ctx = requestContext(ctx)
 	b, err := xml.Marshal(iqOut{Type: typ, To: to.String(), Inner: payload})
 	if err != nil {
 		return iqIn{}, err

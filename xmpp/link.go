@@ -115,7 +115,7 @@ func (c *Component) connectAndServe(ctx context.Context) error {
 	}
 	defer conn.Close()
 	hctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	sess, err := component.NewSession(hctx, c.addr, []byte(c.opt.Secret), conn)
+	sess, err := component.NewSession(hctx, c.addr, []byte(c.opt.Secret), writeTimeoutConn{conn, writeTimeout})
 	cancel()
 	if err != nil {
 		return fmt.Errorf("handshake: %w", err)
@@ -149,6 +149,21 @@ func (c *Component) setSession(s *xmpp.Session) {
 	c.h.observer().LinkChanged(s != nil)
 }
 
+// writeTimeout bounds each write to the server.
+const writeTimeout = 10 * time.Second
+
+// writeTimeoutConn gives every write its own deadline, so a server that
+// stops reading cannot block the component forever.
+type writeTimeoutConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c writeTimeoutConn) Write(p []byte) (int, error) {
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	return c.Conn.Write(p)
+}
+
 // errLinkDown is returned by send when there is no live session.
 var errLinkDown = errors.New("component link is down")
 
@@ -160,9 +175,17 @@ func (c *Component) send(ctx context.Context, r xml.TokenReader) error {
 	if sess == nil {
 		return errLinkDown
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	return sess.Send(ctx, r)
+	// No cancellable context: mellium v0.22 watches each write's context in
+	// a goroutine, and one cancelled just as the write returns can set a
+	// past write deadline that fails the next write of another goroutine,
+	// leaving half a stanza on the stream. Writes are bounded by
+	// writeTimeoutConn instead; a failed write ends the link, which then
+	// reconnects, since the stream may hold half a stanza.
+	if err := sess.Send(context.WithoutCancel(ctx), r); err != nil {
+		_ = sess.Conn().Close()
+		return err
+	}
+	return nil
 }
 
 // serve is the read loop. mellium's Session.Serve answers every IQ its
