@@ -97,6 +97,44 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return benchReport(ctx, args[1:], stdout, stderr)
 		}
 	}
+	var f benchFlags
+	opt, err := f.parse(args, stderr)
+	if err != nil {
+		return err
+	}
+	c, err := client.Dial(ctx, opt)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	f.bench.Client = c
+	if f.bareDir != "" && f.bench.Size > 0 {
+		stop, url, err := serveBare(f.bareDir)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		f.bench.Bare = url
+	}
+	res, err := bench.Run(ctx, f.bench)
+	if err != nil {
+		return err
+	}
+	if f.json {
+		return res.WriteJSON(stdout)
+	}
+	return res.WriteTable(stdout)
+}
+
+// benchFlags are the main bench mode's flags.
+type benchFlags struct {
+	bench   bench.Options // all but Client and Bare
+	bareDir string
+	json    bool
+}
+
+// parse reads the flags; problems are usage errors.
+func (f *benchFlags) parse(args []string, stderr io.Writer) (client.Options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var login loginFlags
@@ -109,67 +147,47 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	burst := fs.Int("burst", -1, "slot requests per service with --inflight in flight (throughput); default --n, 0 skips them")
 	inflight := fs.Int("inflight", 16, "slot requests in flight in the throughput phase")
 	rounds := fs.Int("rounds", 3, "rounds; every phase alternates between the services in each round")
-	bareDir := fs.String("bare-dir", "", "also PUT/GET to a bare Go HTTP handler storing files in `DIR` (same disk, same fsyncs)")
+	fs.StringVar(&f.bareDir, "bare-dir", "", "also PUT/GET to a bare Go HTTP handler storing files in `DIR` (same disk, same fsyncs)")
 	var pids pidFlags
 	fs.Var(&pids, "pid", "watch a server process: `NAME=PID` (repeatable)")
-	asJSON := fs.Bool("json", false, "print the results as JSON")
+	fs.BoolVar(&f.json, "json", false, "print the results as JSON")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	fs.Usage = usageFunc(fs, "--jid JID --service JID [--vs JID] [flags]", benchAbout)
 	if err := fs.Parse(args); err != nil {
-		return err
+		return client.Options{}, err
 	}
 	if fs.NArg() > 0 {
-		return usageError(stderr, "bench", "unexpected argument %q", fs.Arg(0))
+		return client.Options{}, usageError(stderr, "bench", "unexpected argument %q", fs.Arg(0))
 	}
 	opt, err := login.options(fs, stderr)
 	if err != nil {
-		return err
+		return opt, err
 	}
-	var targets []bench.Target
+	if *service == "" {
+		return opt, usageError(stderr, "bench", "--service is required")
+	}
 	for _, s := range []struct{ name, flag, v string }{{"mediaslot", "service", *service}, {"baseline", "vs", *vs}} {
 		if s.v == "" {
 			continue
 		}
 		j, err := jid.Parse(s.v)
 		if err != nil {
-			return usageError(stderr, "bench", "--%s %q: %v", s.flag, s.v, err)
+			return opt, usageError(stderr, "bench", "--%s %q: %v", s.flag, s.v, err)
 		}
-		targets = append(targets, bench.Target{Name: s.name, Service: j})
-	}
-	if *service == "" {
-		return usageError(stderr, "bench", "--service is required")
+		f.bench.Targets = append(f.bench.Targets, bench.Target{Name: s.name, Service: j})
 	}
 	if *burst < 0 {
 		*burst = *n
 	}
 	if *n < 0 || *inflight < 1 || *rounds < 1 {
-		return usageError(stderr, "bench", "--n must not be negative, --inflight and --rounds at least 1")
+		return opt, usageError(stderr, "bench", "--n must not be negative, --inflight and --rounds at least 1")
 	}
-	c, err := client.Dial(ctx, opt)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	bopt := bench.Options{Client: c, Targets: targets, N: *n, Burst: *burst, Inflight: *inflight, Size: int64(size), Rounds: *rounds, Procs: withSelf(pids)}
+	f.bench.N, f.bench.Burst, f.bench.Inflight, f.bench.Size, f.bench.Rounds = *n, *burst, *inflight, int64(size), *rounds
+	f.bench.Procs = withSelf(pids)
 	if !*quiet {
-		bopt.Progress = stderr
+		f.bench.Progress = stderr
 	}
-	if *bareDir != "" && size > 0 {
-		stop, url, err := serveBare(*bareDir)
-		if err != nil {
-			return err
-		}
-		defer stop()
-		bopt.Bare = url
-	}
-	res, err := bench.Run(ctx, bopt)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return res.WriteJSON(stdout)
-	}
-	return res.WriteTable(stdout)
+	return opt, nil
 }
 
 // serveBare runs the bare handler on a loopback port.
