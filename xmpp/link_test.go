@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha1"
+	"fmt"
 	"encoding/hex"
 	"encoding/xml"
 	"io"
@@ -220,6 +221,48 @@ func TestNewRejectsBadJID(t *testing.T) {
 	for _, j := range []string{"me@upload.example.net", "upload.example.net/r", ""} {
 		if _, err := New(Options{JID: j}); err == nil {
 			t.Errorf("New(%q) accepted", j)
+		}
+	}
+}
+
+// Many replies written at once from the slot goroutines all arrive: a
+// write's context cancelled right after the write must not break the next
+// one (mellium v0.22 watches write contexts in goroutines; this wedged the
+// link under load before the fix).
+func TestConcurrentRepliesAllArrive(t *testing.T) {
+	probe, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := probe.Addr().String()
+	probe.Close()
+	startComponent(t, addr)
+	srv := newFakeServer(t, addr)
+	l := srv.nextLink(t)
+	const n = 2000
+	go func() {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, `<iq type='get' id='c%d' from='alice@example.net/x' to='upload.example.net'><request xmlns='urn:xmpp:http:upload:0' filename='a.txt' size='5'/></iq>`, i)
+		}
+		l.send(b.String())
+	}()
+	seen := map[string]bool{}
+	deadline := time.After(20 * time.Second)
+	for len(seen) < n {
+		select {
+		case r, ok := <-l.replies:
+			if !ok {
+				t.Fatalf("link closed after %d of %d replies", len(seen), n)
+			}
+			if !strings.Contains(r, `type="result"`) {
+				t.Fatalf("reply: %s", r)
+			}
+			_, rest, _ := strings.Cut(r, `id="`)
+			id, _, _ := strings.Cut(rest, `"`)
+			seen[id] = true
+		case <-deadline:
+			t.Fatalf("%d of %d replies within 20 s: the link wedged", len(seen), n)
 		}
 	}
 }
