@@ -197,18 +197,7 @@ func (res *Result) Markdown() string {
 		if empty {
 			continue
 		}
-		cells := []string{rw.metric}
-		for i := range res.Targets {
-			cells = append(cells, cell(rw.format, rw.vals[i]))
-		}
-		if two {
-			cells = append(cells, ratioCell(ratio(rw.vals[0], rw.vals[1])))
-		}
-		if res.Bare != nil {
-			bv := rw.vals[len(res.Targets)]
-			cells = append(cells, cell(rw.format, bv), ratioCell(ratio(rw.vals[0], bv)))
-		}
-		b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
+		b.WriteString("| " + strings.Join(res.cells(rw), " | ") + " |\n")
 	}
 	return b.String()
 }

@@ -43,18 +43,7 @@ func (r *Result) WriteTable(w io.Writer) error {
 	}
 	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
 	for _, rw := range r.rows() {
-		cells := []string{rw.metric}
-		for i := range r.Targets {
-			cells = append(cells, cell(rw.format, rw.vals[i]))
-		}
-		if two {
-			cells = append(cells, ratioCell(ratio(rw.vals[0], rw.vals[1])))
-		}
-		if r.Bare != nil {
-			b := rw.vals[len(r.Targets)]
-			cells = append(cells, cell(rw.format, b), ratioCell(ratio(rw.vals[0], b)))
-		}
-		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
+		fmt.Fprintln(tw, strings.Join(r.cells(rw), "\t")+"\t")
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -70,6 +59,23 @@ func (r *Result) WriteTable(w io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// cells is one row of the results table: the metric, each target's value,
+// the ratio of the first two targets, and the bare handler with its ratio.
+func (r *Result) cells(rw row) []string {
+	cells := []string{rw.metric}
+	for i := range r.Targets {
+		cells = append(cells, cell(rw.format, rw.vals[i]))
+	}
+	if len(r.Targets) >= 2 {
+		cells = append(cells, ratioCell(ratio(rw.vals[0], rw.vals[1])))
+	}
+	if r.Bare != nil {
+		b := rw.vals[len(r.Targets)]
+		cells = append(cells, cell(rw.format, b), ratioCell(ratio(rw.vals[0], b)))
+	}
+	return cells
 }
 
 func (r *Result) rows() []row {

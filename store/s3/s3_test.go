@@ -198,7 +198,7 @@ func TestPresignPut(t *testing.T) {
 		if code := do(t, http.MethodPut, u, h.Get("Content-Type"), body); code != http.StatusOK {
 			t.Fatalf("PUT: %d", code)
 		}
-		if got := readAll(t, s, "good"); !bytes.Equal(got, body) {
+		if got := storetest.ReadAll(t, s, "good"); !bytes.Equal(got, body) {
 			t.Fatalf("stored %q", got)
 		}
 		u, _ = presign(t, "untyped", "", time.Minute)
@@ -417,20 +417,6 @@ func mustParse(t *testing.T, u string) *url.URL {
 		t.Fatal(err)
 	}
 	return pu
-}
-
-func readAll(t *testing.T, s store.Store, key string) []byte {
-	t.Helper()
-	f, err := s.Open(t.Context(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // The bucket CORS rule lets a browser preflight a presigned PUT.

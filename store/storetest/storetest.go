@@ -34,7 +34,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		if err != nil || info.Size != int64(len(body)) {
 			t.Fatalf("Stat = %+v, %v", info, err)
 		}
-		if got := read(t, s, "k1"); !bytes.Equal(got, body) {
+		if got := ReadAll(t, s, "k1"); !bytes.Equal(got, body) {
 			t.Fatalf("read %d bytes, want the %d written", len(got), len(body))
 		}
 		if err := s.Delete(ctx, "k1"); err != nil {
@@ -97,7 +97,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("EmptyObject", func(t *testing.T) {
 		s := newStore(t)
 		put(t, s, "empty", nil)
-		if got := read(t, s, "empty"); len(got) != 0 {
+		if got := ReadAll(t, s, "empty"); len(got) != 0 {
 			t.Fatalf("read %d bytes", len(got))
 		}
 	})
@@ -145,7 +145,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		if !errors.Is(err, store.ErrExists) {
 			t.Fatalf("second Put: %v, want ErrExists", err)
 		}
-		if got := read(t, s, "once"); !bytes.Equal(got, body) {
+		if got := ReadAll(t, s, "once"); !bytes.Equal(got, body) {
 			t.Fatal("second Put changed the object")
 		}
 	})
@@ -172,7 +172,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 				t.Errorf("concurrent Put: %v", err)
 			}
 		}
-		got := read(t, s, "race")
+		got := ReadAll(t, s, "race")
 		if ok != 1 || len(got) != 4096 || !bytes.Equal(got, bytes.Repeat(got[:1], 4096)) {
 			t.Fatalf("%d Puts succeeded, object has %d bytes", ok, len(got))
 		}
@@ -187,7 +187,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 			t.Fatalf("another store sees the object: %v", err)
 		}
 		put(t, s2, "mine", []byte("other"))
-		if got := read(t, s1, "mine"); !bytes.Equal(got, body) {
+		if got := ReadAll(t, s1, "mine"); !bytes.Equal(got, body) {
 			t.Fatal("a Put to another store changed the object")
 		}
 	})
@@ -216,7 +216,8 @@ func put(t *testing.T, s store.Store, key string, b []byte) {
 	}
 }
 
-func read(t *testing.T, s store.Store, key string) []byte {
+// ReadAll returns the whole object under key, failing the test on any error.
+func ReadAll(t *testing.T, s store.Store, key string) []byte {
 	t.Helper()
 	f, err := s.Open(context.Background(), key)
 	if err != nil {
