@@ -50,6 +50,11 @@ const (
 // records). It returns how many slots it settled.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
 	now := s.now()
+	// Slot records may still be on their way to the file (Issue does not
+	// wait for them).
+	if err := s.opt.Writer.Flush(ctx); err != nil {
+		return 0, err
+	}
 	var pending, old []string
 	_ = s.opt.DB.View(func(tx *bolt.Tx) error {
 		pending = due(tx, bucketPending, now.Add(-sweepGrace), sweepBatch)
@@ -57,7 +62,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 		return nil
 	})
 	for _, id := range pending {
-		rec, err := s.lookup(id)
+		rec, err := s.lookup(ctx, id)
 		if err != nil || rec.Complete {
 			continue
 		}

@@ -13,6 +13,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -179,7 +180,18 @@ func (s *Service) Issue(ctx context.Context, r Request) (Slot, error) {
 		Expires:     expires,
 		DeleteAfter: deleteAfter,
 	}
-	if err := s.opt.Writer.Update(ctx, func(tx *bolt.Tx) error { return issued(tx, id, rec) }); err != nil {
+	// The slot is answered without waiting for its record's fsync (a
+	// commit costs more than the rest of the slot): lookup flushes pending
+	// records on a miss, so a PUT that overtakes the commit still finds
+	// it. A crash within the commit interval may forget a slot whose
+	// upload has not started; its PUT then gets 404 and the client asks
+	// again. Uploaded bytes are acknowledged only once durably recorded.
+	err := s.opt.Writer.Submit(ctx, func(tx *bolt.Tx) error { return issued(tx, id, rec) }, func(err error) {
+		if err != nil {
+			s.log.Error("recording slot", "slot", id, "err", err)
+		}
+	})
+	if err != nil {
 		s.log.Error("recording slot", "err", err)
 		return Slot{}, refuse(Unavailable, "The upload service cannot record slots right now; try again later")
 	}
@@ -227,12 +239,21 @@ func validID(id string) bool {
 	return true
 }
 
-func (s *Service) lookup(id string) (record, error) {
+// lookup reads a slot's record. On a miss it waits for the writes still
+// pending, among them records of slots already answered, and looks again.
+func (s *Service) lookup(ctx context.Context, id string) (record, error) {
 	var r record
-	err := s.opt.DB.View(func(tx *bolt.Tx) error {
+	read := func(tx *bolt.Tx) error {
 		var err error
 		r, err = getRecord(tx, id)
 		return err
-	})
+	}
+	err := s.opt.DB.View(read)
+	if errors.Is(err, errNoSlot) {
+		if ferr := s.opt.Writer.Flush(ctx); ferr != nil {
+			return r, ferr
+		}
+		err = s.opt.DB.View(read)
+	}
 	return r, err
 }

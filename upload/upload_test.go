@@ -359,3 +359,41 @@ func TestPolicy(t *testing.T) {
 		t.Errorf("valid request refused: %v", err)
 	}
 }
+
+// TestSlotAnsweredBeforeItsCommit holds the writer inside a transaction:
+// Issue must still answer (it does not wait for the record's fsync), a
+// lookup of the new slot must wait for the pending commit instead of
+// reporting it unknown, and the PUT that overtakes the commit succeeds.
+func TestSlotAnsweredBeforeItsCommit(t *testing.T) {
+	f := newFixture(t)
+	release := make(chan struct{})
+	if err := f.svc.opt.Writer.Submit(context.Background(), func(*bolt.Tx) error { <-release; return nil }, nil); err != nil {
+		t.Fatal(err)
+	}
+	issued := make(chan Slot, 1)
+	go func() { issued <- f.issue(t, "a.txt", 5, "text/plain") }()
+	var s Slot
+	select {
+	case s = <-issued:
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("Issue waited for the commit of its record")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := f.svc.lookup(ctx, s.ID); !errors.Is(err, context.Canceled) {
+		t.Fatalf("lookup of a slot whose record is pending = %v, want it to wait (context.Canceled)", err)
+	}
+	put := make(chan int, 1)
+	go func() {
+		resp, _ := do(t, "PUT", f.url(s.PutURL), []byte("hello"), ctype("text/plain"))
+		put <- resp.StatusCode
+	}()
+	close(release)
+	if code := <-put; code != http.StatusCreated {
+		t.Fatalf("PUT racing the slot's commit: %d, want 201", code)
+	}
+	if resp, body := do(t, "GET", f.url(s.GetURL), nil, nil); resp.StatusCode != 200 || string(body) != "hello" {
+		t.Fatalf("GET: %d %q", resp.StatusCode, body)
+	}
+}

@@ -148,5 +148,5 @@ func (r *relay) deliver(ctx context.Context, send sender, e offline.Entry, delay
 		b.Write(delay)
 		b.WriteString(`</message>`)
 	}
-	return send(ctx, newPortable(xml.NewDecoder(&b), ""))
+	return send(ctx, b.Bytes())
 }

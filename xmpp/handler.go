@@ -18,8 +18,10 @@ type Slots interface {
 	MaxFileSize() int64
 }
 
-// sender writes one stanza to the server; Session.Send on a live link.
-type sender func(ctx context.Context, r xml.TokenReader) error
+// sender writes one stanza, complete XML text, to the server. Replies and
+// deliveries are built as text anyway; handing the bytes on spares encoding
+// them again token by token (most of a relay delivery's cost).
+type sender func(ctx context.Context, stanza []byte) error
 
 // handler answers the stanzas addressed to the component. Every problem
 // becomes a stanza error: nothing a client sends ends the stream.
@@ -30,18 +32,15 @@ type handler struct {
 	relay   *relay // nil when no offline queue is configured
 	log     *slog.Logger
 	obs     Observer // nil: nobody
-	// slotWorkers bounds slot requests in flight: they wait for a bbolt
-	// commit, so they run off the read loop, which is thereby free to read
-	// the next request and let commits group.
-	slotWorkers chan struct{}
 }
 
 func newHandler(componentJID, version string, slots Slots, log *slog.Logger) *handler {
-	return &handler{jid: componentJID, version: version, slots: slots, log: log, slotWorkers: make(chan struct{}, 64)}
+	return &handler{jid: componentJID, version: version, slots: slots, log: log}
 }
 
-// handle dispatches one stanza. Replies go through send; slow work runs in a
-// goroutine and replies when done.
+// handle dispatches one stanza. Replies go through send. Slot requests are
+// answered here, on the read loop: Issue does not wait for a commit, and a
+// goroutine per request cost more than the request itself.
 func (h *handler) handle(ctx context.Context, st stanza, send sender) {
 	switch st.start.Name.Local {
 	case "presence":
@@ -118,17 +117,7 @@ func (h *handler) handle(ctx context.Context, st stanza, send sender) {
 			return
 		}
 		req.Owner, req.Domain = from.Bare().String(), from.Domainpart()
-		h.slotWorkers <- struct{}{}
-		go func() {
-			defer func() { <-h.slotWorkers }()
-			defer func() {
-				if p := recover(); p != nil {
-					h.log.Error("panic issuing slot", "panic", p, "stack", string(debug.Stack()))
-					h.answer(ctx, send, reply, nil, newError("wait", "internal-server-error", "The upload service failed on this request"))
-				}
-			}()
-			h.issue(ctx, send, reply, name.Space, req)
-		}()
+		h.issue(ctx, send, reply, name.Space, req)
 	default:
 		h.answer(ctx, send, reply, nil, newError("cancel", "service-unavailable", ""))
 	}
@@ -155,13 +144,19 @@ func (h *handler) issue(ctx context.Context, send sender, reply iq, ns string, r
 
 // answer sends a result with payload, or an error if e is set.
 func (h *handler) answer(ctx context.Context, send sender, reply iq, payload any, e *stanzaError) {
-	reply.Payload = payload
-	if e != nil {
-		reply.Type, reply.Error, reply.Payload = "error", e, nil
+	var b []byte
+	var err error
+	if raw, ok := payload.(rawXML); ok && e == nil {
+		b = result(reply, raw)
+	} else {
+		reply.Payload = payload
+		if e != nil {
+			reply.Type, reply.Error, reply.Payload = "error", e, nil
+		}
+		b, err = marshal(reply)
 	}
-	tr, err := marshal(reply)
 	if err == nil {
-		err = send(ctx, tr)
+		err = send(ctx, b)
 	}
 	if err != nil {
 		// The link is down; the client will time out and retry.

@@ -167,21 +167,30 @@ func (c writeTimeoutConn) Write(p []byte) (int, error) {
 // errLinkDown is returned by send when there is no live session.
 var errLinkDown = errors.New("component link is down")
 
-// send writes one stanza on the live session.
-func (c *Component) send(ctx context.Context, r xml.TokenReader) error {
+// send writes one stanza, as text, on the live session. It holds the
+// session's output lock (TokenWriter) so that nothing mellium writes (the
+// stream's close) can interleave, flushes what mellium may have buffered,
+// and writes the bytes to the connection itself: encoding them token by
+// token again through Session.Send cost more than the rest of a slot
+// request. Writes are bounded by writeTimeoutConn, not by ctx; a failed
+// write ends the link, which then reconnects, since the stream may hold
+// half a stanza.
+func (c *Component) send(_ context.Context, stanza []byte) error {
 	c.mu.Lock()
 	sess := c.sess
 	c.mu.Unlock()
 	if sess == nil {
 		return errLinkDown
 	}
-	// No cancellable context: mellium v0.22 watches each write's context in
-	// a goroutine, and one cancelled just as the write returns can set a
-	// past write deadline that fails the next write of another goroutine,
-	// leaving half a stanza on the stream. Writes are bounded by
-	// writeTimeoutConn instead; a failed write ends the link, which then
-	// reconnects, since the stream may hold half a stanza.
-	if err := sess.Send(context.WithoutCancel(ctx), r); err != nil {
+	w := sess.TokenWriter()
+	err := w.Flush()
+	if err == nil {
+		_, err = sess.Conn().Write(stanza)
+	}
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		_ = sess.Conn().Close()
 		return err
 	}

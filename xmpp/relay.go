@@ -389,9 +389,9 @@ func (r *relay) sendError(ctx context.Context, send sender, st stanza, ref *refu
 		To      string       `xml:"to,attr"`
 		Error   *stanzaError `xml:",omitempty"`
 	}{Type: "error", ID: st.attr("id"), From: r.jid, To: st.attr("from"), Error: newError(ref.typ, ref.condition, ref.text)}
-	tr, err := marshal(msg)
+	b, err := marshal(msg)
 	if err == nil {
-		err = send(ctx, tr)
+		err = send(ctx, b)
 	}
 	if err != nil {
 		r.log.Debug("error reply not sent", "to", msg.To, "err", err)

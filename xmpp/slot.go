@@ -1,6 +1,7 @@
 package xmpp
 
 import (
+	"bytes"
 	"encoding/xml"
 	"errors"
 	"math"
@@ -8,29 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"mellium.im/xmlstream"
-
 	"mediaslot/upload"
 )
-
-// slotRequest is a XEP-0363 <request/>. Version 0.3 and later put the
-// fields in attributes; the legacy namespace (v0.2) uses child elements.
-type slotRequest struct {
-	XMLName     xml.Name
-	Filename    string `xml:"filename,attr"`
-	Size        string `xml:"size,attr"`
-	ContentType string `xml:"content-type,attr"`
-
-	LegacyFilename    string `xml:"filename"`
-	LegacySize        string `xml:"size"`
-	LegacyContentType string `xml:"content-type"`
-
-	// XEP-0363 v1.2 upload purposes: one element in nsPurpose.
-	Purposes []struct {
-		XMLName      xml.Name
-		ExpireBefore string `xml:"expire-before,attr"`
-	} `xml:",any"`
-}
 
 // nsPurpose is the namespace of XEP-0363 v1.2 upload purposes.
 const nsPurpose = "urn:xmpp:http:upload:purpose:0"
@@ -39,9 +19,14 @@ func badRequest(text string) *upload.Refusal {
 	return &upload.Refusal{Reason: upload.BadRequest, Text: text}
 }
 
-// parseSlotRequest decodes a request element into an upload.Request (owner
-// and domain left for the caller). It refuses what cannot be parsed with a
-// bad-request Refusal; the upload policy judges the values.
+// parseSlotRequest decodes a XEP-0363 <request/> into an upload.Request
+// (owner and domain left for the caller). Version 0.3 and later put the
+// fields in attributes; the legacy namespace (v0.2) uses child elements.
+// It refuses what cannot be parsed with a bad-request Refusal; the upload
+// policy judges the values. It walks the tokens itself, matching what
+// encoding/xml's Decode into tagged fields would take (names matched by
+// local name, the last of repeated fields, the direct text of a child),
+// because reflection cost a fifth of a slot request.
 func parseSlotRequest(r xml.TokenReader) (upload.Request, *upload.Refusal) {
 	tok, err := r.Token()
 	start, ok := tok.(xml.StartElement)
@@ -50,45 +35,89 @@ func parseSlotRequest(r xml.TokenReader) (upload.Request, *upload.Refusal) {
 	}
 	// XML forbids repeated attributes, but encoding/xml keeps the last one
 	// silently: refuse rather than guess which the client meant.
-	seen := map[xml.Name]bool{}
-	for _, a := range start.Attr {
-		if seen[a.Name] {
-			return upload.Request{}, badRequest("The attribute " + a.Name.Local + " appears twice")
+	fields := map[string]string{}
+	for i, a := range start.Attr {
+		for _, b := range start.Attr[:i] {
+			if b.Name == a.Name {
+				return upload.Request{}, badRequest("The attribute " + a.Name.Local + " appears twice")
+			}
 		}
-		seen[a.Name] = true
+		switch a.Name.Local {
+		case "filename", "size", "content-type":
+			fields[a.Name.Local] = a.Value
+		}
 	}
-	r = xmlstream.MultiReader(xmlstream.Token(start), r)
-	var req slotRequest
-	if err := xml.NewTokenDecoder(r).Decode(&req); err != nil {
-		return upload.Request{}, badRequest("The slot request is not well-formed")
+	type purpose struct {
+		name         xml.Name
+		expireBefore string
 	}
-	if req.XMLName.Space == nsUploadLegacy {
-		req.Filename, req.Size, req.ContentType = req.LegacyFilename, req.LegacySize, req.LegacyContentType
+	var (
+		purposes []purpose
+		children = map[string]string{} // legacy fields
+		field    string                // the legacy field being read, at depth 2
+		text     []byte
+	)
+	for depth := 1; depth > 0; {
+		tok, err := r.Token()
+		if err != nil {
+			return upload.Request{}, badRequest("The slot request is not well-formed")
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if depth != 2 {
+				continue
+			}
+			switch t.Name.Local {
+			case "filename", "size", "content-type":
+				field, text = t.Name.Local, text[:0]
+			default:
+				p := purpose{name: t.Name}
+				for _, a := range t.Attr {
+					if a.Name.Local == "expire-before" {
+						p.expireBefore = a.Value
+					}
+				}
+				purposes = append(purposes, p)
+			}
+		case xml.CharData:
+			if depth == 2 && field != "" {
+				text = append(text, t...)
+			}
+		case xml.EndElement:
+			if depth == 2 && field != "" {
+				children[field], field = string(text), ""
+			}
+			depth--
+		}
 	}
-	if req.Size == "" {
+	if start.Name.Space == nsUploadLegacy {
+		fields = children
+	}
+	if fields["size"] == "" {
 		return upload.Request{}, badRequest("The size is missing")
 	}
-	size, err := strconv.ParseInt(req.Size, 10, 64)
+	size, err := strconv.ParseInt(fields["size"], 10, 64)
 	if err != nil {
 		var ne *strconv.NumError
-		if errors.As(err, &ne) && ne.Err == strconv.ErrRange && !strings.HasPrefix(req.Size, "-") {
+		if errors.As(err, &ne) && ne.Err == strconv.ErrRange && !strings.HasPrefix(fields["size"], "-") {
 			// A number too big for int64 is simply too large a file.
 			size = math.MaxInt64
 		} else {
 			return upload.Request{}, badRequest("The size must be a whole number of bytes")
 		}
 	}
-	out := upload.Request{Filename: req.Filename, Size: size, ContentType: strings.TrimSpace(req.ContentType)}
-	for _, p := range req.Purposes {
-		if p.XMLName.Space != nsPurpose {
+	out := upload.Request{Filename: fields["filename"], Size: size, ContentType: strings.TrimSpace(fields["content-type"])}
+	for _, p := range purposes {
+		if p.name.Space != nsPurpose {
 			continue // other extensions: not ours to judge
 		}
 		if out.Purpose != "" {
 			return upload.Request{}, badRequest("A slot request has at most one purpose")
 		}
-		out.Purpose = upload.Purpose(p.XMLName.Local)
-		if p.ExpireBefore != "" {
-			t, err := time.Parse(time.RFC3339, p.ExpireBefore)
+		out.Purpose = upload.Purpose(p.name.Local)
+		if p.expireBefore != "" {
+			t, err := time.Parse(time.RFC3339, p.expireBefore)
 			if err != nil {
 				return upload.Request{}, badRequest("expire-before must be an XEP-0082 date and time, such as 2026-09-01T12:00:00Z")
 			}
@@ -98,29 +127,26 @@ func parseSlotRequest(r xml.TokenReader) (upload.Request, *upload.Refusal) {
 	return out, nil
 }
 
-type slotURL struct {
-	URL string `xml:"url,attr"`
-}
-
-type slotResult struct {
-	XMLName xml.Name `xml:"urn:xmpp:http:upload:0 slot"`
-	Put     slotURL  `xml:"put"`
-	Get     slotURL  `xml:"get"`
-}
-
-type legacySlotResult struct {
-	XMLName xml.Name `xml:"urn:xmpp:http:upload slot"`
-	Put     string   `xml:"put"`
-	Get     string   `xml:"get"`
-}
-
-// slotPayload is the <slot/> for a granted request, in the request's namespace.
-// The disk store needs no PUT headers: its authorisation is in the URL.
-func slotPayload(ns string, s upload.Slot) any {
+// slotPayload is the <slot/> for a granted request, in the request's
+// namespace, written directly: encoding/xml's reflection cost a fifth of a
+// slot request. The disk store needs no PUT headers: its authorisation is
+// in the URL.
+func slotPayload(ns string, s upload.Slot) rawXML {
+	var b bytes.Buffer
 	if ns == nsUploadLegacy {
-		return legacySlotResult{Put: s.PutURL, Get: s.GetURL}
+		b.WriteString(`<slot xmlns="` + nsUploadLegacy + `"><put>`)
+		escape(&b, s.PutURL)
+		b.WriteString(`</put><get>`)
+		escape(&b, s.GetURL)
+		b.WriteString(`</get></slot>`)
+		return b.Bytes()
 	}
-	return slotResult{Put: slotURL{URL: s.PutURL}, Get: slotURL{URL: s.GetURL}}
+	b.WriteString(`<slot xmlns="` + nsUpload + `"><put url="`)
+	escape(&b, s.PutURL)
+	b.WriteString(`"></put><get url="`)
+	escape(&b, s.GetURL)
+	b.WriteString(`"></get></slot>`)
+	return b.Bytes()
 }
 
 type fileTooLarge struct {

@@ -112,19 +112,66 @@ func (r *sliceReader) Token() (xml.Token, error) {
 	return t, nil
 }
 
-// rawReader hands out a marshalled element as raw tokens: namespaces stay
-// plain xmlns attributes, which the stream encoder writes back verbatim.
-type rawReader struct{ d *xml.Decoder }
-
-func (r rawReader) Token() (xml.Token, error) { return r.d.RawToken() }
-
-// marshal encodes v for Session.Send.
-func marshal(v any) (xml.TokenReader, error) {
+// marshal encodes v for a sender.
+func marshal(v any) ([]byte, error) {
 	b, err := xml.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("encoding %T: %w", v, err)
 	}
-	return rawReader{xml.NewDecoder(bytes.NewReader(b))}, nil
+	return b, nil
+}
+
+// rawXML is a payload already written as XML text, placed in a reply as is.
+type rawXML []byte
+
+// escape writes s escaped for use in XML text or a quoted attribute value,
+// as xml.EscapeText does. URLs and most addresses are plain printable
+// ASCII, which is copied in spans; anything else takes xml.EscapeText,
+// which also replaces characters XML cannot carry.
+func escape(b *bytes.Buffer, s string) {
+	last := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		var esc string
+		switch {
+		case c == '&':
+			esc = "&amp;"
+		case c == '<':
+			esc = "&lt;"
+		case c == '>':
+			esc = "&gt;"
+		case c == '"':
+			esc = "&#34;"
+		case c == '\'':
+			esc = "&#39;"
+		case c < 0x20 || c > 0x7e:
+			_ = xml.EscapeText(b, []byte(s[last:]))
+			return
+		default:
+			continue
+		}
+		b.WriteString(s[last:i])
+		b.WriteString(esc)
+		last = i + 1
+	}
+	b.WriteString(s[last:])
+}
+
+// result writes a result IQ around payload, as marshal would write an iq
+// with that payload, without reflection.
+func result(reply iq, payload rawXML) []byte {
+	var b bytes.Buffer
+	b.Grow(len(payload) + 128)
+	b.WriteString(`<iq id="`)
+	escape(&b, reply.ID)
+	b.WriteString(`" type="result" from="`)
+	escape(&b, reply.From)
+	b.WriteString(`" to="`)
+	escape(&b, reply.To)
+	b.WriteString(`">`)
+	b.Write(payload)
+	b.WriteString(`</iq>`)
+	return b.Bytes()
 }
 
 // iq is an outgoing IQ stanza. On a component stream every stanza needs from

@@ -5,7 +5,9 @@
 // bbolt's own DB.Batch waits up to MaxBatchDelay for company; here a single
 // goroutine commits whatever has queued while the previous commit was
 // syncing, so a lone caller is committed at once and a crowd forms larger
-// batches by itself.
+// batches by itself. Writes nobody waits for (Submit) are different: they
+// linger up to Linger for company, since a commit costs the same for one
+// record as for a hundred and nobody's latency depends on it.
 package groupcommit
 
 import (
@@ -13,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -23,9 +27,15 @@ var ErrClosed = errors.New("groupcommit: writer closed")
 // maxBatch bounds one transaction, so a crowd cannot make one commit huge.
 const maxBatch = 1024
 
+// Linger is how long a batch of Submit calls alone waits for more before
+// it is committed: as long as bbolt's DB.Batch waits by default. An Update
+// or a Flush ends the wait at once.
+const Linger = 10 * time.Millisecond
+
 type call struct {
-	fn  func(*bolt.Tx) error
-	err chan error
+	fn     func(*bolt.Tx) error
+	done   func(error)
+	urgent bool // someone waits for the commit (Update)
 }
 
 // Writer commits update functions in groups. Its zero value is not usable; call New.
@@ -37,11 +47,21 @@ type Writer struct {
 	// so no send can race the close of the channel.
 	mu     sync.RWMutex
 	closed bool
+
+	// queued counts calls handed to the loop, finished those it has
+	// answered; Flush compares them. progress is closed and replaced each
+	// time finished grows.
+	queued   atomic.Uint64
+	pmu      sync.Mutex
+	finished uint64
+	progress chan struct{}
+	// kick ends a lingering batch early: Flush waits for it.
+	kick chan struct{}
 }
 
 // New starts a Writer on db. Close it before closing db.
 func New(db *bolt.DB) *Writer {
-	w := &Writer{db: db, calls: make(chan call, maxBatch), done: make(chan struct{})}
+	w := &Writer{db: db, calls: make(chan call, maxBatch), done: make(chan struct{}), progress: make(chan struct{}), kick: make(chan struct{}, 1)}
 	go w.loop()
 	return w
 }
@@ -52,22 +72,67 @@ func New(db *bolt.DB) *Writer {
 // must only touch the transaction. If fn returns an error, none of its
 // changes are kept and Update returns that error.
 func (w *Writer) Update(ctx context.Context, fn func(*bolt.Tx) error) error {
-	c := call{fn: fn, err: make(chan error, 1)}
-	w.mu.RLock()
-	if w.closed {
-		w.mu.RUnlock()
-		return ErrClosed
-	}
-	select {
-	case w.calls <- c:
-		w.mu.RUnlock()
-	case <-ctx.Done():
-		w.mu.RUnlock()
-		return ctx.Err()
+	errc := make(chan error, 1)
+	if err := w.queue(ctx, call{fn: fn, done: func(err error) { errc <- err }, urgent: true}); err != nil {
+		return err
 	}
 	// Once queued, wait for the outcome even if ctx ends: the caller must
 	// know whether its write happened.
-	return <-c.err
+	return <-errc
+}
+
+// Submit queues fn like Update but returns at once; done, if not nil, is
+// called with the outcome once the transaction is committed, on the
+// Writer's goroutine (so it must not block or call the Writer). It is for
+// writes whose caller may answer before they are durable: a later Flush
+// (or any Update) returns only after they are visible to readers. Submit
+// fails only if the Writer is closed or ctx ends before fn is queued.
+func (w *Writer) Submit(ctx context.Context, fn func(*bolt.Tx) error, done func(error)) error {
+	return w.queue(ctx, call{fn: fn, done: done})
+}
+
+func (w *Writer) queue(ctx context.Context, c call) error {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		return ErrClosed
+	}
+	// Counted before it is queued: Flush must never see it answered
+	// before it was counted.
+	w.queued.Add(1)
+	select {
+	case w.calls <- c:
+		return nil
+	case <-ctx.Done():
+		w.queued.Add(^uint64(0))
+		return ctx.Err()
+	}
+}
+
+// Flush waits until every call submitted before it was committed (or
+// failed). It returns at once when nothing is pending, so readers can call
+// it on a miss without costing a commit.
+func (w *Writer) Flush(ctx context.Context) error {
+	target := w.queued.Load()
+	for {
+		w.pmu.Lock()
+		finished, progress := w.finished, w.progress
+		w.pmu.Unlock()
+		if finished >= target {
+			return nil
+		}
+		select {
+		case w.kick <- struct{}{}:
+		default: // a kick is already pending
+		}
+		select {
+		case <-progress:
+		case <-w.done:
+			return ErrClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // Close commits what is queued and stops the Writer.
@@ -84,19 +149,45 @@ func (w *Writer) Close() {
 func (w *Writer) loop() {
 	defer close(w.done)
 	batch := make([]call, 0, maxBatch)
+	linger := time.NewTimer(Linger)
+	linger.Stop()
 	for c := range w.calls {
 		batch = append(batch[:0], c)
-	fill:
+		urgent, open := c.urgent, true
+	fill: // what queued during the last commit
 		for len(batch) < maxBatch {
 			select {
 			case c, ok := <-w.calls:
 				if !ok {
+					open = false
 					break fill
 				}
 				batch = append(batch, c)
+				urgent = urgent || c.urgent
 			default:
 				break fill
 			}
+		}
+		if open && !urgent && len(batch) < maxBatch {
+			linger.Reset(Linger)
+		wait:
+			for len(batch) < maxBatch {
+				select {
+				case c, ok := <-w.calls:
+					if !ok || c.urgent {
+						if ok {
+							batch = append(batch, c)
+						}
+						break wait
+					}
+					batch = append(batch, c)
+				case <-w.kick:
+					break wait
+				case <-linger.C:
+					break wait
+				}
+			}
+			linger.Stop()
 		}
 		w.commit(batch)
 	}
@@ -105,6 +196,7 @@ func (w *Writer) loop() {
 // commit runs the batch in one transaction. A failing function is answered
 // with its error and the rest is retried without it.
 func (w *Writer) commit(batch []call) {
+	defer w.finish(uint64(len(batch)))
 	for len(batch) > 0 {
 		failed := -1
 		var fnErr error
@@ -119,13 +211,28 @@ func (w *Writer) commit(batch []call) {
 		})
 		if failed < 0 {
 			for _, c := range batch {
-				c.err <- err
+				answer(c, err)
 			}
 			return
 		}
-		batch[failed].err <- fnErr
+		answer(batch[failed], fnErr)
 		batch = append(batch[:failed], batch[failed+1:]...)
 	}
+}
+
+func answer(c call, err error) {
+	if c.done != nil {
+		c.done(err)
+	}
+}
+
+// finish counts n more calls answered and wakes Flush.
+func (w *Writer) finish(n uint64) {
+	w.pmu.Lock()
+	w.finished += n
+	close(w.progress)
+	w.progress = make(chan struct{})
+	w.pmu.Unlock()
 }
 
 func safeCall(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {

@@ -108,3 +108,67 @@ func BenchmarkUpdateParallel(b *testing.B) {
 		}
 	})
 }
+
+func TestSubmitReturnsBeforeCommitAndFlushWaitsForIt(t *testing.T) {
+	db := open(t)
+	w := New(db)
+	defer w.Close()
+	if err := w.Flush(context.Background()); err != nil {
+		t.Fatalf("Flush with nothing pending: %v", err)
+	}
+	release := make(chan struct{})
+	outcome := make(chan error, 1)
+	err := w.Submit(context.Background(), func(tx *bolt.Tx) error {
+		<-release // holds the transaction open until the test lets go
+		return put("k")(tx)
+	}, func(err error) { outcome <- err })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The write is pending, so a Flush whose context has ended must say so
+	// rather than report it done.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := w.Flush(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Flush while a write is pending = %v, want context.Canceled", err)
+	}
+	close(release)
+	if err := w.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-outcome:
+		if err != nil {
+			t.Fatalf("done called with %v", err)
+		}
+	default:
+		t.Fatal("Flush returned before the submitted write was answered")
+	}
+	if err := db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket([]byte("b")).Get([]byte("k")) == nil {
+			t.Error("submitted write not visible after Flush")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSubmitReportsFailures(t *testing.T) {
+	db := open(t)
+	w := New(db)
+	boom := errors.New("boom")
+	got := make([]error, 2)
+	for i, fn := range []func(*bolt.Tx) error{put("ok"), func(*bolt.Tx) error { return boom }} {
+		if err := w.Submit(context.Background(), fn, func(err error) { got[i] = err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close() // commits what is queued; done runs before Close returns
+	if got[0] != nil || !errors.Is(got[1], boom) {
+		t.Fatalf("outcomes %v, want [nil boom]", got)
+	}
+	if err := w.Submit(context.Background(), put("late"), nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Submit after Close = %v, want ErrClosed", err)
+	}
+}

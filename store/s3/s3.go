@@ -57,6 +57,7 @@ type Options struct {
 type Store struct {
 	client   *s3.Client
 	presign  *s3.PresignClient
+	fast     *presigner // nil: presign with the SDK's presign client
 	creds    aws.CredentialsProvider
 	bucket   string
 	prefix   string
@@ -110,6 +111,7 @@ func New(ctx context.Context, opt Options) (*Store, error) {
 	return &Store{
 		client:   client,
 		presign:  s3.NewPresignClient(client),
+		fast:     newPresigner(ctx, client, opt.Bucket),
 		creds:    cfg.Credentials,
 		bucket:   opt.Bucket,
 		prefix:   opt.Prefix,
