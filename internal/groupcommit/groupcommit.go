@@ -102,6 +102,9 @@ func (w *Writer) queue(ctx context.Context, c call) error {
 	w.queued.Add(1)
 	select {
 	case w.calls <- c:
+		if c.urgent || len(w.calls) >= cap(w.calls)/2 {
+			w.wake()
+		}
 		return nil
 	case <-ctx.Done():
 		w.queued.Add(^uint64(0))
@@ -121,10 +124,7 @@ func (w *Writer) Flush(ctx context.Context) error {
 		if finished >= target {
 			return nil
 		}
-		select {
-		case w.kick <- struct{}{}:
-		default: // a kick is already pending
-		}
+		w.wake()
 		select {
 		case <-progress:
 		case <-w.done:
@@ -141,6 +141,7 @@ func (w *Writer) Close() {
 	if !w.closed {
 		w.closed = true
 		close(w.calls)
+		w.wake()
 	}
 	w.mu.Unlock()
 	<-w.done
@@ -153,43 +154,46 @@ func (w *Writer) loop() {
 	linger.Stop()
 	for c := range w.calls {
 		batch = append(batch[:0], c)
-		urgent, open := c.urgent, true
-	fill: // what queued during the last commit
-		for len(batch) < maxBatch {
-			select {
-			case c, ok := <-w.calls:
-				if !ok {
-					open = false
-					break fill
-				}
-				batch = append(batch, c)
-				urgent = urgent || c.urgent
-			default:
-				break fill
-			}
-		}
+		batch, urgent, open := w.fill(batch, c.urgent)
 		if open && !urgent && len(batch) < maxBatch {
+			// Sleep rather than take each call as it comes: a wake-up per
+			// call cost as much as its share of the commit. Update, Flush,
+			// a filling queue and Close end the sleep (kick).
 			linger.Reset(Linger)
-		wait:
-			for len(batch) < maxBatch {
-				select {
-				case c, ok := <-w.calls:
-					if !ok || c.urgent {
-						if ok {
-							batch = append(batch, c)
-						}
-						break wait
-					}
-					batch = append(batch, c)
-				case <-w.kick:
-					break wait
-				case <-linger.C:
-					break wait
-				}
+			select {
+			case <-w.kick:
+			case <-linger.C:
 			}
 			linger.Stop()
+			batch, _, _ = w.fill(batch, urgent)
 		}
 		w.commit(batch)
+	}
+}
+
+// fill adds what is queued to batch, without waiting. It reports whether
+// the batch holds an urgent call and whether calls is still open.
+func (w *Writer) fill(batch []call, urgent bool) ([]call, bool, bool) {
+	for len(batch) < maxBatch {
+		select {
+		case c, ok := <-w.calls:
+			if !ok {
+				return batch, urgent, false
+			}
+			batch = append(batch, c)
+			urgent = urgent || c.urgent
+		default:
+			return batch, urgent, true
+		}
+	}
+	return batch, urgent, true
+}
+
+// wake ends a lingering batch early.
+func (w *Writer) wake() {
+	select {
+	case w.kick <- struct{}{}:
+	default: // a kick is already pending
 	}
 }
 
