@@ -397,3 +397,26 @@ func TestSlotAnsweredBeforeItsCommit(t *testing.T) {
 		t.Fatalf("GET: %d %q", resp.StatusCode, body)
 	}
 }
+
+// TestSlotIDsSortByIssue: ids begin with the time of issue, so records are
+// appended to the B+tree (see the package doc), and stay unique within one
+// millisecond.
+func TestSlotIDsSortByIssue(t *testing.T) {
+	f := newFixture(t)
+	var prev string
+	seen := map[string]bool{}
+	for i := range 200 {
+		if i%10 == 0 {
+			f.clock.add(time.Millisecond)
+		}
+		s := f.issue(t, "a.txt", 5, "text/plain")
+		if !validID(s.ID) || seen[s.ID] {
+			t.Fatalf("id %q invalid or repeated", s.ID)
+		}
+		seen[s.ID] = true
+		if i%10 == 0 && s.ID <= prev {
+			t.Fatalf("id %q issued a millisecond after %q sorts before it", s.ID, prev)
+		}
+		prev = s.ID
+	}
+}

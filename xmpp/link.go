@@ -46,7 +46,7 @@ type Component struct {
 	h         *handler
 	connected atomic.Bool
 	mu        sync.Mutex
-	sess      *xmpp.Session // the live session, nil between connections
+	conn      *streamConn // of the live session, nil between connections
 }
 
 // New checks the options and returns a Component; Run connects it.
@@ -115,7 +115,8 @@ func (c *Component) connectAndServe(ctx context.Context) error {
 	}
 	defer conn.Close()
 	hctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	sess, err := component.NewSession(hctx, c.addr, []byte(c.opt.Secret), writeTimeoutConn{conn, writeTimeout})
+	sc := newStreamConn(conn)
+	sess, err := component.NewSession(hctx, c.addr, []byte(c.opt.Secret), sc)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("handshake: %w", err)
@@ -123,8 +124,8 @@ func (c *Component) connectAndServe(ctx context.Context) error {
 	if c.h.relay != nil {
 		c.h.relay.linkUp()
 	}
-	c.setSession(sess)
-	defer c.setSession(nil)
+	c.setConn(sc)
+	defer c.setConn(nil)
 	c.log.Info("component connected", "jid", c.addr.String(), "server", c.opt.Server)
 
 	// Closing the stream and the connection is what ends the read loop on shutdown.
@@ -141,60 +142,29 @@ func (c *Component) connectAndServe(ctx context.Context) error {
 	return c.serve(ctx, sess)
 }
 
-func (c *Component) setSession(s *xmpp.Session) {
+func (c *Component) setConn(conn *streamConn) {
 	c.mu.Lock()
-	c.sess = s
+	c.conn = conn
 	c.mu.Unlock()
-	c.connected.Store(s != nil)
-	c.h.observer().LinkChanged(s != nil)
-}
-
-// writeTimeout bounds each write to the server.
-const writeTimeout = 10 * time.Second
-
-// writeTimeoutConn gives every write its own deadline, so a server that
-// stops reading cannot block the component forever.
-type writeTimeoutConn struct {
-	net.Conn
-	timeout time.Duration
-}
-
-func (c writeTimeoutConn) Write(p []byte) (int, error) {
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
-	return c.Conn.Write(p)
+	c.connected.Store(conn != nil)
+	c.h.observer().LinkChanged(conn != nil)
 }
 
 // errLinkDown is returned by send when there is no live session.
 var errLinkDown = errors.New("component link is down")
 
-// send writes one stanza, as text, on the live session. It holds the
-// session's output lock (TokenWriter) so that nothing mellium writes (the
-// stream's close) can interleave, flushes what mellium may have buffered,
-// and writes the bytes to the connection itself: encoding them token by
-// token again through Session.Send cost more than the rest of a slot
-// request. Writes are bounded by writeTimeoutConn, not by ctx; a failed
-// write ends the link, which then reconnects, since the stream may hold
-// half a stanza.
+// send writes one stanza, as text, on the live session's connection.
+// mellium's Session.Send would encode it again token by token, which cost
+// more than the rest of a slot request. Writes are bounded by the
+// connection's write deadline, not by ctx.
 func (c *Component) send(_ context.Context, stanza []byte) error {
 	c.mu.Lock()
-	sess := c.sess
+	conn := c.conn
 	c.mu.Unlock()
-	if sess == nil {
+	if conn == nil {
 		return errLinkDown
 	}
-	w := sess.TokenWriter()
-	err := w.Flush()
-	if err == nil {
-		_, err = sess.Conn().Write(stanza)
-	}
-	if cerr := w.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = sess.Conn().Close()
-		return err
-	}
-	return nil
+	return conn.send(stanza)
 }
 
 // serve is the read loop. mellium's Session.Serve answers every IQ its
