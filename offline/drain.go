@@ -12,7 +12,8 @@ import (
 
 // A Drain reads at most this much per read transaction, so memory stays
 // flat however long the queue, and deletes what was delivered in one
-// write, so deletions share commits too.
+// write (a few if the entries are scattered, see forget), so deletions
+// share commits too.
 const (
 	drainBatch      = 256
 	drainBatchBytes = 4 << 20 // stanza bytes; a batch holds at least one entry
@@ -62,7 +63,7 @@ func (q *Queue) Drain(ctx context.Context, recipient string, deliver func(Entry)
 		// Delivered is delivered: record it even if ctx has ended, or
 		// the recipient gets these again.
 		if err := q.forget(context.WithoutCancel(ctx), recipient, prefix, batch[:done]); err != nil {
-			return delivered, errors.Join(failed, fmt.Errorf("offline: deleting %d delivered entries of %s, they will be delivered again: %w", done, recipient, err))
+			return delivered, errors.Join(failed, fmt.Errorf("offline: deleting delivered entries of %s failed, up to %d will be delivered again: %w", recipient, done, err))
 		}
 		if failed != nil {
 			return delivered, failed
@@ -85,6 +86,9 @@ func (q *Queue) readBatch(recipient string, prefix []byte, next uint64) ([]Entry
 			if len(batch) == drainBatch || size >= drainBatchBytes {
 				break
 			}
+			if len(batch)%checkEvery == 0 {
+				q.mapped.Trim(tx)
+			}
 			seq := binary.BigEndian.Uint64(k[len(prefix):])
 			e, err := decodeEntry(b.stanzas.Get(k[len(prefix):]))
 			if err != nil {
@@ -99,24 +103,37 @@ func (q *Queue) readBatch(recipient string, prefix []byte, next uint64) ([]Entry
 	return batch, err
 }
 
-// forget deletes delivered entries.
+// forget deletes delivered entries, in one transaction unless they are
+// scattered enough through the file to spend the budget of mapped pages
+// first: unmapping within the transaction would not help, as its commit
+// reads again every page it changes.
 func (q *Queue) forget(ctx context.Context, recipient string, prefix []byte, entries []Entry) error {
-	if len(entries) == 0 {
-		return nil
-	}
-	return q.w.Update(ctx, func(tx *bolt.Tx) error {
-		b, err := openBuckets(tx)
+	for len(entries) > 0 {
+		n := 0
+		err := q.w.Update(ctx, func(tx *bolt.Tx) error {
+			n = 0 // the Writer may run this function again
+			q.mapped.Trim(tx)
+			b, err := openBuckets(tx)
+			if err != nil {
+				return err
+			}
+			tot := b.totals()
+			for _, e := range entries {
+				if err := b.removeEntry(&tot, recipient, prefix, e.Seq, e.Accepted); err != nil {
+					return err
+				}
+				if n++; n%checkEvery == 0 && q.mapped.Over() {
+					break
+				}
+			}
+			return b.setTotals(tot)
+		})
 		if err != nil {
 			return err
 		}
-		tot := b.totals()
-		for _, e := range entries {
-			if err := b.removeEntry(&tot, recipient, prefix, e.Seq, e.Accepted); err != nil {
-				return err
-			}
-		}
-		return b.setTotals(tot)
-	})
+		entries = entries[n:]
+	}
+	return nil
 }
 
 // drainLock serialises the Drains of one recipient.

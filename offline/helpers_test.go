@@ -21,16 +21,22 @@ type testQueue struct {
 }
 
 // dbOptions are the ways worth testing the shared file opened with:
-// bbolt's defaults, as cmd/mediaslot opens it today, and a hash-map
-// freelist that is not written at every commit but rebuilt when the file is
-// opened, which suits the queue's many deletions.
-var dbOptions = []struct {
+// bbolt's defaults, and serveOptions.
+var dbOptions = []dbOption{
+	{"default", nil},
+	{"mapfreelist", serveOptions},
+}
+
+type dbOption struct {
 	name string
 	opt  *bolt.Options
-}{
-	{"default", nil},
-	{"mapfreelist", &bolt.Options{FreelistType: bolt.FreelistMapType, NoFreelistSync: true}},
 }
+
+// serveOptions are those cmd/mediaslot/serve.go opens the file with, but
+// for the timeout: a hash-map freelist that is not written at every commit
+// but rebuilt when the file is opened (unless boltmem.Close wrote it),
+// which suits the queue's many deletions.
+var serveOptions = &bolt.Options{FreelistType: bolt.FreelistMapType, NoFreelistSync: true}
 
 func newQueue(tb testing.TB, l Limits) testQueue {
 	tb.Helper()

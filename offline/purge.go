@@ -17,20 +17,24 @@ const purgeBatch = 1024
 // how many entries that took off recipients' queues. It reads the time
 // index only up to the first stanza it keeps, and never a stanza, so
 // running it often is cheap. Stanzas are deleted in transactions of up to
-// 1024; if ctx ends or a transaction fails, those deleted so far stay
+// 1024, fewer when their recipients' entries are scattered through a large
+// file; if ctx ends or a transaction fails, those deleted so far stay
 // deleted and are counted. Drain does not look at the TTL: a stanza is
 // delivered until Purge has removed it.
 func (q *Queue) Purge(ctx context.Context, now time.Time) (int, error) {
 	limit := timeKey(now.Add(-q.limits.TTL), 0)
 	purged := 0
 	for {
-		var expired []Entry
+		removed := 0
 		more := false
 		err := q.w.Update(ctx, func(tx *bolt.Tx) error {
+			removed = 0 // the Writer may run this function again
+			q.mapped.Trim(tx)
 			b, err := openBuckets(tx)
 			if err != nil {
 				return err
 			}
+			var expired []Entry
 			expired, more = expiredEntries(b, limit)
 			tot := b.totals()
 			for _, e := range expired {
@@ -41,14 +45,20 @@ func (q *Queue) Purge(ctx context.Context, now time.Time) (int, error) {
 				if err := b.removeEntry(&tot, e.Recipient, prefix, e.Seq, e.Accepted); err != nil {
 					return err
 				}
+				// Like forget, stop where the budget of mapped pages
+				// runs out; the next transaction finds the rest.
+				if removed++; removed%checkEvery == 0 && removed < len(expired) && q.mapped.Over() {
+					more = true
+					break
+				}
 			}
 			return b.setTotals(tot)
 		})
 		if err != nil {
 			return purged, err
 		}
-		purged += len(expired)
-		if !more || len(expired) == 0 {
+		purged += removed
+		if !more || removed == 0 {
 			return purged, nil
 		}
 	}
