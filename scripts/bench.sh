@@ -183,9 +183,8 @@ bench() {
 }
 
 # attempt NAME STORE TRIES FUNC: FUNC on a fresh stack, again on a new one
-# if it fails (up to TRIES times); each failure is recorded in NAME.errors.
-# A service that stops answering is what the mellium write-deadline race
-# (docs/BENCHMARKS.md, proposal 1) does to the component link.
+# if it fails (up to TRIES times); each failure is recorded in NAME.errors
+# and listed in the report, so that a flaky phase cannot hide.
 attempt() {
 	local name=$1 store=$2 tries=$3 fn=$4 n err
 	for n in $(seq 1 "$tries"); do
@@ -206,9 +205,9 @@ attempt() {
 }
 
 # --- 2. disk store ---
-# Sequential slots, PUT and GET in one run; slots with 16 in flight in another:
-# concurrency is what trips the write-deadline race (proposal 1), and a wedged
-# link must not cost the other measurements.
+# Sequential slots, PUT and GET in one run; slots with 16 in flight in another,
+# on a fresh stack, so that one phase's state (a grown database, a loaded page
+# cache) does not weigh on the other.
 phase_disk() {
 	bench disk "${login[@]}" --server "127.0.0.1:$C2S" --service upload.localhost --vs share.localhost \
 		--size "$(q 16MiB 1MiB)" --n "$(q 3000 200)" --burst 0 --rounds "$(q 5 1)" --bare-dir "$D/bare" \
