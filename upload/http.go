@@ -79,7 +79,7 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, "no such upload slot")
 		return
 	}
-	rec, err := s.lookup(r.Context(), id)
+	rec, err := s.lookup(id)
 	if errors.Is(err, errNoSlot) {
 		httpError(w, http.StatusNotFound, "no such upload slot")
 		return
@@ -197,7 +197,7 @@ func inline(mediaType string) bool {
 func (s *Service) file(w http.ResponseWriter, r *http.Request, id string) (record, bool) {
 	rec, err := record{}, errNoSlot
 	if validID(id) {
-		rec, err = s.lookup(r.Context(), id)
+		rec, err = s.lookup(id)
 	}
 	if err == nil && !rec.Complete {
 		err = errNoSlot

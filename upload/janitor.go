@@ -62,7 +62,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 		return nil
 	})
 	for _, id := range pending {
-		rec, err := s.lookup(ctx, id)
+		rec, err := s.lookup(id)
 		if err != nil || rec.Complete {
 			continue
 		}

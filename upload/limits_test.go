@@ -127,7 +127,7 @@ func TestPurposes(t *testing.T) {
 			return record{}, err
 		}
 		f.put(t, s, []byte("abc"))
-		return f.svc.lookup(context.Background(), s.ID)
+		return f.svc.lookup(s.ID)
 	}
 	for _, c := range []struct {
 		p      Purpose

@@ -146,12 +146,12 @@ func TestS3ConfirmAndSweep(t *testing.T) {
 		t.Fatalf("Sweep settled %d slots (%v), want 3", n, err)
 	}
 	for _, id := range []string{never.ID, trunc.ID} {
-		if _, err := f.svc.lookup(context.Background(), id); !errors.Is(err, errNoSlot) {
+		if _, err := f.svc.lookup(id); !errors.Is(err, errNoSlot) {
 			t.Errorf("abandoned slot %s still recorded: %v", id, err)
 		}
 	}
 	// the upload nobody downloaded yet was confirmed by the sweep
-	if rec, err := f.svc.lookup(context.Background(), done.ID); err != nil || !rec.Complete {
+	if rec, err := f.svc.lookup(done.ID); err != nil || !rec.Complete {
 		t.Fatalf("completed upload: %+v %v", rec, err)
 	}
 }

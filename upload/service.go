@@ -19,7 +19,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -101,6 +100,9 @@ type Service struct {
 	log    *slog.Logger
 	now    func() time.Time
 	active sync.Map // slot ids with a PUT in progress
+	// unsynced holds the records of answered slots until they are
+	// committed (id -> record).
+	unsynced sync.Map
 
 	mu      sync.Mutex
 	putting map[string]int // PUTs in progress per owner
@@ -187,18 +189,21 @@ func (s *Service) Issue(ctx context.Context, r Request) (Slot, error) {
 		Expires:     expires,
 		DeleteAfter: deleteAfter,
 	}
-	// The slot is answered without waiting for its record's fsync (a
-	// commit costs more than the rest of the slot): lookup flushes pending
-	// records on a miss, so a PUT that overtakes the commit still finds
-	// it. A crash within the commit interval may forget a slot whose
-	// upload has not started; its PUT then gets 404 and the client asks
-	// again. Uploaded bytes are acknowledged only once durably recorded.
+	// The slot is answered without waiting for its record's commit, which
+	// costs more than the rest of the slot: until then lookup finds the
+	// record in unsynced, so a PUT that overtakes the commit waits for
+	// nothing. A crash before the commit may forget a slot whose upload
+	// has not started; its PUT then gets 404 and the client asks again.
+	// Uploaded bytes are acknowledged only once durably recorded.
+	s.unsynced.Store(id, rec)
 	err := s.opt.Writer.Submit(ctx, func(tx *bolt.Tx) error { return issued(tx, id, rec) }, func(err error) {
+		s.unsynced.Delete(id)
 		if err != nil {
 			s.log.Error("recording slot", "slot", id, "err", err)
 		}
 	})
 	if err != nil {
+		s.unsynced.Delete(id)
 		s.log.Error("recording slot", "err", err)
 		return Slot{}, refuse(Unavailable, "The upload service cannot record slots right now; try again later")
 	}
@@ -246,21 +251,17 @@ func validID(id string) bool {
 	return true
 }
 
-// lookup reads a slot's record. On a miss it waits for the writes still
-// pending, among them records of slots already answered, and looks again.
-func (s *Service) lookup(ctx context.Context, id string) (record, error) {
+// lookup reads a slot's record, from unsynced while it is on its way to
+// the file. unsynced is read first: a record leaves it only once committed.
+func (s *Service) lookup(id string) (record, error) {
+	if r, ok := s.unsynced.Load(id); ok {
+		return r.(record), nil
+	}
 	var r record
-	read := func(tx *bolt.Tx) error {
+	err := s.opt.DB.View(func(tx *bolt.Tx) error {
 		var err error
 		r, err = getRecord(tx, id)
 		return err
-	}
-	err := s.opt.DB.View(read)
-	if errors.Is(err, errNoSlot) {
-		if ferr := s.opt.Writer.Flush(ctx); ferr != nil {
-			return r, ferr
-		}
-		err = s.opt.DB.View(read)
-	}
+	})
 	return r, err
 }
