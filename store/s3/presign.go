@@ -127,6 +127,9 @@ type presigner struct {
 	// now is time.Now, but pinned to the SDK's signing time where URLs are
 	// compared with the SDK's.
 	now func() time.Time
+	// canonicalHost and keys serve signPut.
+	canonicalHost string
+	keys          *signingKeys
 }
 
 // newPresigner returns nil for a configuration whose URLs the presigner
@@ -177,6 +180,8 @@ func newPresigner(ctx context.Context, client *s3.Client, bucket string) *presig
 		signingName:   name,
 		signingRegion: region,
 		now:           time.Now,
+		canonicalHost: canonicalHost(endpt.URI.Scheme, endpt.URI.Host),
+		keys:          &signingKeys{},
 	}
 	if !p.matchesSDK(ctx, client, bucket) {
 		return nil
@@ -232,13 +237,18 @@ func (p *presigner) presignPut(ctx context.Context, objKey string, size int64, c
 	if err != nil {
 		return "", err
 	}
-	// The presign client drops the type of an empty body, and the signer
-	// signs no content-length of 0: such a URL signs host alone.
-	var h http.Header
-	if contentType != "" && size != 0 {
-		h = http.Header{"Content-Type": {contentType}}
+	if size <= 0 {
+		// The presign client drops the type of an empty body, and the
+		// signer signs no content-length of 0: such a URL signs host
+		// alone. Not a slot's case (upload refuses empty slots): leave it
+		// to the SDK's signer.
+		return p.presign(ctx, http.MethodPut, objKey, "X-Amz-Expires="+expires+"&x-id=PutObject", nil, size)
 	}
-	return p.presign(ctx, http.MethodPut, objKey, "X-Amz-Expires="+expires+"&x-id=PutObject", h, size)
+	creds, err := p.creds.Retrieve(ctx)
+	if err != nil {
+		return "", fmt.Errorf("retrieving credentials: %w", err)
+	}
+	return p.signPut(creds, objKey, size, contentType, expires, p.now()), nil
 }
 
 func (p *presigner) presignGet(ctx context.Context, objKey string, ttl time.Duration, contentType, disposition string) (string, error) {
