@@ -7,9 +7,11 @@
 // rewriting a random page (a commit of 20 slots wrote 45 pages with random
 // ids, 11 with these); 80 random bits make it unguessable. It is also the
 // S3 object key: S3 scales a busy key prefix by itself, far beyond the
-// uploads one XMPP service sees. Its PUT URL carries the authorisation itself, an HMAC
-// token over the slot's facts and expiry, because many clients drop the
-// headers a slot asks for. Its GET URL is stable and unsigned but unguessable,
+// uploads one XMPP service sees.
+//
+// A slot's PUT URL carries the authorisation itself, an HMAC token over the
+// slot's facts and expiry, because many clients drop the headers a slot
+// asks for. Its GET URL is stable and unsigned but unguessable,
 // so it keeps working in message archives and offline deliveries. The package
 // knows nothing of XMPP: the xmpp package turns stanzas into Requests.
 package upload

@@ -35,17 +35,14 @@ func parseSlotRequest(r xml.TokenReader) (upload.Request, *upload.Refusal) {
 	}
 	// XML forbids repeated attributes, but encoding/xml keeps the last one
 	// silently: refuse rather than guess which the client meant.
-	fields := map[string]string{}
+	var fields slotFields
 	for i, a := range start.Attr {
 		for _, b := range start.Attr[:i] {
 			if b.Name == a.Name {
 				return upload.Request{}, badRequest("The attribute " + a.Name.Local + " appears twice")
 			}
 		}
-		switch a.Name.Local {
-		case "filename", "size", "content-type":
-			fields[a.Name.Local] = a.Value
-		}
+		fields.set(a.Name.Local, a.Value)
 	}
 	type purpose struct {
 		name         xml.Name
@@ -53,8 +50,8 @@ func parseSlotRequest(r xml.TokenReader) (upload.Request, *upload.Refusal) {
 	}
 	var (
 		purposes []purpose
-		children = map[string]string{} // legacy fields
-		field    string                // the legacy field being read, at depth 2
+		children slotFields // legacy fields
+		field    string     // the legacy field being read, at depth 2
 		text     []byte
 	)
 	for depth := 1; depth > 0; {
@@ -68,10 +65,9 @@ func parseSlotRequest(r xml.TokenReader) (upload.Request, *upload.Refusal) {
 			if depth != 2 {
 				continue
 			}
-			switch t.Name.Local {
-			case "filename", "size", "content-type":
+			if children.has(t.Name.Local) {
 				field, text = t.Name.Local, text[:0]
-			default:
+			} else {
 				p := purpose{name: t.Name}
 				for _, a := range t.Attr {
 					if a.Name.Local == "expire-before" {
@@ -86,7 +82,8 @@ func parseSlotRequest(r xml.TokenReader) (upload.Request, *upload.Refusal) {
 			}
 		case xml.EndElement:
 			if depth == 2 && field != "" {
-				children[field], field = string(text), ""
+				children.set(field, string(text))
+				field = ""
 			}
 			depth--
 		}
@@ -94,20 +91,20 @@ func parseSlotRequest(r xml.TokenReader) (upload.Request, *upload.Refusal) {
 	if start.Name.Space == nsUploadLegacy {
 		fields = children
 	}
-	if fields["size"] == "" {
+	if fields.size == "" {
 		return upload.Request{}, badRequest("The size is missing")
 	}
-	size, err := strconv.ParseInt(fields["size"], 10, 64)
+	size, err := strconv.ParseInt(fields.size, 10, 64)
 	if err != nil {
 		var ne *strconv.NumError
-		if errors.As(err, &ne) && ne.Err == strconv.ErrRange && !strings.HasPrefix(fields["size"], "-") {
+		if errors.As(err, &ne) && ne.Err == strconv.ErrRange && !strings.HasPrefix(fields.size, "-") {
 			// A number too big for int64 is simply too large a file.
 			size = math.MaxInt64
 		} else {
 			return upload.Request{}, badRequest("The size must be a whole number of bytes")
 		}
 	}
-	out := upload.Request{Filename: fields["filename"], Size: size, ContentType: strings.TrimSpace(fields["content-type"])}
+	out := upload.Request{Filename: fields.filename, Size: size, ContentType: strings.TrimSpace(fields.contentType)}
 	for _, p := range purposes {
 		if p.name.Space != nsPurpose {
 			continue // other extensions: not ours to judge
@@ -125,6 +122,32 @@ func parseSlotRequest(r xml.TokenReader) (upload.Request, *upload.Refusal) {
 		}
 	}
 	return out, nil
+}
+
+// slotFields are a request's fields, as attributes (v0.3 and later) or
+// child elements (legacy).
+type slotFields struct{ filename, size, contentType string }
+
+// has reports whether name is one of the fields.
+func (f *slotFields) has(name string) bool { return f.field(name) != nil }
+
+// set sets the field called name, if there is one; the last value wins.
+func (f *slotFields) set(name, v string) {
+	if p := f.field(name); p != nil {
+		*p = v
+	}
+}
+
+func (f *slotFields) field(name string) *string {
+	switch name {
+	case "filename":
+		return &f.filename
+	case "size":
+		return &f.size
+	case "content-type":
+		return &f.contentType
+	}
+	return nil
 }
 
 // slotPayload is the <slot/> for a granted request, in the request's

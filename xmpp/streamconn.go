@@ -22,7 +22,6 @@ const maxPending = 64 << 10
 // request waits for nothing.
 type streamConn struct {
 	net.Conn
-	timeout time.Duration
 
 	mu      sync.Mutex
 	reading bool // the read loop waits for input
@@ -30,7 +29,7 @@ type streamConn struct {
 }
 
 func newStreamConn(c net.Conn) *streamConn {
-	return &streamConn{Conn: c, timeout: writeTimeout}
+	return &streamConn{Conn: c}
 }
 
 // send writes one stanza, or holds it back while the read loop is busy.
@@ -88,6 +87,6 @@ func (c *streamConn) flushLocked() error {
 }
 
 func (c *streamConn) write(p []byte) (int, error) {
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	return c.Conn.Write(p)
 }

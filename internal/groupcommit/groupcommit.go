@@ -113,8 +113,8 @@ func (w *Writer) queue(ctx context.Context, c call) error {
 }
 
 // Flush waits until every call submitted before it was committed (or
-// failed). It returns at once when nothing is pending, so readers can call
-// it on a miss without costing a commit.
+// failed). It returns at once when nothing is pending, so a periodic task
+// (upload's Sweep) can call it every round without costing a commit.
 func (w *Writer) Flush(ctx context.Context) error {
 	target := w.queued.Load()
 	for {

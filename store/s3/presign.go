@@ -112,7 +112,8 @@ func presignGetSDK(ctx context.Context, c *s3.PresignClient, bucket, objKey stri
 // (endpoint rules, a dozen middlewares, ~150 µs and ~400 allocations), though
 // for one bucket everything but the key, size, type and expiry is the same
 // every time. The presigner resolves that part once, with the SDK's own
-// endpoint resolver, and leaves the signing to the SDK's SigV4 signer.
+// endpoint resolver; it signs a slot's PUT itself (signPut) and leaves
+// everything else to the SDK's SigV4 signer.
 type presigner struct {
 	signer *v4.Signer
 	creds  aws.CredentialsProvider
@@ -279,25 +280,28 @@ func expiresSeconds(ttl time.Duration) (string, error) {
 }
 
 // presign builds the request the SDK's serializer and endpoint middleware
-// would build (the key is a greedy path label: escaped, slashes kept) and
-// signs it with an unsigned payload, as the presign client does.
+// would build and signs it with the SDK's signer and an unsigned payload,
+// as the presign client does.
 func (p *presigner) presign(ctx context.Context, method, objKey, rawQuery string, h http.Header, size int64) (string, error) {
 	creds, err := p.creds.Retrieve(ctx)
 	if err != nil {
 		return "", fmt.Errorf("retrieving credentials: %w", err)
 	}
-	req := &http.Request{
-		Method: method,
-		URL: &url.URL{
-			Scheme:   p.scheme,
-			Host:     p.host,
-			Path:     smithyhttp.JoinPath(p.path, "/"+objKey),
-			RawPath:  smithyhttp.JoinPath(p.rawPath, "/"+httpbinding.EscapePath(objKey, false)),
-			RawQuery: rawQuery,
-		},
-		Header:        h,
-		ContentLength: size,
+	u := p.objectURL(objKey)
+	u.RawQuery = rawQuery
+	req := &http.Request{Method: method, URL: &u, Header: h, ContentLength: size}
+	signed, _, err := p.signer.PresignHTTP(ctx, creds, req, "UNSIGNED-PAYLOAD", p.signingName, p.signingRegion, p.now())
+	return signed, err
+}
+
+// objectURL is the URL of objKey as the SDK's serializer and endpoint
+// middleware build it: the key is a greedy path label, escaped with its
+// slashes kept.
+func (p *presigner) objectURL(objKey string) url.URL {
+	return url.URL{
+		Scheme:  p.scheme,
+		Host:    p.host,
+		Path:    smithyhttp.JoinPath(p.path, "/"+objKey),
+		RawPath: smithyhttp.JoinPath(p.rawPath, "/"+httpbinding.EscapePath(objKey, false)),
 	}
-	u, _, err := p.signer.PresignHTTP(ctx, creds, req, "UNSIGNED-PAYLOAD", p.signingName, p.signingRegion, p.now())
-	return u, err
 }

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/smithy-go/encoding/httpbinding"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // signPut presigns a PUT of objKey as the SDK's SigV4 signer does (what
@@ -47,14 +45,7 @@ func (p *presigner) signPut(creds aws.Credentials, objKey string, size int64, co
 	q.WriteString("&x-id=PutObject")
 	query := q.String()
 
-	u := url.URL{
-		Scheme: p.scheme,
-		Host:   p.host,
-		Path:   smithyhttp.JoinPath(p.path, "/"+objKey),
-		// As JoinPath in presign: the key is a greedy label, escaped
-		// with its slashes kept.
-		RawPath: smithyhttp.JoinPath(p.rawPath, "/"+httpbinding.EscapePath(objKey, false)),
-	}
+	u := p.objectURL(objKey)
 	path := u.EscapedPath()
 	if path == "" {
 		path = "/"
