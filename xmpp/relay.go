@@ -314,34 +314,69 @@ func (r *relay) recipients(c child) ([]recipient, error) {
 // checkBoB enforces XEP-0231 on an embedded thumbnail: valid base64, within
 // the size limit, and a cid that is the SHA-1 of the data.
 func (r *relay) checkBoB(c child) error {
-	var d struct {
-		CID  string `xml:"cid,attr"`
-		Data string `xml:",chardata"`
-	}
-	if err := xml.NewTokenDecoder(c.reader()).Decode(&d); err != nil {
-		return refuseMsg("modify", "bad-request", "The embedded data is not well-formed")
-	}
-	clean := strings.Map(func(r rune) rune {
-		if r == ' ' || r == '\n' || r == '\r' || r == '\t' {
-			return -1
-		}
-		return r
-	}, d.Data)
-	if base64.StdEncoding.DecodedLen(len(clean)) > r.policy.MaxBoBBytes+3 {
+	cid, text := bobData(c)
+	if base64.StdEncoding.DecodedLen(len(text)) > r.policy.MaxBoBBytes+3 {
 		return refuseMsg("modify", "policy-violation", "The embedded data is larger than %d bytes", r.policy.MaxBoBBytes)
 	}
-	data, err := base64.StdEncoding.DecodeString(clean)
+	data := make([]byte, base64.StdEncoding.DecodedLen(len(text)))
+	n, err := base64.StdEncoding.Decode(data, text)
 	if err != nil {
 		return refuseMsg("modify", "not-acceptable", "The embedded data is not valid base64")
 	}
-	if len(data) > r.policy.MaxBoBBytes {
-		return refuseMsg("modify", "policy-violation", "The embedded data is %d bytes; the relay accepts at most %d", len(data), r.policy.MaxBoBBytes)
+	if n > r.policy.MaxBoBBytes {
+		return refuseMsg("modify", "policy-violation", "The embedded data is %d bytes; the relay accepts at most %d", n, r.policy.MaxBoBBytes)
 	}
-	sum := sha1.Sum(data)
-	if want := "sha1+" + hex.EncodeToString(sum[:]) + "@bob.xmpp.org"; !strings.EqualFold(d.CID, want) {
+	sum := sha1.Sum(data[:n])
+	if want := "sha1+" + hex.EncodeToString(sum[:]) + "@bob.xmpp.org"; !strings.EqualFold(cid, want) {
 		return refuseMsg("modify", "not-acceptable", "The cid of the embedded data must be %s", want)
 	}
 	return nil
+}
+
+// bobData returns the cid attribute of a XEP-0231 <data/> element and its
+// text without whitespace, which base64 allows between characters. The
+// usual single run of text without whitespace is returned as it is, not
+// copied.
+func bobData(c child) (cid string, text []byte) {
+	for _, a := range c.start.Attr {
+		if a.Name.Space == "" && a.Name.Local == "cid" {
+			cid = a.Value
+		}
+	}
+	depth := 0
+	for _, tok := range c.tokens {
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+		case xml.EndElement:
+			depth--
+		case xml.CharData:
+			if depth != 1 {
+				continue // text of nested elements is not the data
+			}
+			if text == nil && !hasSpace(t) {
+				text = t[:len(t):len(t)] // a later append copies
+				continue
+			}
+			for _, b := range t {
+				if b != ' ' && b != '\t' && b != '\r' && b != '\n' {
+					text = append(text, b)
+				}
+			}
+		}
+	}
+	return cid, text
+}
+
+// hasSpace reports whether t has a byte up to ' ', which base64 never has
+// but whitespace (and control characters) are.
+func hasSpace(t []byte) bool {
+	for _, b := range t {
+		if b <= ' ' {
+			return true
+		}
+	}
+	return false
 }
 
 // render builds the message as stored and delivered: type, id and payload

@@ -245,6 +245,7 @@ func TestRelayRefusals(t *testing.T) {
 		{"bad cid", relayMsg("r", strings.Replace(bob(thumb), "sha1+", "sha1+00", 2), "to:bob@example.net"), "not-acceptable"},
 		{"bad base64", relayMsg("r", `<data xmlns='urn:xmpp:bob' cid='x'>!!!</data>`, "to:bob@example.net"), "not-acceptable"},
 		{"big bob", relayMsg("r", bob(big), "to:bob@example.net"), "policy-violation"},
+		{"bob one byte over", relayMsg("r", bob(make([]byte, 8<<10+1)), "to:bob@example.net"), "policy-violation"},
 		{"huge stanza", relayMsg("r", `<body>`+strings.Repeat("x", 70<<10)+`</body>`, "to:bob@example.net"), "policy-violation"},
 		{"groupchat", strings.Replace(relayMsg("r", `<body/>`, "to:bob@example.net"), "type='chat'", "type='groupchat'", 1), "bad-request"},
 	}
@@ -328,5 +329,22 @@ func TestRelayAddsPreview(t *testing.T) {
 				t.Errorf("has %s:\n%s", c.notWant, got)
 			}
 		})
+	}
+}
+
+// bobData reads the cid and the base64 text as XEP-0231 puts it: wrapped
+// in lines, split by a comment, never the text of a nested element.
+func TestBobData(t *testing.T) {
+	in := `<data xmlns='urn:xmpp:bob' xmlns:o='urn:o' o:cid='no' cid='sha1+1@bob.xmpp.org'>QUJD` + "\r\n\t " + `RE<!-- c -->VG<x>Zm9v</x>&#x20;</data>`
+	toks := tokens(t, in)
+	cid, text := bobData(child{start: toks[0].(xml.StartElement), tokens: toks})
+	if cid != "sha1+1@bob.xmpp.org" || string(text) != "QUJDREVG" {
+		t.Fatalf("bobData = %q, %q", cid, text)
+	}
+	// a single run of text is returned without a copy, and appending to it later must not write into the token
+	toks = tokens(t, `<data cid='c'>QUJD</data>`)
+	_, text = bobData(child{start: toks[0].(xml.StartElement), tokens: toks})
+	if string(text) != "QUJD" || cap(text) != len(text) {
+		t.Fatalf("single run: %q, cap %d", text, cap(text))
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"strings"
+	"unicode/utf8"
 )
 
 // Namespaces used on the wire.
@@ -125,15 +127,25 @@ func marshal(v any) ([]byte, error) {
 type rawXML []byte
 
 // escape writes s escaped for use in XML text or a quoted attribute value,
-// as xml.EscapeText does. URLs and most addresses are plain printable
-// ASCII, which is copied in spans; anything else takes xml.EscapeText,
-// which also replaces characters XML cannot carry.
-func escape(b *bytes.Buffer, s string) {
+// as xml.EscapeText does.
+func escape(b *bytes.Buffer, s string) { escapeText(b, s, true) }
+
+// escapeText writes s as encoding/xml's Encoder writes text (newline false)
+// or attribute values and xml.EscapeText (newline true), byte for byte,
+// without its rune-by-rune writes: markup characters become references,
+// and characters XML cannot carry (invalid UTF-8, most control
+// characters) become U+FFFD. Runs of plain text, such as a whole base64
+// thumbnail, are copied in one write.
+func escapeText(b *bytes.Buffer, s string, newline bool) {
 	last := 0
-	for i := 0; i < len(s); i++ {
+	for i := 0; i < len(s); {
 		c := s[i]
+		width := 1
 		var esc string
 		switch {
+		case plainText[c]:
+			i++
+			continue
 		case c == '&':
 			esc = "&amp;"
 		case c == '<':
@@ -144,17 +156,48 @@ func escape(b *bytes.Buffer, s string) {
 			esc = "&#34;"
 		case c == '\'':
 			esc = "&#39;"
-		case c < 0x20 || c > 0x7e:
-			_ = xml.EscapeText(b, []byte(s[last:]))
-			return
+		case c == '\t':
+			esc = "&#x9;"
+		case c == '\n':
+			if !newline {
+				i++
+				continue
+			}
+			esc = "&#xA;"
+		case c == '\r':
+			esc = "&#xD;"
+		case c < 0x20:
+			esc = "\uFFFD"
 		default:
-			continue
+			var r rune
+			r, width = utf8.DecodeRuneInString(s[i:])
+			if (r != utf8.RuneError || width > 1) && xmlChar(r) {
+				i += width
+				continue
+			}
+			esc = "\uFFFD"
 		}
 		b.WriteString(s[last:i])
 		b.WriteString(esc)
-		last = i + 1
+		i += width
+		last = i
 	}
 	b.WriteString(s[last:])
+}
+
+// plainText marks the bytes escapeText copies as they are: printable
+// ASCII but for the markup characters.
+var plainText = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = !strings.ContainsRune(`&<>"'`, rune(c))
+	}
+	return t
+}()
+
+// xmlChar reports whether r, at least U+0080, is a character XML 1.0
+// allows.
+func xmlChar(r rune) bool {
+	return r <= 0xD7FF || r >= 0xE000 && r <= 0xFFFD || r >= 0x10000 && r <= 0x10FFFF
 }
 
 // result writes a result IQ around payload, as marshal would write an iq
