@@ -106,6 +106,11 @@ tls_key = %q
 	if resp.StatusCode != 404 || resp.TLS == nil {
 		t.Fatalf("HTTPS GET of unknown file: %s (tls %v)", resp.Status, resp.TLS != nil)
 	}
+	// no XMPP server listens: the component keeps trying (its first attempt
+	// may come after the HTTPS answer on a loaded machine)
+	for i := 0; i < 500 && !strings.Contains(stderr.String(), "component link down"); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
 	cancel()
 	select {
 	case code := <-done:

@@ -48,7 +48,7 @@ func (s *Server) ComponentAddr() string { return s.Component }
 func (s *Server) ComponentSecret() string { return s.Secret }
 
 const (
-	ejabberdStart = 20 * time.Second // until "is started" and all ports accept
+	ejabberdStart = 60 * time.Second // until "is started" and all ports accept; generous, for a loaded CI machine
 	ejabberdStop  = 10 * time.Second // SIGTERM grace period before SIGKILL
 )
 

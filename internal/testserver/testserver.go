@@ -41,7 +41,7 @@ import (
 var Users = []string{"alice", "bob", "carol", "dave"}
 
 const (
-	startTimeout = 15 * time.Second // until c2s, component and http ports accept
+	startTimeout = 45 * time.Second // until c2s, component and http ports accept; generous, for a loaded CI machine
 	stopTimeout  = 10 * time.Second // SIGTERM grace period before SIGKILL
 	logTailLines = 60
 )
