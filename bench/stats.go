@@ -67,6 +67,23 @@ func NewRate(rounds []float64) Rate {
 	return Rate{Rounds: rounds, Median: median(s), Min: s[0], Max: s[len(s)-1]}
 }
 
+// PairedRatio is the median over rounds of r's value divided by b's in the
+// same round. Alternating rounds pair each of r's values with one of b's
+// taken under the same conditions (page cache, writeback, the other
+// processes), so the median of the pairs' ratios is steadier than the
+// ratio of the two medians when conditions drift during a run. It is 0
+// when no round has both values.
+func (r Rate) PairedRatio(b Rate) float64 {
+	var q []float64
+	for i := range min(len(r.Rounds), len(b.Rounds)) {
+		if v := ratio(r.Rounds[i], b.Rounds[i]); v > 0 {
+			q = append(q, v)
+		}
+	}
+	slices.Sort(q)
+	return median(q)
+}
+
 func median(sorted []float64) float64 {
 	n := len(sorted)
 	if n == 0 {

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -106,5 +107,21 @@ func TestReportPartial(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q", want)
 		}
+	}
+}
+
+// PairedRatio is the median of the per-round ratios, not the ratio of the
+// medians; rounds without both values are left out.
+func TestPairedRatio(t *testing.T) {
+	a := NewRate([]float64{100, 60, 70})
+	b := NewRate([]float64{90, 100, 50}) // ratios 1.11, 0.6, 1.4; medians 70 and 90
+	if got := a.PairedRatio(b); math.Abs(got-100.0/90) > 1e-9 {
+		t.Errorf("PairedRatio = %v, want 1.11", got)
+	}
+	if got := NewRate([]float64{90, 0, 80}).PairedRatio(NewRate([]float64{100, 100, 100, 100})); math.Abs(got-0.85) > 1e-9 {
+		t.Errorf("with a missing round: %v, want 0.85", got)
+	}
+	if got := (Rate{}).PairedRatio(NewRate([]float64{1})); got != 0 {
+		t.Errorf("no pairs: %v", got)
 	}
 }

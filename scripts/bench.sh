@@ -210,7 +210,7 @@ attempt() {
 # cache) does not weigh on the other.
 phase_disk() {
 	bench disk "${login[@]}" --server "127.0.0.1:$C2S" --service upload.localhost --vs share.localhost \
-		--size "$(q 16MiB 1MiB)" --n "$(q 3000 200)" --burst 0 --rounds "$(q 5 1)" --bare-dir "$D/bare" \
+		--size "$(q 16MiB 1MiB)" --n "$(q 3000 200)" --burst 0 --rounds "$(q 7 1)" --bare-dir "$D/bare" \
 		--pid "mediaslot=$MP" --pid "prosody=$PP"
 }
 phase_disk_burst() {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"flag"
@@ -9,8 +10,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -25,14 +28,16 @@ with --inflight in flight), and PUT and GET throughput for a file of --size byte
 second service (e.g. Prosody's mod_http_file_share) is measured in the same
 run, in alternating rounds (A, B, A, B, ...), and the ratios A/B printed. With
 --bare-dir, a bare Go HTTP handler writing to that directory with the disk
-store's fsync policy joins the PUT/GET rounds: the physical limit.
+store's fsync policy, in a process of its own ('mediaslot bench bare'), joins
+the PUT/GET rounds: the physical limit.
 --pid NAME=PID (repeatable) also reports what a server process spent: CPU per
 slot and per MB, bytes it read per byte uploaded (about 0 when it is out of
 the data path), and its peak RSS per phase (VmHWM, reset at each phase when
 permitted).
 
 More modes: 'mediaslot bench relay --help' (offline relay flush, end to end),
-'mediaslot bench fill-queue --help' (fill a relay queue for memory tests) and
+'mediaslot bench fill-queue --help' (fill a relay queue for memory tests),
+'mediaslot bench bare --help' (the bare handler alone) and
 'mediaslot bench report --help' (docs/BENCHMARKS.md from results).
 The password comes from MEDIASLOT_PASSWORD, --password-file or --password.
 `
@@ -95,6 +100,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return benchFillQueue(ctx, args[1:], stdout, stderr)
 		case "report":
 			return benchReport(ctx, args[1:], stdout, stderr)
+		case "bare":
+			return benchBare(ctx, args[1:], stdout, stderr)
 		}
 	}
 	var f benchFlags
@@ -109,7 +116,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer c.Close()
 	f.bench.Client = c
 	if f.bareDir != "" && f.bench.Size > 0 {
-		stop, url, err := serveBare(f.bareDir)
+		stop, url, err := serveBare(ctx, f.bareDir, stderr)
 		if err != nil {
 			return err
 		}
@@ -190,19 +197,84 @@ func (f *benchFlags) parse(args []string, stderr io.Writer) (client.Options, err
 	return opt, nil
 }
 
-// serveBare runs the bare handler on a loopback port.
-func serveBare(dir string) (stop func(), url string, err error) {
-	h, err := bench.NewBareHandler(dir)
+// serveBare runs the bare handler in a child process (`bench bare`) on a
+// loopback port, as mediaslot runs in its own. Inside the load generator's
+// process it shared the generator's scheduler and garbage collector with the
+// client uploading to it, so the end-to-end comparison with mediaslot was
+// not like for like.
+func serveBare(ctx context.Context, dir string, stderr io.Writer) (stop func(), url string, err error) {
+	exe, err := os.Executable()
 	if err != nil {
-		return nil, "", err
+		return nil, "", fmt.Errorf("bare handler: %w", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	cmd := exec.Command(exe, "bench", "bare", "--dir", dir)
+	cmd.Stderr = stderr
+	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, "", err
+		return nil, "", fmt.Errorf("bare handler: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, "", fmt.Errorf("bare handler: %w", err)
+	}
+	stop = func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}
+	// the child prints its URL once it listens, or exits
+	line := make(chan string, 1)
+	go func() {
+		l, _ := bufio.NewReader(out).ReadString('\n')
+		line <- strings.TrimSpace(l)
+		_, _ = io.Copy(io.Discard, out)
+	}()
+	select {
+	case url = <-line:
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+	}
+	if !strings.HasPrefix(url, "http://") {
+		stop()
+		return nil, "", fmt.Errorf("bare handler: the child process %s did not report its address", exe)
+	}
+	return stop, url, nil
+}
+
+const benchBareAbout = `Serves the bare handler (see --bare-dir of 'mediaslot bench') on a
+loopback port until interrupted, storing files in --dir, and prints its URL
+on the first line of stdout once it listens. 'mediaslot bench --bare-dir'
+runs it as a child process.
+`
+
+func benchBare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench bare", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "", "store files in `DIR` (required)")
+	listen := fs.String("listen", "127.0.0.1:0", "listen on `ADDR`")
+	fs.Usage = usageFunc(fs, "--dir DIR [flags]", benchBareAbout)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" || fs.NArg() > 0 {
+		return usageError(stderr, "bench bare", "--dir is required, and nothing else")
+	}
+	h, err := bench.NewBareHandler(*dir)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	return func() { _ = srv.Close() }, "http://" + ln.Addr().String(), nil
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "http://%s\n", ln.Addr())
+	select {
+	case <-ctx.Done():
+		return srv.Close()
+	case err := <-done:
+		return err
+	}
 }
 
 const benchRelayAbout = `Measures the offline media relay end to end through the XMPP server: the

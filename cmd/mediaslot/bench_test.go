@@ -4,7 +4,12 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -46,6 +51,7 @@ func TestBenchUsage(t *testing.T) {
 		{"bench", "relay", "--jid", "a@x", "--service", "u.x", "--to", "b@x", "--witness", "c@x"},
 		{"bench", "fill-queue"},
 		{"bench", "report"},
+		{"bench", "bare"},
 	} {
 		var stderr bytes.Buffer
 		if code := run(context.Background(), args, io.Discard, &stderr); code != 2 || strings.Count(stderr.String(), "\n") != 1 {
@@ -59,9 +65,66 @@ func TestBenchHelpListsModes(t *testing.T) {
 	if code := run(context.Background(), []string{"bench", "--help"}, io.Discard, &stderr); code != 2 {
 		t.Fatalf("exit %d", code)
 	}
-	for _, want := range []string{"--vs", "--bare-dir", "--pid", "bench relay", "bench fill-queue", "bench report"} {
+	for _, want := range []string{"--vs", "--bare-dir", "--pid", "bench relay", "bench fill-queue", "bench bare", "bench report"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("help lacks %q", want)
 		}
+	}
+}
+
+// TestMain lets the test binary stand in for mediaslot when a test starts
+// it as a child process (serveBare does).
+func TestMain(m *testing.M) {
+	if os.Getenv("MEDIASLOT_TEST_AS_MAIN") == "1" {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+		code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+// --bare-dir runs the bare handler as a child process: it stores what is
+// PUT, serves it back, and is gone after stop.
+func TestServeBare(t *testing.T) {
+	t.Setenv("MEDIASLOT_TEST_AS_MAIN", "1")
+	dir := t.TempDir()
+	stop, url, err := serveBare(context.Background(), dir, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPut, url+"/b.bin", strings.NewReader("hello"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("PUT: %s", resp.Status)
+	}
+	resp, err = http.Get(url + "/b.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "hello" {
+		t.Fatalf("GET: %s %q", resp.Status, body)
+	}
+	stop()
+	if _, err := http.Get(url + "/b.bin"); err == nil {
+		t.Fatal("the bare handler still answers after stop")
+	}
+}
+
+// A child that never reports an address is an error, not a hang.
+func TestServeBareChildFails(t *testing.T) {
+	t.Setenv("MEDIASLOT_TEST_AS_MAIN", "1")
+	file := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := serveBare(context.Background(), filepath.Join(file, "sub"), io.Discard); err == nil || !strings.Contains(err.Error(), "did not report its address") {
+		t.Fatalf("serveBare with a bad directory: %v", err)
 	}
 }
