@@ -25,19 +25,23 @@ func TestUnknownKeyDoesNotQuoteValues(t *testing.T) {
 
 func TestAdminListen(t *testing.T) {
 	for _, c := range []struct {
-		listen, err string
+		listen string
+		pprof  bool
+		err    string
 	}{
-		{"", ""},
-		{"127.0.0.1:5051", ""},
-		{"5051", "admin.listen \"5051\" must be host:port"},
-		{"127.0.0.1:5050", "admin.listen must differ from http.listen"},
+		{"", false, ""},
+		{"127.0.0.1:5051", false, ""},
+		{"127.0.0.1:5051", true, ""},
+		{"", true, "admin.pprof needs admin.listen"},
+		{"5051", false, "admin.listen \"5051\" must be host:port"},
+		{"127.0.0.1:5050", false, "admin.listen must differ from http.listen"},
 	} {
 		cfg := Default()
 		cfg.Component.Secret = "s"
-		cfg.Admin.Listen = c.listen
+		cfg.Admin.Listen, cfg.Admin.Pprof = c.listen, c.pprof
 		err := cfg.Validate()
 		if (err == nil) != (c.err == "") || err != nil && !strings.Contains(err.Error(), c.err) {
-			t.Errorf("admin.listen %q: %v, want %q", c.listen, err, c.err)
+			t.Errorf("admin.listen %q, pprof %v: %v, want %q", c.listen, c.pprof, err, c.err)
 		}
 	}
 }

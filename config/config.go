@@ -120,9 +120,12 @@ type Data struct {
 }
 
 // Admin is the admin HTTP listener: /metrics (Prometheus), /healthz and
-// /readyz. It is off when Listen is empty.
+// /readyz, and with Pprof Go's profiler under /debug/pprof/, so that an
+// operator can profile mediaslot under its real load. It is off when
+// Listen is empty.
 type Admin struct {
 	Listen string `toml:"listen"`
+	Pprof  bool   `toml:"pprof"`
 }
 
 // Log configures log/slog output.
@@ -342,6 +345,9 @@ func (c Config) Validate() error {
 	}
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		bad("log.format %q must be text or json", c.Log.Format)
+	}
+	if c.Admin.Pprof && c.Admin.Listen == "" {
+		bad("admin.pprof needs admin.listen: the profiler is served on the admin listener")
 	}
 	if c.Admin.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.Admin.Listen); err != nil {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -45,21 +46,25 @@ func (o *observers) watchQueue(q metrics.QueueStats) {
 }
 
 // serve starts the admin listener on addr; stop shuts it down.
-func (o *observers) serve(addr string, ready func() []string, log *slog.Logger) (stop func(), err error) {
+func (o *observers) serve(cfg config.Admin, ready func() []string, log *slog.Logger) (stop func(), err error) {
 	if o.m == nil {
 		return func() {}, nil
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           adminHandler(o.m.Handler(), ready),
+		Handler:           adminHandler(o.m.Handler(), ready, cfg.Pprof),
 		ReadHeaderTimeout: 5 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	go func() { _ = srv.Serve(ln) }()
-	log.Info("admin listener: /metrics, /healthz, /readyz", "addr", ln.Addr().String())
+	paths := "/metrics, /healthz, /readyz"
+	if cfg.Pprof {
+		paths += ", /debug/pprof/"
+	}
+	log.Info("admin listener: "+paths, "addr", ln.Addr().String())
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -69,8 +74,10 @@ func (o *observers) serve(addr string, ready func() []string, log *slog.Logger) 
 
 // adminHandler serves /metrics, /healthz (the process answers: 200 "ok")
 // and /readyz (200 "ready" when ready reports nothing, else 503 with one
-// line per thing that is not ready).
-func adminHandler(metrics http.Handler, ready func() []string) http.Handler {
+// line per thing that is not ready), and with withPprof Go's profiler under
+// /debug/pprof/. (Importing net/http/pprof also registers it on
+// http.DefaultServeMux, which no listener of mediaslot serves.)
+func adminHandler(metrics http.Handler, ready func() []string, withPprof bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", metrics)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -83,6 +90,14 @@ func adminHandler(metrics http.Handler, ready func() []string) http.Handler {
 		}
 		plain(w, http.StatusOK, "ready\n")
 	})
+	if withPprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index) // and the named profiles: heap, goroutine, allocs, ...
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

@@ -4,13 +4,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
 func TestAdminHandler(t *testing.T) {
 	var not []string
 	h := adminHandler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "metrics") }),
-		func() []string { return not })
+		func() []string { return not }, false)
 	get := func(path string) (int, string) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
@@ -33,6 +34,30 @@ func TestAdminHandler(t *testing.T) {
 		not = c.not
 		if code, body := get(c.path); code != c.code || body != c.body {
 			t.Errorf("%s with %v: %d %q, want %d %q", c.path, c.not, code, body, c.code, c.body)
+		}
+	}
+}
+
+// The profiler is on the admin listener only when asked for.
+func TestAdminHandlerPprof(t *testing.T) {
+	ready := func() []string { return nil }
+	metrics := http.NotFoundHandler()
+	for _, c := range []struct {
+		on   bool
+		path string
+		code int
+		want string
+	}{
+		{true, "/debug/pprof/", 200, "goroutine"},
+		{true, "/debug/pprof/heap?debug=1", 200, "heap profile"},
+		{true, "/debug/pprof/cmdline", 200, ""},
+		{false, "/debug/pprof/", 404, ""},
+		{false, "/debug/pprof/heap", 404, ""},
+	} {
+		rec := httptest.NewRecorder()
+		adminHandler(metrics, ready, c.on).ServeHTTP(rec, httptest.NewRequest("GET", c.path, nil))
+		if rec.Code != c.code || !strings.Contains(rec.Body.String(), c.want) {
+			t.Errorf("pprof %v, GET %s: %d, want %d with %q", c.on, c.path, rec.Code, c.code, c.want)
 		}
 	}
 }

@@ -176,7 +176,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}()
 	log.Info("mediaslot serving", "version", version, "http", ln.Addr().String(), "public_url", cfg.HTTP.PublicURL,
 		"component", cfg.Component.JID, "server", cfg.Component.Server, "store", cfg.Store.Type)
-	stopAdmin, err := obs.serve(cfg.Admin.Listen, readiness(comp, svc, cfg.Component.Server), log)
+	stopAdmin, err := obs.serve(cfg.Admin, readiness(comp, svc, cfg.Component.Server), log)
 	if err != nil {
 		return err
 	}

@@ -106,6 +106,12 @@ tls_key = %q
 	if resp.StatusCode != 404 || resp.TLS == nil {
 		t.Fatalf("HTTPS GET of unknown file: %s (tls %v)", resp.Status, resp.TLS != nil)
 	}
+	// the binary links net/http/pprof for the admin listener; the public one never serves it
+	if resp, err := client.Get("https://" + addr + "/debug/pprof/"); err != nil || resp.StatusCode != 404 {
+		t.Fatalf("public listener, /debug/pprof/: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 	// no XMPP server listens: the component keeps trying (its first attempt
 	// may come after the HTTPS answer on a loaded machine)
 	for i := 0; i < 500 && !strings.Contains(stderr.String(), "component link down"); i++ {

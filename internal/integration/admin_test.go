@@ -70,7 +70,7 @@ func TestAdminEndpoints(t *testing.T) {
 	srv := testserver.Prosody(t)
 	srv.Stop() // mediaslot starts first: not ready
 	admin := freePort(t)
-	m := launchMediaslot(t, srv, fmt.Sprintf("[upload]\nmax_file_size = 100000\n[admin]\nlisten = %q\n", admin))
+	m := launchMediaslot(t, srv, fmt.Sprintf("[upload]\nmax_file_size = 100000\n[admin]\nlisten = %q\npprof = true\n", admin))
 
 	waitFor(t, 10*time.Second, "/healthz", func() bool {
 		resp, err := http.Get("http://" + admin + "/healthz")
@@ -81,6 +81,9 @@ func TestAdminEndpoints(t *testing.T) {
 	})
 	if code, body := adminGet(t, admin, "/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz: %d %q", code, body)
+	}
+	if code, body := adminGet(t, admin, "/debug/pprof/goroutine?debug=1"); code != 200 || !strings.Contains(body, "goroutine profile:") {
+		t.Errorf("/debug/pprof/goroutine with pprof = true: %d %.80q", code, body)
 	}
 	code, body := adminGet(t, admin, "/readyz")
 	if code != 503 || !strings.Contains(body, "component: not connected to the XMPP server at "+srv.Component) {
