@@ -108,8 +108,9 @@ profile put-path "$OUT/upload.test" BenchmarkPut "$(q 20x 2x)"
 # --- the demo stack ---
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
 
-# The wrapper demo.sh starts instead of mediaslot: it records the PID and
-# raises the demo's upload and relay limits for the benchmark.
+# The wrapper demo.sh starts instead of mediaslot: it records the PID,
+# raises the demo's upload and relay limits for the benchmark and turns on
+# the profiler on the admin listener.
 WRAP=$OUT/mediaslot-wrapper
 cat >"$WRAP" <<WRAPPER
 #!/usr/bin/env bash
@@ -122,6 +123,7 @@ if [ -n "\$cfg" ]; then
 	else
 		printf '\n[relay]\nmax_messages = 2000000\nmax_bytes = 17179869184\n' >>"\$cfg"
 	fi
+	sed -i 's/^\[admin\]\$/[admin]\npprof = true/' "\$cfg"
 	echo \$\$ >"\$(dirname "\$cfg")/mediaslot.pid"
 fi
 exec "$BIN" "\$@"
@@ -162,7 +164,7 @@ start_demo() {
 	done
 	grep -q "mediaslot demo ready" "$dir/demo.out" || die "the demo stack was not ready within 120 s"
 	STARTUP=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-	MP=$(cat "$dir/mediaslot/mediaslot.pid")
+	MP=$(cat "$dir/mediaslot/mediaslot.pid") ADMIN_ADDR=127.0.0.1:$admin
 	PP=$(cat "$dir/prosody/prosody.pid")
 	S3PORT=$s3
 }
@@ -213,10 +215,22 @@ phase_disk() {
 		--size "$(q 16MiB 1MiB)" --n "$(q 3000 200)" --burst 0 --rounds "$(q 5 1)" --bare-dir "$D/bare" \
 		--pid "mediaslot=$MP" --pid "prosody=$PP"
 }
+# profile_e2e NAME SECONDS: a CPU profile of the running mediaslot from its
+# admin listener, taken while a phase runs, as profile-NAME.txt.
+profile_e2e() {
+	run go tool pprof -proto -seconds "$2" -output "$OUT/$1.prof" "http://$ADMIN_ADDR/debug/pprof/profile" 2>/dev/null || return 0
+	{
+		run go tool pprof -top -nodecount=15 "$BIN" "$OUT/$1.prof" 2>/dev/null | sed -n '/^ *flat/,$p'
+		echo
+		run go tool pprof -top -cum -nodecount=25 "$BIN" "$OUT/$1.prof" 2>/dev/null | sed -n '/^ *flat/,$p'
+	} >"$OUT/profile-$1.txt"
+}
 phase_disk_burst() {
+	profile_e2e e2e-slots "$(q 6 1)" &
 	bench disk-burst "${login[@]}" --server "127.0.0.1:$C2S" --service upload.localhost --vs share.localhost \
 		--size 0 --n 0 --burst "$(q 3000 200)" --inflight 16 --rounds "$(q 3 1)" \
-		--pid "mediaslot=$MP" --pid "prosody=$PP"
+		--pid "mediaslot=$MP" --pid "prosody=$PP" || return
+	wait
 }
 say "disk store: mediaslot vs Prosody's mod_http_file_share vs the bare handler"
 attempt disk disk 3 phase_disk
@@ -226,9 +240,11 @@ attempt disk-burst disk 4 phase_disk_burst
 # the rounds, larger files and more rounds fit in a few seconds, and a 64 MiB
 # PUT lasts long enough (about 80 ms) to be measured rather than the noise.
 phase_disk_bare() {
+	profile_e2e e2e-put "$(q 3 1)" &
 	bench disk-bare "${login[@]}" --server "127.0.0.1:$C2S" --service upload.localhost \
 		--size "$(q 64MiB 1MiB)" --n 0 --burst 0 --rounds "$(q 9 3)" --bare-dir "$D/bare" \
-		--pid "mediaslot=$MP"
+		--pid "mediaslot=$MP" || return
+	wait
 }
 say "disk store: PUT and GET against the bare handler"
 attempt disk-bare disk 3 phase_disk_bare
