@@ -226,16 +226,23 @@ profile_e2e() {
 	} >"$OUT/profile-$1.txt"
 }
 phase_disk_burst() {
-	profile_e2e e2e-slots "$(q 6 1)" &
 	bench disk-burst "${login[@]}" --server "127.0.0.1:$C2S" --service upload.localhost --vs share.localhost \
 		--size 0 --n 0 --burst "$(q 3000 200)" --inflight 16 --rounds "$(q 3 1)" \
-		--pid "mediaslot=$MP" --pid "prosody=$PP" || return
+		--pid "mediaslot=$MP" --pid "prosody=$PP"
+}
+# A longer burst to mediaslot alone (about 8 s), profiled for 6 s of it.
+phase_profile_slots() {
+	profile_e2e e2e-slots "$(q 6 1)" &
+	bench e2e-slots "${login[@]}" --server "127.0.0.1:$C2S" --service upload.localhost \
+		--size 0 --n 0 --burst "$(q 20000 500)" --inflight 16 --rounds 1 --pid "mediaslot=$MP" || return
 	wait
 }
 say "disk store: mediaslot vs Prosody's mod_http_file_share vs the bare handler"
 attempt disk disk 3 phase_disk
 say "disk store: slots with 16 in flight"
 attempt disk-burst disk 4 phase_disk_burst
+say "disk store: a CPU profile of mediaslot with 16 slots in flight"
+attempt e2e-slots disk 2 phase_profile_slots
 # mediaslot against the bare handler alone: without Prosody's 3 MB/s PUTs in
 # the rounds, larger files and more rounds fit in a few seconds, and a 64 MiB
 # PUT lasts long enough (about 80 ms) to be measured rather than the noise.
