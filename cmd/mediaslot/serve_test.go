@@ -20,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"mediaslot/internal/testserver"
 )
 
 type syncBuffer struct {
@@ -55,22 +57,12 @@ func writeCert(t *testing.T, dir string) (certFile, keyFile string) {
 	return certFile, keyFile
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // serve with built-in TLS answers HTTPS while the XMPP server is unreachable,
 // and stops cleanly when its context ends.
 func TestServeTLS(t *testing.T) {
 	dir := t.TempDir()
 	cert, key := writeCert(t, dir)
-	addr := freeAddr(t)
+	addr := testserver.FreePorts(t, 1)[0]
 	cfg := filepath.Join(dir, "m.toml")
 	conf := fmt.Sprintf(`[component]
 jid = "upload.example.net"
@@ -81,7 +73,7 @@ listen = %q
 public_url = "https://%s"
 tls_cert = %q
 tls_key = %q
-`, freeAddr(t), addr, addr, cert, key)
+`, testserver.FreePorts(t, 1)[0], addr, addr, cert, key)
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -127,11 +127,12 @@ func TestDemo(t *testing.T) {
 	d.stop(t, syscall.SIGTERM)
 }
 
+// freePorts is testserver.FreePorts, the port numbers alone.
 func freePorts(t *testing.T, n int) []string {
 	t.Helper()
 	var ports []string
-	for range n {
-		_, p, _ := net.SplitHostPort(freePort(t))
+	for _, addr := range testserver.FreePorts(t, n) {
+		_, p, _ := net.SplitHostPort(addr)
 		ports = append(ports, p)
 	}
 	return ports

@@ -7,7 +7,6 @@ package integration
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,14 +77,10 @@ type mediaslot struct {
 	HTTP   string // base URL of its HTTP front
 }
 
+// freePort is a loopback address with a free port (testserver.FreePorts).
 func freePort(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return testserver.FreePorts(t, 1)[0]
 }
 
 // startMediaslot starts mediaslot for srv and waits until its component is connected.

@@ -96,7 +96,7 @@ func Ejabberd(t testing.TB) *EjabberdServer {
 		erlLibs: libs,
 		t:       t,
 	}
-	ports := freePorts(t, 3)
+	ports := FreePorts(t, 3)
 	s.C2S, s.Component, s.HTTP = ports[0], ports[1], ports[2]
 	for _, d := range []string{"certs", "spool", "log", "upload"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {

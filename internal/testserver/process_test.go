@@ -48,7 +48,7 @@ func TestProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := freePorts(t, 1)[0]
+	addr := FreePorts(t, 1)[0]
 	err = p.waitListening("sh", time.Now().Add(100*time.Millisecond), 100*time.Millisecond, addr)
 	if want := "sh did not listen on " + addr + " within 100ms: "; err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("waitListening: %v, want %q...", err, want)

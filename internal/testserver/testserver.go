@@ -26,11 +26,13 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -169,7 +171,7 @@ func Prosody(t testing.TB) *Server {
 		Secret: randomHex(t, 16),
 		t:      t,
 	}
-	ports := freePorts(t, 3)
+	ports := FreePorts(t, 3)
 	s.C2S, s.Component, s.HTTP = ports[0], ports[1], ports[2]
 
 	for _, d := range []string{"data", "certs"} {
@@ -383,25 +385,61 @@ func readFrom(path string, off int64) string {
 	return string(b)
 }
 
-// freePorts picks n distinct free loopback ports by listening on
-// 127.0.0.1:0 (all listeners are open at once, so they differ) and closing.
-// Inherently racy, as in mellium's harness; Start detects a lost race.
-func freePorts(t testing.TB, n int) []string {
+// FreePorts picks n distinct loopback addresses whose ports are free now.
+// They are chosen at random just below the kernel's ephemeral port range
+// (/proc/sys/net/ipv4/ip_local_port_range, 32768 and up by default):
+// ports in that range are what outgoing connections and ":0" listeners
+// get, so a port picked there and closed again until the program under
+// test binds it can be taken meanwhile by any connection of a test running
+// beside, as a demo's admin port once was in CI. Below the range only
+// another explicit pick can collide. That is still possible, so Start
+// detects a lost race and retries.
+func FreePorts(t testing.TB, n int) []string {
 	t.Helper()
-	addrs := make([]string, n)
-	ls := make([]net.Listener, n)
-	for i := range ls {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("testserver: picking a free port: %v", err)
+	lo, hi := portRange()
+	addrs := make([]string, 0, n)
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
 		}
-		ls[i] = l
-		addrs[i] = l.Addr().String()
-	}
-	for _, l := range ls {
-		l.Close()
+	}()
+	for tries := 0; len(addrs) < n; tries++ {
+		if tries == 10_000 {
+			t.Fatalf("testserver: no free port in %d-%d", lo, hi-1)
+		}
+		port := 0 // the kernel's choice, when the ephemeral range leaves no room
+		if hi > lo {
+			port = lo + mrand.IntN(hi-lo)
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			continue // taken
+		}
+		ls = append(ls, l) // held until all are picked, so they differ
+		addrs = append(addrs, l.Addr().String())
 	}
 	return addrs
+}
+
+// portRange is where FreePorts picks: the 10,000 ports below the ephemeral
+// range, or those above it when it starts too low for that; empty when it
+// spans nearly all ports.
+func portRange() (lo, hi int) {
+	first, last := 32768, 60999
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			a, errA := strconv.Atoi(f[0])
+			z, errZ := strconv.Atoi(f[1])
+			if errA == nil && errZ == nil && a <= z {
+				first, last = a, z
+			}
+		}
+	}
+	if first-10_000 >= 1024 {
+		return first - 10_000, first
+	}
+	return last + 1, min(last+10_001, 65536)
 }
 
 func port(addr string) string {

@@ -48,7 +48,7 @@ type S3 struct {
 func VersityGW(t testing.TB) *S3 {
 	t.Helper()
 	bin := versityGWBinary(t)
-	addr := freePorts(t, 1)[0]
+	addr := FreePorts(t, 1)[0]
 	s := &S3{
 		Endpoint:  "http://" + addr,
 		Region:    "us-east-1",
