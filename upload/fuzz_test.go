@@ -41,7 +41,7 @@ func FuzzCheckFilename(f *testing.F) {
 // FuzzVerifyToken: a token verifies exactly when it is the token of those
 // slot facts; nothing else opens a slot, whatever the input.
 func FuzzVerifyToken(f *testing.F) {
-	s := signer{key: []byte("0123456789abcdef0123456789abcdef")}
+	s := newSigner([]byte("0123456789abcdef0123456789abcdef"))
 	exp := time.Unix(1764057600, 0)
 	real := s.token("0123456789abcdef0123456789abcdef", 100, "image/jpeg", exp)
 	f.Add(real, "0123456789abcdef0123456789abcdef", int64(100), "image/jpeg", int64(1764057600))

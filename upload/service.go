@@ -97,7 +97,7 @@ type Service struct {
 	direct store.Presigner // non-nil when clients upload to the store directly
 	health health
 	limit  *limiter // slot requests per user; nil: unlimited
-	sign   signer
+	sign   *signer
 	base   string
 	log    *slog.Logger
 	now    func() time.Time
@@ -125,7 +125,7 @@ func New(opt Options) (*Service, error) {
 	s := &Service{
 		opt:   opt,
 		limit: newLimiter(opt.SlotRate, opt.SlotBurst),
-		sign:  signer{key: opt.Key},
+		sign:  newSigner(opt.Key),
 		base:  strings.TrimRight(opt.PublicURL, "/"),
 		log:   opt.Logger,
 		now:   opt.Now,
