@@ -5,8 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PATH:/usr/local/go/bin
 t=${FUZZTIME:-60s}
-for target in upload:FuzzCheckFilename upload:FuzzVerifyToken xmpp:FuzzParseSlotRequest offline:FuzzDecodeEntry; do
-  pkg=${target%%:*} name=${target#*:}
-  echo "== $name ($pkg, $t)"
-  go test "./$pkg" -run '^$' -fuzz "^$name\$" -fuzztime "$t"
+# every `func FuzzX` in a tracked test file, so a new target cannot be left out
+git ls-files '*_test.go' | xargs grep -Ho '^func Fuzz[A-Za-z0-9_]*' | sed 's/:func /:/' | sort |
+while IFS=: read -r file name; do
+  pkg=./$(dirname "$file")
+  echo "== $name (${pkg#./}, $t)"
+  go test "$pkg" -run '^$' -fuzz "^$name\$" -fuzztime "$t" </dev/null
 done
