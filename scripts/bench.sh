@@ -92,13 +92,17 @@ fi
 say "CPU profiles"
 run go test -c -o "$OUT/upload.test" ./upload
 run go test -c -o "$OUT/xmpp.test" ./xmpp
-profile() { # name binary benchmark benchtime
-	run "$2" -test.run '^$' -test.bench "^$3\$" -test.benchtime "$4" -test.cpuprofile "$OUT/$1.prof" >/dev/null
+# pprof_top NAME BINARY: $OUT/NAME.prof as profile-NAME.txt, by flat and by cumulative time.
+pprof_top() {
 	{
 		run go tool pprof -top -nodecount=15 "$2" "$OUT/$1.prof" 2>/dev/null | sed -n '/^ *flat/,$p'
 		echo
 		run go tool pprof -top -cum -nodecount=25 "$2" "$OUT/$1.prof" 2>/dev/null | sed -n '/^ *flat/,$p'
 	} >"$OUT/profile-$1.txt"
+}
+profile() { # name binary benchmark benchtime
+	run "$2" -test.run '^$' -test.bench "^$3\$" -test.benchtime "$4" -test.cpuprofile "$OUT/$1.prof" >/dev/null
+	pprof_top "$1" "$2"
 }
 profile slot-path "$OUT/xmpp.test" BenchmarkSlotIQService "$(q 3s 300ms)"
 profile slot-issue "$OUT/upload.test" BenchmarkIssueParallel "$(q 3s 300ms)"
@@ -219,11 +223,7 @@ phase_disk() {
 # admin listener, taken while a phase runs, as profile-NAME.txt.
 profile_e2e() {
 	run go tool pprof -proto -seconds "$2" -output "$OUT/$1.prof" "http://$ADMIN_ADDR/debug/pprof/profile" 2>/dev/null || return 0
-	{
-		run go tool pprof -top -nodecount=15 "$BIN" "$OUT/$1.prof" 2>/dev/null | sed -n '/^ *flat/,$p'
-		echo
-		run go tool pprof -top -cum -nodecount=25 "$BIN" "$OUT/$1.prof" 2>/dev/null | sed -n '/^ *flat/,$p'
-	} >"$OUT/profile-$1.txt"
+	pprof_top "$1" "$BIN"
 }
 phase_disk_burst() {
 	bench disk-burst "${login[@]}" --server "127.0.0.1:$C2S" --service upload.localhost --vs share.localhost \
