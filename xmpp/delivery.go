@@ -3,7 +3,6 @@ package xmpp
 import (
 	"bytes"
 	"context"
-	"encoding/xml"
 	"errors"
 	"strings"
 	"time"
@@ -118,12 +117,12 @@ func (r *relay) deliver(ctx context.Context, send sender, e offline.Entry, delay
 	p := r.privileges()
 	if p.message && strings.EqualFold(senderJID.Domainpart(), p.server) {
 		b.WriteString(`<message from="` + r.jid + `" to="`)
-		xml.EscapeText(&b, []byte(p.server))
+		escape(&b, p.server)
 		b.WriteString(`"><privilege xmlns="` + p.ns + `"><forwarded xmlns="` + nsForward + `">`)
 		b.WriteString(`<message xmlns="` + nsClient + `"` + string(startTag[len("<message"):]) + ` from="`)
-		xml.EscapeText(&b, []byte(senderJID.Bare().String()))
+		escape(&b, senderJID.Bare().String())
 		b.WriteString(`" to="`)
-		xml.EscapeText(&b, []byte(e.Recipient))
+		escape(&b, e.Recipient)
 		b.WriteString(`">`)
 		b.Write(inner)
 		b.Write(delay)
@@ -131,7 +130,7 @@ func (r *relay) deliver(ctx context.Context, send sender, e offline.Entry, delay
 	} else {
 		b.Write(startTag)
 		b.WriteString(` from="` + r.jid + `" to="`)
-		xml.EscapeText(&b, []byte(e.Recipient))
+		escape(&b, e.Recipient)
 		b.WriteString(`">`)
 		// name the sender inside the addresses the relay rendered last
 		open := []byte(`<addresses xmlns="` + nsAddress + `">`)
@@ -139,7 +138,7 @@ func (r *relay) deliver(ctx context.Context, send sender, e offline.Entry, delay
 			i += len(open)
 			b.Write(inner[:i])
 			b.WriteString(`<address type="ofrom" jid="`)
-			xml.EscapeText(&b, []byte(e.Sender))
+			escape(&b, e.Sender)
 			b.WriteString(`"/>`)
 			b.Write(inner[i:])
 		} else {

@@ -62,35 +62,35 @@ func (p *portable) Token() (xml.Token, error) {
 	}
 }
 
-// encodeTokens writes tokens (as Decoder.Token returns them) as XML text,
-// with namespaces relative to parentNS, byte for byte as encoding/xml's
-// Encoder would write the portable tokens. The Encoder itself, which
-// writes text one rune at a time (about 50 µs for an 8 KB thumbnail), is
-// used only for attributes in a namespace other than xml:, whose prefixes
-// it invents.
-func encodeTokens(toks []xml.Token, parentNS string) ([]byte, error) {
-	var b bytes.Buffer
-	b.Grow(tokensLen(toks))
+// encodeTokens appends tokens (as Decoder.Token returns them) to b as XML
+// text, with namespaces relative to parentNS, byte for byte as
+// encoding/xml's Encoder would write the portable tokens. The Encoder
+// itself, which writes text one rune at a time (about 50 µs for an 8 KB
+// thumbnail), is used only for attributes in a namespace other than xml:,
+// whose prefixes it invents.
+func encodeTokens(b *bytes.Buffer, toks []xml.Token, parentNS string) error {
+	start := b.Len()
 	r := newPortable(&sliceReader{toks: toks}, parentNS)
 	for {
 		t, err := r.Token()
 		if err == io.EOF {
-			return b.Bytes(), nil
+			return nil
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 		switch t := t.(type) {
 		case xml.StartElement:
-			if !writeStart(&b, t) {
-				return encodeTokensWithEncoder(toks, parentNS)
+			if !writeStart(b, t) {
+				b.Truncate(start)
+				return encodeTokensWithEncoder(b, toks, parentNS)
 			}
 		case xml.EndElement:
 			b.WriteString("</")
 			b.WriteString(t.Name.Local)
 			b.WriteByte('>')
 		case xml.CharData:
-			escapeText(&b, string(t), false)
+			escapeText(b, string(t), false)
 		}
 	}
 }
@@ -124,42 +124,20 @@ func writeStart(b *bytes.Buffer, t xml.StartElement) bool {
 // xmlNS is the namespace of the xml: prefix, which is never declared.
 const xmlNS = "http://www.w3.org/XML/1998/namespace"
 
-// tokensLen estimates the text length of toks, to size the buffer once.
-func tokensLen(toks []xml.Token) int {
-	n := 0
-	for _, t := range toks {
-		switch t := t.(type) {
-		case xml.CharData:
-			n += len(t)
-		case xml.StartElement:
-			n += 2*len(t.Name.Local) + 5
-			for _, a := range t.Attr {
-				n += len(a.Name.Local) + len(a.Value) + 4
-			}
-		}
-	}
-	return n
-}
-
 // encodeTokensWithEncoder is encodeTokens through encoding/xml's Encoder.
-func encodeTokensWithEncoder(toks []xml.Token, parentNS string) ([]byte, error) {
-	var b bytes.Buffer
-	e := xml.NewEncoder(&b)
+func encodeTokensWithEncoder(b *bytes.Buffer, toks []xml.Token, parentNS string) error {
+	e := xml.NewEncoder(b)
 	r := newPortable(&sliceReader{toks: toks}, parentNS)
 	for {
 		t, err := r.Token()
 		if err == io.EOF {
-			break
+			return e.Flush()
 		}
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if err := e.EncodeToken(t); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if err := e.Flush(); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
 }

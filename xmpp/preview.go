@@ -70,11 +70,11 @@ func (r *relay) withPreview(ctx context.Context, kids []child) []child {
 	if !placed {
 		var b bytes.Buffer
 		fmt.Fprintf(&b, `<file-sharing xmlns=%q disposition="inline"><file xmlns=%q><media-type>`, nsSFS, nsMetadata)
-		xml.EscapeText(&b, []byte(p.MediaType))
+		escape(&b, p.MediaType)
 		b.WriteString(`</media-type><name>`)
-		xml.EscapeText(&b, []byte(p.Name))
+		escape(&b, p.Name)
 		fmt.Fprintf(&b, `</name><size>%d</size>%s</file><sources><url-data xmlns=%q target="`, p.Size, thumb, nsURLData)
-		xml.EscapeText(&b, []byte(link))
+		escape(&b, link)
 		b.WriteString(`"/></sources></file-sharing>`)
 		out = append(out, parseChild(b.String()))
 	}

@@ -385,32 +385,28 @@ func hasSpace(t []byte) bool {
 // elements in the stanza's own namespace (streamNS) are written without one,
 // so they take the namespace of whatever stanza they are delivered in.
 func (r *relay) render(typ, id, streamNS string, kids []child, recips []recipient) ([]byte, error) {
-	var payload []xml.Token
-	for _, c := range kids {
-		payload = append(payload, c.tokens...)
-	}
-	body, err := encodeTokens(payload, streamNS)
-	if err != nil {
-		return nil, err
-	}
 	var b bytes.Buffer
 	b.WriteString(`<message type="`)
-	xml.EscapeText(&b, []byte(typ))
+	escape(&b, typ)
 	b.WriteString(`"`)
 	if id != "" {
 		b.WriteString(` id="`)
-		xml.EscapeText(&b, []byte(id))
+		escape(&b, id)
 		b.WriteString(`"`)
 	}
 	b.WriteString(`>`)
-	b.Write(body)
+	for _, c := range kids {
+		if err := encodeTokens(&b, c.tokens, streamNS); err != nil {
+			return nil, err
+		}
+	}
 	b.WriteString(`<addresses xmlns="` + nsAddress + `">`)
 	for _, rc := range recips {
 		if rc.kind == "bcc" {
 			continue
 		}
 		b.WriteString(`<address type="` + rc.kind + `" jid="`)
-		xml.EscapeText(&b, []byte(rc.bare))
+		escape(&b, rc.bare)
 		b.WriteString(`" delivered="true"/>`)
 	}
 	b.WriteString(`</addresses></message>`)

@@ -136,7 +136,7 @@ func payloadOf(t *testing.T, msg string) string {
 			keep = append(keep, c.tokens...)
 		}
 	}
-	b, err := encodeTokens(keep, st.start.Name.Space)
+	b, err := encoded(keep, st.start.Name.Space)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -141,31 +140,12 @@ func escapeText(b *bytes.Buffer, s string, newline bool) {
 	for i := 0; i < len(s); {
 		c := s[i]
 		width := 1
-		var esc string
+		esc := escapes[c]
 		switch {
-		case plainText[c]:
+		case esc == "" && c >= 0x20 && c < 0x80, c == '\n' && !newline:
 			i++
 			continue
-		case c == '&':
-			esc = "&amp;"
-		case c == '<':
-			esc = "&lt;"
-		case c == '>':
-			esc = "&gt;"
-		case c == '"':
-			esc = "&#34;"
-		case c == '\'':
-			esc = "&#39;"
-		case c == '\t':
-			esc = "&#x9;"
-		case c == '\n':
-			if !newline {
-				i++
-				continue
-			}
-			esc = "&#xA;"
-		case c == '\r':
-			esc = "&#xD;"
+		case esc != "":
 		case c < 0x20:
 			esc = "\uFFFD"
 		default:
@@ -185,14 +165,12 @@ func escapeText(b *bytes.Buffer, s string, newline bool) {
 	b.WriteString(s[last:])
 }
 
-// plainText marks the bytes escapeText copies as they are: printable
-// ASCII but for the markup characters.
-var plainText = func() (t [256]bool) {
-	for c := 0x20; c < 0x80; c++ {
-		t[c] = !strings.ContainsRune(`&<>"'`, rune(c))
-	}
-	return t
-}()
+// escapes are the references escapeText writes for ASCII characters;
+// other control characters become U+FFFD.
+var escapes = [256]string{
+	'&': "&amp;", '<': "&lt;", '>': "&gt;", '"': "&#34;", '\'': "&#39;",
+	'\t': "&#x9;", '\n': "&#xA;", '\r': "&#xD;",
+}
 
 // xmlChar reports whether r, at least U+0080, is a character XML 1.0
 // allows.
