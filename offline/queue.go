@@ -69,7 +69,7 @@ func (l Limits) withDefaults() Limits {
 // top of each B+tree.
 const mappedBudget = 8 << 20
 
-// checkEvery is how many entries a transaction reads or deletes between
+// checkEvery is how many entries the queue reads, stores or deletes between
 // checks of the budget. A check reads /proc/self/statm, 1.5 µs, a tenth of
 // what draining an entry costs; 8 scattered entries map about 3 MB.
 const checkEvery = 8
@@ -137,6 +137,10 @@ type Queue struct {
 	limits Limits
 	now    func() time.Time // replaced by tests
 	mapped *boltmem.Budget  // of the file's pages its transactions keep mapped
+	// stored counts the enqueue functions run, so the budget is checked
+	// every checkEvery of them as Drain and Purge check it; only the
+	// Writer's goroutine, which runs them one at a time, touches it.
+	stored uint64
 
 	drainMu  sync.Mutex
 	draining map[string]*drainLock
@@ -201,7 +205,9 @@ func (q *Queue) Enqueue(ctx context.Context, sender string, recipients []string,
 		// The Writer may run this function again if another one in its
 		// group fails, so it sets its results rather than accumulating them.
 		refused = nil
-		q.mapped.Trim(tx)
+		if q.stored++; q.stored%checkEvery == 0 {
+			q.mapped.Trim(tx)
+		}
 		b, err := openBuckets(tx)
 		if err != nil {
 			return err
