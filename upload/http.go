@@ -11,8 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"mediaslot/store"
 )
 
@@ -135,20 +133,31 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.endPut(rec.Owner)
+	if ref := s.startUpload(id, rec, s.now()); ref != nil {
+		overQuota(w, ref)
+		return
+	}
+	defer s.endUpload(id)
 	// A stalled client must not hold the upload open: each read of the body
 	// must arrive within putIdleTimeout.
 	body := &idleReader{r: r.Body, rc: http.NewResponseController(w)}
 
 	start := s.now()
-	if err := s.opt.Store.Put(r.Context(), id, body, rec.Size); err != nil {
+	err = s.opt.Store.Put(r.Context(), id, body, rec.Size)
+	if errors.Is(err, store.ErrExists) {
+		// The slot is pending, yet its file is there: left by a crash
+		// between the write and its record. A whole one is this slot's
+		// upload (only its owner had the URL); anything else is deleted
+		// and this body stored instead.
+		if _, err = s.whole(r.Context(), id, rec); errors.Is(err, errNoSlot) {
+			err = s.opt.Store.Put(r.Context(), id, body, rec.Size)
+		}
+	}
+	if err != nil {
 		s.putFailed(w, id, err)
 		return
 	}
-	err = s.opt.Writer.Update(context.WithoutCancel(r.Context()), func(tx *bolt.Tx) error {
-		_, err := completed(tx, id, s.now(), served)
-		return err
-	})
-	if err != nil {
+	if _, _, err := s.complete(r.Context(), id, served); err != nil {
 		s.log.Error("recording completed upload", "slot", id, "err", err)
 		_ = s.opt.Store.Delete(context.WithoutCancel(r.Context()), id)
 		httpError(w, http.StatusInternalServerError, "the upload could not be recorded")
@@ -157,6 +166,17 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request) {
 	s.log.Debug("upload complete", "slot", id, "owner", rec.Owner, "size", rec.Size, "duration", s.now().Sub(start))
 	s.uploaded(rec.Size, s.now().Sub(start))
 	w.WriteHeader(http.StatusCreated)
+}
+
+// overQuota refuses a PUT that would take its owner over a quota (lowered
+// since the slot was issued, or the slot's hold has ended): 413 Content
+// Too Large, which RFC 9110 (15.5.14) gives a Retry-After when the
+// condition is temporary, with the same text the slot request would get.
+func overQuota(w http.ResponseWriter, ref *Refusal) {
+	if !ref.RetryAt.IsZero() {
+		w.Header().Set("Retry-After", ref.RetryAt.UTC().Format(http.TimeFormat))
+	}
+	httpError(w, http.StatusRequestEntityTooLarge, ref.Text)
 }
 
 // putFailed answers a failed store write; nothing of the upload was kept.
@@ -192,8 +212,9 @@ func inline(mediaType string) bool {
 	return mediaType == "text/plain"
 }
 
-// file returns the record of a complete upload, confirming a direct (S3)
-// upload on first sight. It answers the request itself when it returns false.
+// file returns the record of a complete upload, confirming on first sight
+// a direct (S3) upload, or one whose record a crash cut off (disk). It
+// answers the request itself when it returns false.
 func (s *Service) file(w http.ResponseWriter, r *http.Request, id string) (record, bool) {
 	rec, err := record{}, errNoSlot
 	if validID(id) {
@@ -201,7 +222,7 @@ func (s *Service) file(w http.ResponseWriter, r *http.Request, id string) (recor
 	}
 	if err == nil && !rec.Complete {
 		err = errNoSlot
-		if s.direct != nil {
+		if _, busy := s.active.Load(id); !busy {
 			rec, err = s.confirm(r.Context(), id, rec)
 		}
 	}

@@ -3,6 +3,8 @@ package upload
 import (
 	"context"
 	"errors"
+	"mime"
+	"path"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -14,6 +16,7 @@ import (
 // store and settles slots whose upload window has closed.
 func (s *Service) Run(ctx context.Context) {
 	s.checkStore(ctx)
+	s.reconcile(ctx)
 	check := time.NewTicker(s.checkEvery())
 	defer check.Stop()
 	sweep := time.NewTicker(sweepInterval)
@@ -66,21 +69,22 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 		if err != nil || rec.Complete {
 			continue
 		}
-		if s.direct != nil {
-			rec, err := s.confirm(ctx, id, rec)
-			if err != nil && !errors.Is(err, errNoSlot) {
-				return 0, err // store down: try again next time
-			}
-			if rec.Complete {
-				continue
-			}
-		} else if err := s.opt.Store.Delete(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
-			// left by a crash between the write and its record
-			return 0, err
+		if _, busy := s.active.Load(id); busy {
+			continue // a slow upload, still running
+		}
+		// A file that arrived whole (directly in S3, or through a PUT whose
+		// record a crash cut off) is kept; anything else is deleted.
+		rec, err = s.confirm(ctx, id, rec)
+		if err != nil && !errors.Is(err, errNoSlot) {
+			return 0, err // store down: try again next time
+		}
+		if rec.Complete {
+			continue
 		}
 		if err := s.opt.Writer.Update(ctx, func(tx *bolt.Tx) error { return forgotten(tx, id) }); err != nil {
 			return 0, err
 		}
+		s.release(id)
 	}
 	for _, id := range old {
 		if err := s.opt.Store.Delete(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -94,45 +98,90 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	return len(pending) + len(old), nil
 }
 
-// confirm checks a pending direct upload in the store. If the object is
-// there with the slot's size and type, the slot becomes complete. A wrong
-// object (some S3 servers keep a truncated body when the client hangs up)
-// is deleted and the slot stays pending, for the client to try again while
-// its URL is valid. errNoSlot means there is nothing (valid) to serve yet.
-func (s *Service) confirm(ctx context.Context, id string, rec record) (record, error) {
-	info, err := s.opt.Store.Stat(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return rec, errNoSlot
+// reconcile settles, at start, the pending slots whose file is already in
+// the store: direct uploads that arrived while mediaslot was down, and PUTs
+// whose record a crash (kill -9, power cut) cut off between the write and
+// the record. Until then such a file would answer 404 to GET and 409 to
+// another PUT, for the slot lifetime and the sweeper's grace.
+func (s *Service) reconcile(ctx context.Context) {
+	var ids []string
+	_ = s.opt.DB.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketPending).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			ids = append(ids, string(k[8:]))
+		}
+		return nil
+	})
+	n := 0
+	for _, id := range ids {
+		if _, busy := s.active.Load(id); busy {
+			continue
+		}
+		rec, err := s.lookup(id)
+		if err != nil || rec.Complete {
+			continue
+		}
+		rec, err = s.confirm(ctx, id, rec)
+		if err != nil && !errors.Is(err, errNoSlot) {
+			s.log.Warn("checking pending uploads at start; the sweeper will", "err", err)
+			return
+		}
+		if rec.Complete {
+			n++
+		}
 	}
+	if n > 0 {
+		s.log.Info("recorded uploads stored before a restart", "count", n)
+	}
+}
+
+// confirm checks a pending upload in the store. If the object is there with
+// the slot's size and type, the slot becomes complete. A wrong one is deleted
+// and the slot stays pending (see whole). errNoSlot means there is nothing
+// (valid) to serve yet.
+func (s *Service) confirm(ctx context.Context, id string, rec record) (record, error) {
+	info, err := s.whole(ctx, id, rec)
 	if err != nil {
 		return rec, err
 	}
-	if info.Size != rec.Size || (rec.ContentType != "" && info.ContentType != "" && normalType(info.ContentType) != normalType(rec.ContentType)) {
-		s.log.Warn("deleting an upload that does not match its slot", "slot", id, "size", info.Size, "want_size", rec.Size, "type", info.ContentType)
-		if err := s.opt.Store.Delete(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return rec, err
-		}
-		return rec, errNoSlot
-	}
+	// The type the PUT carried is lost when the disk store kept the file
+	// but not its record: the name's extension says it then.
 	served := rec.ContentType
 	if served == "" {
 		served = info.ContentType
 	}
+	if served == "" {
+		served = mime.TypeByExtension(path.Ext(rec.Filename))
+	}
 	if normalType(served) == "" {
 		served = "application/octet-stream"
 	}
-	wasComplete := false
-	err = s.opt.Writer.Update(context.WithoutCancel(ctx), func(tx *bolt.Tx) error {
-		cur, err := getRecord(tx, id)
-		if err != nil {
-			return err
-		}
-		wasComplete = cur.Complete
-		rec, err = completed(tx, id, s.now(), served)
-		return err
-	})
-	if err == nil && !wasComplete {
+	rec, was, err := s.complete(ctx, id, served)
+	if err == nil && !was {
 		s.uploaded(rec.Size, 0)
 	}
 	return rec, err
+}
+
+// whole reports whether the object stored for a pending slot is its whole
+// upload: its Info if so; errNoSlot if there is none or a wrong one, which is
+// deleted (some S3 servers keep a truncated body when the client hangs up;
+// a disk could have lost part of a file), so the client may try again
+// while its URL is valid.
+func (s *Service) whole(ctx context.Context, id string, rec record) (store.Info, error) {
+	info, err := s.opt.Store.Stat(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return info, errNoSlot
+	}
+	if err != nil {
+		return info, err
+	}
+	if info.Size != rec.Size || (rec.ContentType != "" && info.ContentType != "" && normalType(info.ContentType) != normalType(rec.ContentType)) {
+		s.log.Warn("deleting an upload that does not match its slot", "slot", id, "size", info.Size, "want_size", rec.Size, "type", info.ContentType)
+		if err := s.opt.Store.Delete(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return info, err
+		}
+		return info, errNoSlot
+	}
+	return info, nil
 }

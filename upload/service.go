@@ -105,6 +105,7 @@ type Service struct {
 	// unsynced holds the records of answered slots until they are
 	// committed (id -> record).
 	unsynced sync.Map
+	holds    *holds // quota reservations of pending slots
 
 	mu      sync.Mutex
 	putting map[string]int // PUTs in progress per owner
@@ -129,6 +130,7 @@ func New(opt Options) (*Service, error) {
 		base:  strings.TrimRight(opt.PublicURL, "/"),
 		log:   opt.Logger,
 		now:   opt.Now,
+		holds: newHolds(),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -142,6 +144,9 @@ func New(opt Options) (*Service, error) {
 	}
 	if s.opt.Download.URLLifetime <= 0 {
 		s.opt.Download.URLLifetime = time.Minute
+	}
+	if err := s.loadHolds(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -167,16 +172,6 @@ func (s *Service) Issue(ctx context.Context, r Request) (Slot, error) {
 	if err := s.health.err(); err != nil {
 		return Slot{}, refuse(Unavailable, "The file store is unavailable; try again later")
 	}
-	if s.opt.Quota != (Quota{}) { // no read transaction when there is nothing to check
-		if err := s.opt.DB.View(func(tx *bolt.Tx) error {
-			if ref := s.checkQuota(tx, r, now); ref != nil {
-				return ref
-			}
-			return nil
-		}); err != nil {
-			return Slot{}, err
-		}
-	}
 	var raw [16]byte
 	binary.BigEndian.PutUint64(raw[:8], uint64(now.UnixMilli())<<16) // 48 bits of time
 	_, _ = rand.Read(raw[6:])
@@ -193,6 +188,9 @@ func (s *Service) Issue(ctx context.Context, r Request) (Slot, error) {
 		Expires:     expires,
 		DeleteAfter: deleteAfter,
 	}
+	if err := s.reserve(id, rec, r, now); err != nil {
+		return Slot{}, err
+	}
 	// The slot is answered without waiting for its record's commit, which
 	// costs more than the rest of the slot: until then lookup finds the
 	// record in unsynced, so a PUT that overtakes the commit waits for
@@ -203,11 +201,13 @@ func (s *Service) Issue(ctx context.Context, r Request) (Slot, error) {
 	err := s.opt.Writer.Submit(ctx, func(tx *bolt.Tx) error { return issued(tx, id, rec) }, func(err error) {
 		s.unsynced.Delete(id)
 		if err != nil {
+			s.release(id)
 			s.log.Error("recording slot", "slot", id, "err", err)
 		}
 	})
 	if err != nil {
 		s.unsynced.Delete(id)
+		s.release(id)
 		s.log.Error("recording slot", "err", err)
 		return Slot{}, refuse(Unavailable, "The upload service cannot record slots right now; try again later")
 	}
@@ -216,6 +216,7 @@ func (s *Service) Issue(ctx context.Context, r Request) (Slot, error) {
 	if s.direct != nil {
 		u, hdr, err := s.direct.PresignPut(ctx, id, r.Size, r.ContentType, s.opt.SlotLifetime)
 		if err != nil {
+			s.release(id) // the client never gets the URL
 			s.log.Error("presigning upload", "err", err)
 			return Slot{}, refuse(Unavailable, "The file store is unavailable; try again later")
 		}

@@ -445,3 +445,20 @@ func TestSlotIDsSortByIssue(t *testing.T) {
 		prev = s.ID
 	}
 }
+
+// restart returns a new Service on f's database, writer and store, as
+// after a restart of mediaslot: nothing of f.svc's memory is kept.
+func (f *fixture) restart(t *testing.T) *fixture {
+	t.Helper()
+	if err := f.svc.opt.Writer.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	opt := f.svc.opt
+	svc, err := New(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(svc.Handler())
+	t.Cleanup(srv.Close)
+	return &fixture{svc: svc, srv: srv, clock: f.clock}
+}
