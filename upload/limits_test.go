@@ -32,7 +32,7 @@ func (f *fixture) request(owner string, size int64) Request {
 	return Request{Owner: owner, Domain: domainOf(owner), Filename: "f.bin", Size: size}
 }
 
-// The daily quota counts completed uploads of the last 24 hours and says
+// The daily quota counts the uploads of the last 24 hours and says
 // when the next upload will fit: when the oldest leave the window.
 func TestDailyQuota(t *testing.T) {
 	f := newFixture(t)
@@ -56,7 +56,7 @@ func TestDailyQuota(t *testing.T) {
 	if _, err := f.svc.Issue(ctx, f.request("bob@example.net", 900)); err != nil {
 		t.Fatalf("bob pays for alice: %v", err)
 	}
-	// pending slots do not count; slots never uploaded to never do
+	// the 100-byte slot, never uploaded to, held its size only while its window was open
 	f.clock.add(23*time.Hour + time.Second)
 	if _, err := f.svc.Issue(ctx, f.request("alice@example.net", 500)); err != nil {
 		t.Fatalf("after the first upload left the window: %v", err)

@@ -192,7 +192,8 @@ type Policy struct {
 	MaxUploadsPerUser int
 }
 
-// Quota bounds storage, counted from completed uploads; 0 disables a bound.
+// Quota bounds storage, counted from completed uploads and the sizes pending
+// slots hold (see holds); 0 disables a bound.
 type Quota struct {
 	DailyBytes  int64 // per user, uploaded in any 24 hours
 	UserBytes   int64 // per user, stored

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -63,35 +62,61 @@ func TestQuotaHoldsPendingSlots(t *testing.T) {
 }
 
 // Slot requests racing each other (and racing their records' commits,
-// which the writer holds back) are granted exactly as many as fit.
+// which the writer holds back) are granted exactly as many as fit; racing
+// the uploads of those, none is granted, and what is stored stays within
+// the quota.
 func TestQuotaExactUnderConcurrency(t *testing.T) {
 	f := newFixture(t)
-	f.svc.opt.Quota = Quota{DailyBytes: 7 * 1000, DomainBytes: 1 << 20}
+	f.svc.opt.Quota = Quota{DailyBytes: 7 * 1000, TotalBytes: 1 << 20}
 	release := make(chan struct{})
 	if err := f.svc.opt.Writer.Submit(context.Background(), func(*bolt.Tx) error { <-release; return nil }, nil); err != nil {
 		t.Fatal(err)
 	}
 	const n = 40
-	var granted atomic.Int32
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			if _, err := f.svc.Issue(context.Background(), f.request("alice@example.net", 1000)); err == nil {
-				granted.Add(1)
-			} else if refusal(t, err).Reason != OverQuota {
-				t.Error(err)
-			}
-		}()
+	var mu sync.Mutex
+	var granted []Slot
+	race := func(extra func()) {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range n {
+			wg.Go(func() {
+				<-start
+				s, err := f.svc.Issue(context.Background(), f.request("alice@example.net", 1000))
+				if err != nil {
+					if refusal(t, err).Reason != OverQuota {
+						t.Error(err)
+					}
+					return
+				}
+				mu.Lock()
+				granted = append(granted, s)
+				mu.Unlock()
+			})
+		}
+		wg.Go(func() { <-start; extra() })
+		close(start)
+		wg.Wait()
 	}
-	close(start)
-	wg.Wait()
+	race(func() {})
 	close(release)
-	if g := granted.Load(); g != 7 {
-		t.Fatalf("%d of %d racing slots of 1000 bytes granted against 7000, want 7", g, n)
+	if len(granted) != 7 {
+		t.Fatalf("%d of %d racing slots of 1000 bytes granted against 7000, want 7", len(granted), n)
+	}
+	uploads := granted
+	granted = nil
+	race(func() {
+		var wg sync.WaitGroup
+		for _, s := range uploads {
+			wg.Go(func() {
+				if resp, _ := do(t, "PUT", f.url(s.PutURL), make([]byte, 1000), nil); resp.StatusCode != http.StatusCreated {
+					t.Errorf("PUT: %s", resp.Status)
+				}
+			})
+		}
+		wg.Wait()
+	})
+	if stored, _ := f.svc.StoredBytes(); len(granted) != 0 || stored != 7000 {
+		t.Fatalf("racing the uploads: %d more slots granted, %d bytes stored; want 0 and 7000", len(granted), stored)
 	}
 }
 
