@@ -157,10 +157,16 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request) {
 		s.putFailed(w, id, err)
 		return
 	}
-	if _, _, err := s.complete(r.Context(), id, served); err != nil {
+	_, was, err := s.complete(r.Context(), id, served)
+	if err != nil {
 		s.log.Error("recording completed upload", "slot", id, "err", err)
 		_ = s.opt.Store.Delete(context.WithoutCancel(r.Context()), id)
 		httpError(w, http.StatusInternalServerError, "the upload could not be recorded")
+		return
+	}
+	if was {
+		// another PUT completed the slot since its record was read
+		httpError(w, http.StatusConflict, "this slot has already been uploaded to")
 		return
 	}
 	s.log.Debug("upload complete", "slot", id, "owner", rec.Owner, "size", rec.Size, "duration", s.now().Sub(start))
