@@ -171,3 +171,46 @@ func TestS3DownRefusesSlots(t *testing.T) {
 		t.Fatalf("Issue with the store down: %v", err)
 	}
 }
+
+// Direct (S3) uploads are not seen to start, so a slot holds its size
+// until the upload is confirmed or the sweeper settles the slot, not only
+// until its window closes: an upload may still arrive just after.
+func TestS3QuotaHolds(t *testing.T) {
+	f := newFixtureWith(t, s3Store(t, testserver.VersityGW(t)), Download{})
+	f.clock.t = time.Now()
+	f.svc.opt.Quota = Quota{DailyBytes: 1000}
+	ctx := context.Background()
+	s, err := f.svc.Issue(ctx, f.request("alice@example.net", 600))
+	if err != nil {
+		t.Fatal(err)
+	}
+	never, err := f.svc.Issue(ctx, f.request("alice@example.net", 300))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.add(f.svc.opt.SlotLifetime)
+	ref := refusal(t, second(f.svc.Issue(ctx, f.request("alice@example.net", 200))))
+	if want := f.clock.now().Add(f.svc.opt.SlotLifetime + sweepGrace + sweepInterval); !ref.RetryAt.Equal(want) {
+		t.Fatalf("refusal %+v, want a retry at %v", ref, want)
+	}
+	if resp, _ := do(t, "PUT", s.PutURL, make([]byte, 600), nil); resp.StatusCode != 200 {
+		t.Fatalf("presigned PUT: %s", resp.Status)
+	}
+	if resp, _ := do(t, "HEAD", f.url(s.GetURL), nil, nil); resp.StatusCode != 200 {
+		t.Fatalf("HEAD: %s", resp.Status)
+	}
+	// confirmed: 600 used, 300 held
+	if _, err := f.svc.Issue(ctx, f.request("alice@example.net", 100)); err != nil {
+		t.Fatalf("the confirmed upload counts twice: %v", err)
+	}
+	f.clock.add(sweepGrace + time.Second)
+	if _, err := f.svc.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.lookup(never.ID); !errors.Is(err, errNoSlot) {
+		t.Fatalf("abandoned slot: %v", err)
+	}
+	if _, err := f.svc.Issue(ctx, f.request("alice@example.net", 300)); err != nil {
+		t.Fatalf("after the sweep settled the abandoned slot: %v", err)
+	}
+}
