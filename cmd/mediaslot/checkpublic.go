@@ -28,7 +28,7 @@ import (
 func checkPublicURL(ctx context.Context, cfg config.Config) (string, string, error) {
 	h := cfg.HTTP
 	u, err := url.Parse(h.PublicURL)
-	if err != nil { // config.Load refuses it; kept for the compiler
+	if err != nil { // config.Load has refused such a public_url already
 		return "public", "", err
 	}
 	var problems []error
