@@ -43,10 +43,11 @@ export XMPP_TEST_DIR=$DEMO_DIR/prosody XMPP_DOMAIN=$DOMAIN
 export XMPP_C2S_PORT=$C2S XMPP_COMPONENT_PORT=$COMP XMPP_HTTP_PORT=$PHTTP
 mkdir -p "$XMPP_TEST_DIR/data" "$XMPP_TEST_DIR/certs"
 [ -s "$DEMO_DIR/component.secret" ] || { umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$DEMO_DIR/component.secret"; }
-export XMPP_COMPONENT_SECRET=$(cat "$DEMO_DIR/component.secret")
-export MEDIASLOT_COMPONENT_SECRET=$XMPP_COMPONENT_SECRET
+export MEDIASLOT_COMPONENT_SECRET=$(cat "$DEMO_DIR/component.secret")
 cfg=$XMPP_TEST_DIR/prosody.cfg.lua
-cp testdata/prosody/prosody.cfg.lua "$cfg"
+# the attach snippet in it is the README's, for example.net: put in the domain and the secret
+(umask 077; sed -e "s/example\.net/$DOMAIN/g" -e "s/PASTE-THE-SECRET-HERE/$MEDIASLOT_COMPONENT_SECRET/" \
+  testdata/prosody/prosody.cfg.lua > "$cfg")
 if [ ! -s "$XMPP_TEST_DIR/certs/$DOMAIN.crt" ]; then
   openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=$DOMAIN" \
     -addext "subjectAltName=DNS:$DOMAIN,DNS:*.$DOMAIN" \

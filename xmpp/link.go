@@ -97,7 +97,7 @@ func (c *Component) Run(ctx context.Context) error {
 		if time.Since(began) > stableAfter {
 			backoff = minBackoff
 		}
-		c.log.Warn("component link down; reconnecting", "server", c.opt.Server, "err", err, "retry_in", backoff)
+		c.log.Warn("component link down; reconnecting", "server", c.opt.Server, "err", linkDownCause(err), "retry_in", backoff)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -57,7 +57,7 @@ func (o *observers) serve(cfg config.Admin, ready func() []string, log *slog.Log
 	srv := &http.Server{
 		Handler:           adminHandler(o.m.Handler(), ready, cfg.Pprof),
 		ReadHeaderTimeout: 5 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:          httpErrorLog(log),
 	}
 	go func() { _ = srv.Serve(ln) }()
 	paths := "/metrics, /healthz, /readyz"

@@ -27,7 +27,8 @@ const checkTimeout = 10 * time.Second
 //	FAILED  store     cannot write in /var/lib/mediaslot/files: … permission denied
 //
 // and a failure says what to change. The error, when any check failed,
-// makes the exit code 1.
+// makes the exit code 1; a warning (WARN: may not be a problem from where
+// the check runs) does not.
 func checkConfig(ctx context.Context, path string, w io.Writer) error {
 	r := &checkReport{w: w}
 	cfg, err := config.Load(path)
@@ -41,16 +42,29 @@ func checkConfig(ctx context.Context, path string, w io.Writer) error {
 	r.report(checkDatabase(cfg))
 	r.report(checkTokenKey(cfg))
 	r.report(checkHTTP(cfg))
+	r.warn(checkPublicURL(ctx, cfg))
 	if cfg.Admin.Listen != "" {
 		r.report("admin", listenDetail(cfg.Admin.Listen), checkListen(cfg.Admin.Listen))
 	}
 	return r.result()
 }
 
-// checkReport prints check results and counts the failures.
+// checkReport prints check results and counts the failures and warnings.
 type checkReport struct {
-	w              io.Writer
-	checks, failed int
+	w                      io.Writer
+	checks, failed, warned int
+}
+
+// warn reports a check whose problem may not be one (a warning does not
+// fail the run): WARN and the problem, or ok and the detail.
+func (r *checkReport) warn(name, detail string, err error) {
+	if err == nil {
+		r.report(name, detail, nil)
+		return
+	}
+	r.checks++
+	r.warned++
+	r.print("WARN", name, err.Error())
 }
 
 func (r *checkReport) report(name, detail string, err error) {
@@ -60,6 +74,10 @@ func (r *checkReport) report(name, detail string, err error) {
 		r.failed++
 		status, detail = "FAILED", err.Error()
 	}
+	r.print(status, name, detail)
+}
+
+func (r *checkReport) print(status, name, detail string) {
 	// Continuation lines (several config errors) are indented under the detail.
 	detail = strings.ReplaceAll(strings.TrimSpace(detail), "\n", "\n"+strings.Repeat(" ", 18))
 	fmt.Fprintf(r.w, "%-7s %-9s %s\n", status, name, detail)
@@ -68,6 +86,10 @@ func (r *checkReport) report(name, detail string, err error) {
 func (r *checkReport) result() error {
 	if r.failed > 0 {
 		return fmt.Errorf("%d of %d checks FAILED", r.failed, r.checks)
+	}
+	if r.warned > 0 {
+		fmt.Fprintf(r.w, "all %d checks ok, %d with a warning\n", r.checks, r.warned)
+		return nil
 	}
 	fmt.Fprintf(r.w, "all %d checks ok\n", r.checks)
 	return nil

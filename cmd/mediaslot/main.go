@@ -27,10 +27,10 @@ type command struct {
 
 var commands = map[string]command{
 	"serve":   {"run the component and its HTTP front (--config FILE; --check-config probes the setup and exits)", runServe},
-	"send":    {"upload files and send them to XMPP recipients (--help for flags)", send},
-	"receive": {"wait for media messages and download the files (--help for flags)", receive},
-	"check":   {"check a XEP-0363 service's conformance (--help for flags)", check},
-	"bench":   {"measure slot latency and throughput, PUT and GET, against a baseline (--help for flags)", runBench},
+	"send":    {"upload files and send them to XMPP recipients (--help for flags)", withInsecureHint(send)},
+	"receive": {"wait for media messages and download the files (--help for flags)", withInsecureHint(receive)},
+	"check":   {"check a XEP-0363 service's conformance (--help for flags)", withInsecureHint(check)},
+	"bench":   {"measure slot latency and throughput, PUT and GET, against a baseline (--help for flags)", withInsecureHint(runBench)},
 	"version": {"print version and commit", runVersion},
 }
 

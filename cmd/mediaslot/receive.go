@@ -130,7 +130,7 @@ func (r *receiver) fetch(ctx context.Context, m client.Message, f client.SharedF
 	name = client.SafeName(name, "download")
 	path, n, sum, err := r.download(ctx, f.URL, name)
 	if err != nil {
-		fmt.Fprintf(r.stderr, "mediaslot receive: %s from %s: %v\n", name, sender, err)
+		fmt.Fprintf(r.stderr, "mediaslot receive: %s from %s: %v\n", name, sender, suggestInsecure(err))
 		return
 	}
 	check := "absent"

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -162,6 +163,21 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// listFlag is a flag that may be given more than once, each time with a
+// comma-separated list: --to a --to b,c means a, b and c.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(s string) error {
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			*l = append(*l, v)
+		}
+	}
+	return nil
+}
+
 // usageFunc prints a command's synopsis, its flags and the exit codes.
 func usageFunc(fs *flag.FlagSet, synopsis, about string) func() {
 	return func() {
@@ -196,7 +212,7 @@ The password comes from MEDIASLOT_PASSWORD, --password-file or --password.
 type sendFlags struct {
 	login      loginFlags
 	service    string
-	to         string
+	to         listFlag
 	direct     bool
 	encrypt    bool
 	aesgcmHTTP bool
@@ -209,7 +225,7 @@ func send(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var f sendFlags
 	f.login.register(fs)
 	fs.StringVar(&f.service, "service", "", "upload service `JID` (default: discovered on the server)")
-	fs.StringVar(&f.to, "to", "", "recipient `JIDs`, comma-separated")
+	fs.Var(&f.to, "to", "recipient `JIDs`, comma-separated; may be repeated")
 	fs.BoolVar(&f.direct, "direct", false, "send a chat message to each recipient instead of one message through the relay")
 	fs.BoolVar(&f.encrypt, "encrypt", false, "encrypt with XEP-0454 (aesgcm:// link; no thumbnail or metadata is sent)")
 	fs.BoolVar(&f.aesgcmHTTP, "aesgcm-http", false, "allow --encrypt with a plain-http service, which XEP-0454 forbids (test setups only)")
@@ -225,15 +241,14 @@ func send(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	var recipients []jid.JID
 	var names []string
-	for _, s := range strings.Split(f.to, ",") {
-		if s = strings.TrimSpace(s); s == "" {
-			continue
-		}
+	for _, s := range f.to {
 		j, err := jid.Parse(s)
 		if err != nil {
 			return usageError(stderr, "send", "--to: %q is not a JID", s)
 		}
-		recipients, names = append(recipients, j), append(names, j.String())
+		if !slices.Contains(names, j.String()) {
+			recipients, names = append(recipients, j), append(names, j.String())
+		}
 	}
 	if len(recipients) == 0 || len(files) == 0 {
 		return usageError(stderr, "send", "need --to and at least one FILE (see mediaslot send --help)")

@@ -106,6 +106,17 @@ func TestParseInterleaved(t *testing.T) {
 	}
 }
 
+// --to adds up: repeated and comma-separated, in order, blanks dropped.
+func TestRepeatedTo(t *testing.T) {
+	fs := flag.NewFlagSet("send", flag.ContinueOnError)
+	var to listFlag
+	fs.Var(&to, "to", "")
+	files, err := parseInterleaved(fs, []string{"--to", "a@x", "f", "--to", "b@x, c@x,", "--to=d@x"})
+	if err != nil || strings.Join(to, "|") != "a@x|b@x|c@x|d@x" || strings.Join(files, "|") != "f" {
+		t.Fatalf("to %q files %q: %v", to, files, err)
+	}
+}
+
 func TestMediaType(t *testing.T) {
 	for _, c := range []struct{ name, head, want string }{
 		{"a.png", "", "image/png"},
@@ -146,6 +157,7 @@ func TestClientCommandUsage(t *testing.T) {
 		{"send", "--jid", "a@x", "file"},
 		{"send", "--jid", "a@x", "--to", "b@x"},
 		{"send", "--jid", "a@x", "--to", "not a jid@@", "f"},
+		{"send", "--jid", "a@x", "--to", "not a jid@@", "--to", "b@x", "f"}, // the first --to counts too
 		{"send", "--jid", "a@x", "--to", "b@x", "--service", "@@", "f"},
 		{"receive", "--jid", "a@x"},
 		{"receive", "--jid", "a@x", "--out", "d", "extra"},

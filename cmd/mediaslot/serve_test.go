@@ -73,6 +73,8 @@ listen = %q
 public_url = "https://%s"
 tls_cert = %q
 tls_key = %q
+[log]
+level = "debug"
 `, testserver.FreePorts(t, 1)[0], addr, addr, cert, key)
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -103,6 +105,26 @@ tls_key = %q
 		t.Fatalf("public listener, /debug/pprof/: %v %v", resp, err)
 	} else {
 		resp.Body.Close()
+	}
+	// a client that gives up during the handshake is noise: debug, not warn
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	handshake := func() string {
+		for _, l := range strings.Split(stderr.String(), "\n") {
+			if strings.Contains(l, "http: TLS handshake error") {
+				return l
+			}
+		}
+		return ""
+	}
+	for i := 0; i < 500 && handshake() == ""; i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if l := handshake(); !strings.Contains(l, "level=DEBUG") {
+		t.Errorf("TLS handshake error logged as %q, want level=DEBUG\n%s", l, stderr.String())
 	}
 	// no XMPP server listens: the component keeps trying (its first attempt
 	// may come after the HTTPS answer on a loaded machine)

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,7 +24,7 @@ import (
 type checkRun struct {
 	code           int
 	stdout, stderr string
-	lines          map[string]string // check name -> "ok ..." or "FAILED ..."
+	lines          map[string]string // check name -> "ok ...", "WARN ..." or "FAILED ..."
 }
 
 func runCheckConfig(t *testing.T, cfg string, cmdOpts ...func(*exec.Cmd)) checkRun {
@@ -47,7 +50,7 @@ func runCheckConfig(t *testing.T, cfg string, cmdOpts ...func(*exec.Cmd)) checkR
 	last := ""
 	for _, line := range strings.Split(r.stdout, "\n") {
 		status, rest, _ := strings.Cut(line, " ")
-		if status != "ok" && status != "FAILED" {
+		if status != "ok" && status != "FAILED" && status != "WARN" {
 			if last != "" && strings.HasPrefix(line, "    ") { // a continuation line
 				r.lines[last] += "\n" + strings.TrimSpace(line)
 			}
@@ -125,6 +128,7 @@ func TestCheckConfigXMPP(t *testing.T) {
 		r.want(t, "database", "ok", "does not exist yet")
 		r.want(t, "token key", "ok")
 		r.want(t, "http", "ok", "is free")
+		r.want(t, "public", "ok", "reached http.listen")
 	})
 	t.Run("wrong secret", func(t *testing.T) {
 		r := runCheckConfig(t, edit(t, cfg, srv.Secret, "not-the-secret"))
@@ -195,11 +199,66 @@ func TestCheckConfigXMPP(t *testing.T) {
 		r.want(t, "http", "FAILED", "is in use: is mediaslot already running")
 		r.want(t, "admin", "FAILED", admin+" is in use")
 		r.want(t, "store", "ok", "a probe file was written, read back and deleted")
+		r.want(t, "public", "ok", "not probed")
 		m.stop()
 		r = runCheckConfig(t, m.Config)
 		r.failed(t, 0)
 		r.want(t, "database", "ok", "opens and is not in use")
 		r.want(t, "admin", "ok")
+	})
+}
+
+// --check-config warns when a request to public_url does not reach
+// http.listen, or http.tls_cert does not cover public_url's host; a
+// warning leaves the exit code 0.
+func TestCheckConfigPublicURL(t *testing.T) {
+	srv := testserver.Prosody(t)
+	cfg, addr := writeConfig(t, srv, "")
+	_, port, _ := net.SplitHostPort(addr)
+	cert, key := writeIPCert(t, t.TempDir()) // for 127.0.0.1 only
+	public := func(u string, withTLS bool) string {
+		line := fmt.Sprintf("public_url = %q", u)
+		if withTLS {
+			line += fmt.Sprintf("\ntls_cert = %q\ntls_key = %q", cert, key)
+		}
+		return edit(t, cfg, fmt.Sprintf("public_url = %q", "http://"+addr), line)
+	}
+	warned := func(t *testing.T, r checkRun) {
+		t.Helper()
+		r.failed(t, 0)
+		if !strings.Contains(r.stdout, "1 with a warning") {
+			t.Errorf("summary does not count the warning:\n%s", r.stdout)
+		}
+	}
+	t.Run("another port, nothing there", func(t *testing.T) {
+		r := runCheckConfig(t, public("http://"+freePort(t), false))
+		warned(t, r)
+		r.want(t, "public", "WARN", "did not reach http.listen "+addr, "connection refused")
+	})
+	t.Run("another server answers", func(t *testing.T) {
+		other := httptest.NewServer(http.NotFoundHandler())
+		defer other.Close()
+		r := runCheckConfig(t, public(other.URL, false))
+		warned(t, r)
+		r.want(t, "public", "WARN", "was answered (404 Not Found) by something other than http.listen "+addr)
+	})
+	t.Run("TLS", func(t *testing.T) {
+		r := runCheckConfig(t, public("https://"+addr, true))
+		r.failed(t, 0)
+		r.want(t, "public", "ok", "reached http.listen "+addr, "the TLS certificate covers 127.0.0.1")
+	})
+	t.Run("certificate for another host", func(t *testing.T) {
+		r := runCheckConfig(t, public("https://localhost:"+port, true))
+		warned(t, r)
+		r.want(t, "public", "WARN", "the TLS certificate "+cert+" does not cover localhost")
+		if strings.Contains(r.lines["public"], "did not reach") {
+			t.Errorf("localhost leads to the listener: %s", r.lines["public"])
+		}
+	})
+	t.Run("http to the TLS listener", func(t *testing.T) {
+		r := runCheckConfig(t, public("http://"+addr, true))
+		warned(t, r)
+		r.want(t, "public", "WARN", "was answered (400 Bad Request) by something other than http.listen")
 	})
 }
 

@@ -407,3 +407,27 @@ func TestSendTooLarge(t *testing.T) {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", res.code, res.stdout, res.stderr)
 	}
 }
+
+// Without --insecure, a server certificate this machine does not trust (the
+// test server's is self-signed) ends the client commands with a hint at
+// --insecure.
+func TestClientSuggestsInsecure(t *testing.T) {
+	srv := testserver.Prosody(t)
+	file, _ := writeRandomFile(t, "a.txt", 10)
+	for _, args := range [][]string{
+		{"send", "--to", srv.JID("bob"), file},
+		{"receive", "--out", t.TempDir(), "--count", "1"},
+		{"check", "--service", srv.ComponentJID()},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, binary, append([]string{args[0], "--jid", srv.JID("alice"), "--server", srv.C2S}, args[1:]...)...)
+			cmd.Env = append(os.Environ(), "MEDIASLOT_PASSWORD=alice")
+			out, err := cmd.CombinedOutput()
+			if err == nil || !strings.Contains(string(out), "x509: certificate") || !strings.Contains(string(out), "add --insecure") {
+				t.Errorf("%v: %v\n%s", args, err, out)
+			}
+		})
+	}
+}

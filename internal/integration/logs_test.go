@@ -142,3 +142,23 @@ func randomHex(t *testing.T, n int) string {
 	}
 	return hex.EncodeToString(b)
 }
+
+// Prosody stopping closes the component's connection (0.12 sends no
+// </stream:stream> first): the log says the server closed it, not that the
+// stream had an XML syntax error.
+func TestLogServerClosedLink(t *testing.T) {
+	srv := testserver.Prosody(t)
+	m := startMediaslot(t, srv, "")
+	srv.Restart()
+	m.waitConnected(2)
+	var down string
+	for _, l := range strings.Split(m.log.String(), "\n") {
+		if strings.Contains(l, "component link down") {
+			down = l
+			break
+		}
+	}
+	if !strings.Contains(down, "server closed the connection") || strings.Contains(down, "syntax error") {
+		t.Errorf("link down logged as %q", down)
+	}
+}

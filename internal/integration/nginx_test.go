@@ -99,6 +99,9 @@ http {
 		return err == nil
 	})
 
+	// --check-config finds the way from public_url through nginx to http.listen
+	runCheckConfig(t, cfg).want(t, "public", "ok", "GET https://"+proxy+"/file/…/check reached http.listen "+addr)
+
 	m := &mediaslot{t: t, log: &logBuffer{}, Config: cfg, HTTP: "http://" + addr}
 	m.cmd = exec.Command(binary, "serve", "--config", cfg)
 	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log

@@ -2,7 +2,8 @@
 // tests, in the style of mellium's internal/integration harness.
 //
 // The server runs from testdata/prosody/prosody.cfg.lua (the same
-// env-parameterised config the demo stack uses) in a t.TempDir(), listens on
+// env-parameterised config the demo stack uses; its attach snippet, the
+// README's, gets the domain and secret put in) in a t.TempDir(), listens on
 // free 127.0.0.1 ports only, has the users alice, bob and carol (password =
 // user name), an external-component slot "upload.<domain>" (XEP-0114, with
 // mod_privilege) and Prosody's own http_file_share at "share.<domain>".
@@ -183,7 +184,7 @@ func Prosody(t testing.TB) *Server {
 	if err != nil {
 		t.Fatalf("testserver: %v", err)
 	}
-	if err := os.WriteFile(s.Config, cfg, 0o644); err != nil {
+	if err := os.WriteFile(s.Config, renderProsodyConfig(cfg, s.Domain, s.Secret), 0o600); err != nil {
 		t.Fatalf("testserver: %v", err)
 	}
 	writeCert(t, filepath.Join(dir, "certs"), s.Domain)
@@ -215,6 +216,22 @@ func Prosody(t testing.TB) *Server {
 	return s
 }
 
+// The attach snippet in testdata/prosody/prosody.cfg.lua is the README's,
+// written for example.net with a placeholder for the secret, so that it can
+// be pasted into any prosody.cfg.lua.
+const (
+	snippetDomain = "example.net"
+	snippetSecret = "PASTE-THE-SECRET-HERE"
+)
+
+// renderProsodyConfig puts the server's domain and component secret into
+// the attach snippet of the test config (scripts/demo.sh does the same with
+// sed).
+func renderProsodyConfig(cfg []byte, domain, secret string) []byte {
+	cfg = bytes.ReplaceAll(cfg, []byte(snippetDomain), []byte(domain))
+	return bytes.ReplaceAll(cfg, []byte(snippetSecret), []byte(secret))
+}
+
 // ComponentJID is the JID of the external component slot ("upload."+Domain).
 func (s *Server) ComponentJID() string { return "upload." + s.Domain }
 
@@ -234,12 +251,11 @@ func (s *Server) Env() []string {
 		"XMPP_C2S_PORT=" + port(s.C2S),
 		"XMPP_COMPONENT_PORT=" + port(s.Component),
 		"XMPP_HTTP_PORT=" + port(s.HTTP),
-		"XMPP_COMPONENT_SECRET=" + s.Secret,
 	}
 }
 
 func (s *Server) env() []string {
-	env := make([]string, 0, len(os.Environ())+6)
+	env := make([]string, 0, len(os.Environ())+5)
 	for _, e := range os.Environ() {
 		if !strings.HasPrefix(e, "XMPP_") { // don't let the caller's XMPP_HIDE_* etc. leak in
 			env = append(env, e)

@@ -7,11 +7,14 @@
 --   XMPP_C2S_PORT          client port (default 5222)
 --   XMPP_COMPONENT_PORT    XEP-0114 component port (default 5347)
 --   XMPP_HTTP_PORT         Prosody's own HTTP port, used by share.<domain> (default 5280)
---   XMPP_COMPONENT_SECRET  shared secret of upload.<domain> (default "s3cr3t")
 --   XMPP_HIDE_COMPONENT    "1" hides upload.<domain> from the host's disco#items (optional)
 --
--- Run (as root or not):  prosody --config THIS_FILE -F      (foreground; SIGTERM stops it)
--- Users:                 prosodyctl --config THIS_FILE register alice <domain> alice
+-- The attach snippet below is the README's, for example.net, so it is not run as it is: a copy with
+-- example.net replaced by the domain and PASTE-THE-SECRET-HERE by the component secret is (testserver
+-- and scripts/demo.sh make it).
+--
+-- Run (as root or not):  prosody --config THE_COPY -F      (foreground; SIGTERM stops it)
+-- Users:                 prosodyctl --config THE_COPY register alice <domain> alice
 
 local dir    = ENV_XMPP_TEST_DIR or "/tmp/mediaslot-prosody"
 local domain = ENV_XMPP_DOMAIN or "localhost"
@@ -56,16 +59,16 @@ log = {
   { levels = { min = "debug" }, to = "file", filename = dir.."/prosody.log" };  -- includes every stanza
 }
 
--- BEGIN attach snippet (README.md shows these lines; a test keeps them equal)
-VirtualHost (domain)
+-- BEGIN attach snippet (README.md shows these lines; a test keeps them equal; testserver and demo.sh put in XMPP_DOMAIN and the secret)
+VirtualHost "example.net"
   -- XEP-0356: let mediaslot see local users' presence and send messages on their behalf
   privileged_entities = {
-    ["upload."..domain] = { presence = "managed_entity"; message = "outgoing"; };
+    ["upload.example.net"] = { presence = "managed_entity"; message = "outgoing"; };
   }
 
 -- mediaslot connects here (XEP-0114)
-Component ("upload."..domain)
-  component_secret = ENV_XMPP_COMPONENT_SECRET or "s3cr3t"
+Component "upload.example.net"
+  component_secret = "PASTE-THE-SECRET-HERE" -- the same secret mediaslot has, e.g. the contents of /etc/mediaslot/component.secret
   modules_enabled  = { "privilege" } -- also needed here: it sends the privilege advertisement
 -- END attach snippet
   disco_hidden     = ENV_XMPP_HIDE_COMPONENT == "1"
