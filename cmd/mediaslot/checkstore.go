@@ -12,12 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
-	"time"
-
-	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
 
 	"mediaslot/config"
+	"mediaslot/internal/dbfile"
 	"mediaslot/store/s3"
 )
 
@@ -197,10 +194,11 @@ func creatable(dir string) error {
 	}
 }
 
-// checkDatabase opens the bbolt file read-only: it fails at once when
-// another process (a running mediaslot) holds it.
-func checkDatabase(cfg config.Config) (string, string, error) {
-	path := filepath.Join(cfg.Data.Dir, "mediaslot.db")
+// checkDatabase reads the whole bbolt file as serve does before it opens
+// it (dbfile.Check): it fails at once when another process (a running
+// mediaslot) holds it, and names the damage of a damaged one.
+func checkDatabase(ctx context.Context, cfg config.Config) (string, string, error) {
+	path := dbPath(cfg)
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		if _, err := os.Stat(cfg.Data.Dir); errors.Is(err, fs.ErrNotExist) {
 			if err := creatable(cfg.Data.Dir); err != nil {
@@ -211,16 +209,15 @@ func checkDatabase(cfg config.Config) (string, string, error) {
 		}
 		return "database", path + " does not exist yet; mediaslot will create it", nil
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	r, err := dbfile.Check(ctx, path)
 	switch {
-	case errors.Is(err, bolterrors.ErrTimeout):
+	case errors.Is(err, dbfile.ErrLocked):
 		return "database", "", fmt.Errorf("%s is locked by another process: is mediaslot already running? "+
 			"(one mediaslot per data.dir)", path)
 	case err != nil:
-		return "database", "", fmt.Errorf("cannot open %s: %v", path, err)
+		return "database", "", err
 	}
-	db.Close()
-	return "database", path + " opens and is not in use", nil
+	return "database", fmt.Sprintf("%s opens and is not in use: %s", path, r), nil
 }
 
 // checkTokenKey checks the HMAC key of upload URLs without creating one.
