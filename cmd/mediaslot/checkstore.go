@@ -220,21 +220,17 @@ func checkDatabase(ctx context.Context, cfg config.Config) (string, string, erro
 	return "database", fmt.Sprintf("%s opens and is not in use: %s", path, r), nil
 }
 
-// checkTokenKey checks the HMAC key of upload URLs without creating one.
+// checkTokenKey checks the HMAC key of upload URLs without creating one,
+// as serve would read it: a key shorter than config.MinTokenKey fails.
 func checkTokenKey(cfg config.Config) (string, string, error) {
-	if k := cfg.Upload.TokenKey; k != "" {
-		if len(k) < 16 {
-			return "token key", "", fmt.Errorf("the token key is %d characters; it must be at least 16 (upload.token_key, upload.token_key_file or %s)", len(k), config.EnvTokenKey)
-		}
-		return "token key", "set in the configuration", nil
-	}
-	p := filepath.Join(cfg.Data.Dir, "token.key")
-	b, err := os.ReadFile(p)
+	k, err := cfg.LoadTokenKey()
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return "token key", p + " does not exist yet; mediaslot will create it", nil
+		return "token key", cfg.TokenKeyPath() + " does not exist yet; mediaslot will create it", nil
 	case err != nil:
-		return "token key", "", fmt.Errorf("cannot read %s: %v", p, err)
+		return "token key", "", err
+	case cfg.Upload.TokenKey != "":
+		return "token key", fmt.Sprintf("set in the configuration (%d bytes)", len(k)), nil
 	}
-	return "token key", fmt.Sprintf("%s (%d bytes)", p, len(b)), nil
+	return "token key", fmt.Sprintf("%s (%d bytes)", cfg.TokenKeyPath(), len(k)), nil
 }
