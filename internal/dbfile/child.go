@@ -113,7 +113,11 @@ func (c *checker) walk(tx *bolt.Tx, r *Report) (ok bool) {
 	var where []byte
 	defer func() {
 		if v := recover(); v != nil {
-			c.report(fmt.Sprintf("reading bucket %q failed: %v (a damaged page)", where, v))
+			what := fmt.Sprint(v)
+			if _, ok := v.(interface{ Addr() uintptr }); ok { // a fault
+				what = "a read faulted: a page number points outside the file"
+			}
+			c.report(fmt.Sprintf("reading bucket %q failed: %s (a damaged page)", where, what))
 		}
 	}()
 	var bucket func(b *bolt.Bucket)

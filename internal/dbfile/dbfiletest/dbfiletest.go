@@ -3,6 +3,7 @@
 package dbfiletest
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -90,6 +91,34 @@ func Scribble(t testing.TB, path string) {
 	}
 	defer f.Close()
 	if _, err := f.WriteAt(junk, int64(pages[len(pages)/2])*int64(pageSize)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// PointOutside makes the first child of a branch page a page number far
+// past the end of the file (bbolt's page layout: a 16-byte header, then
+// 16-byte elements whose last 8 bytes are the child's page number).
+func PointOutside(t testing.TB, path string) {
+	t.Helper()
+	branch, pageSize := -1, 0
+	view(t, path, func(tx *bolt.Tx) {
+		pageSize = tx.DB().Info().PageSize
+		for id := 2; branch < 0; id++ {
+			p, err := tx.Page(id)
+			if err != nil || p == nil {
+				t.Fatalf("%s has no branch page", path)
+			}
+			if p.Type == "branch" {
+				branch = id
+			}
+		}
+	})
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(binary.LittleEndian.AppendUint64(nil, 1<<30), int64(branch*pageSize+16+8)); err != nil {
 		t.Fatal(err)
 	}
 }
