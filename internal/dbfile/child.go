@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -23,6 +24,7 @@ const maxProblems = 100
 type line struct {
 	Problem string  `json:"problem,omitempty"`
 	Locked  bool    `json:"locked,omitempty"`
+	Error   string  `json:"error,omitempty"` // the file cannot be read (permissions): not damage
 	Report  *Report `json:"report,omitempty"`
 }
 
@@ -38,9 +40,12 @@ func Init() {
 	enc := json.NewEncoder(os.Stdout)
 	c := checker{problem: func(p string) { _ = enc.Encode(line{Problem: p}) }}
 	r, err := c.check(path)
+	var pe *fs.PathError
 	switch {
 	case errors.Is(err, bolterrors.ErrTimeout):
 		_ = enc.Encode(line{Locked: true})
+	case errors.As(err, &pe):
+		_ = enc.Encode(line{Error: err.Error()})
 	case err != nil:
 		c.report(err.Error())
 		fallthrough
@@ -64,8 +69,14 @@ func (c *checker) report(p string) {
 
 // check opens path read-only (a shared lock: not while mediaslot runs) and
 // reads it: the sizes, then every bucket, key and value, then bbolt's own
-// consistency check (Tx.Check). Only the error of opening it is returned.
+// consistency check (Tx.Check). Only the error of opening it is returned: an
+// *fs.PathError when the file cannot be opened at all, which is no damage.
 func (c *checker) check(path string) (Report, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Report{}, err
+	}
+	f.Close()
 	// Read-only, bbolt reads only the two meta pages when it opens the file.
 	db, err := bolt.Open(path, 0, &bolt.Options{ReadOnly: true, Timeout: LockTimeout})
 	switch {

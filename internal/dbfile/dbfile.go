@@ -121,6 +121,9 @@ func Check(ctx context.Context, path string) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
+	if st.IsDir() {
+		return Report{}, fmt.Errorf("%s is a directory, not a database file", path)
+	}
 	if st.Size() == 0 {
 		return Report{}, &DamagedError{Path: path, Problems: []string{
 			"it is empty (0 bytes), and even a new database has 4 pages: it was cut short, or created and never written; " +
@@ -143,6 +146,7 @@ func Check(ctx context.Context, path string) (Report, error) {
 		problems []string
 		report   *Report
 		locked   bool
+		failed   string
 	)
 	dec := json.NewDecoder(&stdout)
 	for {
@@ -155,6 +159,8 @@ func Check(ctx context.Context, path string) (Report, error) {
 			problems = append(problems, l.Problem)
 		case l.Locked:
 			locked = true
+		case l.Error != "":
+			failed = l.Error
 		case l.Report != nil:
 			report = l.Report
 		}
@@ -162,12 +168,16 @@ func Check(ctx context.Context, path string) (Report, error) {
 	switch {
 	case locked:
 		return Report{}, lockedError(path)
+	case failed != "":
+		return Report{}, fmt.Errorf("checking %s: %s", path, failed)
 	case report == nil:
-		var ee *exec.ExitError
-		if !errors.As(runErr, &ee) || ee.ExitCode() == 0 {
-			return Report{}, fmt.Errorf("checking %s: the checker (%s) did not report: %v: %s", path, exe, runErr, bytes.TrimSpace(stderr.Bytes()))
+		// A Go crash (exit status 2) is the file's doing; anything else,
+		// such as the kernel killing the child for memory, is not damage.
+		cause := crashCause(stderr.String())
+		if cause == "" {
+			return Report{}, fmt.Errorf("checking %s: the checker (%s) ended without a report: %v %s", path, exe, runErr, bytes.TrimSpace(stderr.Bytes()))
 		}
-		problems = append(problems, "reading it crashed bbolt: "+crashCause(stderr.String()))
+		problems = append(problems, "reading it crashed bbolt: "+cause)
 	}
 	if len(problems) > 0 {
 		return Report{}, &DamagedError{Path: path, Problems: problems}
@@ -176,7 +186,7 @@ func Check(ctx context.Context, path string) (Report, error) {
 }
 
 // crashCause picks the lines of a Go crash report that say what happened:
-// the panic or fatal error and the signal.
+// the panic or fatal error and the signal; "" when s is no crash report.
 func crashCause(s string) string {
 	var cause []string
 	for l := range strings.Lines(s) {
@@ -187,9 +197,6 @@ func crashCause(s string) string {
 				break
 			}
 		}
-	}
-	if len(cause) == 0 {
-		return strings.TrimSpace(s)
 	}
 	return strings.Join(cause, " ")
 }

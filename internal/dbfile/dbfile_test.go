@@ -137,6 +137,25 @@ func TestDamagedRefused(t *testing.T) {
 	}
 }
 
+// A file that cannot be read, or is no file, is an error, and no damage:
+// restoring a backup would not help.
+func TestUnreadableIsNotDamage(t *testing.T) {
+	dir := t.TempDir()
+	_, err := dbfile.Check(context.Background(), dir)
+	var de *dbfile.DamagedError
+	if err == nil || errors.As(err, &de) || !strings.Contains(err.Error(), dir+" is a directory") {
+		t.Errorf("a directory: %v", err)
+	}
+	if os.Geteuid() == 0 {
+		return // root reads any file
+	}
+	path := soundFile(t)
+	_ = os.Chmod(path, 0)
+	if _, err := dbfile.Check(context.Background(), path); err == nil || errors.As(err, &de) || !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("an unreadable file: %v", err)
+	}
+}
+
 // A file another process holds is refused with the hint of a running
 // mediaslot, by Check (a shared lock) and by Open.
 func TestLocked(t *testing.T) {
