@@ -85,6 +85,7 @@ func TestDamagedRefused(t *testing.T) {
 		{"scribbled", dbfiletest.Scribble, ""},
 		// the read faults: SetPanicOnFault makes it a panic walk recovers
 		{"page number outside the file", dbfiletest.PointOutside, "a read faulted: a page number points outside the file"},
+		{"shorter than its two meta pages", func(t testing.TB, path string) { _ = os.Truncate(path, 5000) }, "file size too small"},
 		{"empty", func(t testing.TB, path string) { _ = os.Truncate(path, 0) }, "it is empty (0 bytes)"},
 		{"not whole pages", func(t testing.TB, path string) {
 			f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
