@@ -414,7 +414,7 @@ func readTokenKey(path string) ([]byte, error) {
 		return nil, err
 	}
 	if len(b) < MinTokenKey {
-		return nil, fmt.Errorf("%s has %d bytes, and a token key %d: it was left incomplete (a crash while it was written?). "+
+		return nil, fmt.Errorf("%s has %d bytes; a token key has %d: it was left incomplete (a crash while it was written?). "+
 			"Delete it and mediaslot makes a new one (upload URLs handed out before then stop working)", path, len(b), MinTokenKey)
 	}
 	return b, nil

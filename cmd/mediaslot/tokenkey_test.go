@@ -19,7 +19,7 @@ func TestServeRefusesShortTokenKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, stderr := serveChild(t, cfg)
-	if code != 1 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, key+" has 0 bytes, and a token key 32") ||
+	if code != 1 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, key+" has 0 bytes; a token key has 32") ||
 		!strings.Contains(stderr, "Delete it") {
 		t.Errorf("want exit 1 and the error, got %d:\n%s", code, stderr)
 	}
@@ -39,7 +39,7 @@ func TestCheckTokenKey(t *testing.T) {
 	if err := os.WriteFile(c.TokenKeyPath(), []byte("0123456789"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := checkTokenKey(c); err == nil || !strings.Contains(err.Error(), "has 10 bytes, and a token key 32") {
+	if _, _, err := checkTokenKey(c); err == nil || !strings.Contains(err.Error(), "has 10 bytes; a token key has 32") {
 		t.Errorf("10-byte key file: %v", err)
 	}
 	if err := os.WriteFile(c.TokenKeyPath(), []byte(strings.Repeat("k", 32)), 0o600); err != nil {

@@ -203,7 +203,7 @@ func TestCheckConfigXMPP(t *testing.T) {
 		_ = os.WriteFile(key, nil, 0o600)
 		r := runCheckConfig(t, fresh)
 		r.failed(t, 1)
-		r.want(t, "token key", "FAILED", key+" has 0 bytes, and a token key 32", "Delete it")
+		r.want(t, "token key", "FAILED", key+" has 0 bytes; a token key has 32", "Delete it")
 	})
 	t.Run("mediaslot running", func(t *testing.T) {
 		admin := freePort(t)
