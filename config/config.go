@@ -396,9 +396,10 @@ func (c Config) TokenKeyPath() string { return filepath.Join(c.Data.Dir, "token.
 
 // LoadTokenKey returns the configured key, or else the key file's, without
 // creating one: the error wraps fs.ErrNotExist when there is neither, and says
-// what to do when the key is shorter than MinTokenKey.
+// what to do when the key is shorter than MinTokenKey. An empty
+// upload.token_key_file is a key too short, not the absence of one.
 func (c Config) LoadTokenKey() ([]byte, error) {
-	if k := c.Upload.TokenKey; k != "" {
+	if k := c.Upload.TokenKey; k != "" || c.Upload.TokenKeyFile != "" {
 		if len(k) < MinTokenKey {
 			return nil, fmt.Errorf("the token key is %d bytes; it must be at least %d (upload.token_key, upload.token_key_file or %s; `openssl rand -hex 32` makes one)",
 				len(k), MinTokenKey, EnvTokenKey)

@@ -161,6 +161,21 @@ func TestTokenKeyShortConfiguredRefused(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(c.Data.Dir, "token.key")); err == nil {
 		t.Error("a key file was made while a key is configured")
 	}
+	// an empty token_key_file is a configured key of 0 bytes, not a reason
+	// to make another key in data.dir
+	c.Upload.TokenKeyFile = filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(c.Upload.TokenKeyFile, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.loadSecrets(); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := c.TokenKeyBytes(); err == nil || !strings.Contains(err.Error(), "the token key is 0 bytes; it must be at least 32") {
+		t.Errorf("empty token_key_file: %q, %v", k, err)
+	}
+	if _, err := os.Stat(filepath.Join(c.Data.Dir, "token.key")); err == nil {
+		t.Error("a key file was made for an empty token_key_file")
+	}
 }
 
 // Starts at once on a new data.dir all get the one whole key that ends up
