@@ -16,6 +16,11 @@ import (
 // envChild names the file a checker child checks; Check sets it.
 const envChild = "MEDIASLOT_DBFILE_CHECK"
 
+// initialised says Init ran in this process, so that a child started again
+// from it checks the file instead of running the program (or, in a test
+// binary without Init in TestMain, every test again).
+var initialised bool
+
 // maxProblems bounds what a check reports of a badly damaged file.
 const maxProblems = 100
 
@@ -35,6 +40,7 @@ type line struct {
 func Init() {
 	path, ok := os.LookupEnv(envChild)
 	if !ok {
+		initialised = true
 		return
 	}
 	enc := json.NewEncoder(os.Stdout)

@@ -129,6 +129,9 @@ func Check(ctx context.Context, path string) (Report, error) {
 			"it is empty (0 bytes), and even a new database has 4 pages: it was cut short, or created and never written; " +
 				"mediaslot does not start a new database in its place"}}
 	}
+	if !initialised {
+		return Report{}, errors.New("dbfile.Init was not called first in main (or TestMain): the checker cannot run")
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return Report{}, fmt.Errorf("checking %s: %w", path, err)
