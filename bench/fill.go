@@ -10,9 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"mediaslot/internal/boltmem"
+	"mediaslot/internal/dbfile"
 	"mediaslot/internal/groupcommit"
 	"mediaslot/offline"
 )
@@ -44,10 +43,11 @@ func FillQueue(ctx context.Context, opt FillOptions) (res FillResult, err error)
 	if len(opt.Recipients) == 0 || opt.N <= 0 {
 		return res, fmt.Errorf("fill-queue: nothing to do")
 	}
-	// Keep in step with cmd/mediaslot/serve.go.
-	db, err := bolt.Open(opt.DB, 0o600, &bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType, NoFreelistSync: true, NoSync: true})
+	bopts := dbfile.Options()
+	bopts.NoSync = true
+	db, err := dbfile.Open(ctx, opt.DB, bopts)
 	if err != nil {
-		return res, fmt.Errorf("opening %s (is mediaslot running?): %w", opt.DB, err)
+		return res, err
 	}
 	// Closed as serve closes it, with the free list written, so that
 	// mediaslot's start is measured as after a clean shutdown.

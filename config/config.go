@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -384,37 +385,95 @@ func (c Config) RelayRecipientDomains() []string {
 	return []string{c.ServerDomain()}
 }
 
+// MinTokenKey is the shortest HMAC key for slot tokens mediaslot accepts, in
+// bytes: as long as the HMAC-SHA256 output, and as the key it makes itself. A
+// shorter one, such as the empty token.key a crash between creating and
+// writing it left, makes upload tokens forgeable.
+const MinTokenKey = 32
+
+// TokenKeyPath is the file that keeps the key when none is configured.
+func (c Config) TokenKeyPath() string { return filepath.Join(c.Data.Dir, "token.key") }
+
+// LoadTokenKey returns the configured key, or else the key file's, without
+// creating one: the error wraps fs.ErrNotExist when there is neither, and says
+// what to do when the key is shorter than MinTokenKey. An empty
+// upload.token_key_file is a key too short, not the absence of one.
+func (c Config) LoadTokenKey() ([]byte, error) {
+	if k := c.Upload.TokenKey; k != "" || c.Upload.TokenKeyFile != "" {
+		if len(k) < MinTokenKey {
+			return nil, fmt.Errorf("the token key is %d bytes; it must be at least %d (upload.token_key, upload.token_key_file or %s; `openssl rand -hex 32` makes one)",
+				len(k), MinTokenKey, EnvTokenKey)
+		}
+		return []byte(k), nil
+	}
+	return readTokenKey(c.TokenKeyPath())
+}
+
+func readTokenKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) < MinTokenKey {
+		return nil, fmt.Errorf("%s has %d bytes; a token key has %d: it was left incomplete (a crash while it was written?). "+
+			"Delete it and mediaslot makes a new one (upload URLs handed out before then stop working)", path, len(b), MinTokenKey)
+	}
+	return b, nil
+}
+
 // TokenKeyBytes returns the HMAC key for slot tokens. Without a configured key
 // it reads (or creates once, mode 0600) data.dir/token.key, so URLs issued
 // before a restart stay valid after it.
 func (c Config) TokenKeyBytes() ([]byte, error) {
-	if c.Upload.TokenKey != "" {
-		if len(c.Upload.TokenKey) < 16 {
-			return nil, errors.New("upload.token_key must be at least 16 characters")
-		}
-		return []byte(c.Upload.TokenKey), nil
+	k, err := c.LoadTokenKey()
+	if !errors.Is(err, fs.ErrNotExist) {
+		return k, err
 	}
-	p := filepath.Join(c.Data.Dir, "token.key")
-	if b, err := os.ReadFile(p); err == nil && len(b) >= 32 {
-		return b, nil
-	}
-	if err := os.MkdirAll(c.Data.Dir, 0o700); err != nil {
+	return createTokenKey(c.Data.Dir, c.TokenKeyPath())
+}
+
+// createTokenKey writes a new random key to path so that path, once it
+// exists, holds a whole key: the key goes to a temporary file, synced, which
+// then gets its name by a hard link. Unlike a rename, the link fails when path
+// exists: of two starts at once, both use the key of the first. The directory
+// is synced last, so that the name survives a crash.
+func createTokenKey(dir, path string) ([]byte, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	k := make([]byte, 32)
-	_, _ = rand.Read(k)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.CreateTemp(dir, ".token.key-*") // mode 0600
 	if err != nil {
-		if errors.Is(err, os.ErrExist) { // a concurrent start won the race: use its key
-			return os.ReadFile(p)
-		}
 		return nil, err
 	}
-	defer f.Close()
-	if _, err := f.Write(k); err != nil {
-		return nil, err
+	defer os.Remove(f.Name())
+	k := make([]byte, MinTokenKey)
+	_, _ = rand.Read(k) // crypto/rand.Read does not fail
+	_, err = f.Write(k)
+	if err == nil {
+		err = f.Sync()
 	}
-	return k, f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("writing a new token key in %s: %w", dir, err)
+	}
+	if err := os.Link(f.Name(), path); errors.Is(err, fs.ErrExist) {
+		return readTokenKey(path) // another start made it first
+	} else if err != nil {
+		return nil, fmt.Errorf("creating %s: %w", path, err)
+	}
+	return k, syncDir(dir)
+}
+
+// syncDir makes the names in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // unknownKeys names the unknown keys and their lines. It does not quote the

@@ -1,10 +1,13 @@
 package config
 
 import (
+	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -115,5 +118,102 @@ func TestTokenKeyPersists(t *testing.T) {
 	k2, err := c.TokenKeyBytes()
 	if err != nil || string(k1) != string(k2) || len(k1) != 32 {
 		t.Fatalf("key not stable: %x %x %v", k1, k2, err)
+	}
+}
+
+// keyBytes is MinTokenKey; the tests below name neither it nor
+// LoadTokenKey, so that they run on the code before them too.
+const keyBytes = 32
+
+// A token.key shorter than MinTokenKey, such as the empty file a crash
+// between creating and writing it leaves, is refused, not used as the HMAC
+// key (an empty key makes every token forgeable), and left as it is.
+func TestTokenKeyShortFileRefused(t *testing.T) {
+	for _, n := range []int{0, 1, keyBytes - 1} {
+		c := Default()
+		c.Data.Dir = t.TempDir()
+		p := filepath.Join(c.Data.Dir, "token.key")
+		if err := os.WriteFile(p, make([]byte, n), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		k, err := c.TokenKeyBytes()
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%s has %d bytes", p, n)) || !strings.Contains(err.Error(), "Delete it") {
+			t.Errorf("%d-byte key file: key %x, err %v", n, k, err)
+		}
+		if b, _ := os.ReadFile(p); len(b) != n {
+			t.Errorf("the %d-byte key file was replaced", n)
+		}
+	}
+}
+
+// A configured key shorter than MinTokenKey bytes is refused.
+func TestTokenKeyShortConfiguredRefused(t *testing.T) {
+	c := Default()
+	c.Data.Dir = t.TempDir()
+	c.Upload.TokenKey = strings.Repeat("k", keyBytes-1)
+	if k, err := c.TokenKeyBytes(); err == nil || !strings.Contains(err.Error(), "it must be at least 32") {
+		t.Errorf("%d-byte key: %q, %v", len(c.Upload.TokenKey), k, err)
+	}
+	c.Upload.TokenKey += "k"
+	if k, err := c.TokenKeyBytes(); err != nil || string(k) != c.Upload.TokenKey {
+		t.Errorf("%d-byte key: %q, %v", len(c.Upload.TokenKey), k, err)
+	}
+	if _, err := os.Stat(filepath.Join(c.Data.Dir, "token.key")); err == nil {
+		t.Error("a key file was made while a key is configured")
+	}
+	// an empty token_key_file is a configured key of 0 bytes, not a reason
+	// to make another key in data.dir
+	c.Upload.TokenKeyFile = filepath.Join(t.TempDir(), "key")
+	if err := os.WriteFile(c.Upload.TokenKeyFile, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.loadSecrets(); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := c.TokenKeyBytes(); err == nil || !strings.Contains(err.Error(), "the token key is 0 bytes; it must be at least 32") {
+		t.Errorf("empty token_key_file: %q, %v", k, err)
+	}
+	if _, err := os.Stat(filepath.Join(c.Data.Dir, "token.key")); err == nil {
+		t.Error("a key file was made for an empty token_key_file")
+	}
+}
+
+// Starts at once on a new data.dir all get the one whole key that ends up
+// in token.key (the old code could hand a start the file another had
+// created but not yet written: an empty key), mode 0600, and leave no
+// temporary file.
+func TestTokenKeyCreatedOnce(t *testing.T) {
+	const rounds, starts = 50, 8
+	for range rounds {
+		c := Default()
+		c.Data.Dir = filepath.Join(t.TempDir(), "data")
+		keys := make([][]byte, starts)
+		errs := make([]error, starts)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range starts {
+			wg.Go(func() {
+				<-start
+				keys[i], errs[i] = c.TokenKeyBytes()
+			})
+		}
+		close(start)
+		wg.Wait()
+		onDisk, err := os.ReadFile(filepath.Join(c.Data.Dir, "token.key"))
+		if err != nil || len(onDisk) != keyBytes {
+			t.Fatalf("token.key: %x, %v", onDisk, err)
+		}
+		for i := range starts {
+			if errs[i] != nil || !bytes.Equal(keys[i], onDisk) {
+				t.Fatalf("start %d got key %x (%v); token.key holds %x", i, keys[i], errs[i], onDisk)
+			}
+		}
+		entries, _ := os.ReadDir(c.Data.Dir)
+		if len(entries) != 1 {
+			t.Fatalf("data.dir holds %v", entries)
+		}
+		if st, _ := os.Stat(filepath.Join(c.Data.Dir, "token.key")); st.Mode().Perm() != 0o600 {
+			t.Fatalf("token.key mode %v", st.Mode())
+		}
 	}
 }

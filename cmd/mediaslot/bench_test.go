@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"mediaslot/internal/dbfile"
 )
 
 func TestParseSize(t *testing.T) {
@@ -73,8 +75,12 @@ func TestBenchHelpListsModes(t *testing.T) {
 }
 
 // TestMain lets the test binary stand in for mediaslot when a test starts
-// it as a child process (serveBare does).
+// it as a child process (serveBare does), and be the database checker of
+// dbfile.Check. Under -race, each child would wait a second at its exit for
+// reports from other goroutines (GORACE atexit_sleep_ms): it has none.
 func TestMain(m *testing.M) {
+	dbfile.Init()
+	os.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	if os.Getenv("MEDIASLOT_TEST_AS_MAIN") == "1" {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 		code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)

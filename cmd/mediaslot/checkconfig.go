@@ -39,7 +39,7 @@ func checkConfig(ctx context.Context, path string, w io.Writer) error {
 	r.report("config", path+" is valid", nil)
 	r.report(checkXMPP(ctx, cfg))
 	r.report(checkStore(ctx, cfg))
-	r.report(checkDatabase(cfg))
+	r.report(checkDatabase(ctx, cfg))
 	r.report(checkTokenKey(cfg))
 	r.report(checkHTTP(cfg))
 	r.warn(checkPublicURL(ctx, cfg))

@@ -12,12 +12,9 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
-	"time"
-
-	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
 
 	"mediaslot/config"
+	"mediaslot/internal/dbfile"
 	"mediaslot/store/s3"
 )
 
@@ -197,10 +194,11 @@ func creatable(dir string) error {
 	}
 }
 
-// checkDatabase opens the bbolt file read-only: it fails at once when
-// another process (a running mediaslot) holds it.
-func checkDatabase(cfg config.Config) (string, string, error) {
-	path := filepath.Join(cfg.Data.Dir, "mediaslot.db")
+// checkDatabase reads the whole bbolt file as serve does before it opens
+// it (dbfile.Check): it fails at once when another process (a running
+// mediaslot) holds it, and names the damage of a damaged one.
+func checkDatabase(ctx context.Context, cfg config.Config) (string, string, error) {
+	path := dbPath(cfg)
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		if _, err := os.Stat(cfg.Data.Dir); errors.Is(err, fs.ErrNotExist) {
 			if err := creatable(cfg.Data.Dir); err != nil {
@@ -211,33 +209,28 @@ func checkDatabase(cfg config.Config) (string, string, error) {
 		}
 		return "database", path + " does not exist yet; mediaslot will create it", nil
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	r, err := dbfile.Check(ctx, path)
 	switch {
-	case errors.Is(err, bolterrors.ErrTimeout):
+	case errors.Is(err, dbfile.ErrLocked):
 		return "database", "", fmt.Errorf("%s is locked by another process: is mediaslot already running? "+
 			"(one mediaslot per data.dir)", path)
 	case err != nil:
-		return "database", "", fmt.Errorf("cannot open %s: %v", path, err)
+		return "database", "", err
 	}
-	db.Close()
-	return "database", path + " opens and is not in use", nil
+	return "database", fmt.Sprintf("%s opens and is not in use: %s", path, r), nil
 }
 
-// checkTokenKey checks the HMAC key of upload URLs without creating one.
+// checkTokenKey checks the HMAC key of upload URLs without creating one,
+// as serve would read it: a key shorter than config.MinTokenKey fails.
 func checkTokenKey(cfg config.Config) (string, string, error) {
-	if k := cfg.Upload.TokenKey; k != "" {
-		if len(k) < 16 {
-			return "token key", "", fmt.Errorf("the token key is %d characters; it must be at least 16 (upload.token_key, upload.token_key_file or %s)", len(k), config.EnvTokenKey)
-		}
-		return "token key", "set in the configuration", nil
-	}
-	p := filepath.Join(cfg.Data.Dir, "token.key")
-	b, err := os.ReadFile(p)
+	k, err := cfg.LoadTokenKey()
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return "token key", p + " does not exist yet; mediaslot will create it", nil
+		return "token key", cfg.TokenKeyPath() + " does not exist yet; mediaslot will create it", nil
 	case err != nil:
-		return "token key", "", fmt.Errorf("cannot read %s: %v", p, err)
+		return "token key", "", err
+	case cfg.Upload.TokenKey != "":
+		return "token key", fmt.Sprintf("set in the configuration (%d bytes)", len(k)), nil
 	}
-	return "token key", fmt.Sprintf("%s (%d bytes)", p, len(b)), nil
+	return "token key", fmt.Sprintf("%s (%d bytes)", cfg.TokenKeyPath(), len(k)), nil
 }

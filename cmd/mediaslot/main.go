@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"mediaslot/internal/dbfile"
 )
 
 // Set at build time: go build -ldflags "-X main.version=... -X main.commit=...".
@@ -30,17 +32,19 @@ var commands = map[string]command{
 	"send":    {"upload files and send them to XMPP recipients (--help for flags)", withInsecureHint(send)},
 	"receive": {"wait for media messages and download the files (--help for flags)", withInsecureHint(receive)},
 	"check":   {"check a XEP-0363 service's conformance (--help for flags)", withInsecureHint(check)},
+	"db":      {"db check: read the whole database and report damage (--config FILE or --db FILE)", runDB},
 	"bench":   {"measure slot latency and throughput, PUT and GET, against a baseline (--help for flags)", withInsecureHint(runBench)},
 	"version": {"print version and commit", runVersion},
 }
 
 // order of the help text
-var commandOrder = []string{"serve", "send", "receive", "check", "bench", "version"}
+var commandOrder = []string{"serve", "send", "receive", "check", "db", "bench", "version"}
 
 // errUsage marks errors already explained to the user; exit code 2.
 var errUsage = errors.New("usage")
 
 func main() {
+	dbfile.Init() // the database checker child: before anything else
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))

@@ -10,13 +10,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 
 	"mediaslot/config"
 	"mediaslot/internal/boltmem"
+	"mediaslot/internal/dbfile"
 	"mediaslot/internal/groupcommit"
 	"mediaslot/internal/redact"
 	"mediaslot/offline"
@@ -57,17 +55,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	dbPath := filepath.Join(cfg.Data.Dir, "mediaslot.db")
-	// The map freelist, not synced, keeps commits small while the relay
-	// queue deletes much: synced, every commit writes the whole list, and
-	// after a purge had freed 580,000 pages (a million stanzas) the queue
-	// took 130 enqueues/s instead of 2,700 (offline's
-	// BenchmarkEnqueueAfterPurge shows it at a smaller scale). Not synced,
-	// Open rebuilds it by reading, and mapping, every page of the file,
-	// unless boltmem.Close wrote it at the last shutdown.
-	db, err := bolt.Open(dbPath, 0o600, &bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType, NoFreelistSync: true})
+	db, err := dbfile.Open(ctx, dbPath(cfg), dbfile.Options())
 	if err != nil {
-		return fmt.Errorf("opening %s (is another mediaslot using it?): %w", dbPath, err)
+		return err
 	}
 	defer func() {
 		if err := boltmem.Close(db); err != nil {

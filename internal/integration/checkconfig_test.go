@@ -17,6 +17,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"mediaslot/internal/dbfile/dbfiletest"
 	"mediaslot/internal/testserver"
 )
 
@@ -162,7 +163,7 @@ func TestCheckConfigXMPP(t *testing.T) {
 	t.Run("short token key", func(t *testing.T) {
 		r := runCheckConfig(t, edit(t, cfg, "[data]", "[upload]\ntoken_key = \"short\"\n[data]"))
 		r.failed(t, 1)
-		r.want(t, "token key", "FAILED", "at least 16")
+		r.want(t, "token key", "FAILED", "the token key is 5 bytes; it must be at least 32")
 	})
 	t.Run("store dir is a file", func(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "plain")
@@ -188,6 +189,25 @@ func TestCheckConfigXMPP(t *testing.T) {
 		r := runCheckConfig(t, cfg)
 		r.failed(t, 1)
 		r.want(t, "database", "FAILED", "is locked by another process: is mediaslot already running?")
+	})
+	t.Run("damaged database", func(t *testing.T) {
+		fresh := edit(t, cfg, "[data]", "[data]")
+		db := filepath.Join(filepath.Dir(fresh), "data", "mediaslot.db")
+		_ = os.MkdirAll(filepath.Dir(db), 0o700)
+		dbfiletest.Sound(t, db, 1000)
+		dbfiletest.Truncate(t, db)
+		r := runCheckConfig(t, fresh)
+		r.failed(t, 1)
+		r.want(t, "database", "FAILED", db+" is damaged: ", "it was cut short", "restore the file from a backup", "mediaslot db check")
+	})
+	t.Run("empty token key file", func(t *testing.T) {
+		fresh := edit(t, cfg, "[data]", "[data]")
+		key := filepath.Join(filepath.Dir(fresh), "data", "token.key")
+		_ = os.MkdirAll(filepath.Dir(key), 0o700)
+		_ = os.WriteFile(key, nil, 0o600)
+		r := runCheckConfig(t, fresh)
+		r.failed(t, 1)
+		r.want(t, "token key", "FAILED", key+" has 0 bytes; a token key has 32", "Delete it")
 	})
 	t.Run("mediaslot running", func(t *testing.T) {
 		admin := freePort(t)
