@@ -33,6 +33,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"mediaslot/internal/groupcommit"
+	"mediaslot/internal/thumbnail"
 	"mediaslot/store"
 )
 
@@ -108,6 +109,8 @@ type Service struct {
 
 	mu      sync.Mutex
 	putting map[string]int // PUTs in progress per owner
+
+	previews *thumbnail.Maker // the relay's thumbnails, once per slot
 }
 
 // New returns a Service. The bbolt bucket is created if needed.
@@ -129,6 +132,8 @@ func New(opt Options) (*Service, error) {
 		base:  strings.TrimRight(opt.PublicURL, "/"),
 		log:   opt.Logger,
 		now:   opt.Now,
+
+		previews: thumbnail.NewMaker(PreviewMaxSide, previewsKept, previewWait),
 	}
 	if s.log == nil {
 		s.log = slog.Default()

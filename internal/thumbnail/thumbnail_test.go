@@ -1,0 +1,298 @@
+package thumbnail
+
+import (
+	"bytes"
+	"compress/zlib"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"image"
+	"image/color"
+	"image/color/palette"
+	"image/draw"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"testing"
+)
+
+// craftPNG writes a PNG header for a w×h image of the given bit depth and
+// colour type, and zero pixels for the first rows of each pass (all rows
+// when rows < 0). A few rows are enough for a bomb: image/png allocates
+// the whole image before it reads the first one.
+func craftPNG(t testing.TB, w, h int, depth, colorType, interlace byte, rows int) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	chunk := func(typ string, data []byte) {
+		_ = binary.Write(&out, binary.BigEndian, uint32(len(data)))
+		out.WriteString(typ)
+		out.Write(data)
+		_ = binary.Write(&out, binary.BigEndian, crc32.ChecksumIEEE(append([]byte(typ), data...)))
+	}
+	out.WriteString("\x89PNG\r\n\x1a\n")
+	ihdr := make([]byte, 13)
+	binary.BigEndian.PutUint32(ihdr[0:], uint32(w))
+	binary.BigEndian.PutUint32(ihdr[4:], uint32(h))
+	ihdr[8], ihdr[9], ihdr[12] = depth, colorType, interlace
+	chunk("IHDR", ihdr)
+	channels := map[byte]int{0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[colorType]
+	if colorType == 3 {
+		chunk("PLTE", make([]byte, 3*256))
+	}
+	passes := [][4]int{{0, 0, 1, 1}}
+	if interlace == 1 {
+		passes = [][4]int{{0, 0, 8, 8}, {4, 0, 8, 8}, {0, 4, 4, 8}, {2, 0, 4, 4}, {0, 2, 2, 4}, {1, 0, 2, 2}, {0, 1, 1, 2}}
+	}
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	for _, p := range passes {
+		pw, ph := (w-p[0]+p[2]-1)/p[2], (h-p[1]+p[3]-1)/p[3]
+		if pw <= 0 || ph <= 0 {
+			continue
+		}
+		if rows >= 0 {
+			ph = min(ph, rows)
+		}
+		row := make([]byte, 1+(pw*channels*int(depth)+7)/8)
+		for range ph {
+			_, _ = zw.Write(row)
+		}
+	}
+	_ = zw.Close()
+	chunk("IDAT", z.Bytes())
+	if rows < 0 {
+		chunk("IEND", nil)
+	}
+	return out.Bytes()
+}
+
+// craftJPEG writes a JPEG of grey blocks with n components sampled as hv
+// (0x11: full resolution) in one DC scan: progressive when sof is 0xc2.
+// Without data (scan false) it stops after the scan header.
+func craftJPEG(t testing.TB, w, h, n int, hv byte, sof byte, scan bool) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	seg := func(marker byte, data []byte) {
+		out.Write([]byte{0xff, marker})
+		_ = binary.Write(&out, binary.BigEndian, uint16(len(data)+2))
+		out.Write(data)
+	}
+	out.Write([]byte{0xff, 0xd8})
+	seg(0xdb, append([]byte{0}, bytes.Repeat([]byte{1}, 64)...)) // DQT
+	f := []byte{8, byte(h >> 8), byte(h), byte(w >> 8), byte(w), byte(n)}
+	for i := range n {
+		s := byte(0x11)
+		if i == 0 {
+			s = hv
+		}
+		f = append(f, byte(i+1), s, 0)
+	}
+	seg(sof, f)
+	dht := append([]byte{0x00, 1}, make([]byte, 15)...) // one 1-bit code: DC difference 0
+	seg(0xc4, append(dht, 0))
+	seg(0xc4, append([]byte{0x10, 1}, append(make([]byte, 15), 0)...)) // AC: end of block
+	sos := []byte{byte(n)}
+	for i := range n {
+		sos = append(sos, byte(i+1), 0x00)
+	}
+	if sof == 0xc2 {
+		sos = append(sos, 0, 0, 0) // DC only
+	} else {
+		sos = append(sos, 0, 63, 0)
+	}
+	seg(0xda, sos)
+	if !scan {
+		return out.Bytes()
+	}
+	h0, v0 := int(hv>>4), int(hv&0x0f)
+	mcus := ((w + 8*h0 - 1) / (8 * h0)) * ((h + 8*v0 - 1) / (8 * v0))
+	bits := mcus * (h0*v0 + n - 1)
+	if sof != 0xc2 {
+		bits *= 2 // DC 0, then end of block
+	}
+	out.Write(make([]byte, (bits+7)/8))
+	out.Write([]byte{0xff, 0xd9})
+	return out.Bytes()
+}
+
+// craftWebP writes the header of a simple lossy WebP of w×h pixels.
+func craftWebP(w, h int) []byte {
+	vp8 := []byte{0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, byte(w), byte(w >> 8), byte(h), byte(h >> 8)}
+	b := []byte("RIFF\x00\x00\x00\x00WEBPVP8 ")
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(vp8)))
+	b = append(b, vp8...)
+	binary.LittleEndian.PutUint32(b[4:], uint32(len(b)-8))
+	return b
+}
+
+// allocated returns the bytes f allocates on the heap.
+func allocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// The decompression bomb of issue 12 is kept small (its first rows only)
+// in testdata for other packages' tests.
+func TestBombFile(t *testing.T) {
+	got, err := os.ReadFile("testdata/bomb.png")
+	if want := craftPNG(t, 8000, 8000, 16, 6, 0, 16); err != nil || !bytes.Equal(got, want) {
+		if os.Getenv("UPDATE_TESTDATA") != "" {
+			if err := os.WriteFile("testdata/bomb.png", want, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		t.Fatalf("testdata/bomb.png is not craftPNG's 8000x8000 16-bit bomb (UPDATE_TESTDATA=1 rewrites it): %v", err)
+	}
+}
+
+// Images that would take more than MaxDecodeBytes to decode are refused
+// from their header: the pixels are never allocated.
+func TestBombsRefusedBeforeDecoding(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		img  []byte
+	}{
+		{"png 8000x8000 16-bit RGBA (issue 12)", craftPNG(t, 8000, 8000, 16, 6, 0, 16)},
+		{"png 6000x6000 interlaced RGBA", craftPNG(t, 6000, 6000, 8, 6, 1, 16)},
+		{"png 100000x100000 grey", craftPNG(t, 100000, 100000, 8, 0, 0, 1)},
+		{"png 1x2^31-1", craftPNG(t, 1, 1<<31-1, 8, 0, 0, 1)},
+		{"jpeg 8000x8000 progressive", craftJPEG(t, 8000, 8000, 3, 0x11, 0xc2, false)},
+		{"jpeg 65535x65535 baseline grey", craftJPEG(t, 65535, 65535, 1, 0x11, 0xc0, false)},
+		{"gif 65535x65535", []byte("GIF89a\xff\xff\xff\xff\x00\x00\x00")},
+		{"webp 16383x16383", craftWebP(16383, 16383)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var err error
+			n := allocated(func() { _, err = Make(bytes.NewReader(c.img), 128) })
+			if tl := (*TooLargeError)(nil); !errors.As(err, &tl) {
+				t.Errorf("Make = %v, want a TooLargeError", err)
+			}
+			if n > 1<<20 {
+				t.Errorf("refusing took %d KiB", n>>10)
+			}
+		})
+	}
+}
+
+// The cost readHeader works out is an upper bound on what decoding and
+// scaling allocate, for each decoder and the variants that cost the most.
+func TestCostBoundsAllocation(t *testing.T) {
+	const w, h = 512, 384
+	rnd := rand.New(rand.NewPCG(1, 2))
+	noise := func(set func(x, y int, v uint8)) {
+		for y := range h {
+			for x := range w {
+				set(x, y, uint8(rnd.Uint32()))
+			}
+		}
+	}
+	encode := func(img image.Image) []byte {
+		var b bytes.Buffer
+		if err := png.Encode(&b, img); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	rgba, rgba64, gray := image.NewNRGBA(image.Rect(0, 0, w, h)), image.NewNRGBA64(image.Rect(0, 0, w, h)), image.NewGray(image.Rect(0, 0, w, h))
+	pal := image.NewPaletted(image.Rect(0, 0, w, h), palette.Plan9)
+	noise(func(x, y int, v uint8) {
+		rgba.Set(x, y, color.NRGBA{v, v ^ 0x55, 1, v | 1})
+		rgba64.Set(x, y, color.NRGBA64{uint16(v) << 8, 1, uint16(v), 0x8000})
+		gray.SetGray(x, y, color.Gray{v})
+		pal.SetColorIndex(x, y, v)
+	})
+	blocks := image.NewNRGBA(image.Rect(0, 0, w, h)) // noise even at 128 px: the thumbnail takes a few tries
+	for y := 0; y < h; y += 8 {
+		for x := 0; x < w; x += 8 {
+			draw.Draw(blocks, image.Rect(x, y, x+8, y+8), image.NewUniform(color.NRGBA{uint8(rnd.Uint32()), uint8(rnd.Uint32()), uint8(rnd.Uint32()), 255}), image.Point{}, draw.Src)
+		}
+	}
+	var jb, jg, gb bytes.Buffer
+	if err := jpeg.Encode(&jb, rgba, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := jpeg.Encode(&jg, gray, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := gif.Encode(&gb, pal, nil); err != nil {
+		t.Fatal(err)
+	}
+	webp, err := os.ReadFile("testdata/lossy.webp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		img  []byte
+	}{
+		{"png NRGBA", encode(rgba)},
+		{"png NRGBA blocks", encode(blocks)},
+		{"png NRGBA64", encode(rgba64)},
+		{"png grey", encode(gray)},
+		{"png paletted", encode(pal)},
+		{"png interlaced 16-bit RGBA", craftPNG(t, w, h, 16, 6, 1, -1)},
+		{"jpeg baseline 4:2:0", jb.Bytes()},
+		{"jpeg grey", jg.Bytes()},
+		{"jpeg progressive 4:4:4", craftJPEG(t, w, h, 3, 0x11, 0xc2, true)},
+		{"jpeg progressive 4:2:0", craftJPEG(t, w, h, 3, 0x22, 0xc2, true)},
+		{"gif", gb.Bytes()},
+		{"webp lossy", webp},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := bytes.NewReader(c.img)
+			hdr, err := readHeader(r, 128)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var th Thumbnail
+			n := allocated(func() { th, err = render(r, hdr, 128) })
+			if err != nil || len(th.Data) == 0 {
+				t.Fatalf("render: %v", err)
+			}
+			if n > uint64(hdr.cost) {
+				t.Errorf("allocated %d KiB, over the cost of %d KiB", n>>10, hdr.cost>>10)
+			}
+			t.Logf("allocated %d KiB for a cost of %d KiB; thumbnail %dx%d", n>>10, hdr.cost>>10, th.Width, th.Height)
+		})
+	}
+}
+
+// Phone photos stay within the bound: 12 MP (4000x3000) JPEGs baseline or
+// progressive, 48 MP (8064x6048) baseline, a 4K (3840x2160) PNG.
+func TestPhotosWithinBound(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		img  []byte
+	}{
+		{"12 MP baseline 4:2:0", craftJPEG(t, 4000, 3000, 3, 0x22, 0xc0, false)},
+		{"12 MP progressive 4:2:0", craftJPEG(t, 4000, 3000, 3, 0x22, 0xc2, false)},
+		{"48 MP baseline 4:2:0", craftJPEG(t, 8064, 6048, 3, 0x22, 0xc0, false)},
+		{"4K PNG RGBA", craftPNG(t, 3840, 2160, 8, 6, 0, 1)},
+	} {
+		h, err := readHeader(bytes.NewReader(c.img), 128)
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		t.Logf("%s: cost %d MB", c.name, h.cost/1e6)
+	}
+}
+
+// Only the formats whose decoding cost is known are decoded: lossless
+// WebP is refused.
+func TestLosslessWebPRefused(t *testing.T) {
+	b, err := os.ReadFile("testdata/lossless.webp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Make(bytes.NewReader(b), 128); err == nil {
+		t.Fatal("lossless WebP decoded")
+	}
+}
