@@ -37,9 +37,9 @@ const (
 	// MaxDecodeBytes bounds the memory one decode and scale may allocate,
 	// as cost works it out from the image's header, and what a Maker's
 	// decodes hold together. 128 MiB keeps the photos phones send: a
-	// 12 MP JPEG costs 30 MB (baseline 4:2:0) to 102 MB (progressive),
-	// a 48 MP baseline one 97 MB, a 4K PNG 43 MB; the 8000x8000 16-bit
-	// PNG of a decompression bomb would cost 545 MB.
+	// 12 MP JPEG costs 32 MB (baseline 4:2:0) to 105 MB (progressive),
+	// a 48 MP baseline one 101 MB, a 4K PNG 44 MB; the 8000x8000 16-bit
+	// PNG of a decompression bomb would cost 548 MB.
 	MaxDecodeBytes = 128 << 20
 	// fixedCost is what a decode allocates whatever the image's size.
 	fixedCost = 2 << 20
@@ -133,13 +133,14 @@ func readHeader(r io.ReadSeeker, maxSide int) (header, error) {
 	}
 	switch h.format {
 	case "png":
-		h.cost, err = pngCost(r, h.cfg)
+		h.cost, err = pngCost(r)
 	case "jpeg":
 		h.cost, err = jpegCost(bufio.NewReader(r), h.cfg)
 	case "gif":
-		// The first frame, one palette index a pixel; image/gif refuses a
-		// frame larger than the logical screen DecodeConfig reports.
-		h.cost = w * ht
+		// The first frame, one palette index a pixel, twice when it is
+		// interlaced; image/gif refuses a frame larger than the logical
+		// screen DecodeConfig reports.
+		h.cost = 2 * w * ht
 	case "webp":
 		h.cost, err = webpCost(r, h.cfg)
 	default:
@@ -149,10 +150,11 @@ func readHeader(r io.ReadSeeker, maxSide int) (header, error) {
 		return header{}, err
 	}
 	// draw's kernel scalers keep a float64 RGBA row of the target width
-	// for every source row; the decoders' tables and buffers and the PNG
-	// encoder of the thumbnail take about a megabyte more.
+	// for every source row, and the weights of about 4 source pixels a
+	// row and a column (16 bytes each); the decoders' tables and buffers
+	// and the PNG encoder of the thumbnail take about a megabyte more.
 	dw, _ := fit(h.cfg.Width, h.cfg.Height, maxSide)
-	h.cost += 32*int64(dw)*ht + fixedCost
+	h.cost += 32*int64(dw)*ht + 80*(w+ht) + fixedCost
 	if h.cost > MaxDecodeBytes {
 		return header{}, &TooLargeError{Format: h.format, Width: h.cfg.Width, Height: h.cfg.Height, Cost: h.cost}
 	}
@@ -160,36 +162,33 @@ func readHeader(r io.ReadSeeker, maxSide int) (header, error) {
 	return h, err
 }
 
-// bytesPerPixel of the image types the decoders return for a color model.
-func bytesPerPixel(m color.Model) int64 {
-	switch m {
-	case color.GrayModel, color.AlphaModel:
-		return 1
-	case color.Gray16Model, color.Alpha16Model:
-		return 2
-	case color.RGBAModel, color.NRGBAModel, color.CMYKModel:
-		return 4
-	}
-	if _, ok := m.(color.Palette); ok {
-		return 1
-	}
-	return 8 // RGBA64, NRGBA64: the widest image/png makes
-}
-
-// pngCost: image/png allocates the image, and for an Adam7-interlaced one
-// also the seven pass images, as many pixels again.
-func pngCost(r io.Reader, cfg image.Config) (int64, error) {
+// pngCost: image/png allocates the image, 8 bytes a pixel for 16-bit
+// samples, else 4, or 1 with a palette (greys too take 4: a tRNS chunk,
+// which DecodeConfig's colour model ignores, makes them NRGBA), and two
+// rows of raw samples; for an Adam7-interlaced image, the seven pass
+// images besides, as many pixels again, and their rows.
+func pngCost(r io.Reader) (int64, error) {
 	// The IHDR chunk comes first: signature, length, type, width,
 	// height, depth, colour type, compression, filter, interlace.
 	var ihdr [29]byte
 	if _, err := io.ReadFull(r, ihdr[:]); err != nil {
 		return 0, err
 	}
-	cost := int64(cfg.Width) * int64(cfg.Height) * bytesPerPixel(cfg.ColorModel)
-	if ihdr[28] != 0 {
-		cost *= 2
+	w, h := int64(binary.BigEndian.Uint32(ihdr[16:])), int64(binary.BigEndian.Uint32(ihdr[20:]))
+	depth, colorType, interlaced := ihdr[24], ihdr[25], ihdr[28] != 0
+	bpp := int64(4)
+	switch {
+	case colorType == 3:
+		bpp = 1
+	case depth == 16:
+		bpp = 8
 	}
-	return cost, nil
+	img, rows := w*h*bpp, 2*(1+8*w)
+	if interlaced {
+		// the passes' rows add up to 2.75 image rows
+		return 2*img + 3*rows, nil
+	}
+	return img + rows, nil
 }
 
 // webpCost accepts simple lossy WebP files only (a VP8 chunk first): they
