@@ -64,7 +64,8 @@ func (s *Service) Preview(ctx context.Context, link string) (Preview, bool) {
 		if err != nil {
 			return nil, err
 		}
-		// The header is read twice and the whole file once.
+		// The header is read twice, a JPEG's markers once, and the whole
+		// file once to decode it.
 		return &readBound{ReadSeekCloser: f, left: 3 * previewMaxFile}, nil
 	})
 	if err != nil {

@@ -130,11 +130,12 @@ func TestMakerConcurrentBombs(t *testing.T) {
 	}
 }
 
-// largeJPEG costs over half of MaxDecodeBytes (96 MB, progressive 4:4:4
-// 2400x2400): two do not fit at once. Its 34 KB of scan data come after
-// the pixels are allocated, so a gate at 8 KiB holds a decode midway.
+// largeJPEG costs over half of MaxDecodeBytes (98 MB, progressive grey
+// 4000x4000): two do not fit at once. Its 31 KB of scan data come after
+// the pixels are allocated, so a gate at 8 KiB holds a decode midway (a
+// grey JPEG's header is read up to its frame only).
 func largeJPEG(t *testing.T, gated bool) *file {
-	b := craftJPEG(t, 2400, 2400, 3, 0x11, 0xc2, true)
+	b := craftJPEG(t, 4000, 4000, 1, 0x11, 0xc2, true)
 	if gated {
 		return gatedFile(b, 8<<10)
 	}

@@ -244,10 +244,41 @@ func jpegCost(r *bufio.Reader, cfg image.Config) (int64, error) {
 	if progressive {
 		cost += 4 * samples
 	}
-	if cfg.ColorModel == color.RGBAModel || cfg.ColorModel == color.CMYKModel {
+	// DecodeConfig stops at the first scan, but image/jpeg decides at the
+	// end whether three components are RGB: from their ids, from an Adobe
+	// APP14 segment and a JFIF APP0 one, anywhere in the file. Only an
+	// APP14 marker (the bytes FF EE, which entropy-coded data never hold)
+	// or RGB ids can make it convert.
+	rgb := cfg.ColorModel == color.RGBAModel || cfg.ColorModel == color.CMYKModel
+	if !rgb && n == 3 {
+		if rgb = sof[6] == 'R' && sof[9] == 'G' && sof[12] == 'B'; !rgb {
+			if rgb, err = holdsAPP14(r); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if rgb {
 		cost += 4 * int64(width) * int64(height)
 	}
 	return cost, nil
+}
+
+// holdsAPP14 reads r to its end for an APP14 marker.
+func holdsAPP14(r *bufio.Reader) (bool, error) {
+	prev := byte(0)
+	for {
+		b, err := r.ReadByte()
+		if err == io.EOF {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if prev == 0xff && b == 0xee {
+			return true, nil
+		}
+		prev = b
+	}
 }
 
 // jpegFrame walks the segments of a JPEG as image/jpeg's decoder does, up

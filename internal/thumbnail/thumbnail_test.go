@@ -268,6 +268,11 @@ func TestCostBoundsAllocation(t *testing.T) {
 			return encode(img)
 		}},
 		{"jpeg baseline 4:2:0", func(w, h int) []byte { return jpegOf(fill(image.NewNRGBA(rect(w, h)))) }},
+		{"jpeg made RGB by a last Adobe APP14", func(w, h int) []byte {
+			b := jpegOf(fill(image.NewNRGBA(rect(w, h))))
+			app14 := []byte{0xff, 0xee, 0, 14, 'A', 'd', 'o', 'b', 'e', 0, 100, 0, 0, 0, 0, 0} // transform 0: RGB
+			return append(append(b[:len(b)-2:len(b)-2], app14...), 0xff, 0xd9)
+		}},
 		{"jpeg grey", func(w, h int) []byte { return jpegOf(fill(image.NewGray(rect(w, h)))) }},
 		{"jpeg progressive 4:4:4", func(w, h int) []byte { return craftJPEG(t, w, h, 3, 0x11, 0xc2, true) }},
 		{"jpeg progressive 4:2:0", func(w, h int) []byte { return craftJPEG(t, w, h, 3, 0x22, 0xc2, true) }},
