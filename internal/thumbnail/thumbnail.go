@@ -349,8 +349,9 @@ func render(r io.ReadSeeker, h header, maxSide int) (Thumbnail, error) {
 	if err != nil {
 		return Thumbnail{}, err
 	}
-	if format != h.format || src.Bounds().Dx() != h.cfg.Width || src.Bounds().Dy() != h.cfg.Height {
-		return Thumbnail{}, fmt.Errorf("decoded %s image of %v differs from its header", format, src.Bounds())
+	// A GIF's first frame may be smaller than its screen, never larger.
+	if b := src.Bounds(); format != h.format || b.Dx() > h.cfg.Width || b.Dy() > h.cfg.Height {
+		return Thumbnail{}, fmt.Errorf("decoded %s image of %v is larger than its header says", format, b)
 	}
 	enc := png.Encoder{CompressionLevel: png.BestCompression, BufferPool: new(encoderBuffer)}
 	// Smaller sides are scaled from the first thumbnail, not from the

@@ -277,6 +277,15 @@ func TestCostBoundsAllocation(t *testing.T) {
 		{"jpeg progressive 4:4:4", func(w, h int) []byte { return craftJPEG(t, w, h, 3, 0x11, 0xc2, true) }},
 		{"jpeg progressive 4:2:0", func(w, h int) []byte { return craftJPEG(t, w, h, 3, 0x22, 0xc2, true) }},
 		{"gif", func(w, h int) []byte { return gifOf(t, fill(image.NewPaletted(rect(w, h), palette.Plan9))) }},
+		{"gif with a first frame inside its screen", func(w, h int) []byte {
+			frame := fill(image.NewPaletted(image.Rect(w/4, h/4, w*3/4, h*3/4), palette.Plan9)).(*image.Paletted)
+			var b bytes.Buffer
+			if err := gif.EncodeAll(&b, &gif.GIF{Image: []*image.Paletted{frame}, Delay: []int{0},
+				Config: image.Config{ColorModel: color.Palette(palette.Plan9), Width: w, Height: h}}); err != nil {
+				t.Fatal(err)
+			}
+			return b.Bytes()
+		}},
 		{"gif interlaced", func(w, h int) []byte {
 			return interlacedGIF(t, gifOf(t, fill(image.NewPaletted(rect(w, h), palette.Plan9))))
 		}},
