@@ -13,9 +13,11 @@ import (
 	"image/gif"
 	"image/jpeg"
 	"image/png"
+	"io"
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -358,5 +360,20 @@ func TestLosslessWebPRefused(t *testing.T) {
 	}
 	if _, err := Make(bytes.NewReader(b), 128); err == nil {
 		t.Fatal("lossless WebP decoded")
+	}
+}
+
+// A decoder some dependency registers with package image is not used:
+// its cost is unknown.
+func TestUnknownFormatRefused(t *testing.T) {
+	decoded := false
+	image.RegisterFormat("huge", "HUGE", func(io.Reader) (image.Image, error) {
+		decoded = true
+		return image.NewNRGBA64(image.Rect(0, 0, 8000, 8000)), nil
+	}, func(io.Reader) (image.Config, error) {
+		return image.Config{ColorModel: color.NRGBA64Model, Width: 100, Height: 100}, nil
+	})
+	if _, err := Make(strings.NewReader("HUGE"), 128); err == nil || decoded {
+		t.Fatalf("Make = %v, decoded %v", err, decoded)
 	}
 }
