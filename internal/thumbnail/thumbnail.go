@@ -123,9 +123,12 @@ func readHeader(r io.ReadSeeker, maxSide int) (header, error) {
 		return header{}, err
 	}
 	w, ht := int64(h.cfg.Width), int64(h.cfg.Height)
+	if w <= 0 || ht <= 0 {
+		return header{}, fmt.Errorf("%s image of %dx%d pixels: not making a thumbnail", h.format, w, ht)
+	}
 	// Every decoder allocates at least a byte a pixel: checking that first
 	// keeps the products below from overflowing.
-	if w <= 0 || ht <= 0 || w*ht > MaxDecodeBytes {
+	if w*ht > MaxDecodeBytes {
 		return header{}, &TooLargeError{Format: h.format, Width: h.cfg.Width, Height: h.cfg.Height, Cost: w * ht}
 	}
 	if _, err := r.Seek(start, io.SeekStart); err != nil {
