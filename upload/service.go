@@ -33,6 +33,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"mediaslot/internal/groupcommit"
+	"mediaslot/internal/thumbnail"
 	"mediaslot/store"
 )
 
@@ -109,6 +110,8 @@ type Service struct {
 
 	mu      sync.Mutex
 	putting map[string]int // PUTs in progress per owner
+
+	previews *thumbnail.Maker // the relay's thumbnails, once per slot
 }
 
 // New returns a Service. The bbolt bucket is created if needed.
@@ -124,13 +127,14 @@ func New(opt Options) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{
-		opt:   opt,
-		limit: newLimiter(opt.SlotRate, opt.SlotBurst),
-		sign:  newSigner(opt.Key),
-		base:  strings.TrimRight(opt.PublicURL, "/"),
-		log:   opt.Logger,
-		now:   opt.Now,
-		holds: newHolds(),
+		opt:      opt,
+		limit:    newLimiter(opt.SlotRate, opt.SlotBurst),
+		sign:     newSigner(opt.Key),
+		base:     strings.TrimRight(opt.PublicURL, "/"),
+		log:      opt.Logger,
+		now:      opt.Now,
+		holds:    newHolds(),
+		previews: thumbnail.NewMaker(PreviewMaxSide, previewsKept, previewWait),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
