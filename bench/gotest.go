@@ -1,11 +1,12 @@
 package bench
 
 import (
-	"bufio"
+	"bytes"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
+
+	"golang.org/x/perf/benchfmt"
 )
 
 // GoBench holds `go test -bench` results: for each benchmark (name without
@@ -16,43 +17,46 @@ type GoBench struct {
 }
 
 // ParseGoBench reads the output of `go test -bench` (several packages,
-// -count N).
+// -count N) with benchfmt. Metrics keep the units the benchmarks print
+// ("ns/op", "MB/s"), not benchfmt's tidied ones, since the report asks
+// for them by those names. Lines benchfmt cannot parse are skipped, as
+// `go test` mixes log output with results.
 func ParseGoBench(r io.Reader) (*GoBench, error) {
 	g := &GoBench{runs: map[string][]map[string]float64{}}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	pkg := ""
-	for sc.Scan() {
-		line := sc.Text()
-		if p, ok := strings.CutPrefix(line, "pkg: "); ok {
-			pkg = strings.TrimPrefix(p, "mediaslot/")
+	br := benchfmt.NewReader(r, "go test -bench")
+	for br.Scan() {
+		res, ok := br.Result().(*benchfmt.Result)
+		if !ok {
 			continue
 		}
-		f := strings.Fields(line)
-		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
-			continue
-		}
-		name := f[0]
-		if i := strings.LastIndexByte(name, '-'); i > 0 {
-			if _, err := strconv.Atoi(name[i+1:]); err == nil {
-				name = name[:i]
+		name := strings.TrimPrefix(res.GetConfig("pkg"), "mediaslot/") + ".Benchmark" + benchName(res.Name)
+		m := make(map[string]float64, len(res.Values))
+		for _, v := range res.Values {
+			if v.OrigUnit != "" {
+				m[v.OrigUnit] = v.OrigValue
+			} else {
+				m[v.Unit] = v.Value
 			}
-		}
-		name = pkg + "." + name
-		m := map[string]float64{}
-		for i := 2; i+1 < len(f); i += 2 {
-			v, err := strconv.ParseFloat(f[i], 64)
-			if err != nil {
-				break
-			}
-			m[f[i+1]] = v
 		}
 		if _, seen := g.runs[name]; !seen {
 			g.order = append(g.order, name)
 		}
 		g.runs[name] = append(g.runs[name], m)
 	}
-	return g, sc.Err()
+	return g, br.Err()
+}
+
+// benchName is a benchmark's full name (sub-benchmarks included) without
+// its -GOMAXPROCS suffix, so runs on machines of different sizes compare.
+func benchName(n benchfmt.Name) string {
+	base, parts := n.Parts()
+	b := bytes.Clone(base)
+	for _, p := range parts {
+		if p[0] != '-' {
+			b = append(b, p...)
+		}
+	}
+	return string(b)
 }
 
 // Get returns the median over runs of a benchmark's metric, 0 if absent.

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -51,6 +52,11 @@ BenchmarkPutVsBare-2   	      10	 163933024 ns/op	 818.74 MB/s	       814.6 bare
 BenchmarkPutVsBare-2   	      10	 152127145 ns/op	 882.27 MB/s	       904.8 bare-MB/s	       863.3 mediaslot-MB/s	         0.9542 mediaslot/bare
 BenchmarkPutVsBare-2   	      10	 148427927 ns/op	 904.26 MB/s	       914.7 bare-MB/s	       896.2 mediaslot-MB/s	         0.9798 mediaslot/bare
 PASS
+pkg: mediaslot/offline
+BenchmarkEnqueueParallel
+    bench_test.go:12: a log line
+BenchmarkEnqueueParallel/mapfreelist-2         	   50000	     21000 ns/op	     47619 stanzas/s
+PASS
 `
 
 func TestParseGoBench(t *testing.T) {
@@ -63,6 +69,15 @@ func TestParseGoBench(t *testing.T) {
 	}
 	if v := g.Get("bench.BenchmarkPutVsBare", "mediaslot/bare"); v != 0.9798 || g.Runs("bench.BenchmarkPutVsBare") != 3 {
 		t.Errorf("median ratio = %v over %d runs", v, g.Runs("bench.BenchmarkPutVsBare"))
+	}
+	if v := g.Get("offline.BenchmarkEnqueueParallel/mapfreelist", "stanzas/s"); v != 47619 {
+		t.Errorf("sub-benchmark stanzas/s = %v", v)
+	}
+	if v := g.Get("upload.BenchmarkIssue", "ns/op"); v != 476683 {
+		t.Errorf("ns/op = %v, want the unit as printed", v)
+	}
+	if n := g.Names(); !slices.Equal(n, []string{"upload.BenchmarkIssue", "bench.BenchmarkPutVsBare", "offline.BenchmarkEnqueueParallel/mapfreelist"}) {
+		t.Errorf("names = %q", n)
 	}
 	if v := g.Get("nothing.BenchmarkX", "ns/op"); v != 0 {
 		t.Errorf("missing benchmark = %v", v)

@@ -1,52 +1,52 @@
 package upload
 
 import (
-	"math"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
-// limiter is a token bucket per user for slot requests: rate tokens a
-// second, at most burst saved up.
+// limiter bounds slot requests per user with a rate.Limiter each: rate
+// tokens a second, at most burst saved up. Users whose bucket is full
+// again are forgotten by the janitor's sweep, so the map holds only those
+// who asked recently.
 type limiter struct {
-	rate  float64
-	burst float64
+	rate  rate.Limit
+	burst int
 	mu    sync.Mutex
-	users map[string]*bucket
+	users map[string]*rate.Limiter
 }
 
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
-
-func newLimiter(rate float64, burst int) *limiter {
-	if rate <= 0 {
+func newLimiter(r float64, burst int) *limiter {
+	if r <= 0 {
 		return nil
 	}
-	return &limiter{rate: rate, burst: float64(max(1, burst)), users: map[string]*bucket{}}
+	return &limiter{rate: rate.Limit(r), burst: max(1, burst), users: map[string]*rate.Limiter{}}
 }
 
-// take spends a token of owner's; if there is none it returns when there will be.
+// take spends a token of owner's; if there is none it returns when there
+// will be, and spends nothing: a refused request does not push the
+// user's next chance further away.
 func (l *limiter) take(owner string, now time.Time) (ok bool, next time.Time) {
 	if l == nil {
 		return true, time.Time{}
 	}
+	// Held across the reservation, so forget cannot drop a limiter that
+	// is being spent.
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b := l.users[owner]
-	if b == nil {
-		b = &bucket{tokens: l.burst, last: now}
-		l.users[owner] = b
+	u := l.users[owner]
+	if u == nil {
+		u = rate.NewLimiter(l.rate, l.burst)
+		l.users[owner] = u
 	}
-	b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-		return true, time.Time{}
+	r := u.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, now.Add(d)
 	}
-	wait := time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
-	return false, now.Add(wait)
+	return true, time.Time{}
 }
 
 // forget drops users whose bucket has refilled: they cost memory for nothing.
@@ -54,11 +54,10 @@ func (l *limiter) forget(now time.Time) {
 	if l == nil {
 		return
 	}
-	full := time.Duration(l.burst / l.rate * float64(time.Second))
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for u, b := range l.users {
-		if now.Sub(b.last) > full {
+	for u, lim := range l.users {
+		if lim.TokensAt(now) >= float64(l.burst) {
 			delete(l.users, u)
 		}
 	}
