@@ -1,11 +1,14 @@
 package upload
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
+	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,16 +30,19 @@ func (s *Service) Handler() http.Handler {
 
 // cors adds CORS headers to every answer for an allowed Origin, so that web
 // clients (Converse.js, Movim) can upload and download, and answers preflights.
+// Every answer says Vary: Origin, even with "*" and without an Origin: the
+// headers differ with the Origin (or its absence), and a cache that kept an
+// answer without them would serve it to a web client, which then fails.
 func (s *Service) cors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(s.opt.CORSOrigin) > 0 {
+			w.Header().Add("Vary", "Origin")
+		}
 		if o := r.Header.Get("Origin"); o != "" {
 			if allow := s.allowOrigin(o); allow != "" {
 				h := w.Header()
 				h.Set("Access-Control-Allow-Origin", allow)
 				h.Set("Access-Control-Expose-Headers", "Content-Length, Content-Range, Content-Type, ETag")
-				if allow != "*" {
-					h.Add("Vary", "Origin")
-				}
 			}
 		}
 		if r.Method == http.MethodOptions {
@@ -320,7 +326,93 @@ func (s *Service) get(w http.ResponseWriter, r *http.Request) {
 	// A reader that stops reading must not hold the file open forever: the
 	// whole answer must go out at getMinRate or better, after a minute's grace.
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(getGrace + time.Duration(float64(rec.Size)/float64(getMinRate)*float64(time.Second))))
+	if v := r.Header.Get("Range"); v != "" {
+		r = r.Clone(r.Context())
+		if v, ok := boundRange(v, rec.Size); ok {
+			r.Header.Set("Range", v)
+		} else {
+			r.Header.Del("Range")
+		}
+	}
 	http.ServeContent(w, r, "", modified, f)
+}
+
+// maxRanges bounds the ranges one GET may ask for: 10,000 one-byte ranges
+// once made a multipart answer 74 times the size of the file.
+const maxRanges = 16
+
+// boundRange rewrites a Range header for http.ServeContent, which answers
+// conditionals, If-Range and the multipart body. More than maxRanges ranges,
+// or overlapping ones, and the header is dropped (ok false): the whole file
+// is answered (200), as RFC 9110 §14.2 allows, so that an answer is never
+// more than the file and maxRanges part headers. A set with nothing
+// satisfiable ("bytes=-0" asks for the last 0 bytes; ServeContent answered
+// it 206 with an empty body) becomes one that ServeContent answers 416. Of
+// any other set the satisfiable ranges stay. A header that does not parse
+// is left to ServeContent, which answers 416.
+func boundRange(v string, size int64) (string, bool) {
+	spec, ok := strings.CutPrefix(v, "bytes=")
+	if !ok {
+		return v, true
+	}
+	type span struct{ first, last int64 }
+	var spans []span
+	n := 0
+	for part := range strings.SplitSeq(spec, ",") {
+		part = textproto.TrimString(part)
+		if part == "" {
+			continue
+		}
+		if n++; n > maxRanges {
+			return "", false
+		}
+		first, last, ok := strings.Cut(part, "-")
+		first, last = textproto.TrimString(first), textproto.TrimString(last)
+		if !ok {
+			return v, true
+		}
+		if first == "" { // the last n bytes
+			k, err := strconv.ParseInt(last, 10, 64)
+			if err != nil || k < 0 {
+				return v, true
+			}
+			if k > 0 && size > 0 {
+				spans = append(spans, span{max(0, size-k), size - 1})
+			}
+			continue
+		}
+		a, err := strconv.ParseInt(first, 10, 64)
+		if err != nil || a < 0 {
+			return v, true
+		}
+		b := size - 1
+		if last != "" {
+			if b, err = strconv.ParseInt(last, 10, 64); err != nil || b < a {
+				return v, true
+			}
+			b = min(b, size-1)
+		}
+		if a < size {
+			spans = append(spans, span{a, b})
+		}
+	}
+	if n == 0 {
+		return v, true
+	}
+	if len(spans) == 0 {
+		return "bytes=" + strconv.FormatInt(size, 10) + "-", true
+	}
+	sorted := slices.SortedFunc(slices.Values(spans), func(x, y span) int { return cmp.Compare(x.first, y.first) })
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i].first <= sorted[i-1].last {
+			return "", false
+		}
+	}
+	parts := make([]string, len(spans))
+	for i, s := range spans {
+		parts[i] = strconv.FormatInt(s.first, 10) + "-" + strconv.FormatInt(s.last, 10)
+	}
+	return "bytes=" + strings.Join(parts, ","), true
 }
 
 // redirect sends a GET on to the store: a fresh presigned URL, or the
