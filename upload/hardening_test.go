@@ -1,12 +1,17 @@
 package upload
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestRangeBounds: no ranged answer is larger than the file and a few part
@@ -83,5 +88,113 @@ func TestCORSVaryOrigin(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// sendWithheld sends head (a request that declares a body) and nothing of
+// the body, and returns the first final answer and whether a 100 Continue
+// came before it. It then waits for the server to close the connection,
+// failing if it has not within wait.
+func sendWithheld(t *testing.T, addr, head string, wait time.Duration) (status int, continued bool) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, head); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(wait))
+	br := bufio.NewReader(conn)
+	for {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("no answer within %v: %v", wait, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusContinue {
+			continued = true
+			continue
+		}
+		status = resp.StatusCode
+		break
+	}
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		t.Fatalf("the server did not close the connection within %v: %v", wait, err)
+	}
+	return status, continued
+}
+
+// TestEarlyErrorsCloseConnections: a request that declares a small body
+// (under net/http's 256 KiB drain limit) and never sends it gets its
+// answer, and its connection is closed within lingerTimeout, for every
+// early answer: the PUT's refusals, a GET or an OPTIONS with a body, the
+// mux's 404 and 405. A client that waits for 100 Continue gets the final
+// status without one. Before, the connection stayed open for ever.
+func TestEarlyErrorsCloseConnections(t *testing.T) {
+	f := newFixture(t)
+	f.svc.opt.MaxUploadsPerUser = 1
+	old := lingerTimeout
+	lingerTimeout = 100 * time.Millisecond
+	defer func() { lingerTimeout = old }()
+	addr := strings.TrimPrefix(f.srv.URL, "http://")
+	path := func(u string) string { return strings.TrimPrefix(f.url(u), f.srv.URL) }
+
+	done := f.issue(t, "done.txt", 5, "")
+	f.put(t, done, []byte("hello"))
+	typed := f.issue(t, "t.txt", 10, "text/plain")
+	short := f.issue(t, "s.txt", 5, "")
+	busy, err := f.svc.Issue(context.Background(), Request{Owner: "bob@example.net", Domain: "example.net", Filename: "b", Size: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.svc.startPut("bob@example.net") { // bob has an upload running: the next is 429
+		t.Fatal("startPut")
+	}
+	defer f.svc.endPut("bob@example.net")
+
+	cases := []struct {
+		name, method, path, headers string
+		status, chunked             int // the answer to a body of 10 bytes, and to a chunked one
+	}{
+		{"unknown slot", "PUT", "/upload/0123456789abcdef0123456789abcdef/x?e=1&t=x", "", 404, 404},
+		{"bad token", "PUT", path(typed.PutURL) + "x", "Content-Type: text/plain\r\n", 403, 403},
+		{"uploaded already", "PUT", path(done.PutURL), "", 409, 409},
+		{"longer than the slot", "PUT", path(short.PutURL), "", 413, 411},
+		{"wrong type", "PUT", path(typed.PutURL), "Content-Type: text/html\r\n", 415, 411},
+		{"too many uploads", "PUT", path(busy.PutURL), "", 429, 411},
+		{"GET with a body", "GET", path(done.GetURL), "", 200, 200},
+		{"HEAD with a body", "HEAD", path(done.GetURL), "", 200, 200},
+		{"OPTIONS with a body", "OPTIONS", path(done.GetURL), "", 204, 204},
+		{"GET of no file", "GET", "/file/0123456789abcdef0123456789abcdef/x", "", 404, 404},
+		{"POST", "POST", path(typed.PutURL), "", 405, 405},
+		{"no route", "PUT", "/nothing", "", 404, 404},
+	}
+	for _, c := range cases {
+		for _, expect := range []string{"", "Expect: 100-continue\r\n"} {
+			for _, length := range []string{"Content-Length: 10\r\n", "Transfer-Encoding: chunked\r\n"} {
+				t.Run(c.name+"/"+strings.TrimSpace(expect+length), func(t *testing.T) {
+					head := c.method + " " + c.path + " HTTP/1.1\r\nHost: x\r\n" + c.headers + expect + length + "\r\n"
+					status, continued := sendWithheld(t, addr, head, 5*time.Second)
+					want := c.status
+					if strings.Contains(length, "chunked") {
+						want = c.chunked
+					}
+					if status != want || continued {
+						t.Fatalf("answer %d (100 Continue first: %v), want %d alone", status, continued, want)
+					}
+				})
+			}
+		}
+	}
+
+	// Answers that read the whole body, or had none, keep the connection.
+	s := f.issue(t, "k.txt", 5, "")
+	if resp, _ := do(t, "PUT", f.url(s.PutURL), []byte("hello"), nil); resp.StatusCode != 201 || resp.Close {
+		t.Errorf("complete PUT: %s, Connection: close %v", resp.Status, resp.Close)
+	}
+	if resp, _ := do(t, "GET", f.url(s.GetURL), nil, nil); resp.StatusCode != 200 || resp.Close {
+		t.Errorf("GET: %s, Connection: close %v", resp.Status, resp.Close)
 	}
 }

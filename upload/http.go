@@ -25,7 +25,7 @@ func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("PUT /upload/{id}/{name...}", s.put)
 	mux.Handle("GET /file/{id}/{name...}", s.countDownloads(s.get)) // also HEAD
-	return s.cors(mux)
+	return bound(s.cors(mux))
 }
 
 // cors adds CORS headers to every answer for an allowed Origin, so that web
@@ -260,14 +260,17 @@ var putIdleTimeout = 30 * time.Second
 
 // idleReader extends the connection's read deadline before each read, so
 // an upload may take as long as it needs while data flows, but no longer
-// than putIdleTimeout without any.
+// than putIdleTimeout without any. The answer's write deadline moves along,
+// so that it may still go out answerTimeout after the last read.
 type idleReader struct {
 	r  io.Reader
 	rc *http.ResponseController
 }
 
 func (i *idleReader) Read(p []byte) (int, error) {
-	_ = i.rc.SetReadDeadline(time.Now().Add(putIdleTimeout))
+	now := time.Now()
+	_ = i.rc.SetReadDeadline(now.Add(putIdleTimeout))
+	_ = i.rc.SetWriteDeadline(now.Add(putIdleTimeout + answerTimeout))
 	return i.r.Read(p)
 }
 
@@ -324,8 +327,14 @@ func (s *Service) get(w http.ResponseWriter, r *http.Request) {
 	defer f.Close()
 	h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	// A reader that stops reading must not hold the file open forever: the
-	// whole answer must go out at getMinRate or better, after a minute's grace.
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(getGrace + time.Duration(float64(rec.Size)/float64(getMinRate)*float64(time.Second))))
+	// whole answer must go out at getMinRate or better, after a minute's
+	// grace. The read deadline (the server's ReadTimeout) moves along: when
+	// it passes, net/http cancels the request's context, which would cut a
+	// download streamed from S3.
+	deadline := time.Now().Add(getGrace + time.Duration(float64(rec.Size)/float64(getMinRate)*float64(time.Second)))
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(deadline)
+	_ = rc.SetReadDeadline(deadline)
 	if v := r.Header.Get("Range"); v != "" {
 		r = r.Clone(r.Context())
 		if v, ok := boundRange(v, rec.Size); ok {
