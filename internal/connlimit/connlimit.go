@@ -206,3 +206,19 @@ func (c *conn) CloseWrite() error {
 	}
 	return nil
 }
+
+// reservedFiles are the open files kept for everything but connections:
+// the database, the XMPP link, the admin listener, logs.
+const reservedFiles = 64
+
+// FitOpenFiles lowers total, if need be, so that total connections with a
+// file each (a download's or an upload's) stay within the limit on open
+// files, which is openFiles; it returns total unchanged when it fits or
+// is 0 (off).
+func FitOpenFiles(total int, openFiles uint64) int {
+	if total <= 0 || openFiles == 0 {
+		return total
+	}
+	fit := max(1, (int(min(openFiles, 1<<30))-reservedFiles)/2)
+	return min(total, fit)
+}

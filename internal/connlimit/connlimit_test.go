@@ -163,3 +163,15 @@ func TestAcceptErrors(t *testing.T) {
 		t.Fatalf("after closing twice: %+v", s)
 	}
 }
+
+func TestFitOpenFiles(t *testing.T) {
+	for _, c := range []struct {
+		total int
+		files uint64
+		want  int
+	}{{1000, 1024, 480}, {1000, 524288, 1000}, {0, 1024, 0}, {1000, 0, 1000}, {1000, 10, 1}, {1000, 1 << 62, 1000}} {
+		if got := FitOpenFiles(c.total, c.files); got != c.want {
+			t.Errorf("FitOpenFiles(%d, %d) = %d, want %d", c.total, c.files, got, c.want)
+		}
+	}
+}
