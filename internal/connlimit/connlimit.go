@@ -208,7 +208,8 @@ func (c *conn) CloseWrite() error {
 }
 
 // reservedFiles are the open files kept for everything but connections:
-// the database, the XMPP link, the admin listener, logs.
+// the refused connections being answered (maxAnswering), the database, the
+// XMPP link, the admin listener and its connections, logs.
 const reservedFiles = 64
 
 // FitOpenFiles lowers total, if need be, so that total connections with a
