@@ -198,3 +198,33 @@ func TestEarlyErrorsCloseConnections(t *testing.T) {
 		t.Errorf("GET: %s, Connection: close %v", resp.Status, resp.Close)
 	}
 }
+
+// TestUnreadAnswersCloseConnections: a client that pipelines requests and
+// reads none of the answers cannot hold the connection once the socket
+// buffers are full: each answer must go out within answerTimeout, or the
+// connection is closed (the client's writes then fail). Before, the
+// server's write blocked for ever.
+func TestUnreadAnswersCloseConnections(t *testing.T) {
+	f := newFixture(t)
+	old := answerTimeout
+	answerTimeout = 200 * time.Millisecond
+	defer func() { answerTimeout = old }()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(f.srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	req := []byte(strings.Repeat("GET /file/0123456789abcdef0123456789abcdef/x HTTP/1.1\r\nHost: x\r\n\r\n", 1000))
+	_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	for i := 0; ; i++ {
+		if _, err := conn.Write(req); err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatalf("the server still holds the connection after %d requests nobody read the answers of", i*1000)
+			}
+			return // the server closed it
+		}
+		if i == 10000 {
+			t.Fatal("10,000,000 requests went through without the answers being read")
+		}
+	}
+}
