@@ -63,6 +63,7 @@ func (o *observers) serve(cfg config.Admin, ready func() []string, log *slog.Log
 	srv := &http.Server{
 		Handler:           adminHandler(o.m.Handler(), ready, cfg.Pprof),
 		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	go func() { _ = srv.Serve(ln) }()

@@ -175,3 +175,26 @@ func TestFitOpenFiles(t *testing.T) {
 		}
 	}
 }
+
+// Connections count against their IPv4 address, or the /64 of their IPv6
+// address (one subscriber usually has a whole /64).
+func TestAddrKey(t *testing.T) {
+	key := func(s string) string {
+		a, err := net.ResolveTCPAddr("tcp", s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return addrKey(a).String()
+	}
+	for in, want := range map[string]string{
+		"192.0.2.7:1234":           "192.0.2.7",
+		"[::ffff:192.0.2.7]:1234":  "192.0.2.7",
+		"[2001:db8:1:2::1]:1":      "2001:db8:1:2::",
+		"[2001:db8:1:2:ffff::9]:2": "2001:db8:1:2::",
+		"[2001:db8:1:3::1]:1":      "2001:db8:1:3::",
+	} {
+		if got := key(in); got != want {
+			t.Errorf("addrKey(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
