@@ -15,7 +15,7 @@ var answerTimeout = 30 * time.Second
 
 // lingerTimeout is how long a client has, once the answer is written, to
 // finish sending a request body that the answer did not read, before the
-// connection is closed.
+// connection is closed; none if reading the body failed already.
 var lingerTimeout = 5 * time.Second
 
 // bound keeps every connection within its timeouts, whatever the client
@@ -44,11 +44,13 @@ func bound(next http.Handler) http.Handler {
 	})
 }
 
-// watchedBody tells whether a request body was read to its end.
+// watchedBody tells whether a request body was read to its end, or
+// failed (a read deadline passed, a malformed chunk).
 type watchedBody struct {
 	io.ReadCloser
-	left int64 // bytes declared and not read yet; -1 for a chunked body
-	eof  bool
+	left   int64 // bytes declared and not read yet; -1 for a chunked body
+	eof    bool
+	failed bool
 }
 
 func (b *watchedBody) Read(p []byte) (int, error) {
@@ -56,8 +58,11 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 	if b.left > 0 {
 		b.left -= int64(n)
 	}
-	if err == io.EOF {
+	switch {
+	case err == io.EOF:
 		b.eof = true
+	case err != nil:
+		b.failed = true
 	}
 	return n, err
 }
@@ -84,7 +89,11 @@ func (w *unreadCloser) commit() {
 		return
 	}
 	w.Header().Set("Connection", "close")
-	_ = w.rc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	linger := lingerTimeout
+	if w.body.failed {
+		linger = 0 // the client had its time
+	}
+	_ = w.rc.SetReadDeadline(time.Now().Add(linger))
 }
 
 func (w *unreadCloser) WriteHeader(code int) {

@@ -228,3 +228,22 @@ func TestUnreadAnswersCloseConnections(t *testing.T) {
 		}
 	}
 }
+
+// TestTrickledUploadIsCut: an upload whose body comes slower than
+// putMinRate is cut once its time at that rate is up, though it was never
+// idle for putIdleTimeout; nothing of it is kept and the slot stays usable.
+func TestTrickledUploadIsCut(t *testing.T) {
+	f := newFixture(t)
+	oldRate, oldGrace, oldIdle := putMinRate, putGrace, putIdleTimeout
+	putMinRate, putGrace, putIdleTimeout = 1<<20, 100*time.Millisecond, time.Hour
+	defer func() { putMinRate, putGrace, putIdleTimeout = oldRate, oldGrace, oldIdle }()
+	s := f.issue(t, "slow.bin", 1000, "")
+	head := "PUT " + strings.TrimPrefix(f.url(s.PutURL), f.srv.URL) + " HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + strings.Repeat("x", 10)
+	if status, _ := sendWithheld(t, strings.TrimPrefix(f.srv.URL, "http://"), head, 10*time.Second); status != http.StatusBadRequest {
+		t.Fatalf("trickled upload: %d, want 400", status)
+	}
+	if resp, _ := do(t, "GET", f.url(s.GetURL), nil, nil); resp.StatusCode != 404 {
+		t.Fatalf("GET of the cut upload: %s", resp.Status)
+	}
+	f.put(t, s, bytes.Repeat([]byte("y"), 1000))
+}

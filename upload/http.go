@@ -142,8 +142,8 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.endPut(rec.Owner)
 	// A stalled client must not hold the upload open: each read of the body
-	// must arrive within putIdleTimeout.
-	body := &idleReader{r: r.Body, rc: http.NewResponseController(w)}
+	// must arrive within putIdleTimeout, and the whole body at putMinRate.
+	body := &idleReader{r: r.Body, rc: http.NewResponseController(w), until: time.Now().Add(atRate(rec.Size, putMinRate, putGrace))}
 
 	start := s.now()
 	if err := s.opt.Store.Put(r.Context(), id, body, rec.Size); err != nil {
@@ -255,22 +255,41 @@ var (
 	getGrace         = time.Minute
 )
 
+// An upload's body must arrive at putMinRate bytes a second or better,
+// after putGrace (a 100 MiB file: 7 hours), so that a client trickling a
+// byte now and then cannot hold its connection for ever. Slower than
+// getMinRate: phones upload over worse links than servers send.
+var (
+	putMinRate int64 = 4 << 10
+	putGrace         = time.Minute
+)
+
+// atRate is how long size bytes may take at rate bytes a second, after grace.
+func atRate(size, rate int64, grace time.Duration) time.Duration {
+	return grace + time.Duration(float64(size)/float64(rate)*float64(time.Second))
+}
+
 // putIdleTimeout is how long an upload may send nothing before it is cut.
 var putIdleTimeout = 30 * time.Second
 
 // idleReader extends the connection's read deadline before each read, so
-// an upload may take as long as it needs while data flows, but no longer
-// than putIdleTimeout without any. The answer's write deadline moves along,
-// so that it may still go out answerTimeout after the last read.
+// an upload may take as long as it needs while data flows (up to until),
+// but no longer than putIdleTimeout without any. The answer's write
+// deadline moves along, so that it may still go out answerTimeout after
+// the last read.
 type idleReader struct {
-	r  io.Reader
-	rc *http.ResponseController
+	r     io.Reader
+	rc    *http.ResponseController
+	until time.Time
 }
 
 func (i *idleReader) Read(p []byte) (int, error) {
-	now := time.Now()
-	_ = i.rc.SetReadDeadline(now.Add(putIdleTimeout))
-	_ = i.rc.SetWriteDeadline(now.Add(putIdleTimeout + answerTimeout))
+	d := time.Now().Add(putIdleTimeout)
+	if d.After(i.until) {
+		d = i.until
+	}
+	_ = i.rc.SetReadDeadline(d)
+	_ = i.rc.SetWriteDeadline(d.Add(answerTimeout))
 	return i.r.Read(p)
 }
 
@@ -331,7 +350,7 @@ func (s *Service) get(w http.ResponseWriter, r *http.Request) {
 	// grace. The read deadline (the server's ReadTimeout) moves along: when
 	// it passes, net/http cancels the request's context, which would cut a
 	// download streamed from S3.
-	deadline := time.Now().Add(getGrace + time.Duration(float64(rec.Size)/float64(getMinRate)*float64(time.Second)))
+	deadline := time.Now().Add(atRate(rec.Size, getMinRate, getGrace))
 	rc := http.NewResponseController(w)
 	_ = rc.SetWriteDeadline(deadline)
 	_ = rc.SetReadDeadline(deadline)
