@@ -399,7 +399,7 @@ func boundRange(v string, size int64) (string, bool) {
 		if !ok {
 			return v, true
 		}
-		if first == "" { // the last n bytes
+		if first == "" { // the last k bytes
 			k, err := strconv.ParseInt(last, 10, 64)
 			if err != nil || k < 0 {
 				return v, true

@@ -172,10 +172,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// Every connection ends within these, whatever the client sends or
 	// withholds (docs/OPERATIONS.md, "Timeouts"): the header within
 	// ReadHeaderTimeout; the rest of a request within ReadTimeout, except
-	// an upload's body, which may take as long as it needs while data
-	// flows (upload: 30 s without any ends it); the next request within
-	// IdleTimeout. The upload handler bounds answers (a download by its
-	// size) and closes connections whose body it did not read.
+	// an upload's body, which the upload handler bounds by its size and
+	// by 30 s without data; the next request within IdleTimeout. The
+	// upload handler also bounds answers (a download by its size) and
+	// closes connections whose body it did not read.
 	srv := &http.Server{
 		Handler:           svc.Handler(),
 		ReadHeaderTimeout: readHeaderTimeout,
