@@ -57,6 +57,11 @@ type HTTP struct {
 	TLSCert     string   `toml:"tls_cert"`
 	TLSKey      string   `toml:"tls_key"`
 	CORSOrigins []string `toml:"cors_origins"`
+	// MaxConnections bounds the connections open at once, and
+	// MaxConnectionsPerAddress those from one IPv4 address or IPv6 /64;
+	// past them a connection is answered 503. 0 turns a bound off.
+	MaxConnections           int `toml:"max_connections"`
+	MaxConnectionsPerAddress int `toml:"max_connections_per_address"`
 }
 
 // Upload is the slot policy.
@@ -164,6 +169,9 @@ func Default() Config {
 			Listen:      "127.0.0.1:5050",
 			PublicURL:   "http://127.0.0.1:5050",
 			CORSOrigins: []string{"*"},
+
+			MaxConnections:           1000,
+			MaxConnectionsPerAddress: 64,
 		},
 		Upload: Upload{
 			MaxFileSize:       100 << 20,
@@ -291,6 +299,9 @@ func (c Config) Validate() error {
 	}
 	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
 		bad("http.tls_cert and http.tls_key must be set together")
+	}
+	if c.HTTP.MaxConnections < 0 || c.HTTP.MaxConnectionsPerAddress < 0 {
+		bad("http.max_connections and http.max_connections_per_address must not be negative (0 turns a bound off)")
 	}
 	if c.Upload.MaxFileSize <= 0 {
 		bad("upload.max_file_size must be positive")

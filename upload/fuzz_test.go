@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -13,7 +14,7 @@ import (
 // recipient's disk: one segment, valid UTF-8, no control characters, and it
 // survives escaping for the URL unchanged.
 func FuzzCheckFilename(f *testing.F) {
-	for _, s := range []string{"photo été.jpg", "", ".", "..", "a/b", `a\b`, "a\x00b", "a\nb", strings.Repeat("é", 200), "\xff", "ok..name", "%2e%2e"} {
+	for _, s := range []string{"photo été.jpg", "", ".", "..", "a/b", `a\b`, "a\x00b", "a\nb", strings.Repeat("é", 200), "\xff", "ok..name", "%2e%2e", "photo\u202egpj.exe"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
@@ -26,6 +27,9 @@ func FuzzCheckFilename(f *testing.F) {
 		for _, c := range name {
 			if c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0) {
 				t.Fatalf("accepted a control character in %q", name)
+			}
+			if unicode.Is(unicode.Bidi_Control, c) {
+				t.Fatalf("accepted a bidi control in %q", name)
 			}
 		}
 		esc := url.PathEscape(name)

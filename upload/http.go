@@ -1,11 +1,14 @@
 package upload
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
+	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,21 +23,24 @@ func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("PUT /upload/{id}/{name...}", s.put)
 	mux.Handle("GET /file/{id}/{name...}", s.countDownloads(s.get)) // also HEAD
-	return s.cors(mux)
+	return bound(s.cors(mux))
 }
 
 // cors adds CORS headers to every answer for an allowed Origin, so that web
 // clients (Converse.js, Movim) can upload and download, and answers preflights.
+// Every answer says Vary: Origin, even with "*" and without an Origin: the
+// headers differ with the Origin (or its absence), and a cache that kept an
+// answer without them would serve it to a web client, which then fails.
 func (s *Service) cors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(s.opt.CORSOrigin) > 0 {
+			w.Header().Add("Vary", "Origin")
+		}
 		if o := r.Header.Get("Origin"); o != "" {
 			if allow := s.allowOrigin(o); allow != "" {
 				h := w.Header()
 				h.Set("Access-Control-Allow-Origin", allow)
 				h.Set("Access-Control-Expose-Headers", "Content-Length, Content-Range, Content-Type, ETag")
-				if allow != "*" {
-					h.Add("Vary", "Origin")
-				}
 			}
 		}
 		if r.Method == http.MethodOptions {
@@ -139,8 +145,8 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.endUpload(id)
 	// A stalled client must not hold the upload open: each read of the body
-	// must arrive within putIdleTimeout.
-	body := &idleReader{r: r.Body, rc: http.NewResponseController(w)}
+	// must arrive within putIdleTimeout, and the whole body at putMinRate.
+	body := &idleReader{r: r.Body, rc: http.NewResponseController(w), until: time.Now().Add(atRate(rec.Size, putMinRate, putGrace))}
 
 	start := s.now()
 	err = s.opt.Store.Put(r.Context(), id, body, rec.Size)
@@ -276,19 +282,41 @@ var (
 	getGrace         = time.Minute
 )
 
+// An upload's body must arrive at putMinRate bytes a second or better,
+// after putGrace (a 100 MiB file: 7 hours), so that a client trickling a
+// byte now and then cannot hold its connection for ever. Slower than
+// getMinRate: phones upload over worse links than servers send.
+var (
+	putMinRate int64 = 4 << 10
+	putGrace         = time.Minute
+)
+
+// atRate is how long size bytes may take at rate bytes a second, after grace.
+func atRate(size, rate int64, grace time.Duration) time.Duration {
+	return grace + time.Duration(float64(size)/float64(rate)*float64(time.Second))
+}
+
 // putIdleTimeout is how long an upload may send nothing before it is cut.
 var putIdleTimeout = 30 * time.Second
 
 // idleReader extends the connection's read deadline before each read, so
-// an upload may take as long as it needs while data flows, but no longer
-// than putIdleTimeout without any.
+// an upload may take as long as it needs while data flows (up to until),
+// but no longer than putIdleTimeout without any. The answer's write
+// deadline moves along, so that it may still go out answerTimeout after
+// the last read.
 type idleReader struct {
-	r  io.Reader
-	rc *http.ResponseController
+	r     io.Reader
+	rc    *http.ResponseController
+	until time.Time
 }
 
 func (i *idleReader) Read(p []byte) (int, error) {
-	_ = i.rc.SetReadDeadline(time.Now().Add(putIdleTimeout))
+	d := time.Now().Add(putIdleTimeout)
+	if d.After(i.until) {
+		d = i.until
+	}
+	_ = i.rc.SetReadDeadline(d)
+	_ = i.rc.SetWriteDeadline(d.Add(answerTimeout))
 	return i.r.Read(p)
 }
 
@@ -345,9 +373,101 @@ func (s *Service) get(w http.ResponseWriter, r *http.Request) {
 	defer f.Close()
 	h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	// A reader that stops reading must not hold the file open forever: the
-	// whole answer must go out at getMinRate or better, after a minute's grace.
-	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(getGrace + time.Duration(float64(rec.Size)/float64(getMinRate)*float64(time.Second))))
+	// whole answer must go out at getMinRate or better, after a minute's
+	// grace. The read deadline (the server's ReadTimeout) moves along: when
+	// it passes, net/http cancels the request's context, which would cut a
+	// download streamed from S3.
+	deadline := time.Now().Add(atRate(rec.Size, getMinRate, getGrace))
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(deadline)
+	_ = rc.SetReadDeadline(deadline)
+	if v := r.Header.Get("Range"); v != "" {
+		r = r.Clone(r.Context())
+		if v, ok := boundRange(v, rec.Size); ok {
+			r.Header.Set("Range", v)
+		} else {
+			r.Header.Del("Range")
+		}
+	}
 	http.ServeContent(w, r, "", modified, f)
+}
+
+// maxRanges bounds the ranges one GET may ask for: 10,000 one-byte ranges
+// once made a multipart answer 74 times the size of the file.
+const maxRanges = 16
+
+// boundRange rewrites a Range header for http.ServeContent, which answers
+// conditionals, If-Range and the multipart body. More than maxRanges ranges,
+// or overlapping ones, and the header is dropped (ok false): the whole file
+// is answered (200), as RFC 9110 §14.2 allows, so that an answer is never
+// more than the file and maxRanges part headers. A set with nothing
+// satisfiable ("bytes=-0" asks for the last 0 bytes; ServeContent answered
+// it 206 with an empty body) becomes one that ServeContent answers 416. Of
+// any other set the satisfiable ranges stay. A header that does not parse
+// is left to ServeContent, which answers 416.
+func boundRange(v string, size int64) (string, bool) {
+	spec, ok := strings.CutPrefix(v, "bytes=")
+	if !ok {
+		return v, true
+	}
+	type span struct{ first, last int64 }
+	var spans []span
+	n := 0
+	for part := range strings.SplitSeq(spec, ",") {
+		part = textproto.TrimString(part)
+		if part == "" {
+			continue
+		}
+		if n++; n > maxRanges {
+			return "", false
+		}
+		first, last, ok := strings.Cut(part, "-")
+		first, last = textproto.TrimString(first), textproto.TrimString(last)
+		if !ok {
+			return v, true
+		}
+		if first == "" { // the last k bytes
+			k, err := strconv.ParseInt(last, 10, 64)
+			if err != nil || k < 0 {
+				return v, true
+			}
+			if k > 0 && size > 0 {
+				spans = append(spans, span{max(0, size-k), size - 1})
+			}
+			continue
+		}
+		a, err := strconv.ParseInt(first, 10, 64)
+		if err != nil || a < 0 {
+			return v, true
+		}
+		b := size - 1
+		if last != "" {
+			if b, err = strconv.ParseInt(last, 10, 64); err != nil || b < a {
+				return v, true
+			}
+			b = min(b, size-1)
+		}
+		if a < size {
+			spans = append(spans, span{a, b})
+		}
+	}
+	if n == 0 {
+		return v, true
+	}
+	if len(spans) == 0 {
+		return "bytes=" + strconv.FormatInt(size, 10) + "-", true
+	}
+	sorted := slices.SortedFunc(slices.Values(spans), func(x, y span) int { return cmp.Compare(x.first, y.first) })
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i].first <= sorted[i-1].last {
+			return "", false
+		}
+	}
+	parts := make([]string, len(spans))
+	for i, s := range spans {
+		parts[i] = strconv.FormatInt(s.first, 10) + "-" + strconv.FormatInt(s.last, 10)
+	}
+	return "bytes=" + strings.Join(parts, ","), true
 }
 
 // redirect sends a GET on to the store: a fresh presigned URL, or the

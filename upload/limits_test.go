@@ -32,6 +32,8 @@ func (f *fixture) request(owner string, size int64) Request {
 	return Request{Owner: owner, Domain: domainOf(owner), Filename: "f.bin", Size: size}
 }
 
+func (r Request) withName(name string) Request { r.Filename = name; return r }
+
 // The daily quota counts the uploads of the last 24 hours and says
 // when the next upload will fit: when the oldest leave the window.
 func TestDailyQuota(t *testing.T) {

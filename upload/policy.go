@@ -5,6 +5,7 @@ import (
 	"mime"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -85,8 +86,22 @@ func checkFilename(name string) *Refusal {
 		if c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0) {
 			return refuse(BadRequest, "The filename contains control characters")
 		}
+		if invisible(c) {
+			return refuse(BadRequest, "The filename contains the invisible character U+%04X, which can disguise the file's real name or extension", c)
+		}
 	}
 	return nil
+}
+
+// invisible reports the characters a file name must not hold because they
+// change how the name looks without being seen: bidi overrides, embeddings,
+// isolates and marks (U+202E shows "photo\u202egpj.exe" as "photoexe.jpg"),
+// the other format characters (zero-width space, soft hyphen, byte order
+// mark, tags) and the line and paragraph separators. The zero-width
+// (non-)joiners stay allowed: Persian, Indic scripts and emoji sequences need
+// them, and they cannot reorder or hide an extension.
+func invisible(c rune) bool {
+	return c != '\u200c' && c != '\u200d' && unicode.In(c, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Bidi_Control)
 }
 
 // normalType returns the media type of a Content-Type value, lower case and

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -357,6 +358,27 @@ func TestPolicy(t *testing.T) {
 	}
 	if _, err := f.svc.Issue(context.Background(), Request{Domain: "EXAMPLE.net", Filename: "a..b c.txt", Size: 1 << 20}); err != nil {
 		t.Errorf("valid request refused: %v", err)
+	}
+}
+
+// Characters that change how a name looks without being seen are refused
+// at slot time with a text naming the character: U+202E shows
+// "photo\u202egpj.exe" as "photoexe.jpg". Right-to-left scripts and the
+// joiners that scripts and emoji need still pass.
+func TestFilenameInvisibleCharacters(t *testing.T) {
+	f := newFixture(t)
+	for _, c := range []rune{0x202e, 0x202a, 0x202b, 0x202c, 0x202d, 0x2066, 0x2067, 0x2068, 0x2069, 0x200e, 0x200f, 0x061c,
+		0x200b, 0x2060, 0xfeff, 0x00ad, 0x2028, 0x2029, 0xe0001} {
+		name := "photo" + string(c) + "gpj.exe"
+		ref := refusal(t, second(f.svc.Issue(context.Background(), f.request("alice@example.net", 1).withName(name))))
+		if want := fmt.Sprintf("U+%04X", c); ref.Reason != BadRequest || !strings.Contains(ref.Text, want) {
+			t.Errorf("%q: %+v, want BadRequest naming %s", name, ref, want)
+		}
+	}
+	for _, name := range []string{"photo été.jpg", "صورة.jpg", "תמונה.png", "\U0001F468\u200d\U0001F469\u200d\U0001F467.jpg", "می\u200cخواهم.txt"} {
+		if _, err := f.svc.Issue(context.Background(), f.request("alice@example.net", 1).withName(name)); err != nil {
+			t.Errorf("%q refused: %v", name, err)
+		}
 	}
 }
 

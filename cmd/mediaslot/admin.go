@@ -39,6 +39,12 @@ func (o *observers) watchStore(s metrics.Store) {
 	}
 }
 
+func (o *observers) watchHTTP(l metrics.HTTPListener) {
+	if o.m != nil {
+		o.m.WatchHTTP(l)
+	}
+}
+
 func (o *observers) watchQueue(q metrics.QueueStats) {
 	if o.m != nil {
 		o.m.WatchQueue(q)
@@ -57,6 +63,7 @@ func (o *observers) serve(cfg config.Admin, ready func() []string, log *slog.Log
 	srv := &http.Server{
 		Handler:           adminHandler(o.m.Handler(), ready, cfg.Pprof),
 		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          httpErrorLog(log),
 	}
 	go func() { _ = srv.Serve(ln) }()
@@ -109,9 +116,10 @@ func plain(w http.ResponseWriter, code int, body string) {
 }
 
 // readiness reports what keeps mediaslot from serving clients: the link to
-// the XMPP server (no slot requests reach it without) and the store (slot
-// requests are refused while it is down).
-func readiness(comp *xmpp.Component, svc *upload.Service, server string) func() []string {
+// the XMPP server (no slot requests reach it without), the store (slot
+// requests are refused while it is down) and the HTTP listener (nothing
+// reaches mediaslot while accepting fails, e.g. out of file descriptors).
+func readiness(comp interface{ Connected() bool }, svc interface{ StoreErr() error }, ln metrics.HTTPListener, server string) func() []string {
 	return func() []string {
 		var not []string
 		if !comp.Connected() {
@@ -119,6 +127,9 @@ func readiness(comp *xmpp.Component, svc *upload.Service, server string) func() 
 		}
 		if err := svc.StoreErr(); err != nil {
 			not = append(not, "store: "+err.Error())
+		}
+		if err := ln.Stats().AcceptFailing; err != nil {
+			not = append(not, "http: accepting connections fails: "+err.Error())
 		}
 		return not
 	}

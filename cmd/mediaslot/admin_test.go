@@ -1,11 +1,15 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
+
+	"mediaslot/internal/connlimit"
 )
 
 func TestAdminHandler(t *testing.T) {
@@ -59,5 +63,29 @@ func TestAdminHandlerPprof(t *testing.T) {
 		if rec.Code != c.code || !strings.Contains(rec.Body.String(), c.want) {
 			t.Errorf("pprof %v, GET %s: %d, want %d with %q", c.on, c.path, rec.Code, c.code, c.want)
 		}
+	}
+}
+
+type linkState bool
+
+func (l linkState) Connected() bool { return bool(l) }
+
+type storeState struct{ err error }
+
+func (s storeState) StoreErr() error { return s.err }
+
+type listenerState connlimit.Stats
+
+func (l listenerState) Stats() connlimit.Stats { return connlimit.Stats(l) }
+
+// /readyz says not ready while the HTTP listener cannot accept (out of
+// file descriptors), and ready again once an accept succeeded.
+func TestReadinessAcceptFailing(t *testing.T) {
+	emfile := errors.New("accept tcp 127.0.0.1:5050: accept4: too many open files")
+	if not := readiness(linkState(true), storeState{}, listenerState{AcceptFailing: emfile, AcceptErrors: 3}, "x")(); !slices.Equal(not, []string{"http: accepting connections fails: " + emfile.Error()}) {
+		t.Errorf("accept failing: %q", not)
+	}
+	if not := readiness(linkState(true), storeState{}, listenerState{AcceptErrors: 3}, "x")(); len(not) != 0 {
+		t.Errorf("accepting again: %q", not)
 	}
 }

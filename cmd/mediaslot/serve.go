@@ -14,6 +14,7 @@ import (
 
 	"mediaslot/config"
 	"mediaslot/internal/boltmem"
+	"mediaslot/internal/connlimit"
 	"mediaslot/internal/dbfile"
 	"mediaslot/internal/groupcommit"
 	"mediaslot/internal/redact"
@@ -27,6 +28,14 @@ import (
 
 // shutdownGrace bounds how long uploads in progress may run on after SIGTERM.
 const shutdownGrace = 8 * time.Second
+
+// The HTTP front's timeouts, in docs/OPERATIONS.md ("Timeouts"). Variables
+// for tests.
+var (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	idleTimeout       = 2 * time.Minute
+)
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -145,14 +154,24 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 
-	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	ln, err := httpListener(cfg.HTTP, log)
 	if err != nil {
-		return fmt.Errorf("http listener: %w", err)
+		return err
 	}
+	obs.watchHTTP(ln)
+	// Every connection ends within these, whatever the client sends or
+	// withholds (docs/OPERATIONS.md, "Timeouts"): the header within
+	// ReadHeaderTimeout; the rest of a request within ReadTimeout, except
+	// an upload's body, which the upload handler bounds by its size and
+	// by 30 s without data; the next request within IdleTimeout. The
+	// upload handler also bounds answers (a download by its size) and
+	// closes connections whose body it did not read.
 	srv := &http.Server{
 		Handler:           svc.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          httpErrorLog(log),
 	}
 	httpDone := make(chan error, 1)
@@ -166,7 +185,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}()
 	log.Info("mediaslot serving", "version", version, "http", ln.Addr().String(), "public_url", cfg.HTTP.PublicURL,
 		"component", cfg.Component.JID, "server", cfg.Component.Server, "store", cfg.Store.Type)
-	stopAdmin, err := obs.serve(cfg.Admin, readiness(comp, svc, cfg.Component.Server), log)
+	stopAdmin, err := obs.serve(cfg.Admin, readiness(comp, svc, ln, cfg.Component.Server), log)
 	if err != nil {
 		return err
 	}
@@ -189,6 +208,24 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	<-compDone
 	return nil
+}
+
+// httpListener opens the HTTP front's listener within the connection
+// bounds of c, the total lowered to what the limit on open files allows.
+func httpListener(c config.HTTP, log *slog.Logger) (*connlimit.Listener, error) {
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("http listener: %w", err)
+	}
+	total := c.MaxConnections
+	if files, ok := connlimit.OpenFiles(); ok {
+		if fit := connlimit.FitOpenFiles(total, files); fit < total {
+			log.Warn("http.max_connections lowered to fit the limit on open files (two files per connection); raise the limit (systemd: LimitNOFILE=) to allow more",
+				"max_connections", total, "open_files_limit", files, "lowered_to", fit)
+			total = fit
+		}
+	}
+	return connlimit.New(ln, connlimit.Limits{Total: total, PerAddr: c.MaxConnectionsPerAddress, Answer503: c.TLSCert == ""}), nil
 }
 
 // openStore builds the configured blob store. The S3 store is not contacted

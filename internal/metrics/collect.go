@@ -77,3 +77,36 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(storedBytes, prometheus.GaugeValue, float64(n))
 	}
 }
+
+// httpCollector reports the HTTP front's listener from its counters.
+type httpCollector struct{ l HTTPListener }
+
+var (
+	httpOpen = prometheus.NewDesc(namespace+"_http_connections",
+		"Connections open on the HTTP front.", nil, nil)
+	httpRefused = prometheus.NewDesc(namespace+"_http_connections_refused_total",
+		"Connections refused (503) by bound: total (http.max_connections) or per_address (http.max_connections_per_address).", []string{"bound"}, nil)
+	httpAcceptErrors = prometheus.NewDesc(namespace+"_http_accept_errors_total",
+		"Failed accepts on the HTTP front, such as \"accept4: too many open files\".", nil, nil)
+	httpAcceptFailing = prometheus.NewDesc(namespace+"_http_accept_failing",
+		"1 while accepting connections fails (the last accept failed), else 0.", nil, nil)
+)
+
+func (c *httpCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{httpOpen, httpRefused, httpAcceptErrors, httpAcceptFailing} {
+		ch <- d
+	}
+}
+
+func (c *httpCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.l.Stats()
+	failing := 0.0
+	if s.AcceptFailing != nil {
+		failing = 1
+	}
+	ch <- prometheus.MustNewConstMetric(httpOpen, prometheus.GaugeValue, float64(s.Open))
+	ch <- prometheus.MustNewConstMetric(httpRefused, prometheus.CounterValue, float64(s.RefusedTotal), "total")
+	ch <- prometheus.MustNewConstMetric(httpRefused, prometheus.CounterValue, float64(s.RefusedPerAddr), "per_address")
+	ch <- prometheus.MustNewConstMetric(httpAcceptErrors, prometheus.CounterValue, float64(s.AcceptErrors))
+	ch <- prometheus.MustNewConstMetric(httpAcceptFailing, prometheus.GaugeValue, failing)
+}

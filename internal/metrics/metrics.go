@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"mediaslot/internal/connlimit"
 	"mediaslot/offline"
 	"mediaslot/upload"
 	"mediaslot/xmpp"
@@ -170,6 +171,17 @@ type QueueStats interface {
 // WatchQueue adds the relay queue's size, read from q at every scrape.
 func (m *Metrics) WatchQueue(q QueueStats) {
 	m.reg.MustRegister(&queueCollector{q: q, now: time.Now})
+}
+
+// HTTPListener is what WatchHTTP reads: the HTTP front's connlimit.Listener.
+type HTTPListener interface {
+	Stats() connlimit.Stats
+}
+
+// WatchHTTP adds the HTTP front's connections, refusals and accept errors,
+// read from l at every scrape.
+func (m *Metrics) WatchHTTP(l HTTPListener) {
+	m.reg.MustRegister(&httpCollector{l: l})
 }
 
 // Store is what WatchStore reads: upload.Service.

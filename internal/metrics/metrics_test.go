@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"mediaslot/internal/connlimit"
 	"mediaslot/offline"
 )
 
@@ -29,6 +30,10 @@ type storeState struct {
 func (s storeState) StoreErr() error             { return s.err }
 func (s storeState) StoredBytes() (int64, error) { return s.stored, nil }
 
+type httpState connlimit.Stats
+
+func (s httpState) Stats() connlimit.Stats { return connlimit.Stats(s) }
+
 func scrape(t *testing.T, m *Metrics) string {
 	t.Helper()
 	rec := httptest.NewRecorder()
@@ -41,6 +46,7 @@ func TestMetrics(t *testing.T) {
 	m := New("v1.2.3", "abc1234")
 	m.WatchQueue(queue{s: offline.Stats{Entries: 3, Stanzas: 2, Bytes: 900, Recipients: 2, Oldest: time.Now().Add(-time.Minute)}})
 	m.WatchStore(storeState{stored: 4096})
+	m.WatchHTTP(httpState{Open: 7, RefusedTotal: 2, RefusedPerAddr: 5, AcceptErrors: 300, AcceptFailing: errors.New("accept4: too many open files")})
 
 	m.SlotIssued()
 	m.SlotIssued()
@@ -79,6 +85,11 @@ func TestMetrics(t *testing.T) {
 		`mediaslot_relay_queue_recipients 2`,
 		`mediaslot_stored_bytes 4096`,
 		`mediaslot_store_available 1`,
+		`mediaslot_http_connections 7`,
+		`mediaslot_http_connections_refused_total{bound="total"} 2`,
+		`mediaslot_http_connections_refused_total{bound="per_address"} 5`,
+		`mediaslot_http_accept_errors_total 300`,
+		`mediaslot_http_accept_failing 1`,
 		`go_goroutines `,
 		`process_open_fds `,
 	} {
@@ -127,6 +138,7 @@ func TestMetricsDocumented(t *testing.T) {
 	m := New("dev", "unknown")
 	m.WatchQueue(queue{})
 	m.WatchStore(storeState{})
+	m.WatchHTTP(httpState{})
 	m.RelayRefused("forbidden") // labelled by condition: no series until the first
 	families, err := m.reg.Gather()
 	if err != nil {
