@@ -46,7 +46,7 @@ func TestSenderCaps(t *testing.T) {
 		t.Fatalf("60+41 bytes: %+v", le)
 	}
 	enqueue(t, q, "alice@example.org", strings.Repeat("x", 40), "d") // exactly 100 bytes
-	drainAll(t, q, "a")                                                // b still holds the 60 bytes
+	drainAll(t, q, "a")                                              // b still holds the 60 bytes
 	if le := refusal(t, q, "alice@example.org", "z", "e"); le.Kind != ByteLimit {
 		t.Fatalf("after draining a: %+v", le)
 	}

@@ -172,12 +172,13 @@ func (b buckets) counter(bucket *bolt.Bucket, k []byte) counter {
 	return counter{binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])}
 }
 
-// add adds d to a counter of f or p, or subtracts -d, deleting it when it
-// reaches zero. Going below zero is an inconsistency, reported as such.
+// add adds entries and bytes to a counter of f or p (negative: subtracts),
+// deleting it when it reaches zero. Going below zero is an inconsistency,
+// reported as such.
 func (b buckets) add(bucket *bolt.Bucket, k []byte, entries, bytes int64) error {
 	c := b.counter(bucket, k)
 	if (entries < 0 && c.entries < uint64(-entries)) || (bytes < 0 && c.bytes < uint64(-bytes)) {
-		return fmt.Errorf("offline: sender counter %q is inconsistent", k)
+		return fmt.Errorf("offline: counter %q is inconsistent", k)
 	}
 	c.entries += uint64(entries)
 	c.bytes += uint64(bytes)

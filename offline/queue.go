@@ -4,7 +4,9 @@
 // The promise: once Enqueue returns nil, the stanza is on disk (committed
 // and fsync'd) and Drain will hand it to its deliver function at least once,
 // in the order Enqueue accepted it relative to the recipient's other
-// stanzas, unless Purge removes it first for being older than the TTL.
+// stanzas, unless it is older than the TTL by then (or than the shorter
+// UnseenTTL, for a recipient MarkSeen was never told about): Purge removes
+// such entries, and Drain drops them instead of delivering them.
 // "At least once" because an entry is deleted only after deliver returned
 // nil, in a later transaction: if the process dies between the two, the
 // entry is delivered again after restart. Deletions of one Drain batch (up
@@ -12,7 +14,8 @@
 // scattered through a large file, so a crash can repeat up to one batch.
 //
 // The package knows nothing of XMPP: a stanza is opaque bytes and a
-// recipient is a string (the xmpp package passes bare JIDs).
+// recipient is a string (the xmpp package passes bare JIDs). Only the caps
+// of one sender read its string: the part before any '/' is the account.
 package offline
 
 import (
