@@ -87,41 +87,31 @@ const (
 )
 
 func (l Limits) withDefaults() Limits {
-	orInt := func(v *int, d int) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	orInt64 := func(v *int64, d int64) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	orDuration := func(v *time.Duration, d time.Duration) {
-		if *v <= 0 {
-			*v = d
-		}
-	}
-	orInt(&l.MaxMessages, DefaultMaxMessages)
-	orInt64(&l.MaxBytes, DefaultMaxBytes)
-	orDuration(&l.TTL, DefaultTTL)
-	if l.SenderShare <= 0 {
-		l.SenderShare = DefaultSenderShare
-	}
+	orDefault(&l.MaxMessages, DefaultMaxMessages)
+	orDefault(&l.MaxBytes, DefaultMaxBytes)
+	orDefault(&l.TTL, DefaultTTL)
+	orDefault(&l.SenderShare, DefaultSenderShare)
 	l.SenderShare = min(l.SenderShare, 1)
-	orInt(&l.MaxSenderMessages, DefaultMaxSenderMessages)
-	orInt64(&l.MaxSenderBytes, DefaultMaxSenderBytes)
-	orInt(&l.MaxTotalMessages, DefaultMaxTotalMessages)
-	orInt64(&l.MaxTotalBytes, DefaultMaxTotalBytes)
-	orDuration(&l.UnseenTTL, DefaultUnseenTTL)
-	orInt(&l.MaxUnseenMessages, DefaultMaxUnseenMessages)
-	orInt64(&l.MaxUnseenBytes, DefaultMaxUnseenBytes)
+	orDefault(&l.MaxSenderMessages, DefaultMaxSenderMessages)
+	orDefault(&l.MaxSenderBytes, DefaultMaxSenderBytes)
+	orDefault(&l.MaxTotalMessages, DefaultMaxTotalMessages)
+	orDefault(&l.MaxTotalBytes, DefaultMaxTotalBytes)
+	orDefault(&l.UnseenTTL, DefaultUnseenTTL)
+	orDefault(&l.MaxUnseenMessages, DefaultMaxUnseenMessages)
+	orDefault(&l.MaxUnseenBytes, DefaultMaxUnseenBytes)
 	return l
 }
 
+// orDefault sets a zero or negative limit to its default.
+func orDefault[T int | int64 | float64 | time.Duration](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
+}
+
 // share returns how many messages and bytes one sender may hold in one
-// recipient's queue: at least one stanza's worth, so a small cap still
-// lets every sender through.
+// recipient's queue: at least one message, so a small cap still lets every
+// sender through.
 func (l Limits) share() (messages, bytes uint64) {
 	messages = uint64(math.Ceil(l.SenderShare * float64(l.MaxMessages)))
 	bytes = uint64(math.Ceil(l.SenderShare * float64(l.MaxBytes)))
