@@ -108,7 +108,7 @@ func TestSenderShareOfARecipient(t *testing.T) {
 // TTL; MarkSeen lifts both, and the mark survives a restart.
 func TestUnseenRecipients(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "q.db")
-	limits := Limits{MaxUnseenMessages: 3, MaxUnseenBytes: 100, UnseenTTL: time.Hour, TTL: 48 * time.Hour}
+	limits := Limits{MaxUnseenMessages: 3, MaxUnseenBytes: 100, UnseenTTL: time.Hour, TTL: 48 * time.Hour, SenderShare: 1}
 	q := openQueue(t, path, nil, limits)
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	q.now = func() time.Time { return t0 }
@@ -123,9 +123,10 @@ func TestUnseenRecipients(t *testing.T) {
 		}
 	}
 	markSeen(q, "bob")
-	enqueue(t, q, "s", "1", "bob", "ghost1", "ghost2")
-	enqueue(t, q, "s", "2", "ghost3")
-	le := refusal(t, q, "s", "3", "bob", "ghost4")
+	// From several senders, each within its share of the unseen caps.
+	enqueue(t, q, "s1", "1", "bob", "ghost1", "ghost2")
+	enqueue(t, q, "s2", "2", "ghost3")
+	le := refusal(t, q, "s3", "3", "bob", "ghost4")
 	if le.Scope != UnseenScope || le.Kind != MessageLimit || le.Max != 3 || le.Recipient != "ghost4" {
 		t.Fatalf("a fourth unseen entry: %+v", le)
 	}
@@ -134,10 +135,10 @@ func TestUnseenRecipients(t *testing.T) {
 	}
 	enqueue(t, q, "s", strings.Repeat("x", 90), "bob") // seen: not counted
 	markSeen(q, "ghost1")                              // takes its entry off the unseen caps
-	if le := refusal(t, q, "s", strings.Repeat("x", 99), "ghost4"); le.Scope != UnseenScope || le.Kind != ByteLimit || le.Max != 100 {
+	if le := refusal(t, q, "s4", strings.Repeat("x", 99), "ghost4"); le.Scope != UnseenScope || le.Kind != ByteLimit || le.Max != 100 {
 		t.Fatalf("1+1+99 unseen bytes: %+v", le)
 	}
-	enqueue(t, q, "s", "3", "ghost4")
+	enqueue(t, q, "s3", "3", "ghost4")
 	checkConsistent(t, q.db)
 
 	// Restart: the marks are in the file.
@@ -172,6 +173,40 @@ func TestUnseenRecipients(t *testing.T) {
 	if n, err := q.Purge(ctx, t0.Add(49*time.Hour)); n != 4 || err != nil {
 		t.Fatalf("Purge past the TTL = %d, %v; want the rest", n, err)
 	}
+}
+
+// One sender may fill only its share of the caps of recipients never
+// seen, so others can still reach recipients who have yet to come online.
+func TestSenderShareOfUnseenRecipients(t *testing.T) {
+	q := newQueue(t, Limits{MaxUnseenMessages: 4, MaxUnseenBytes: 100, SenderShare: 0.5})
+	enqueue(t, q, "mallory@example.org/1", "1", "ghost1")
+	enqueue(t, q, "mallory@example.org/2", "2", "ghost2")
+	le := refusal(t, q, "mallory@example.org/3", "3", "ghost3")
+	if le.Scope != UnseenShareScope || le.Kind != MessageLimit || le.Max != 2 || le.Sender != "mallory@example.org" || le.Recipient != "ghost3" {
+		t.Fatalf("mallory's third unseen entry: %+v", le)
+	}
+	if !strings.Contains(le.Error(), "mallory@example.org has as much queued for recipients never seen online, such as ghost3, as one sender may (at most 2 messages)") {
+		t.Errorf("error text: %v", le)
+	}
+	if le := refusal(t, q, "alice@example.org", strings.Repeat("x", 51), "ghost3"); le.Scope != UnseenShareScope || le.Kind != ByteLimit || le.Max != 50 {
+		t.Fatalf("51 unseen bytes from alice: %+v", le)
+	}
+	enqueue(t, q, "alice@example.org", "a", "ghost3", "ghost4")
+	if le := refusal(t, q, "erin@example.org", "e", "ghost5"); le.Scope != UnseenScope {
+		t.Fatalf("a fifth unseen entry: %+v", le)
+	}
+	ctx := context.Background()
+	if err := q.MarkSeen(ctx, "ghost1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	enqueue(t, q, "mallory@example.org", "3", "ghost5") // ghost1's entry no longer counts
+	checkConsistent(t, q.db)
+	drainAll(t, q, "ghost2")
+	drainAll(t, q, "ghost1")
+	checkConsistent(t, q.db)
 }
 
 // Drain does not deliver what is past the TTL, even when Purge has not
@@ -227,7 +262,7 @@ func TestOpenUpgradesOlderLayout(t *testing.T) {
 				return err
 			}
 		}
-		for _, name := range [][]byte{bucketSenders, bucketShares, bucketSeen, bucketUnseen} {
+		for _, name := range [][]byte{bucketSenders, bucketShares, bucketSeen, bucketUnseen, bucketUnseenBy} {
 			if err := b.root.DeleteBucket(name); err != nil {
 				return err
 			}

@@ -128,6 +128,7 @@ func checkConsistent(tb testing.TB, db *bolt.DB) {
 		want := map[string]counter{}
 		senders := map[string]counter{}
 		shares := map[string]counter{}
+		unseenBy := map[string]counter{}
 		err = b.queue.ForEach(func(k, _ []byte) error {
 			n := int(binary.BigEndian.Uint16(k))
 			r, id := string(k[2:2+n]), binary.BigEndian.Uint64(k[2+n:])
@@ -151,6 +152,10 @@ func checkConsistent(tb testing.TB, db *bolt.DB) {
 			sk := string(shareKey(k[:2+n], account))
 			c = shares[sk]
 			shares[sk] = counter{c.entries + 1, c.bytes + size}
+			if !b.isSeen(r) {
+				c = unseenBy[account]
+				unseenBy[account] = counter{c.entries + 1, c.bytes + size}
+			}
 			tot.entries++
 			return nil
 		})
@@ -189,7 +194,7 @@ func checkConsistent(tb testing.TB, db *bolt.DB) {
 			name   string
 			bucket *bolt.Bucket
 			want   map[string]counter
-		}{{"sender", b.senders, senders}, {"share", b.shares, shares}} {
+		}{{"sender", b.senders, senders}, {"share", b.shares, shares}, {"unseen by sender", b.unseenBy, unseenBy}} {
 			if n := x.bucket.Stats().KeyN; n != len(x.want) {
 				tb.Errorf("%s counters: %d, entries say %d", x.name, n, len(x.want))
 			}

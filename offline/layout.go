@@ -22,6 +22,7 @@ import (
 //	  n/ r                   entries | bytes (2 × uint64); absent when r has none
 //	  f/ account             entries | bytes of what account has queued; absent when nothing
 //	  p/ len(r) r account    entries | bytes of what account has queued for r; absent when nothing
+//	  g/ account             entries | bytes of what account has queued for recipients not in o
 //	  o/ r                   accepted-style time (uint64): r was seen online (MarkSeen)
 //	  u/ accepted id r       empty: r had not been seen when stanza id was queued for it
 //
@@ -44,30 +45,31 @@ import (
 // f counts each stanza's bytes once, n and p once per entry.
 //
 // o is the set of recipients ever seen; the totals' unseen counters sum n
-// over the recipients not in it. u orders by time the entries queued for
+// over the recipients not in it, and g sums p over them by sender. u orders by time the entries queued for
 // recipients not yet seen, so Purge finds those past the short UnseenTTL
 // without reading the rest. A key of u whose recipient was seen since
 // stays until Purge reaches it or the entry goes: MarkSeen does not look
 // for them.
 //
-// Files written before f, p, o and u existed have t values without a
+// Files written before f, g, p, o and u existed have t values without a
 // sender, 16 bytes long: those stanzas were never counted by sender, and
-// removing them leaves f and p alone. Open marks their recipients seen.
+// removing them leaves f, g and p alone. Open marks their recipients seen.
 //
 // All of these change together in one transaction: no state between them
 // is ever visible or durable.
 var (
-	bucketOffline = []byte("offline")
-	bucketStanzas = []byte("s")
-	bucketQueue   = []byte("q")
-	bucketHolders = []byte("h")
-	bucketByTime  = []byte("t")
-	bucketCounts  = []byte("n")
-	bucketSenders = []byte("f")
-	bucketShares  = []byte("p")
-	bucketSeen    = []byte("o")
-	bucketUnseen  = []byte("u")
-	keyTotals     = []byte("totals")
+	bucketOffline  = []byte("offline")
+	bucketStanzas  = []byte("s")
+	bucketQueue    = []byte("q")
+	bucketHolders  = []byte("h")
+	bucketByTime   = []byte("t")
+	bucketCounts   = []byte("n")
+	bucketSenders  = []byte("f")
+	bucketShares   = []byte("p")
+	bucketUnseenBy = []byte("g")
+	bucketSeen     = []byte("o")
+	bucketUnseen   = []byte("u")
+	keyTotals      = []byte("totals")
 )
 
 // maxRecipient is the longest a JID can be (RFC 7622), well within
@@ -141,7 +143,7 @@ type totals struct {
 
 // buckets are the queue's buckets within one transaction.
 type buckets struct {
-	root, stanzas, queue, holders, byTime, counts, senders, shares, seen, unseen *bolt.Bucket
+	root, stanzas, queue, holders, byTime, counts, senders, shares, seen, unseen, unseenBy *bolt.Bucket
 }
 
 func openBuckets(tx *bolt.Tx) (buckets, error) {
@@ -150,16 +152,17 @@ func openBuckets(tx *bolt.Tx) (buckets, error) {
 		return buckets{}, errors.New("offline: bucket missing; was the queue opened?")
 	}
 	return buckets{
-		root:    root,
-		stanzas: root.Bucket(bucketStanzas),
-		queue:   root.Bucket(bucketQueue),
-		holders: root.Bucket(bucketHolders),
-		byTime:  root.Bucket(bucketByTime),
-		counts:  root.Bucket(bucketCounts),
-		senders: root.Bucket(bucketSenders),
-		shares:  root.Bucket(bucketShares),
-		seen:    root.Bucket(bucketSeen),
-		unseen:  root.Bucket(bucketUnseen),
+		root:     root,
+		stanzas:  root.Bucket(bucketStanzas),
+		queue:    root.Bucket(bucketQueue),
+		holders:  root.Bucket(bucketHolders),
+		byTime:   root.Bucket(bucketByTime),
+		counts:   root.Bucket(bucketCounts),
+		senders:  root.Bucket(bucketSenders),
+		shares:   root.Bucket(bucketShares),
+		seen:     root.Bucket(bucketSeen),
+		unseen:   root.Bucket(bucketUnseen),
+		unseenBy: root.Bucket(bucketUnseenBy),
 	}, nil
 }
 
@@ -172,7 +175,7 @@ func (b buckets) counter(bucket *bolt.Bucket, k []byte) counter {
 	return counter{binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])}
 }
 
-// add adds entries and bytes to a counter of f or p (negative: subtracts),
+// add adds entries and bytes to a counter of f, g or p (negative: subtracts),
 // deleting it when it reaches zero. Going below zero is an inconsistency,
 // reported as such.
 func (b buckets) add(bucket *bolt.Bucket, k []byte, entries, bytes int64) error {
@@ -222,7 +225,7 @@ func (b buckets) isSeen(r string) bool {
 }
 
 // markSeen adds r to the seen set, and takes its entries off the unseen
-// counters.
+// counters, its own and its senders'.
 func (b buckets) markSeen(r string, now time.Time) error {
 	if b.isSeen(r) {
 		return nil
@@ -233,6 +236,25 @@ func (b buckets) markSeen(r string, now time.Time) error {
 	c := b.count(r)
 	if c.entries == 0 {
 		return nil
+	}
+	prefix, err := recipientPrefix(r)
+	if err != nil {
+		return err
+	}
+	// Collected first, as writing under a cursor can skip keys.
+	type share struct {
+		account []byte
+		c       counter
+	}
+	var shares []share
+	pc := b.shares.Cursor()
+	for k, v := pc.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = pc.Next() {
+		shares = append(shares, share{bytes.Clone(k[len(prefix):]), counter{binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])}})
+	}
+	for _, sh := range shares {
+		if err := b.add(b.unseenBy, sh.account, -int64(sh.c.entries), -int64(sh.c.bytes)); err != nil {
+			return err
+		}
 	}
 	tot := b.totals()
 	if tot.unseenEntries < c.entries || tot.unseenBytes < c.bytes {
@@ -271,6 +293,9 @@ func (b buckets) addEntry(tot *totals, r string, prefix []byte, id uint64, accep
 	}
 	if !seen {
 		if err := b.unseen.Put(unseenKey(accepted, id, r), []byte{}); err != nil {
+			return err
+		}
+		if err := b.add(b.unseenBy, []byte(account), 1, int64(size)); err != nil {
 			return err
 		}
 		tot.unseenEntries++
@@ -328,6 +353,11 @@ func (b buckets) removeEntry(tot *totals, r string, prefix []byte, id uint64, ac
 	if counted {
 		if err := b.add(b.shares, shareKey(prefix, account), -1, -int64(size)); err != nil {
 			return err
+		}
+		if !b.isSeen(r) {
+			if err := b.add(b.unseenBy, []byte(account), -1, -int64(size)); err != nil {
+				return err
+			}
 		}
 		freed := int64(0)
 		if last {

@@ -50,8 +50,10 @@ type Limits struct {
 	TTL         time.Duration // entries older than this are dropped, not delivered; default 30 days
 
 	// SenderShare is the fraction of MaxMessages and MaxBytes one sender
-	// may hold in one recipient's queue, so that a flood from one sender
-	// leaves room for the others; default 0.25. Values above 1 count as 1.
+	// may hold in one recipient's queue, and of MaxUnseenMessages and
+	// MaxUnseenBytes for all recipients never seen, so that a flood from
+	// one sender leaves room for the others; default 0.25. Values above 1
+	// count as 1.
 	SenderShare float64
 
 	MaxSenderMessages int   // queued from one sender, for all recipients; default 4096
@@ -109,12 +111,11 @@ func orDefault[T int | int64 | float64 | time.Duration](v *T, d T) {
 	}
 }
 
-// share returns how many messages and bytes one sender may hold in one
-// recipient's queue: at least one message, so a small cap still lets every
-// sender through.
-func (l Limits) share() (messages, bytes uint64) {
-	messages = uint64(math.Ceil(l.SenderShare * float64(l.MaxMessages)))
-	bytes = uint64(math.Ceil(l.SenderShare * float64(l.MaxBytes)))
+// share returns how many of maxMessages and maxBytes one sender may hold:
+// at least one message, so a small cap still lets every sender through.
+func (l Limits) share(maxMessages int, maxBytes int64) (messages, bytes uint64) {
+	messages = uint64(math.Ceil(l.SenderShare * float64(maxMessages)))
+	bytes = uint64(math.Ceil(l.SenderShare * float64(maxBytes)))
 	return max(messages, 1), bytes
 }
 
@@ -172,11 +173,12 @@ type LimitScope int
 
 // The scopes of the caps of Limits, in the order Enqueue checks them.
 const (
-	RecipientScope LimitScope = iota + 1 // MaxMessages, MaxBytes
-	ShareScope                           // SenderShare of a recipient's caps
-	UnseenScope                          // MaxUnseenMessages, MaxUnseenBytes
-	SenderScope                          // MaxSenderMessages, MaxSenderBytes
-	QueueScope                           // MaxTotalMessages, MaxTotalBytes
+	RecipientScope   LimitScope = iota + 1 // MaxMessages, MaxBytes
+	ShareScope                             // SenderShare of a recipient's caps
+	UnseenShareScope                       // SenderShare of the caps of recipients never seen
+	UnseenScope                            // MaxUnseenMessages, MaxUnseenBytes
+	SenderScope                            // MaxSenderMessages, MaxSenderBytes
+	QueueScope                             // MaxTotalMessages, MaxTotalBytes
 )
 
 // LimitError is returned by Enqueue when storing the stanza would take the
@@ -185,8 +187,8 @@ type LimitError struct {
 	Scope     LimitScope
 	Kind      LimitKind
 	Max       int64  // the cap: a number of messages or of bytes
-	Recipient string // whose queue is full: for RecipientScope, ShareScope and UnseenScope
-	Sender    string // the sender's account: for ShareScope and SenderScope
+	Recipient string // whose queue is full: for RecipientScope, ShareScope, UnseenShareScope and UnseenScope
+	Sender    string // the sender's account: for ShareScope, UnseenShareScope and SenderScope
 }
 
 func (e *LimitError) Error() string { return "offline: " + e.Limit() }
@@ -198,6 +200,8 @@ func (e *LimitError) Limit() string {
 		return fmt.Sprintf("the queue of %s is full (at most %d %s)", e.Recipient, e.Max, e.Kind)
 	case ShareScope:
 		return fmt.Sprintf("%s has as much queued for %s as one sender may (at most %d %s)", e.Sender, e.Recipient, e.Max, e.Kind)
+	case UnseenShareScope:
+		return fmt.Sprintf("%s has as much queued for recipients never seen online, such as %s, as one sender may (at most %d %s)", e.Sender, e.Recipient, e.Max, e.Kind)
 	case UnseenScope:
 		return fmt.Sprintf("%s has never been online, and the queue holds as much as it may for such recipients (at most %d %s in all)", e.Recipient, e.Max, e.Kind)
 	case SenderScope:
@@ -252,7 +256,7 @@ func Open(db *bolt.DB, w *groupcommit.Writer, l Limits) (*Queue, error) {
 		// were queued for under the full TTL: keep it that way by
 		// counting them as seen (and as never counted unseen).
 		upgrade := root.Bucket(bucketSeen) == nil
-		for _, name := range [][]byte{bucketStanzas, bucketQueue, bucketHolders, bucketByTime, bucketCounts, bucketSenders, bucketShares, bucketSeen, bucketUnseen} {
+		for _, name := range [][]byte{bucketStanzas, bucketQueue, bucketHolders, bucketByTime, bucketCounts, bucketSenders, bucketShares, bucketSeen, bucketUnseen, bucketUnseenBy} {
 			if _, err := root.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -388,8 +392,10 @@ func (q *Queue) check(b buckets, tot totals, account string, rcpts []string, pre
 		}
 		return nil
 	}
-	shareMessages, shareBytes := l.share()
+	shareMessages, shareBytes := l.share(l.MaxMessages, l.MaxBytes)
+	unseenShareMessages, unseenShareBytes := l.share(l.MaxUnseenMessages, l.MaxUnseenBytes)
 	unseen := counter{tot.unseenEntries, tot.unseenBytes}
+	unseenBy := b.counter(b.unseenBy, []byte(account))
 	for i, r := range rcpts {
 		if e := over(b.count(r), 1, size, uint64(l.MaxMessages), uint64(l.MaxBytes)); e != nil {
 			e.Scope, e.Recipient = RecipientScope, r
@@ -402,12 +408,16 @@ func (q *Queue) check(b buckets, tot totals, account string, rcpts []string, pre
 		if seen[i] {
 			continue
 		}
+		if e := over(unseenBy, 1, size, unseenShareMessages, unseenShareBytes); e != nil {
+			e.Scope, e.Recipient, e.Sender = UnseenShareScope, r, account
+			return e
+		}
 		if e := over(unseen, 1, size, uint64(l.MaxUnseenMessages), uint64(l.MaxUnseenBytes)); e != nil {
 			e.Scope, e.Recipient = UnseenScope, r
 			return e
 		}
-		unseen.entries++
-		unseen.bytes += size
+		unseenBy = counter{unseenBy.entries + 1, unseenBy.bytes + size}
+		unseen = counter{unseen.entries + 1, unseen.bytes + size}
 	}
 	n := uint64(len(rcpts))
 	if e := over(b.counter(b.senders, []byte(account)), n, size, uint64(l.MaxSenderMessages), uint64(l.MaxSenderBytes)); e != nil {

@@ -236,7 +236,7 @@ func TestConcurrentDrainsDeliverEachEntryOnce(t *testing.T) {
 }
 
 func TestPurgeRemovesEntriesOlderThanTTL(t *testing.T) {
-	q := newQueue(t, Limits{TTL: 90 * time.Minute})
+	q := newQueue(t, Limits{TTL: 90 * time.Minute, SenderShare: 1})
 	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	q.now = func() time.Time { return t0 }
 	// More old stanzas than one purge transaction takes, one of them for
