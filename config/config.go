@@ -94,6 +94,15 @@ type Relay struct {
 	MaxMessages      int      `toml:"max_messages"`
 	MaxBytes         int64    `toml:"max_bytes"`
 	TTL              Duration `toml:"ttl"`
+	// The caps against storage abuse (offline.Limits says what each counts).
+	SenderShare       float64  `toml:"sender_share"`
+	MaxSenderMessages int      `toml:"max_sender_messages"`
+	MaxSenderBytes    int64    `toml:"max_sender_bytes"`
+	MaxTotalMessages  int      `toml:"max_total_messages"`
+	MaxTotalBytes     int64    `toml:"max_total_bytes"`
+	UnseenTTL         Duration `toml:"unseen_ttl"`
+	MaxUnseenMessages int      `toml:"max_unseen_messages"`
+	MaxUnseenBytes    int64    `toml:"max_unseen_bytes"`
 }
 
 // Store selects and configures the blob store.
@@ -195,6 +204,15 @@ func Default() Config {
 			MaxMessages:      1000,
 			MaxBytes:         64 << 20,
 			TTL:              Duration(30 * 24 * time.Hour),
+			// caps against storage abuse
+			SenderShare:       0.25,
+			MaxSenderMessages: 4096,
+			MaxSenderBytes:    128 << 20,
+			MaxTotalMessages:  100_000,
+			MaxTotalBytes:     1 << 30,
+			UnseenTTL:         Duration(24 * time.Hour),
+			MaxUnseenMessages: 2000,
+			MaxUnseenBytes:    32 << 20,
 		},
 		Store: Store{Type: "disk", Dir: "data/files", CheckInterval: Duration(30 * time.Second), S3: S3{
 			Region:      "us-east-1",
@@ -315,6 +333,13 @@ func (c Config) Validate() error {
 	}
 	if c.Relay.MaxStanzaSize <= 0 || c.Relay.MaxBoBSize <= 0 || c.Relay.MaxRecipients <= 0 || c.Relay.MaxMessages <= 0 || c.Relay.MaxBytes <= 0 || c.Relay.TTL <= 0 {
 		bad("relay limits (max_stanza_size, max_bob_size, max_recipients, max_messages, max_bytes, ttl) must be positive")
+	}
+	if r := c.Relay; r.MaxSenderMessages <= 0 || r.MaxSenderBytes <= 0 || r.MaxTotalMessages <= 0 || r.MaxTotalBytes <= 0 ||
+		r.UnseenTTL <= 0 || r.MaxUnseenMessages <= 0 || r.MaxUnseenBytes <= 0 {
+		bad("relay caps (max_sender_messages, max_sender_bytes, max_total_messages, max_total_bytes, unseen_ttl, max_unseen_messages, max_unseen_bytes) must be positive")
+	}
+	if !(c.Relay.SenderShare > 0 && c.Relay.SenderShare <= 1) {
+		bad("relay.sender_share must be more than 0 and at most 1")
 	}
 	if c.Store.CheckInterval < Duration(100*time.Millisecond) {
 		bad("store.check_interval must be at least 100ms")

@@ -97,11 +97,13 @@ func TestValidateNamesEveryProblem(t *testing.T) {
 	c.Component.JID = "me@upload.example.net"
 	c.Upload.MaxFileSize = 0
 	c.HTTP.PublicURL = "ftp://x"
+	c.Relay.SenderShare = 1.5
+	c.Relay.MaxUnseenBytes = 0
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("want errors")
 	}
-	for _, want := range []string{"component.jid", "component.secret", "max_file_size", "public_url"} {
+	for _, want := range []string{"component.jid", "component.secret", "max_file_size", "public_url", "sender_share", "max_unseen_bytes"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s: %v", want, err)
 		}

@@ -14,8 +14,13 @@ import (
 
 const benchStanza = 8 << 10
 
-// noLimits lets a benchmark queue as much as it likes.
-var noLimits = Limits{MaxMessages: 1 << 30, MaxBytes: 1 << 50}
+// noLimits lets a benchmark or a test of scale queue as much as it likes.
+var noLimits = Limits{
+	MaxMessages: 1 << 30, MaxBytes: 1 << 50, SenderShare: 1,
+	MaxSenderMessages: 1 << 30, MaxSenderBytes: 1 << 50,
+	MaxTotalMessages: 1 << 30, MaxTotalBytes: 1 << 50,
+	MaxUnseenMessages: 1 << 30, MaxUnseenBytes: 1 << 50,
+}
 
 // BenchmarkEnqueueParallel measures durable enqueues of 8 KB stanzas from
 // 64 concurrent senders per CPU, each stanza to one of 1000 recipients, as

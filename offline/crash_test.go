@@ -104,7 +104,7 @@ func enqueueUntilKilled(path string, opt *bolt.Options) {
 	if err != nil {
 		fail(err)
 	}
-	q, err := Open(db, groupcommit.New(db), Limits{MaxMessages: 1 << 30, MaxBytes: 1 << 50})
+	q, err := Open(db, groupcommit.New(db), noLimits)
 	if err != nil {
 		fail(err)
 	}

@@ -22,7 +22,9 @@ const (
 // Drain calls deliver for each entry of recipient, oldest first, until
 // none is left, and returns how many deliver accepted. An entry is deleted
 // only after deliver returned nil for it (at-least-once: see the package
-// doc). Drain stops at the first error from deliver, or when ctx ends,
+// doc). An entry older than the TTL is deleted without being delivered,
+// as Purge would have, so its age bounds what a recipient gets whenever
+// Purge last ran. Drain stops at the first error from deliver, or when ctx ends,
 // and returns that error; that entry and all later ones stay queued for
 // the next Drain. If deleting delivered entries fails, they will be
 // delivered again, and the error says so.
@@ -48,22 +50,25 @@ func (q *Queue) Drain(ctx context.Context, recipient string, deliver func(Entry)
 		if err != nil || len(batch) == 0 {
 			return delivered, err
 		}
-		done := 0
+		expired := q.now().Add(-q.limits.TTL)
+		done := 0 // delivered or expired
 		var failed error
 		for _, e := range batch {
 			if failed = ctx.Err(); failed != nil {
 				break
 			}
-			if failed = deliver(e); failed != nil {
-				break
+			if !e.Accepted.Before(expired) {
+				if failed = deliver(e); failed != nil {
+					break
+				}
+				delivered++
 			}
 			done++
 		}
-		delivered += done
 		// Delivered is delivered: record it even if ctx has ended, or
 		// the recipient gets these again.
 		if err := q.forget(context.WithoutCancel(ctx), recipient, prefix, batch[:done]); err != nil {
-			return delivered, errors.Join(failed, fmt.Errorf("offline: deleting delivered entries of %s failed, up to %d will be delivered again: %w", recipient, done, err))
+			return delivered, errors.Join(failed, fmt.Errorf("offline: deleting delivered or expired entries of %s failed, up to %d will be delivered again: %w", recipient, done, err))
 		}
 		if failed != nil {
 			return delivered, failed

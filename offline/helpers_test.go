@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -96,9 +97,9 @@ func stanzas(entries []Entry) []string {
 }
 
 // checkConsistent recounts the queue from its entries and stanzas and
-// fails if the holder index, the time index, the counters or the totals
-// disagree: the state a crash or a refused or purged write must never
-// leave behind.
+// fails if the holder index, the time index, the unseen index, the
+// counters or the totals disagree: the state a crash or a refused or
+// purged write must never leave behind.
 func checkConsistent(tb testing.TB, db *bolt.DB) {
 	tb.Helper()
 	err := db.View(func(tx *bolt.Tx) error {
@@ -107,6 +108,7 @@ func checkConsistent(tb testing.TB, db *bolt.DB) {
 			return err
 		}
 		holders := map[uint64]int{}
+		records := map[uint64]Entry{}
 		var tot totals
 		err = b.stanzas.ForEach(func(k, v []byte) error {
 			id := binary.BigEndian.Uint64(k)
@@ -115,6 +117,7 @@ func checkConsistent(tb testing.TB, db *bolt.DB) {
 				return err
 			}
 			holders[id] = 0
+			records[id] = e
 			tot.stanzas++
 			tot.bytes += uint64(len(e.Stanza))
 			return nil
@@ -123,19 +126,36 @@ func checkConsistent(tb testing.TB, db *bolt.DB) {
 			return err
 		}
 		want := map[string]counter{}
+		senders := map[string]counter{}
+		shares := map[string]counter{}
+		unseenBy := map[string]counter{}
 		err = b.queue.ForEach(func(k, _ []byte) error {
 			n := int(binary.BigEndian.Uint16(k))
 			r, id := string(k[2:2+n]), binary.BigEndian.Uint64(k[2+n:])
-			e, err := decodeEntry(b.stanzas.Get(k[2+n:]))
-			if err != nil {
-				return fmt.Errorf("entry %d of %s: %w", id, r, err)
+			e, ok := records[id]
+			if !ok {
+				return fmt.Errorf("entry %d of %s: no stanza", id, r)
 			}
 			if !has(b.holders, holderKey(id, r)) {
 				tb.Errorf("entry %d of %s: no holder key", id, r)
 			}
+			if !b.isSeen(r) && !has(b.unseen, unseenKey(e.Accepted, id, r)) {
+				tb.Errorf("entry %d of unseen %s: no unseen key", id, r)
+			}
+			size := uint64(len(e.Stanza))
 			holders[id]++
 			c := want[r]
-			want[r] = counter{c.entries + 1, c.bytes + uint64(len(e.Stanza))}
+			want[r] = counter{c.entries + 1, c.bytes + size}
+			account, _, _ := strings.Cut(e.Sender, "/")
+			c = senders[account]
+			senders[account] = counter{c.entries + 1, c.bytes}
+			sk := string(shareKey(k[:2+n], account))
+			c = shares[sk]
+			shares[sk] = counter{c.entries + 1, c.bytes + size}
+			if !b.isSeen(r) {
+				c = unseenBy[account]
+				unseenBy[account] = counter{c.entries + 1, c.bytes + size}
+			}
 			tot.entries++
 			return nil
 		})
@@ -143,9 +163,12 @@ func checkConsistent(tb testing.TB, db *bolt.DB) {
 			return err
 		}
 		for id, n := range holders {
-			e, _ := decodeEntry(b.stanzas.Get(idKey(id)))
+			e := records[id]
+			account, _, _ := strings.Cut(e.Sender, "/")
+			c := senders[account]
+			senders[account] = counter{c.entries, c.bytes + uint64(len(e.Stanza))}
 			tv := b.byTime.Get(timeKey(e.Accepted, id))
-			if n == 0 || !bytes.Equal(tv, uint64s(uint64(n), uint64(len(e.Stanza)))) {
+			if n == 0 || !bytes.Equal(tv, append(uint64s(uint64(n), uint64(len(e.Stanza))), account...)) {
 				tb.Errorf("stanza %d: %d holders, time index has %x", id, n, tv)
 			}
 		}
@@ -162,6 +185,34 @@ func checkConsistent(tb testing.TB, db *bolt.DB) {
 			if got := b.count(r); got != c {
 				tb.Errorf("counter of %s is %+v, entries say %+v", r, got, c)
 			}
+			if !b.isSeen(r) {
+				tot.unseenEntries += c.entries
+				tot.unseenBytes += c.bytes
+			}
+		}
+		for _, x := range []struct {
+			name   string
+			bucket *bolt.Bucket
+			want   map[string]counter
+		}{{"sender", b.senders, senders}, {"share", b.shares, shares}, {"unseen by sender", b.unseenBy, unseenBy}} {
+			if n := x.bucket.Stats().KeyN; n != len(x.want) {
+				tb.Errorf("%s counters: %d, entries say %d", x.name, n, len(x.want))
+			}
+			for k, c := range x.want {
+				if got := b.counter(x.bucket, []byte(k)); got != c {
+					tb.Errorf("%s counter %q is %+v, entries say %+v", x.name, k, got, c)
+				}
+			}
+		}
+		err = b.unseen.ForEach(func(k, _ []byte) error {
+			r, id := string(k[16:]), binary.BigEndian.Uint64(k[8:16])
+			if !b.isSeen(r) && !has(b.holders, holderKey(id, r)) {
+				tb.Errorf("unseen key of %s, stanza %d, without its entry", r, id)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		tot.recipients = uint64(len(want))
 		if got := b.totals(); got != tot {

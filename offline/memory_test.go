@@ -48,7 +48,7 @@ func TestLargeQueueKeepsResidentMemoryFlat(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := groupcommit.New(db)
-	q, err := Open(db, w, Limits{MaxMessages: stanzas, MaxBytes: 1 << 40})
+	q, err := Open(db, w, noLimits)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func buildQueue(t *testing.T, path string, n, recipients int) (t0 time.Time) {
 				at := t0.Add(time.Duration(i) * time.Millisecond)
 				v := bytes.Clone(value) // bbolt keeps it until the commit
 				stampAccepted(v, at)
-				if err := b.addStanza(&tot, id, v, at, 1024, 1); err != nil {
+				if err := b.addStanza(&tot, id, v, at, 1024, 1, "s@example.org"); err != nil {
 					return err
 				}
 				r := fmt.Sprintf("user%d@example.org", i%recipients)
@@ -135,7 +135,11 @@ func buildQueue(t *testing.T, path string, n, recipients int) (t0 time.Time) {
 				if err != nil {
 					return err
 				}
-				if err := b.addEntry(&tot, r, prefix, id, 1024); err != nil {
+				// Seen, so that their entries live for the full TTL.
+				if err := b.markSeen(r, at); err != nil {
+					return err
+				}
+				if err := b.addEntry(&tot, r, prefix, id, at, 1024, "s@example.org", true); err != nil {
 					return err
 				}
 			}

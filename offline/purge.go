@@ -13,19 +13,39 @@ import (
 // expiry does not hold the Writer, and every Enqueue waiting on it, for long.
 const purgeBatch = 1024
 
-// Purge deletes the stanzas accepted before now minus the TTL and returns
-// how many entries that took off recipients' queues. It reads the time
-// index only up to the first stanza it keeps, and never a stanza, so
-// running it often is cheap. Stanzas are deleted in transactions of up to
-// 1024, fewer when their recipients' entries are scattered through a large
-// file; if ctx ends or a transaction fails, those deleted so far stay
-// deleted and are counted. Drain does not look at the TTL: a stanza is
-// delivered until Purge has removed it.
+// Purge deletes the entries of stanzas accepted before now minus the TTL,
+// and those of recipients never seen (see MarkSeen) accepted before now
+// minus the UnseenTTL, and returns how many entries that took off
+// recipients' queues. It reads the time indexes only up to the first
+// entry it keeps, and never a stanza, so running it often is cheap.
+// Stanzas are deleted in transactions of up to 1024, fewer when their
+// recipients' entries are scattered through a large file; if ctx ends or a
+// transaction fails, those deleted so far stay deleted and are counted.
+// Drain checks the TTL too, so Purge is what frees the disk, not what
+// bounds the age of a delivered stanza.
 func (q *Queue) Purge(ctx context.Context, now time.Time) (int, error) {
-	limit := timeKey(now.Add(-q.limits.TTL), 0)
+	old := timeKey(now.Add(-q.limits.TTL), 0)
+	purged, err := q.purge(ctx, func(b buckets) ([]Entry, int, bool, error) {
+		expired, more := expiredEntries(b, old)
+		return expired, 0, more, nil
+	})
+	if err != nil {
+		return purged, err
+	}
+	unseen := timeKey(now.Add(-q.limits.UnseenTTL), 0)
+	n, err := q.purge(ctx, func(b buckets) ([]Entry, int, bool, error) {
+		return expiredUnseen(b, unseen)
+	})
+	return purged + n, err
+}
+
+// purge removes what collect finds, in transactions, until it finds
+// nothing more. collect returns the entries to remove, how many keys it
+// deleted itself (progress, though no entry), and whether more may follow.
+func (q *Queue) purge(ctx context.Context, collect func(buckets) (expired []Entry, cleaned int, more bool, err error)) (int, error) {
 	purged := 0
 	for {
-		removed := 0
+		removed, cleaned := 0, 0
 		more := false
 		err := q.w.Update(ctx, func(tx *bolt.Tx) error {
 			removed = 0 // the Writer may run this function again
@@ -35,7 +55,9 @@ func (q *Queue) Purge(ctx context.Context, now time.Time) (int, error) {
 				return err
 			}
 			var expired []Entry
-			expired, more = expiredEntries(b, limit)
+			if expired, cleaned, more, err = collect(b); err != nil {
+				return err
+			}
 			tot := b.totals()
 			for _, e := range expired {
 				prefix, err := recipientPrefix(e.Recipient)
@@ -58,7 +80,7 @@ func (q *Queue) Purge(ctx context.Context, now time.Time) (int, error) {
 			return purged, err
 		}
 		purged += removed
-		if !more || removed == 0 {
+		if !more || removed+cleaned == 0 {
 			return purged, nil
 		}
 	}
@@ -88,4 +110,35 @@ func expiredEntries(b buckets, limit []byte) (expired []Entry, more bool) {
 		}
 	}
 	return expired, false
+}
+
+// expiredUnseen returns the entries, without sender or stanza, of up to
+// purgeBatch keys of the unseen index that sort before limit and whose
+// recipient is still unseen, and whether more may follow. The keys of
+// recipients seen since are deleted here, and counted in cleaned.
+func expiredUnseen(b buckets, limit []byte) (expired []Entry, cleaned int, more bool, err error) {
+	var stale [][]byte
+	c := b.unseen.Cursor()
+	for k, _ := c.First(); k != nil && bytes.Compare(k, limit) < 0; k, _ = c.Next() {
+		if len(expired)+len(stale) == purgeBatch {
+			more = true
+			break
+		}
+		r := string(k[16:])
+		if b.isSeen(r) {
+			stale = append(stale, bytes.Clone(k))
+			continue
+		}
+		expired = append(expired, Entry{
+			Recipient: r,
+			Seq:       binary.BigEndian.Uint64(k[8:16]),
+			Accepted:  time.Unix(0, int64(binary.BigEndian.Uint64(k))),
+		})
+	}
+	for _, k := range stale {
+		if err := b.unseen.Delete(k); err != nil {
+			return nil, 0, false, err
+		}
+	}
+	return expired, len(stale), more, nil
 }

@@ -121,11 +121,11 @@ cat >"$WRAP" <<WRAPPER
 cfg=""; prev=""
 for a in "\$@"; do [ "\$prev" = --config ] && cfg=\$a; prev=\$a; done
 if [ -n "\$cfg" ]; then
-	sed -i '/^max_messages = /d; /^max_bytes = /d; s/^max_file_size = .*/max_file_size = 2147483648/' "\$cfg"
+	sed -i '/^max_messages = /d; /^max_bytes = /d; /^sender_share = /d; /^max_sender_/d; /^max_total_/d; /^max_unseen_/d; s/^max_file_size = .*/max_file_size = 2147483648/' "\$cfg"
 	if grep -q '^\[relay\]' "\$cfg"; then
-		sed -i 's/^\[relay\]\$/[relay]\nmax_messages = 2000000\nmax_bytes = 17179869184/' "\$cfg"
+		sed -i 's/^\[relay\]\$/[relay]\nmax_messages = 2000000\nmax_bytes = 17179869184\nsender_share = 1.0\nmax_sender_messages = 2000000\nmax_sender_bytes = 17179869184\nmax_total_messages = 2000000\nmax_total_bytes = 17179869184\nmax_unseen_messages = 2000000\nmax_unseen_bytes = 17179869184/' "\$cfg"
 	else
-		printf '\n[relay]\nmax_messages = 2000000\nmax_bytes = 17179869184\n' >>"\$cfg"
+		printf '\n[relay]\nmax_messages = 2000000\nmax_bytes = 17179869184\nsender_share = 1.0\nmax_sender_messages = 2000000\nmax_sender_bytes = 17179869184\nmax_total_messages = 2000000\nmax_total_bytes = 17179869184\nmax_unseen_messages = 2000000\nmax_unseen_bytes = 17179869184\n' >>"\$cfg"
 	fi
 	sed -i 's/^\[admin\]\$/[admin]\npprof = true/' "\$cfg"
 	echo \$\$ >"\$(dirname "\$cfg")/mediaslot.pid"

@@ -250,7 +250,12 @@ func benchRelay(b *testing.B, send sender) (*handler, *countingQueue) {
 	}
 	w := groupcommit.New(db)
 	b.Cleanup(func() { w.Close(); db.Close() })
-	oq, err := offline.Open(db, w, offline.Limits{MaxMessages: 1 << 30, MaxBytes: 1 << 50})
+	oq, err := offline.Open(db, w, offline.Limits{
+		MaxMessages: 1 << 30, MaxBytes: 1 << 50, SenderShare: 1,
+		MaxSenderMessages: 1 << 30, MaxSenderBytes: 1 << 50,
+		MaxTotalMessages: 1 << 30, MaxTotalBytes: 1 << 50,
+		MaxUnseenMessages: 1 << 30, MaxUnseenBytes: 1 << 50,
+	})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -43,6 +43,10 @@ type Queue interface {
 	Drain(ctx context.Context, recipient string, deliver func(offline.Entry) error) (int, error)
 	// Pending reports whether recipient has queued entries.
 	Pending(recipient string) bool
+	// MarkSeen records that the server reported a presence of recipient,
+	// so the account exists: its entries then live for the full TTL, not
+	// the short one of recipients never seen. It must not wait for the disk.
+	MarkSeen(ctx context.Context, recipient string) error
 }
 
 // RelayPolicy bounds what the relay accepts.
@@ -241,7 +245,7 @@ func (r *relay) accept(ctx context.Context, st stanza, send sender) error {
 		if err := r.q.Enqueue(ctx, sender, queue, stored); err != nil {
 			var lim *offline.LimitError
 			if errors.As(err, &lim) {
-				return refuseMsg("wait", "resource-constraint", "The relay queue of %s is full (%d %s); try again later", lim.Recipient, lim.Max, lim.Kind)
+				return refuseMsg("wait", "resource-constraint", "The relay cannot queue the message: %s; try again later", lim.Limit())
 			}
 			return err
 		}

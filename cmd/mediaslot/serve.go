@@ -133,6 +133,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			MaxMessages: cfg.Relay.MaxMessages,
 			MaxBytes:    cfg.Relay.MaxBytes,
 			TTL:         time.Duration(cfg.Relay.TTL),
+
+			SenderShare:       cfg.Relay.SenderShare,
+			MaxSenderMessages: cfg.Relay.MaxSenderMessages,
+			MaxSenderBytes:    cfg.Relay.MaxSenderBytes,
+			MaxTotalMessages:  cfg.Relay.MaxTotalMessages,
+			MaxTotalBytes:     cfg.Relay.MaxTotalBytes,
+			UnseenTTL:         time.Duration(cfg.Relay.UnseenTTL),
+			MaxUnseenMessages: cfg.Relay.MaxUnseenMessages,
+			MaxUnseenBytes:    cfg.Relay.MaxUnseenBytes,
 		})
 		if err != nil {
 			return err
@@ -252,7 +261,8 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.
 // purgeInterval is how often expired relay messages are dropped.
 const purgeInterval = 10 * time.Minute
 
-// purgeLoop drops relay messages older than their TTL until ctx ends.
+// purgeLoop drops relay messages older than their TTL, or than the unseen
+// TTL for recipients never seen online, until ctx ends.
 func purgeLoop(ctx context.Context, q *offline.Queue, log *slog.Logger) {
 	t := time.NewTicker(purgeInterval)
 	defer t.Stop()

@@ -241,7 +241,9 @@ func restartMediaslot(t *testing.T, old *mediaslot) *mediaslot {
 // with an error to the sender while the component keeps serving.
 func TestRelayBurstAndOversize(t *testing.T) {
 	srv := testserver.Prosody(t)
-	m := startMediaslot(t, srv, "")
+	// One sender may fill a quarter of a queue by default; this burst
+	// is one sender's.
+	m := startMediaslot(t, srv, "[relay]\nsender_share = 1.0\n")
 	waitFor(t, 5*time.Second, "privileges", func() bool { return strings.Contains(m.log.String(), "server privileges") })
 	var all strings.Builder
 	for i := range 1000 {
