@@ -94,25 +94,31 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	return len(pending) + len(old), nil
 }
 
-// confirm checks a pending direct upload in the store. If the object is
-// there with the slot's size and type, the slot becomes complete. A wrong
-// object (some S3 servers keep a truncated body when the client hangs up)
+// confirm checks a pending direct upload in the store and seals it
+// (store.Presigner.Seal), so that later PUTs to its presigned URL cannot
+// change what the slot serves. If the object is there with the slot's size,
+// the slot becomes complete. Only the size proves a bad upload (some S3
+// servers keep a truncated body when the client hangs up): such an object
 // is deleted and the slot stays pending, for the client to try again while
-// its URL is valid. errNoSlot means there is nothing (valid) to serve yet.
+// its URL is valid. A server that checks presigned signatures has refused
+// any other type than the signed one, so a type that differs is the
+// server's own (rclone forgets types when it restarts): the object is kept
+// and served with the slot's type. errNoSlot means there is nothing (valid)
+// to serve yet.
 func (s *Service) confirm(ctx context.Context, id string, rec record) (record, error) {
-	info, err := s.opt.Store.Stat(ctx, id)
+	info, err := s.direct.Seal(ctx, id, rec.Size)
 	if errors.Is(err, store.ErrNotFound) {
+		return rec, errNoSlot
+	}
+	if errors.Is(err, store.ErrSize) {
+		s.log.Warn("deleted an upload that does not match its slot", "slot", id, "size", info.Size, "want_size", rec.Size)
 		return rec, errNoSlot
 	}
 	if err != nil {
 		return rec, err
 	}
-	if info.Size != rec.Size || (rec.ContentType != "" && info.ContentType != "" && normalType(info.ContentType) != normalType(rec.ContentType)) {
-		s.log.Warn("deleting an upload that does not match its slot", "slot", id, "size", info.Size, "want_size", rec.Size, "type", info.ContentType)
-		if err := s.opt.Store.Delete(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return rec, err
-		}
-		return rec, errNoSlot
+	if rec.ContentType != "" && info.ContentType != "" && normalType(info.ContentType) != normalType(rec.ContentType) {
+		s.log.Info("the store reports another type than the slot's; serving the slot's", "slot", id, "type", info.ContentType, "slot_type", rec.ContentType)
 	}
 	served := rec.ContentType
 	if served == "" {
