@@ -2,6 +2,7 @@ package testserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
@@ -198,11 +200,19 @@ func (s *S3) Client() *s3.Client {
 	})
 }
 
+// createBucket creates the bucket, waiting while the server answers 503:
+// MinIO reports ready before it has initialised its object layer.
 func (s *S3) createBucket() error {
-	ctx, cancel := context.WithTimeout(context.Background(), s3Start)
-	defer cancel()
-	_, err := s.Client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &s.Bucket})
-	return err
+	return s.proc.waitFor(s.Name, time.Now().Add(s3Start), func() (bool, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := s.Client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &s.Bucket}, func(o *s3.Options) { o.RetryMaxAttempts = 1 })
+		var re *awshttp.ResponseError
+		if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusServiceUnavailable {
+			return false, err
+		}
+		return true, err
+	})
 }
 
 // s3Env is the environment without the variables the servers read their
