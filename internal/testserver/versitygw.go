@@ -47,7 +47,9 @@ var versityGWServer = s3Server{
 	args: func(s *S3) []string {
 		return []string{"--port", s.addr(), "--region", s.Region, "--quiet", "--keep-alive", "posix", s.Dir}
 	},
-	env:      func(s *S3) []string { return []string{"ROOT_ACCESS_KEY_ID=" + s.AccessKey, "ROOT_SECRET_ACCESS_KEY=" + s.SecretKey} },
+	env: func(s *S3) []string {
+		return []string{"ROOT_ACCESS_KEY_ID=" + s.AccessKey, "ROOT_SECRET_ACCESS_KEY=" + s.SecretKey}
+	},
 	mkBucket: true,
 }
 
