@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"mediaslot/internal/testserver"
 )
 
@@ -83,5 +85,24 @@ func TestS3Unavailable(t *testing.T) {
 				t.Errorf("cause logged %d times (want once, naming %q):\n%s", n, c.logged, m.log.String())
 			}
 		})
+	}
+}
+
+// S3 is down when mediaslot starts: the bucket's CORS rule is written as
+// soon as S3 answers, not never.
+func TestS3CORSAfterOutage(t *testing.T) {
+	gw := testserver.VersityGW(t)
+	srv := testserver.Prosody(t)
+	gw.Stop()
+	conf := strings.Replace(s3Config(gw, "redirect"), "type = \"s3\"\n", "type = \"s3\"\ncheck_interval = \"200ms\"\n", 1)
+	m := startMediaslot(t, srv, conf)
+	waitFor(t, 10*time.Second, "the store check", func() bool { return strings.Contains(m.log.String(), "file store unavailable") })
+	gw.Start()
+	waitFor(t, 10*time.Second, "the bucket's CORS rule", func() bool {
+		out, err := gw.Client().GetBucketCors(t.Context(), &s3.GetBucketCorsInput{Bucket: &gw.Bucket})
+		return err == nil && len(out.CORSRules) == 1 && out.CORSRules[0].AllowedOrigins[0] == "*"
+	})
+	if strings.Contains(m.log.String(), "bucket CORS not set") {
+		t.Errorf("warned although the rule was set:\n%s", m.log.String())
 	}
 }
