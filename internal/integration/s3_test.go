@@ -70,6 +70,7 @@ func TestS3Unavailable(t *testing.T) {
 		{"missing bucket", strings.Replace(s3Config(gw, "redirect"), fmt.Sprintf("bucket = %q", gw.Bucket), `bucket = "no-such-bucket"`, 1), "bucket does not exist"},
 		{"wrong secret", strings.Replace(s3Config(gw, "redirect"), fmt.Sprintf("secret_access_key = %q", gw.SecretKey), `secret_access_key = "wrong-secret-key"`, 1), "credentials rejected"},
 		{"unreachable", strings.Replace(s3Config(gw, "redirect"), gw.Endpoint, "http://127.0.0.1:1", 1), "unreachable"},
+		{"wrong region", strings.Replace(s3Config(gw, "redirect"), fmt.Sprintf("region = %q", gw.Region), `region = "eu-central-1"`, 1), `set store.s3.region to \"us-east-1\"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			m := startMediaslot(t, srv, c.conf)
