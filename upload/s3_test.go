@@ -232,7 +232,10 @@ func TestS3PublicWarns(t *testing.T) {
 // A wrong object under a slot's key (a truncated upload) is deleted, not
 // served; a slot never uploaded to is forgotten after its window.
 func TestS3ConfirmAndSweep(t *testing.T) {
-	gw := testserver.VersityGW(t)
+	testserver.EachS3(t, testS3ConfirmAndSweep)
+}
+
+func testS3ConfirmAndSweep(t *testing.T, gw *testserver.S3) {
 	st := s3Store(t, gw)
 	f := newFixtureWith(t, st, Download{})
 	f.clock.t = time.Now()

@@ -113,9 +113,26 @@ func MinIO(t testing.TB) *S3 { return startS3(t, &minIOServer) }
 // instance of each S3 server of the suites.
 func EachS3(t *testing.T, f func(t *testing.T, s *S3)) {
 	t.Helper()
-	for _, srv := range s3Servers {
-		t.Run(srv.name, func(t *testing.T) { f(t, startS3(t, srv)) })
+	for _, srv := range S3Servers() {
+		t.Run(srv.Name, func(t *testing.T) { f(t, srv.Start(t)) })
 	}
+}
+
+// S3Server is one of the S3 servers of the suites: its name, and how to
+// start a private instance of it.
+type S3Server struct {
+	Name  string
+	Start func(testing.TB) *S3
+}
+
+// S3Servers lists the S3 servers of the suites, for tables of cases that
+// EachS3 does not fit.
+func S3Servers() []S3Server {
+	var out []S3Server
+	for _, srv := range s3Servers {
+		out = append(out, S3Server{srv.name, func(t testing.TB) *S3 { return startS3(t, srv) }})
+	}
+	return out
 }
 
 func startS3(t testing.TB, srv *s3Server) *S3 {
