@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
 
 	"mediaslot/internal/testserver"
 	"mediaslot/store"
@@ -168,4 +169,37 @@ func countKeys(t *testing.T, gw *testserver.S3, prefix string) int {
 		t.Fatal(err)
 	}
 	return len(out.Contents)
+}
+
+// Seal relies on the server refusing a copy whose source no longer has the
+// ETag that Seal checked the size of (x-amz-copy-source-if-match).
+func TestServerRefusesCopyOfChangedSource(t *testing.T) {
+	t.Parallel()
+	testserver.EachS3(t, func(t *testing.T, gw *testserver.S3) {
+		s := newStore(t, gw)
+		ctx := t.Context()
+		c := gw.Client()
+		src := s.incomingKey("k")
+		put := func(body string) *string {
+			t.Helper()
+			out, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: &gw.Bucket, Key: &src, Body: strings.NewReader(body)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out.ETag
+		}
+		old := put("first")
+		put("later")
+		_, err := s.client.CopyObject(ctx, &s3.CopyObjectInput{
+			Bucket: &s.bucket, Key: aws.String(s.prefix + "k"),
+			CopySource: aws.String(gw.Bucket + "/" + src), CopySourceIfMatch: old,
+		})
+		var ae smithy.APIError
+		if !errors.As(err, &ae) || ae.ErrorCode() != "PreconditionFailed" {
+			t.Fatalf("copy of a changed source = %v, want PreconditionFailed", err)
+		}
+		if _, err := s.Stat(ctx, "k"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("the refused copy left an object: %v", err)
+		}
+	})
 }
