@@ -15,9 +15,11 @@ import (
 )
 
 // incomingDir holds, under the prefix, the objects that presigned PUT URLs
-// write. No store key names it (keys have no '/'), so what a replayed URL
-// writes never reaches a sealed object, and a bucket lifecycle rule on
-// <prefix>incoming/ can clear what late PUTs leave behind.
+// write. No key under it is a store key (those have no '/'), so what a
+// replayed URL writes never reaches a sealed object, and a bucket lifecycle
+// rule on <prefix>incoming/ can clear what late PUTs leave behind. (On
+// servers that keep objects as files, a store key "incoming" would clash
+// with the directory; slot ids are 32 hex digits.)
 const incomingDir = "incoming/"
 
 // incomingKey is the key in the bucket that key's presigned PUT URL writes.
