@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
-# Prints the path of a Go-built test server (versitygw or minio: the S3
-# servers of the tests and of `make demo-s3`), building it first with
+# Prints the path of a Go-built test server (versitygw, minio or rclone:
+# the S3 servers of the tests and of `make demo-s3`), building it first with
 # `go install` from the Go module proxy if it is missing. The cache is the
 # one the Go tests use (internal/testserver/versitygw.go):
 # $MEDIASLOT_TOOLS_DIR, by default <repo>/bin/tools. Cold builds take
 # minutes on two cores (versitygw about 3, MinIO longer), so `make test`
 # builds both before the tests; build output goes to stderr, so
 # `bin=$(scripts/gotool.sh minio)` works.
-#   scripts/gotool.sh versitygw|minio
+#   scripts/gotool.sh versitygw|minio|rclone
 set -euo pipefail
 
-# keep in step with versityGWServer and minIOServer in internal/testserver/versitygw.go
+# keep in step with the s3Server entries in internal/testserver/versitygw.go
 case "${1:-}" in
 versitygw) pkg=github.com/versity/versitygw/cmd/versitygw version=v1.8.0 ;;
 minio) pkg=github.com/minio/minio version=v0.0.0-20260212201848-7aac2a2c5b7c ;;
-*) echo "usage: $0 versitygw|minio" >&2; exit 2 ;;
+rclone) pkg=github.com/rclone/rclone version=v1.76.0 ;;
+*) echo "usage: $0 versitygw|minio|rclone" >&2; exit 2 ;;
 esac
 name=$1
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -54,7 +54,7 @@ func TestSlotSuite(t *testing.T) {
 			wait:   func(f *fixture, d time.Duration) { f.clock.add(d) },
 		},
 	}
-	for _, srv := range testserver.S3Servers() {
+	for _, srv := range testserver.S3Servers(t) {
 		cases = append(cases, storeCase{
 			name: "s3 " + srv.Name,
 			new: func(t *testing.T) *fixture {

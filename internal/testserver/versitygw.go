@@ -1,6 +1,7 @@
 package testserver
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,9 +33,12 @@ type s3Server struct {
 	args    func(s *S3) []string
 	env     func(s *S3) []string
 	// mkBucket: the bucket is a plain directory of the data directory
-	// (versitygw's posix backend); otherwise Start creates it with
-	// CreateBucket when the server first comes up.
+	// (versitygw's posix backend, rclone's local one); otherwise Start
+	// creates it with CreateBucket when the server first comes up.
 	mkBucket bool
+	// What the server implements, for the tests that depend on it.
+	bucketCORS   bool // PutBucketCors (else 501)
+	checksRegion bool // refuses requests signed for another region
 }
 
 // versitygw, the Versity S3 Gateway (Apache-2.0): it enforces SigV4,
@@ -50,7 +54,7 @@ var versityGWServer = s3Server{
 	env: func(s *S3) []string {
 		return []string{"ROOT_ACCESS_KEY_ID=" + s.AccessKey, "ROOT_SECRET_ACCESS_KEY=" + s.SecretKey}
 	},
-	mkBucket: true,
+	mkBucket: true, bucketCORS: true, checksRegion: true,
 }
 
 // MinIO (AGPL-3.0, run as a separate program, never linked), the most
@@ -66,10 +70,29 @@ var minIOServer = s3Server{
 		return []string{"MINIO_ROOT_USER=" + s.AccessKey, "MINIO_ROOT_PASSWORD=" + s.SecretKey,
 			"MINIO_SITE_REGION=" + s.Region, "MINIO_BROWSER=off", "MINIO_UPDATE=off"}
 	},
+	checksRegion: true,
 }
 
-// s3Servers are the servers EachS3 runs a test against.
-var s3Servers = []*s3Server{&versityGWServer, &minIOServer}
+// rclone `serve s3` on its local backend, as operators put it in front of
+// other storage; Debian's rclone is too old to have it. Only `make
+// test-s3-servers` runs it.
+var rcloneServer = s3Server{
+	name: "rclone", pkg: "github.com/rclone/rclone", version: "v1.76.0",
+	server: "AmazonS3", ready: "/",
+	args: func(s *S3) []string {
+		return []string{"serve", "s3", "--auth-key", s.AccessKey + "," + s.SecretKey, "--addr", s.addr(), s.Dir}
+	},
+	env:      func(*S3) []string { return []string{"RCLONE_CONFIG=/dev/null"} },
+	mkBucket: true,
+}
+
+// s3Servers are the servers a test can ask for by name.
+var s3Servers = map[string]*s3Server{"versitygw": &versityGWServer, "minio": &minIOServer, "rclone": &rcloneServer}
+
+// defaultS3Servers are those EachS3 runs a test against unless
+// $MEDIASLOT_S3_SERVERS names others (comma-separated): the two that
+// `make test` builds.
+const defaultS3Servers = "versitygw,minio"
 
 const (
 	s3Start = 20 * time.Second // until the port answers as the server
@@ -78,7 +101,7 @@ const (
 
 // S3 is a running private S3 server with one empty bucket.
 type S3 struct {
-	Name      string // "versitygw" or "minio"
+	Name      string // "versitygw", "minio", "rclone"
 	Endpoint  string // "http://127.0.0.1:port"; path-style addressing
 	Region    string // "us-east-1"; requests signed for another region fail
 	Bucket    string
@@ -88,6 +111,12 @@ type S3 struct {
 	// backend: Dir/<Bucket>/<key> are the objects. MinIO keeps its own
 	// layout there.
 	Dir string
+	// BucketCORS: the server implements PutBucketCors; MinIO and rclone
+	// answer 501 (their CORS is server-wide).
+	BucketCORS bool
+	// ChecksRegion: the server refuses requests signed for another
+	// region (rclone accepts any).
+	ChecksRegion bool
 
 	t    testing.TB
 	srv  *s3Server
@@ -113,7 +142,7 @@ func MinIO(t testing.TB) *S3 { return startS3(t, &minIOServer) }
 // instance of each S3 server of the suites.
 func EachS3(t *testing.T, f func(t *testing.T, s *S3)) {
 	t.Helper()
-	for _, srv := range S3Servers() {
+	for _, srv := range S3Servers(t) {
 		t.Run(srv.Name, func(t *testing.T) { f(t, srv.Start(t)) })
 	}
 }
@@ -125,11 +154,16 @@ type S3Server struct {
 	Start func(testing.TB) *S3
 }
 
-// S3Servers lists the S3 servers of the suites, for tables of cases that
-// EachS3 does not fit.
-func S3Servers() []S3Server {
+// S3Servers lists the S3 servers of the suites ($MEDIASLOT_S3_SERVERS or
+// versitygw and MinIO), for tables of cases that EachS3 does not fit.
+func S3Servers(t testing.TB) []S3Server {
+	t.Helper()
 	var out []S3Server
-	for _, srv := range s3Servers {
+	for name := range strings.SplitSeq(cmp.Or(os.Getenv("MEDIASLOT_S3_SERVERS"), defaultS3Servers), ",") {
+		srv, ok := s3Servers[strings.TrimSpace(name)]
+		if !ok {
+			t.Fatalf("testserver: MEDIASLOT_S3_SERVERS names %q; known are versitygw, minio and rclone", name)
+		}
 		out = append(out, S3Server{srv.name, func(t testing.TB) *S3 { return startS3(t, srv) }})
 	}
 	return out
@@ -140,17 +174,19 @@ func startS3(t testing.TB, srv *s3Server) *S3 {
 	bin := toolBinary(t, srv.name, srv.pkg, srv.version)
 	addr := FreePorts(t, 1)[0]
 	s := &S3{
-		Name:      srv.name,
-		Endpoint:  "http://" + addr,
-		Region:    "us-east-1",
-		Bucket:    "mediaslot-test",
-		AccessKey: "mediaslot",
-		SecretKey: randomHex(t, 16),
-		Dir:       t.TempDir(),
-		t:         t,
-		srv:       srv,
-		bin:       bin,
-		log:       filepath.Join(t.TempDir(), srv.name+".log"),
+		Name:         srv.name,
+		Endpoint:     "http://" + addr,
+		Region:       "us-east-1",
+		Bucket:       "mediaslot-test",
+		AccessKey:    "mediaslot",
+		SecretKey:    randomHex(t, 16),
+		Dir:          t.TempDir(),
+		BucketCORS:   srv.bucketCORS,
+		ChecksRegion: srv.checksRegion,
+		t:            t,
+		srv:          srv,
+		bin:          bin,
+		log:          filepath.Join(t.TempDir(), srv.name+".log"),
 	}
 	if srv.mkBucket {
 		// A directory in the posix root is a bucket; that saves a signed CreateBucket.
