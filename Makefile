@@ -3,9 +3,10 @@ SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
 VERSION := $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+comma   := ,
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build demo demo-s3 demo-clean test lint bench fuzz
+.PHONY: build demo demo-s3 demo-clean test test-s3-servers lint bench fuzz
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/mediaslot ./cmd/mediaslot
 
@@ -27,6 +28,16 @@ test:
 
 lint:
 	scripts/test.sh lint
+
+# For release checks: the S3 store's suites (store, slots, real clients, faults)
+# against versitygw, MinIO and rclone `serve s3`; builds rclone the first time
+# (about 5 minutes on two cores). See docs/S3.md.
+S3_SERVERS := versitygw,minio,rclone
+test-s3-servers:
+	set -e; for s in $(subst $(comma), ,$(S3_SERVERS)); do scripts/gotool.sh $$s >/dev/null; done
+	MEDIASLOT_S3_SERVERS=$(S3_SERVERS) MEDIASLOT_REQUIRE_INTEGRATION=1 go test -count=1 -timeout 30m ./store/s3/
+	MEDIASLOT_S3_SERVERS=$(S3_SERVERS) MEDIASLOT_REQUIRE_INTEGRATION=1 go test -count=1 -timeout 30m \
+		-run 'S3|SlotSuite' -skip 'TestDemo' ./upload/ ./internal/integration/
 
 # Every fuzz target for 60 s each (FUZZTIME=5m make fuzz for longer).
 fuzz:

@@ -16,6 +16,9 @@ if [ "${1:-all}" != lint ]; then
   step "dependencies"
   scripts/deps.sh test
   go mod download
+  step "S3 servers of the tests (go install, cached in bin/tools; minutes the first time)"
+  scripts/gotool.sh versitygw
+  scripts/gotool.sh minio
 fi
 
 step "gofmt"

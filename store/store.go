@@ -71,4 +71,16 @@ type Presigner interface {
 	// PresignGet returns a short-lived URL that GETs key. The answer carries
 	// the given Content-Type and Content-Disposition when they are not "".
 	PresignGet(ctx context.Context, key string, ttl time.Duration, contentType, disposition string) (string, error)
+	// Seal makes what a client uploaded with key's presigned PUT URL the
+	// object under key, if it has size bytes. The URL accepts PUTs until
+	// it expires, so a sealed object must be out of its reach: later PUTs
+	// to it change nothing that Stat, Open, PresignGet or PublicURL serve.
+	// Seal returns the object's Info; ErrNotFound when nothing was
+	// uploaded; ErrSize, with the Info of the upload, when it has another
+	// size, after deleting it so that the client may try again. Sealing a
+	// sealed key returns its Info.
+	Seal(ctx context.Context, key string, size int64) (Info, error)
+	// PublicURL returns the address of key's object under base, the URL of
+	// the bucket (or of a CDN in front of it) as anonymous clients reach it.
+	PublicURL(base, key string) (string, error)
 }

@@ -474,18 +474,18 @@ func boundRange(v string, size int64) (string, bool) {
 // public URL of the object.
 func (s *Service) redirect(w http.ResponseWriter, r *http.Request, id, ctype, disp string) {
 	var target string
+	var err error
 	if s.opt.Download.Mode == Public {
-		target = strings.TrimRight(s.opt.Download.PublicURL, "/") + "/" + id
+		target, err = s.direct.PublicURL(s.opt.Download.PublicURL, id)
 	} else {
-		var err error
 		target, err = s.direct.PresignGet(r.Context(), id, s.opt.Download.URLLifetime, ctype, disp)
-		if err != nil {
-			s.log.Error("presigning download", "slot", id, "err", err)
-			httpError(w, http.StatusServiceUnavailable, "the file cannot be read right now")
-			return
-		}
 		// The target expires: never let a cache keep this answer.
 		w.Header().Set("Cache-Control", "no-store")
+	}
+	if err != nil {
+		s.log.Error("making the download URL", "slot", id, "err", err)
+		httpError(w, http.StatusServiceUnavailable, "the file cannot be read right now")
+		return
 	}
 	http.Redirect(w, r, target, http.StatusFound)
 }

@@ -136,13 +136,16 @@ func (s *Service) reconcile(ctx context.Context) {
 }
 
 // confirm checks a pending upload in the store. If the object is there with
-// the slot's size and type, the slot becomes complete. A wrong one is deleted
-// and the slot stays pending (see whole). errNoSlot means there is nothing
-// (valid) to serve yet.
+// the slot's size, the slot becomes complete; a wrong one is deleted and the
+// slot stays pending (see whole). errNoSlot means there is nothing (valid)
+// to serve yet.
 func (s *Service) confirm(ctx context.Context, id string, rec record) (record, error) {
 	info, err := s.whole(ctx, id, rec)
 	if err != nil {
 		return rec, err
+	}
+	if rec.ContentType != "" && info.ContentType != "" && normalType(info.ContentType) != normalType(rec.ContentType) {
+		s.log.Info("the store reports another type than the slot's; serving the slot's", "slot", id, "type", info.ContentType, "slot_type", rec.ContentType)
 	}
 	// The type the PUT carried is lost when the disk store kept the file
 	// but not its record: the name's extension says it then.
@@ -164,11 +167,27 @@ func (s *Service) confirm(ctx context.Context, id string, rec record) (record, e
 }
 
 // whole reports whether the object stored for a pending slot is its whole
-// upload: its Info if so; errNoSlot if there is none or a wrong one, which is
-// deleted (some S3 servers keep a truncated body when the client hangs up;
-// a disk could have lost part of a file), so the client may try again
-// while its URL is valid.
+// upload: its Info if so; errNoSlot if there is none or one of another size,
+// which is deleted (some S3 servers keep a truncated body when the client
+// hangs up; a disk could have lost part of a file), so the client may try
+// again while its URL is valid. Only the size proves a bad upload: a server
+// that checks presigned signatures has refused any other type than the
+// signed one, so a type that differs is the server's own (rclone forgets
+// types when it restarts), and the slot's type is served. A direct (S3)
+// upload is sealed (store.Presigner.Seal), so that later PUTs to its
+// presigned URL cannot change what the slot serves.
 func (s *Service) whole(ctx context.Context, id string, rec record) (store.Info, error) {
+	if s.direct != nil {
+		info, err := s.direct.Seal(ctx, id, rec.Size)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return info, errNoSlot
+		case errors.Is(err, store.ErrSize):
+			s.log.Warn("deleted an upload that does not match its slot", "slot", id, "size", info.Size, "want_size", rec.Size)
+			return info, errNoSlot
+		}
+		return info, err
+	}
 	info, err := s.opt.Store.Stat(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return info, errNoSlot
@@ -176,8 +195,8 @@ func (s *Service) whole(ctx context.Context, id string, rec record) (store.Info,
 	if err != nil {
 		return info, err
 	}
-	if info.Size != rec.Size || (rec.ContentType != "" && info.ContentType != "" && normalType(info.ContentType) != normalType(rec.ContentType)) {
-		s.log.Warn("deleting an upload that does not match its slot", "slot", id, "size", info.Size, "want_size", rec.Size, "type", info.ContentType)
+	if info.Size != rec.Size {
+		s.log.Warn("deleting an upload that does not match its slot", "slot", id, "size", info.Size, "want_size", rec.Size)
 		if err := s.opt.Store.Delete(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return info, err
 		}

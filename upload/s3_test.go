@@ -5,12 +5,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	bolt "go.etcd.io/bbolt"
+
+	"mediaslot/internal/groupcommit"
 	"mediaslot/internal/testserver"
 	"mediaslot/store"
 	"mediaslot/store/s3"
@@ -18,25 +25,36 @@ import (
 
 var prefixes atomic.Int64
 
-// s3Store is a store on a real S3 server (versitygw), each test in its own prefix.
+// s3Store is a store on a real S3 server, each test in its own prefix.
 func s3Store(t *testing.T, gw *testserver.S3) *s3.Store {
 	t.Helper()
+	st, _ := s3StorePrefix(t, gw)
+	return st
+}
+
+// s3StorePrefix is s3Store, also returning the prefix.
+func s3StorePrefix(t *testing.T, gw *testserver.S3) (*s3.Store, string) {
+	t.Helper()
+	prefix := fmt.Sprintf("u%d/", prefixes.Add(1))
 	st, err := s3.New(t.Context(), s3.Options{
 		Endpoint: gw.Endpoint, Region: gw.Region, Bucket: gw.Bucket,
 		AccessKeyID: gw.AccessKey, SecretAccessKey: gw.SecretKey,
-		PathStyle: true, Prefix: fmt.Sprintf("u%d/", prefixes.Add(1)),
+		PathStyle: true, Prefix: prefix,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return st
+	return st, prefix
 }
 
 // In S3 mode the slot's PUT URL is presigned for the store and carries no
 // headers; the GET URL stays on mediaslot's front, which answers HEAD from
 // the slot record and redirects GET to a fresh presigned URL.
 func TestS3Redirect(t *testing.T) {
-	gw := testserver.VersityGW(t)
+	testserver.EachS3(t, testS3Redirect)
+}
+
+func testS3Redirect(t *testing.T, gw *testserver.S3) {
 	f := newFixtureWith(t, s3Store(t, gw), Download{})
 	f.clock.t = time.Now() // presigned URLs are checked against the real clock
 	body := bytes.Repeat([]byte("s3 bytes "), 500)
@@ -83,8 +101,11 @@ func TestS3Redirect(t *testing.T) {
 }
 
 func TestS3ProxyRangeAndPublic(t *testing.T) {
-	gw := testserver.VersityGW(t)
-	st := s3Store(t, gw)
+	testserver.EachS3(t, testS3ProxyRangeAndPublic)
+}
+
+func testS3ProxyRangeAndPublic(t *testing.T, gw *testserver.S3) {
+	st, prefix := s3StorePrefix(t, gw)
 	body := bytes.Repeat([]byte("0123456789"), 300)
 
 	proxy := newFixtureWith(t, st, Download{Mode: Proxy})
@@ -110,15 +131,111 @@ func TestS3ProxyRangeAndPublic(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.Body.Close()
-	if r.StatusCode != http.StatusFound || r.Header.Get("Location") != "https://cdn.example.net/media/"+slot.ID {
-		t.Fatalf("public redirect: %s %q", r.Status, r.Header.Get("Location"))
+	// The object lives under the prefix, and so must the public URL.
+	if r.StatusCode != http.StatusFound || r.Header.Get("Location") != "https://cdn.example.net/media/"+prefix+slot.ID {
+		t.Fatalf("public redirect: %s %q, want the object %s%s under the public URL", r.Status, r.Header.Get("Location"), prefix, slot.ID)
+	}
+	if _, err := gw.Client().HeadObject(t.Context(), &awss3.HeadObjectInput{Bucket: &gw.Bucket, Key: aws.String(prefix + slot.ID)}); err != nil {
+		t.Fatalf("no object where the public redirect points: %v", err)
+	}
+}
+
+// A server that reports another type for an object of the right size
+// (rclone forgets types when it restarts) has not had a bad upload: the
+// signature pinned the type, the size is right. The file is kept and served
+// with the slot's type.
+func TestS3KeepsUploadOfAnotherReportedType(t *testing.T) {
+	testserver.EachS3(t, func(t *testing.T, gw *testserver.S3) {
+		st := s3Store(t, gw)
+		f := newFixtureWith(t, st, Download{})
+		f.clock.t = time.Now()
+		body := []byte("<p>a JPEG, honestly</p>")
+		slot := f.issue(t, "a.jpg", int64(len(body)), "image/jpeg")
+		// The object as such a server reports it: presigned without a type,
+		// stored with another.
+		u, _, err := st.PresignPut(t.Context(), slot.ID, int64(len(body)), "", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp, _ := do(t, "PUT", u, body, ctype("text/html")); resp.StatusCode != 200 {
+			t.Fatalf("PUT: %s", resp.Status)
+		}
+		resp, _ := do(t, "HEAD", f.url(slot.GetURL), nil, nil)
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/jpeg" {
+			t.Fatalf("HEAD: %s %q, want 200 image/jpeg", resp.Status, resp.Header.Get("Content-Type"))
+		}
+		resp, got := do(t, "GET", f.url(slot.GetURL), nil, nil)
+		if resp.StatusCode != 200 || !bytes.Equal(got, body) || resp.Header.Get("Content-Type") != "image/jpeg" {
+			t.Fatalf("GET: %s %q %q", resp.Status, resp.Header.Get("Content-Type"), got)
+		}
+	})
+}
+
+// After an upload is confirmed, PUTs to its presigned URL (valid until it
+// expires; some clients print it) must not change what the stable URL
+// serves, in any download mode.
+func TestS3RewriteAfterConfirm(t *testing.T) {
+	testserver.EachS3(t, func(t *testing.T, gw *testserver.S3) {
+		for _, mode := range []DownloadMode{Redirect, Proxy} {
+			t.Run(string(mode), func(t *testing.T) {
+				f := newFixtureWith(t, s3Store(t, gw), Download{Mode: mode})
+				f.clock.t = time.Now()
+				good := bytes.Repeat([]byte("good "), 100)
+				slot := f.issue(t, "a.bin", int64(len(good)), "application/octet-stream")
+				put := func(b []byte) {
+					t.Helper()
+					if resp, _ := do(t, "PUT", slot.PutURL, b, ctype("application/octet-stream")); resp.StatusCode != 200 {
+						t.Fatalf("PUT: %s", resp.Status)
+					}
+				}
+				put(good)
+				if resp, _ := do(t, "HEAD", f.url(slot.GetURL), nil, nil); resp.StatusCode != 200 {
+					t.Fatalf("HEAD: %s", resp.Status)
+				}
+				put(bytes.Repeat([]byte("evil "), 100))
+				put(bytes.Repeat([]byte("EVIL "), 100))
+				resp, got := do(t, "GET", f.url(slot.GetURL), nil, nil)
+				if resp.StatusCode != 200 || !bytes.Equal(got, good) {
+					t.Fatalf("GET after two more PUTs: %s %.20q…", resp.Status, got)
+				}
+			})
+		}
+	})
+}
+
+// Public mode serves from the bucket's origin, where mediaslot cannot add
+// its headers: the operator is told what that means.
+func TestS3PublicWarns(t *testing.T) {
+	st, err := s3.New(t.Context(), s3.Options{Endpoint: "http://127.0.0.1:1", Region: "us-east-1", Bucket: "b", AccessKeyID: "k", SecretAccessKey: "s", PathStyle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "m.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := groupcommit.New(db)
+	t.Cleanup(func() { w.Close(); db.Close() })
+	for _, mode := range []DownloadMode{Redirect, Public} {
+		var log bytes.Buffer
+		if _, err := New(Options{DB: db, Writer: w, Store: st, Download: Download{Mode: mode, PublicURL: "https://cdn.example.net"},
+			Logger: slog.New(slog.NewTextHandler(&log, nil))}); err != nil {
+			t.Fatal(err)
+		}
+		warned := strings.Contains(log.String(), "level=WARN") && strings.Contains(log.String(), "Content-Disposition: attachment")
+		if warned != (mode == Public) {
+			t.Errorf("%s: warned %v:\n%s", mode, warned, log.String())
+		}
 	}
 }
 
 // A wrong object under a slot's key (a truncated upload) is deleted, not
 // served; a slot never uploaded to is forgotten after its window.
 func TestS3ConfirmAndSweep(t *testing.T) {
-	gw := testserver.VersityGW(t)
+	testserver.EachS3(t, testS3ConfirmAndSweep)
+}
+
+func testS3ConfirmAndSweep(t *testing.T, gw *testserver.S3) {
 	st := s3Store(t, gw)
 	f := newFixtureWith(t, st, Download{})
 	f.clock.t = time.Now()

@@ -79,8 +79,10 @@ const (
 	Redirect DownloadMode = "redirect"
 	// Proxy streams the file through mediaslot (Range passed on to the store).
 	Proxy DownloadMode = "proxy"
-	// Public answers GET with a 302 to Download.PublicURL + "/" + object key,
-	// for a public bucket or a CDN in front of it.
+	// Public answers GET with a 302 to the object's URL under
+	// Download.PublicURL (store.Presigner.PublicURL: prefix and key), for a
+	// public bucket or a CDN in front of it. The bucket's origin serves the
+	// object with its stored type and no forced disposition.
 	Public DownloadMode = "public"
 )
 
@@ -145,6 +147,12 @@ func New(opt Options) (*Service, error) {
 	s.direct, _ = opt.Store.(store.Presigner)
 	if s.direct != nil && s.opt.Download.Mode == "" {
 		s.opt.Download.Mode = Redirect
+	}
+	if s.direct != nil && s.opt.Download.Mode == Public {
+		// mediaslot cannot vouch for what the bucket's origin serves: the
+		// object's type is the uploader's, and no disposition is forced.
+		s.log.Warn("download = \"public\" serves uploads from the bucket's origin with the type the uploader chose, so HTML and SVG files run script there; "+
+			"have the bucket or CDN add Content-Disposition: attachment (docs/S3.md), or use redirect or proxy", "public_url", s.opt.Download.PublicURL)
 	}
 	if s.opt.Download.URLLifetime <= 0 {
 		s.opt.Download.URLLifetime = time.Minute

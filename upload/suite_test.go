@@ -53,17 +53,19 @@ func TestSlotSuite(t *testing.T) {
 			tamper: flipQueryParam("t"),
 			wait:   func(f *fixture, d time.Duration) { f.clock.add(d) },
 		},
-		{
-			name: "s3",
+	}
+	for _, srv := range testserver.S3Servers(t) {
+		cases = append(cases, storeCase{
+			name: "s3 " + srv.Name,
 			new: func(t *testing.T) *fixture {
-				f := newFixtureWith(t, s3Store(t, testserver.VersityGW(t)), Download{Mode: Proxy})
+				f := newFixtureWith(t, s3Store(t, srv.Start(t)), Download{Mode: Proxy})
 				f.clock.t = time.Now()
 				return f
 			},
 			putOK:  200,
 			tamper: flipQueryParam("X-Amz-Signature"),
 			wait:   func(f *fixture, d time.Duration) { f.clock.add(d); time.Sleep(d) },
-		},
+		})
 	}
 	body := bytes.Repeat([]byte("suite "), 700)
 	n := int64(len(body))

@@ -249,11 +249,12 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.
 		return nil, err
 	}
 	if len(c.CORSOrigins) > 0 {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err := st.SetCORS(cctx, c.CORSOrigins); err != nil {
-			log.Warn("bucket CORS not set; browser uploads may fail", "err", err)
-		}
+		// In the background, retried while S3 is down.
+		go func() {
+			if err := st.KeepCORS(ctx, c.CORSOrigins, time.Duration(cfg.Store.CheckInterval)); err != nil && ctx.Err() == nil {
+				log.Warn("bucket CORS not set; browser uploads may fail", "err", err)
+			}
+		}()
 	}
 	return st, nil
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	bolt "go.etcd.io/bbolt"
 
 	"mediaslot/internal/dbfile/dbfiletest"
@@ -330,18 +331,22 @@ func checkUnwritableStore(t *testing.T, srv *testserver.Server) {
 // object is written, read and deleted, and nothing is left), then a bucket
 // that does not exist, a wrong secret key and an endpoint nobody answers.
 func TestCheckConfigS3(t *testing.T) {
-	gw := testserver.VersityGW(t)
 	srv := testserver.Prosody(t)
+	testserver.EachS3(t, func(t *testing.T, gw *testserver.S3) { testCheckConfigS3(t, srv, gw) })
+}
+
+func testCheckConfigS3(t *testing.T, srv *testserver.Server, gw *testserver.S3) {
 	cfg, _ := writeConfig(t, srv, s3Config(gw, "redirect"))
 
 	r := runCheckConfig(t, cfg)
 	r.failed(t, 0)
 	r.want(t, "store", "ok", "bucket "+gw.Bucket+" at "+gw.Endpoint, "probe object was written, read back and deleted")
-	left, _ := os.ReadDir(filepath.Join(gw.Dir, gw.Bucket))
-	for _, e := range left {
-		if e.Name() != ".sgwtmp" { // versitygw's own
-			t.Errorf("the check left %s in the bucket", e.Name())
-		}
+	left, err := gw.Client().ListObjectsV2(t.Context(), &s3.ListObjectsV2Input{Bucket: &gw.Bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range left.Contents {
+		t.Errorf("the check left %s in the bucket", *o.Key)
 	}
 	for _, c := range []struct {
 		name, old, new string
@@ -352,7 +357,11 @@ func TestCheckConfigS3(t *testing.T) {
 			[]string{"credentials rejected", "the secret key is wrong", "MEDIASLOT_S3_SECRET_ACCESS_KEY"}},
 		{"unknown access key", fmt.Sprintf("access_key_id = %q", gw.AccessKey), `access_key_id = "nobody"`, []string{"credentials rejected", `"nobody"`}},
 		{"unreachable", gw.Endpoint, "http://" + freePort(t), []string{"unreachable", "store.s3.endpoint"}},
+		{"wrong region", fmt.Sprintf("region = %q", gw.Region), `region = "eu-central-1"`, []string{"wrong region", `set store.s3.region to "us-east-1"`}},
 	} {
+		if c.name == "wrong region" && !gw.ChecksRegion {
+			continue
+		}
 		t.Run(c.name, func(t *testing.T) {
 			r := runCheckConfig(t, edit(t, cfg, c.old, c.new))
 			r.failed(t, 1)

@@ -304,11 +304,14 @@ func TestFaultServerRestartUnderLoad(t *testing.T) {
 
 // S3 goes away while mediaslot runs: after the next store check slot
 // requests are refused with wait/service-unavailable, downloads fail
-// cleanly, nothing crashes; when versitygw is back on the same port and
+// cleanly, nothing crashes; when the server is back on the same port and
 // data, slots are issued again and the old file is served again.
 func TestFaultS3Down(t *testing.T) {
-	gw := testserver.VersityGW(t)
 	srv := testserver.Prosody(t)
+	testserver.EachS3(t, func(t *testing.T, gw *testserver.S3) { testFaultS3Down(t, srv, gw) })
+}
+
+func testFaultS3Down(t *testing.T, srv *testserver.Server, gw *testserver.S3) {
 	conf := strings.Replace(s3Config(gw, "proxy"), "type = \"s3\"\n", "type = \"s3\"\ncheck_interval = \"200ms\"\n", 1)
 	m := startMediaslot(t, srv, conf)
 	file, data := writeRandomFile(t, "before.jpg", 100_000)

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"mediaslot/internal/testserver"
 )
 
@@ -31,8 +33,11 @@ cors_origins = ["*"]
 // (HEAD from the record, GET redirected or proxied, Range included);
 // go-sendxmpp does the same on its own.
 func TestS3WithRealClients(t *testing.T) {
-	gw := testserver.VersityGW(t)
 	srv := testserver.Prosody(t)
+	testserver.EachS3(t, func(t *testing.T, gw *testserver.S3) { testS3WithRealClients(t, srv, gw) })
+}
+
+func testS3WithRealClients(t *testing.T, srv *testserver.Server, gw *testserver.S3) {
 	for _, mode := range []string{"redirect", "proxy"} {
 		t.Run(mode, func(t *testing.T) {
 			m := startMediaslot(t, srv, s3Config(gw, mode))
@@ -46,6 +51,11 @@ func TestS3WithRealClients(t *testing.T) {
 				t.Errorf("presigned PUT signs headers clients do not send: %s", res.PutURL)
 			}
 			goSendxmpp(t, srv, m, "bob", "carol")
+			if !gw.BucketCORS { // the warning says what to do
+				waitFor(t, 10*time.Second, "the CORS warning", func() bool {
+					return strings.Contains(m.log.String(), "bucket CORS not set") && strings.Contains(m.log.String(), "cors_allow_origin")
+				})
+			}
 		})
 	}
 }
@@ -60,6 +70,7 @@ func TestS3Unavailable(t *testing.T) {
 		{"missing bucket", strings.Replace(s3Config(gw, "redirect"), fmt.Sprintf("bucket = %q", gw.Bucket), `bucket = "no-such-bucket"`, 1), "bucket does not exist"},
 		{"wrong secret", strings.Replace(s3Config(gw, "redirect"), fmt.Sprintf("secret_access_key = %q", gw.SecretKey), `secret_access_key = "wrong-secret-key"`, 1), "credentials rejected"},
 		{"unreachable", strings.Replace(s3Config(gw, "redirect"), gw.Endpoint, "http://127.0.0.1:1", 1), "unreachable"},
+		{"wrong region", strings.Replace(s3Config(gw, "redirect"), fmt.Sprintf("region = %q", gw.Region), `region = "eu-central-1"`, 1), `set store.s3.region to \"us-east-1\"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			m := startMediaslot(t, srv, c.conf)
@@ -75,5 +86,24 @@ func TestS3Unavailable(t *testing.T) {
 				t.Errorf("cause logged %d times (want once, naming %q):\n%s", n, c.logged, m.log.String())
 			}
 		})
+	}
+}
+
+// S3 is down when mediaslot starts: the bucket's CORS rule is written as
+// soon as S3 answers, not never.
+func TestS3CORSAfterOutage(t *testing.T) {
+	gw := testserver.VersityGW(t)
+	srv := testserver.Prosody(t)
+	gw.Stop()
+	conf := strings.Replace(s3Config(gw, "redirect"), "type = \"s3\"\n", "type = \"s3\"\ncheck_interval = \"200ms\"\n", 1)
+	m := startMediaslot(t, srv, conf)
+	waitFor(t, 10*time.Second, "the store check", func() bool { return strings.Contains(m.log.String(), "file store unavailable") })
+	gw.Start()
+	waitFor(t, 10*time.Second, "the bucket's CORS rule", func() bool {
+		out, err := gw.Client().GetBucketCors(t.Context(), &s3.GetBucketCorsInput{Bucket: &gw.Bucket})
+		return err == nil && len(out.CORSRules) == 1 && out.CORSRules[0].AllowedOrigins[0] == "*"
+	})
+	if strings.Contains(m.log.String(), "bucket CORS not set") {
+		t.Errorf("warned although the rule was set:\n%s", m.log.String())
 	}
 }

@@ -1,6 +1,9 @@
 package testserver
 
 import (
+	"cmp"
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -10,59 +13,187 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
-// versitygw, the Versity S3 Gateway (Apache-2.0), is the real S3 server of
-// the tests: it enforces SigV4, presigned URLs, content-length and
-// content-type, and conditional writes (see TESTENV.md §9). v1.8.0 is the
-// only version the Go module proxy serves.
+// s3Server says how to build, start and recognise one S3 server. The S3
+// suites run against each of s3Servers (EachS3): versitygw and MinIO are
+// the two that the Go module proxy serves and that verify presigned SigV4
+// with its signed length and type, as mediaslot relies on.
+type s3Server struct {
+	name    string // binary name and subtest name
+	pkg     string // go install path
+	version string // keep in step with scripts/gotool.sh
+	server  string // the Server header it answers with
+	ready   string // path that answers when it is up
+	args    func(s *S3) []string
+	env     func(s *S3) []string
+	// mkBucket: the bucket is a plain directory of the data directory
+	// (versitygw's posix backend, rclone's local one); otherwise Start
+	// creates it with CreateBucket when the server first comes up.
+	mkBucket bool
+	// What the server implements, for the tests that depend on it.
+	bucketCORS   bool // PutBucketCors (else 501)
+	checksRegion bool // refuses requests signed for another region
+}
+
+// versitygw, the Versity S3 Gateway (Apache-2.0): it enforces SigV4,
+// presigned URLs, content-length and content-type, and conditional writes
+// (see TESTENV.md §9). v1.8.0 is the only version the Go module proxy
+// serves.
+var versityGWServer = s3Server{
+	name: "versitygw", pkg: "github.com/versity/versitygw/cmd/versitygw", version: "v1.8.0",
+	server: "VERSITYGW", ready: "/",
+	args: func(s *S3) []string {
+		return []string{"--port", s.addr(), "--region", s.Region, "--quiet", "--keep-alive", "posix", s.Dir}
+	},
+	env: func(s *S3) []string {
+		return []string{"ROOT_ACCESS_KEY_ID=" + s.AccessKey, "ROOT_SECRET_ACCESS_KEY=" + s.SecretKey}
+	},
+	mkBucket: true, bucketCORS: true, checksRegion: true,
+}
+
+// MinIO (AGPL-3.0, run as a separate program, never linked), the most
+// deployed self-hosted S3. The module proxy serves no release tags of it
+// (they are not semantic versions), only commits: this is the newest there
+// was. A cold build takes several minutes, so `make test` builds it before
+// the tests (scripts/gotool.sh).
+var minIOServer = s3Server{
+	name: "minio", pkg: "github.com/minio/minio", version: "v0.0.0-20260212201848-7aac2a2c5b7c",
+	server: "MinIO", ready: "/minio/health/ready",
+	args: func(s *S3) []string { return []string{"server", "--quiet", "--address", s.addr(), s.Dir} },
+	env: func(s *S3) []string {
+		return []string{"MINIO_ROOT_USER=" + s.AccessKey, "MINIO_ROOT_PASSWORD=" + s.SecretKey,
+			"MINIO_SITE_REGION=" + s.Region, "MINIO_BROWSER=off", "MINIO_UPDATE=off"}
+	},
+	checksRegion: true,
+}
+
+// rclone `serve s3` on its local backend, as operators put it in front of
+// other storage; Debian's rclone is too old to have it. Only `make
+// test-s3-servers` runs it.
+var rcloneServer = s3Server{
+	name: "rclone", pkg: "github.com/rclone/rclone", version: "v1.76.0",
+	server: "AmazonS3", ready: "/",
+	args: func(s *S3) []string {
+		return []string{"serve", "s3", "--auth-key", s.AccessKey + "," + s.SecretKey, "--addr", s.addr(), s.Dir}
+	},
+	env:      func(*S3) []string { return []string{"RCLONE_CONFIG=/dev/null"} },
+	mkBucket: true,
+}
+
+// s3Servers are the servers a test can ask for by name.
+var s3Servers = map[string]*s3Server{"versitygw": &versityGWServer, "minio": &minIOServer, "rclone": &rcloneServer}
+
+// defaultS3Servers are those EachS3 runs a test against unless
+// $MEDIASLOT_S3_SERVERS names others (comma-separated): the two that
+// `make test` builds.
+const defaultS3Servers = "versitygw,minio"
+
 const (
-	versityGWPackage = "github.com/versity/versitygw/cmd/versitygw"
-	versityGWVersion = "v1.8.0"
-	versityGWStart   = 10 * time.Second // until the port answers as versitygw
-	versityGWStop    = 5 * time.Second  // SIGTERM grace period before SIGKILL
+	s3Start = 20 * time.Second // until the port answers as the server
+	s3Stop  = 5 * time.Second  // SIGTERM grace period before SIGKILL
 )
 
-// S3 is a running private versitygw with one empty bucket.
+// S3 is a running private S3 server with one empty bucket.
 type S3 struct {
+	Name      string // "versitygw", "minio", "rclone"
 	Endpoint  string // "http://127.0.0.1:port"; path-style addressing
 	Region    string // "us-east-1"; requests signed for another region fail
 	Bucket    string
-	AccessKey string // the gateway's root account
+	AccessKey string // the server's root account
 	SecretKey string
-	Dir       string // root of the posix backend: Dir/<Bucket>/<key> are the objects
+	// Dir is the data directory. For versitygw, the root of its posix
+	// backend: Dir/<Bucket>/<key> are the objects. MinIO keeps its own
+	// layout there.
+	Dir string
+	// BucketCORS: the server implements PutBucketCors; MinIO and rclone
+	// answer 501 (their CORS is server-wide).
+	BucketCORS bool
+	// ChecksRegion: the server refuses requests signed for another
+	// region (rclone accepts any).
+	ChecksRegion bool
 
 	t    testing.TB
-	bin  string // the cached versitygw binary
-	log  string // stdout and stderr of versitygw (outside Dir: files there would be buckets)
+	srv  *s3Server
+	bin  string // the cached binary
+	log  string // stdout and stderr of the server (outside Dir: files there would be buckets)
 	mu   sync.Mutex
 	proc *process // nil while stopped
+	made bool     // the bucket exists
 }
 
 // VersityGW starts a private versitygw on a free loopback port with a fresh
 // t.TempDir() as its data directory and stops it in t.Cleanup. The binary
 // is built once into $MEDIASLOT_TOOLS_DIR, by default <module root>/bin/tools
-// (scripts/versitygw.sh shares it). If it is missing and cannot be built (no
+// (scripts/gotool.sh shares it). If it is missing and cannot be built (no
 // go, no module proxy), the test is skipped, or fails when integration tests
 // are required.
-func VersityGW(t testing.TB) *S3 {
+func VersityGW(t testing.TB) *S3 { return startS3(t, &versityGWServer) }
+
+// MinIO starts a private MinIO server as VersityGW starts versitygw.
+func MinIO(t testing.TB) *S3 { return startS3(t, &minIOServer) }
+
+// EachS3 runs f as a subtest, named after the server, against a private
+// instance of each S3 server of the suites.
+func EachS3(t *testing.T, f func(t *testing.T, s *S3)) {
 	t.Helper()
-	bin := versityGWBinary(t)
+	for _, srv := range S3Servers(t) {
+		t.Run(srv.Name, func(t *testing.T) { f(t, srv.Start(t)) })
+	}
+}
+
+// S3Server is one of the S3 servers of the suites: its name, and how to
+// start a private instance of it.
+type S3Server struct {
+	Name  string
+	Start func(testing.TB) *S3
+}
+
+// S3Servers lists the S3 servers of the suites ($MEDIASLOT_S3_SERVERS or
+// versitygw and MinIO), for tables of cases that EachS3 does not fit.
+func S3Servers(t testing.TB) []S3Server {
+	t.Helper()
+	var out []S3Server
+	for name := range strings.SplitSeq(cmp.Or(os.Getenv("MEDIASLOT_S3_SERVERS"), defaultS3Servers), ",") {
+		srv, ok := s3Servers[strings.TrimSpace(name)]
+		if !ok {
+			t.Fatalf("testserver: MEDIASLOT_S3_SERVERS names %q; known are versitygw, minio and rclone", name)
+		}
+		out = append(out, S3Server{srv.name, func(t testing.TB) *S3 { return startS3(t, srv) }})
+	}
+	return out
+}
+
+func startS3(t testing.TB, srv *s3Server) *S3 {
+	t.Helper()
+	bin := toolBinary(t, srv.name, srv.pkg, srv.version)
 	addr := FreePorts(t, 1)[0]
 	s := &S3{
-		Endpoint:  "http://" + addr,
-		Region:    "us-east-1",
-		Bucket:    "mediaslot-test",
-		AccessKey: "mediaslot",
-		SecretKey: randomHex(t, 16),
-		Dir:       t.TempDir(),
-		t:         t,
-		bin:       bin,
-		log:       filepath.Join(t.TempDir(), "versitygw.log"),
+		Name:         srv.name,
+		Endpoint:     "http://" + addr,
+		Region:       "us-east-1",
+		Bucket:       "mediaslot-test",
+		AccessKey:    "mediaslot",
+		SecretKey:    randomHex(t, 16),
+		Dir:          t.TempDir(),
+		BucketCORS:   srv.bucketCORS,
+		ChecksRegion: srv.checksRegion,
+		t:            t,
+		srv:          srv,
+		bin:          bin,
+		log:          filepath.Join(t.TempDir(), srv.name+".log"),
 	}
-	// A directory in the posix root is a bucket; that saves a signed CreateBucket.
-	if err := os.Mkdir(filepath.Join(s.Dir, s.Bucket), 0o755); err != nil {
-		t.Fatalf("testserver: %v", err)
+	if srv.mkBucket {
+		// A directory in the posix root is a bucket; that saves a signed CreateBucket.
+		if err := os.Mkdir(filepath.Join(s.Dir, s.Bucket), 0o755); err != nil {
+			t.Fatalf("testserver: %v", err)
+		}
+		s.made = true
 	}
 	t.Cleanup(func() {
 		s.Stop()
@@ -74,69 +205,106 @@ func VersityGW(t testing.TB) *S3 {
 	return s
 }
 
-// Start starts versitygw (again, after Stop): same port, data directory,
+func (s *S3) addr() string { return strings.TrimPrefix(s.Endpoint, "http://") }
+
+// Start starts the server (again, after Stop): same port, data directory,
 // bucket and credentials, so objects stored before are served again. It
-// fails the test if versitygw is running or does not come up.
+// fails the test if the server is running or does not come up.
 func (s *S3) Start() {
 	s.t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.proc != nil {
-		s.t.Fatalf("testserver: Start: versitygw already running (pid %d)", s.proc.pid())
+		s.t.Fatalf("testserver: Start: %s already running (pid %d)", s.Name, s.proc.pid())
 	}
-	addr := strings.TrimPrefix(s.Endpoint, "http://")
-	cmd := exec.Command(s.bin, "--port", addr, "--region", s.Region,
-		"--quiet", "--keep-alive", "posix", s.Dir)
-	cmd.Env = append(versityGWEnv(), "ROOT_ACCESS_KEY_ID="+s.AccessKey, "ROOT_SECRET_ACCESS_KEY="+s.SecretKey)
+	cmd := exec.Command(s.bin, s.srv.args(s)...)
+	cmd.Env = append(s3Env(), s.srv.env(s)...)
 	p, err := startProcess(cmd, s.log)
 	if err != nil {
-		s.t.Fatalf("testserver: starting versitygw: %v", err)
+		s.t.Fatalf("testserver: starting %s: %v", s.Name, err)
 	}
 	s.proc = p
 	if err := s.waitReady(); err != nil {
 		s.stopLocked()
-		s.t.Fatalf("testserver: %v", err) // VersityGW's cleanup logs the tail
+		s.t.Fatalf("testserver: %v", err) // startS3's cleanup logs the tail
+	}
+	if !s.made {
+		if err := s.createBucket(); err != nil {
+			s.stopLocked()
+			s.t.Fatalf("testserver: creating bucket %s on %s: %v", s.Bucket, s.Name, err)
+		}
+		s.made = true
 	}
 }
 
-// Restart stops and starts versitygw again (same port, data and credentials).
+// Restart stops and starts the server again (same port, data and credentials).
 func (s *S3) Restart() {
 	s.t.Helper()
 	s.Stop()
 	s.Start()
 }
 
-// versityGWEnv is the environment without the variables versitygw reads
-// its settings from, so that the caller's cannot leak in.
-func versityGWEnv() []string {
+// Client returns an S3 client with the root account's credentials, for
+// tests that look at the bucket directly.
+func (s *S3) Client() *s3.Client {
+	return s3.New(s3.Options{
+		Region:       s.Region,
+		BaseEndpoint: aws.String(s.Endpoint),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
+	})
+}
+
+// createBucket creates the bucket, waiting while the server answers 503:
+// MinIO reports ready before it has initialised its object layer.
+func (s *S3) createBucket() error {
+	return s.proc.waitFor(s.Name, time.Now().Add(s3Start), func() (bool, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := s.Client().CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &s.Bucket}, func(o *s3.Options) { o.RetryMaxAttempts = 1 })
+		var re *awshttp.ResponseError
+		if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusServiceUnavailable {
+			return false, err
+		}
+		return true, err
+	})
+}
+
+// s3Env is the environment without the variables the servers read their
+// settings from, so that the caller's cannot leak in.
+func s3Env() []string {
 	var env []string
 	for _, e := range os.Environ() {
-		if !strings.HasPrefix(e, "VGW_") && !strings.HasPrefix(e, "ROOT_") {
+		if !strings.HasPrefix(e, "VGW_") && !strings.HasPrefix(e, "ROOT_") && !strings.HasPrefix(e, "MINIO_") {
 			env = append(env, e)
 		}
 	}
 	return env
 }
 
-// waitReady waits until the port answers with versitygw's Server header
-// (any status: anonymous requests get 403). Checking the header, not just a
-// connect, catches another process that took the port after freePorts.
+// waitReady waits until the ready path answers with the server's Server
+// header (any status: versitygw answers anonymous requests with 403).
+// Checking the header, not just a connect, catches another process that
+// took the port after freePorts.
 func (s *S3) waitReady() error {
 	client := &http.Client{Timeout: 250 * time.Millisecond}
-	return s.proc.waitFor("versitygw", time.Now().Add(versityGWStart), func() (bool, error) {
-		resp, err := client.Get(s.Endpoint + "/")
+	return s.proc.waitFor(s.Name, time.Now().Add(s3Start), func() (bool, error) {
+		resp, err := client.Get(s.Endpoint + s.srv.ready)
 		if err != nil {
-			return false, fmt.Errorf("versitygw did not answer on %s within %v: %v", s.Endpoint, versityGWStart, err)
+			return false, fmt.Errorf("%s did not answer on %s within %v: %v", s.Name, s.Endpoint, s3Start, err)
 		}
 		resp.Body.Close()
-		if server := resp.Header.Get("Server"); server != "VERSITYGW" {
-			return true, fmt.Errorf("%s is answered by %q, not versitygw", s.Endpoint, server)
+		if server := resp.Header.Get("Server"); server != s.srv.server {
+			return true, fmt.Errorf("%s is answered by %q, not %s", s.Endpoint, server, s.Name)
+		}
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			return false, fmt.Errorf("%s on %s not ready within %v", s.Name, s.Endpoint, s3Start)
 		}
 		return true, nil
 	})
 }
 
-// Stop stops versitygw: SIGTERM, up to 5 s grace, then SIGKILL. It is a
+// Stop stops the server: SIGTERM, up to 5 s grace, then SIGKILL. It is a
 // no-op if it is not running; the objects stay in Dir.
 func (s *S3) Stop() {
 	s.mu.Lock()
@@ -145,20 +313,21 @@ func (s *S3) Stop() {
 }
 
 func (s *S3) stopLocked() {
-	s.proc.stop(s.t, "versitygw", versityGWStop)
+	s.proc.stop(s.t, s.Name, s3Stop)
 	s.proc = nil
 }
 
-// versityGWBinary returns the cached versitygw binary, building it first if
-// it is missing. A lock file serialises builders: go test runs the packages
-// of ./... in parallel, and a cold build takes minutes on two cores.
-func versityGWBinary(t testing.TB) string {
+// toolBinary returns the cached binary name, building it first with go
+// install pkg@version if it is missing. A lock file serialises builders: go
+// test runs the packages of ./... in parallel, and a cold build takes
+// minutes on two cores.
+func toolBinary(t testing.TB, name, pkg, version string) string {
 	t.Helper()
 	dir := os.Getenv("MEDIASLOT_TOOLS_DIR")
 	if dir == "" {
 		dir = filepath.Join(ModuleRoot(t), "bin", "tools")
 	}
-	bin := filepath.Join(dir, "versitygw")
+	bin := filepath.Join(dir, name)
 	if isExecutable(bin) {
 		return bin
 	}
@@ -169,7 +338,7 @@ func versityGWBinary(t testing.TB) string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatalf("testserver: %v", err)
 	}
-	unlock, err := lockFile(filepath.Join(dir, ".versitygw.lock"))
+	unlock, err := lockFile(filepath.Join(dir, "."+name+".lock"))
 	if err != nil {
 		t.Fatalf("testserver: locking the tools directory: %v", err)
 	}
@@ -184,18 +353,18 @@ func versityGWBinary(t testing.TB) string {
 		t.Fatalf("testserver: %v", err)
 	}
 	defer os.RemoveAll(tmp)
-	t.Logf("testserver: building versitygw %s into %s (about 3 minutes with a cold build cache)", versityGWVersion, dir)
+	t.Logf("testserver: building %s %s into %s (minutes with a cold build cache; scripts/gotool.sh %s builds it ahead)", name, version, dir, name)
 	start := time.Now()
-	cmd := exec.Command(goTool, "install", versityGWPackage+"@"+versityGWVersion)
+	cmd := exec.Command(goTool, "install", pkg+"@"+version)
 	cmd.Env = append(os.Environ(), "GOBIN="+tmp)
 	cmd.Dir = tmp
 	if out, err := cmd.CombinedOutput(); err != nil {
-		skipOrFail(t, "testserver: building versitygw: %v\n%s", err, out)
+		skipOrFail(t, "testserver: building %s: %v\n%s", name, err, out)
 	}
-	if err := os.Rename(filepath.Join(tmp, "versitygw"), bin); err != nil {
+	if err := os.Rename(filepath.Join(tmp, name), bin); err != nil {
 		t.Fatalf("testserver: %v", err)
 	}
-	t.Logf("testserver: built versitygw in %v", time.Since(start).Round(time.Second))
+	t.Logf("testserver: built %s in %v", name, time.Since(start).Round(time.Second))
 	return bin
 }
 

@@ -9,7 +9,7 @@ import (
 )
 
 // lockFile waits for an exclusive flock on path (created if missing) and
-// returns its release. flock(1) in scripts/versitygw.sh takes the same lock.
+// returns its release. flock(1) in scripts/gotool.sh takes the same lock.
 // The kernel drops it when the process dies, so a killed build leaves no
 // stale lock behind.
 func lockFile(path string) (unlock func(), err error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -17,7 +18,13 @@ var (
 	ErrUnreachable = errors.New("s3: endpoint unreachable")
 	ErrCredentials = errors.New("s3: credentials rejected")
 	ErrNoBucket    = errors.New("s3: bucket does not exist")
+	ErrRegion      = errors.New("s3: wrong region")
 )
+
+// expecting finds the region a server names in its region mismatch
+// message: "... the region 'us-east-1' is wrong; expecting 'eu-central-1'"
+// (AWS, MinIO; versitygw quotes with ").
+var expecting = regexp.MustCompile(`expecting ['"]([^'"]+)['"]`)
 
 // Check reports whether the bucket is reachable and usable with the
 // credentials, and if not, what is wrong, in words.
@@ -62,6 +69,14 @@ func (s *Store) Check(ctx context.Context) error {
 			return fmt.Errorf("%w: the secret key is wrong for access key %q", ErrCredentials, creds.AccessKeyID)
 		case "ExpiredToken", "InvalidToken":
 			return fmt.Errorf("%w: the session token of access key %q is invalid or expired", ErrCredentials, creds.AccessKeyID)
+		case "AuthorizationHeaderMalformed", "PermanentRedirect", "IncorrectEndpoint":
+			// Requests signed for another region than the bucket's.
+			want := "the bucket's region"
+			if m := expecting.FindStringSubmatch(ae.ErrorMessage()); m != nil {
+				want = fmt.Sprintf("%q", m[1])
+			}
+			return fmt.Errorf("%w: requests are signed for region %q, but %s answers for %s: set store.s3.region to %s (%s: %s)",
+				ErrRegion, s.region, s.endpoint, want, want, ae.ErrorCode(), ae.ErrorMessage())
 		case "AccessDenied":
 			return fmt.Errorf("%w: access key %q may not list bucket %q (mediaslot needs s3:ListBucket, s3:GetObject, s3:PutObject and s3:DeleteObject)",
 				ErrCredentials, creds.AccessKeyID, s.bucket)

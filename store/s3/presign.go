@@ -31,13 +31,13 @@ import (
 // both): such a URL accepts any body. upload's policy refuses empty slots.
 //
 // S3 accepts the URL again until it expires and then overwrites the object
-// (If-None-Match cannot be required of clients): keep ttl short, and keys
-// unique.
+// (If-None-Match cannot be required of clients), so the URL writes to key's
+// incoming object, which Seal copies out of its reach.
 func (s *Store) PresignPut(ctx context.Context, key string, size int64, contentType string, ttl time.Duration) (string, http.Header, error) {
-	k, err := s.objectKey(key)
-	if err != nil {
-		return "", nil, err
+	if !store.ValidKey(key) {
+		return "", nil, store.ErrKey
 	}
+	k := s.incomingKey(key)
 	if size < 0 {
 		return "", nil, store.ErrSize
 	}
@@ -46,10 +46,11 @@ func (s *Store) PresignPut(ctx context.Context, key string, size int64, contentT
 		headers.Set("Content-Type", contentType)
 	}
 	var u string
+	var err error
 	if s.fast != nil {
-		u, err = s.fast.presignPut(ctx, *k, size, contentType, ttl)
+		u, err = s.fast.presignPut(ctx, k, size, contentType, ttl)
 	} else {
-		u, err = presignPutSDK(ctx, s.presign, s.bucket, *k, size, contentType, ttl)
+		u, err = presignPutSDK(ctx, s.presign, s.bucket, k, size, contentType, ttl)
 	}
 	if err != nil {
 		return "", nil, fmt.Errorf("s3: presign put %s: %w", key, err)

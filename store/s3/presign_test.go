@@ -148,7 +148,7 @@ func TestPresignMatchesSDK(t *testing.T) {
 				for _, size := range sizes {
 					for _, ct := range types {
 						for _, ttl := range ttls {
-							want, err := presignPutSDK(ctx, ref, s.bucket, tc.opt.Prefix+key, size, ct, ttl)
+							want, err := presignPutSDK(ctx, ref, s.bucket, s.incomingKey(key), size, ct, ttl)
 							check("PUT "+key, want, err, func() (string, error) {
 								u, h, err := s.PresignPut(ctx, key, size, ct, ttl)
 								if err == nil && h.Get("Content-Type") != ct {

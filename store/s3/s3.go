@@ -62,6 +62,7 @@ type Store struct {
 	bucket   string
 	prefix   string
 	endpoint string // for error messages
+	region   string // for error messages
 }
 
 var (
@@ -116,6 +117,7 @@ func New(ctx context.Context, opt Options) (*Store, error) {
 		bucket:   opt.Bucket,
 		prefix:   opt.Prefix,
 		endpoint: endpoint,
+		region:   cfg.Region,
 	}, nil
 }
 
@@ -272,14 +274,17 @@ func (s *Store) Stat(ctx context.Context, key string) (store.Info, error) {
 
 // Delete implements store.Store. S3 deletes a missing key without
 // complaint, so Delete asks first; a concurrent Delete may slip between the
-// two requests, which only makes both succeed.
+// two requests, which only makes both succeed. It also deletes key's
+// incoming object, which a PUT to the presigned URL after Seal leaves.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	k, _, err := s.head(ctx, key)
 	if err != nil {
 		return err
 	}
-	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: k}); err != nil {
-		return s.opError("delete", key, err)
+	for _, k := range []*string{k, aws.String(s.incomingKey(key))} {
+		if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: k}); err != nil {
+			return s.opError("delete", key, err)
+		}
 	}
 	return nil
 }
@@ -303,9 +308,14 @@ func (s *Store) head(ctx context.Context, key string) (*string, *s3.HeadObjectOu
 // answers without a body, so there a missing bucket, and on versitygw an
 // unknown access key, also look like "NotFound"; Check tells them apart.
 func (s *Store) opError(op, key string, err error) error {
-	var ae smithy.APIError
-	if errors.As(err, &ae) && (ae.ErrorCode() == "NoSuchKey" || ae.ErrorCode() == "NotFound") {
+	if isNotFound(err) {
 		return store.ErrNotFound
 	}
 	return fmt.Errorf("s3: %s %s: %w", op, key, err)
+}
+
+// isNotFound reports whether err says that the object does not exist.
+func isNotFound(err error) bool {
+	var ae smithy.APIError
+	return errors.As(err, &ae) && (ae.ErrorCode() == "NoSuchKey" || ae.ErrorCode() == "NotFound")
 }

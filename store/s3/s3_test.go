@@ -46,8 +46,9 @@ func mustNew(t *testing.T, opt Options) *Store {
 }
 
 func TestConformance(t *testing.T) {
-	gw := testserver.VersityGW(t)
-	storetest.Run(t, func(t *testing.T) store.Store { return newStore(t, gw) })
+	testserver.EachS3(t, func(t *testing.T, gw *testserver.S3) {
+		storetest.Run(t, func(t *testing.T) store.Store { return newStore(t, gw) })
+	})
 }
 
 func TestNewRejectsIncompleteOptions(t *testing.T) {
@@ -156,7 +157,10 @@ func TestSeekOpensNoStream(t *testing.T) {
 
 func TestPresignPut(t *testing.T) {
 	t.Parallel()
-	gw := testserver.VersityGW(t)
+	testserver.EachS3(t, testPresignPut)
+}
+
+func testPresignPut(t *testing.T, gw *testserver.S3) {
 	s := newStore(t, gw)
 	ctx := t.Context()
 	body := []byte("an encrypted picture")
@@ -197,6 +201,9 @@ func TestPresignPut(t *testing.T) {
 		u, h := presign(t, "good", ctype, time.Minute)
 		if code := do(t, http.MethodPut, u, h.Get("Content-Type"), body); code != http.StatusOK {
 			t.Fatalf("PUT: %d", code)
+		}
+		if info, err := s.Seal(ctx, "good", int64(len(body))); err != nil || info.ContentType != ctype {
+			t.Fatalf("Seal = %+v, %v", info, err)
 		}
 		if got := storetest.ReadAll(t, s, "good"); !bytes.Equal(got, body) {
 			t.Fatalf("stored %q", got)
@@ -250,7 +257,7 @@ func TestPresignPut(t *testing.T) {
 				t.Errorf("%s: PUT answered %d, want 403 or 400", tc.key, code)
 			}
 			for _, key := range []string{tc.key, "other"} {
-				if _, err := s.Stat(ctx, key); !errors.Is(err, store.ErrNotFound) {
+				if _, err := s.Seal(ctx, key, int64(len(body))); !errors.Is(err, store.ErrNotFound) {
 					t.Errorf("%s: object %s exists after a refused PUT: %v", tc.key, key, err)
 				}
 			}
@@ -260,7 +267,10 @@ func TestPresignPut(t *testing.T) {
 
 func TestPresignGet(t *testing.T) {
 	t.Parallel()
-	gw := testserver.VersityGW(t)
+	testserver.EachS3(t, testPresignGet)
+}
+
+func testPresignGet(t *testing.T, gw *testserver.S3) {
 	s := newStore(t, gw)
 	if err := s.Put(t.Context(), "k", strings.NewReader("hello"), 5); err != nil {
 		t.Fatal(err)
@@ -292,7 +302,10 @@ func TestPresignGet(t *testing.T) {
 
 func TestCheck(t *testing.T) {
 	t.Parallel()
-	gw := testserver.VersityGW(t)
+	testserver.EachS3(t, testCheck)
+}
+
+func testCheck(t *testing.T, gw *testserver.S3) {
 	opt := Options{
 		Endpoint: gw.Endpoint, Region: gw.Region, Bucket: gw.Bucket,
 		AccessKeyID: gw.AccessKey, SecretAccessKey: gw.SecretKey, PathStyle: true,
@@ -312,7 +325,11 @@ func TestCheck(t *testing.T) {
 		{"unknown access key", func(o *Options) { o.AccessKeyID = "nosuchkey" }, ErrCredentials, `does not know access key "nosuchkey"`},
 		{"wrong secret", func(o *Options) { o.SecretAccessKey = "wrongsecret" }, ErrCredentials, "secret key is wrong"},
 		{"closed port", func(o *Options) { *o = closed }, ErrUnreachable, "connection refused"},
+		{"wrong region", func(o *Options) { o.Region = "eu-central-1" }, ErrRegion, `set store.s3.region to "us-east-1"`},
 	} {
+		if tc.want == ErrRegion && !gw.ChecksRegion {
+			continue
+		}
 		o := opt
 		tc.edit(&o)
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
@@ -323,7 +340,7 @@ func TestCheck(t *testing.T) {
 		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.says) {
 			t.Errorf("%s: Check = %v, want %v saying %q", tc.name, err, tc.want, tc.says)
 		}
-		for _, other := range []error{ErrNoBucket, ErrCredentials, ErrUnreachable} {
+		for _, other := range []error{ErrNoBucket, ErrCredentials, ErrUnreachable, ErrRegion} {
 			if other != tc.want && errors.Is(err, other) {
 				t.Errorf("%s: Check = %v, also %v", tc.name, err, other)
 			}
