@@ -86,7 +86,7 @@ func benchReader(b *testing.B, stanzas ...string) func() stanza {
 // a time as the link does, and calls sent after each stanza.
 func benchSender(sent func()) sender {
 	var mu sync.Mutex
-	return func(_ context.Context, stanza []byte) error {
+	return func(_ context.Context, stanza []byte, _ sendMode) error {
 		mu.Lock()
 		defer mu.Unlock()
 		_, err := io.Discard.Write(stanza)

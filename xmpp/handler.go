@@ -20,8 +20,23 @@ type Slots interface {
 
 // sender writes one stanza, complete XML text, to the server. Replies and
 // deliveries are built as text anyway; handing the bytes on spares encoding
-// them again token by token (most of a relay delivery's cost).
-type sender func(ctx context.Context, stanza []byte) error
+// them again token by token (most of a relay delivery's cost). The mode
+// says what a nil error promises.
+type sender func(ctx context.Context, stanza []byte, mode sendMode) error
+
+// sendMode says when a sender may return.
+type sendMode int
+
+const (
+	// batched: the stanza may wait, held back in memory, until the read
+	// loop next reads, to go out in one write with others (streamConn).
+	// For replies: one lost in a crash is asked for again.
+	batched sendMode = iota
+	// written: the sender returns once the stanza's bytes (and everything
+	// sent before) were written to the socket. For relay deliveries: a
+	// queue entry is deleted after, and a message is requeued if it fails.
+	written
+)
 
 // handler answers the stanzas addressed to the component. Every problem
 // becomes a stanza error: nothing a client sends ends the stream.
@@ -156,7 +171,7 @@ func (h *handler) answer(ctx context.Context, send sender, reply iq, payload any
 		b, err = marshal(reply)
 	}
 	if err == nil {
-		err = send(ctx, b)
+		err = send(ctx, b, batched)
 	}
 	if err != nil {
 		// The link is down; the client will time out and retry.

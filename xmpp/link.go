@@ -157,12 +157,15 @@ var errLinkDown = errors.New("component link is down")
 // mellium's Session.Send would encode it again token by token, which cost
 // more than the rest of a slot request. Writes are bounded by the
 // connection's write deadline, not by ctx.
-func (c *Component) send(_ context.Context, stanza []byte) error {
+func (c *Component) send(_ context.Context, stanza []byte, mode sendMode) error {
 	c.mu.Lock()
 	conn := c.conn
 	c.mu.Unlock()
 	if conn == nil {
 		return errLinkDown
+	}
+	if mode == written {
+		return conn.sendWritten(stanza)
 	}
 	return conn.send(stanza)
 }

@@ -424,7 +424,7 @@ func (r *relay) sendError(ctx context.Context, send sender, st stanza, ref *refu
 	}{Type: "error", ID: st.attr("id"), From: r.jid, To: st.attr("from"), Error: newError(ref.typ, ref.condition, ref.text)}
 	b, err := marshal(msg)
 	if err == nil {
-		err = send(ctx, b)
+		err = send(ctx, b, batched)
 	}
 	if err != nil {
 		r.log.Debug("error reply not sent", "to", msg.To, "err", err)

@@ -19,7 +19,10 @@ const maxPending = 64 << 10
 // requests is then answered with one write instead of one per stanza (a
 // write to loopback costs the sender the receiver's side of TCP too).
 // Stanzas sent while the loop waits for input go out at once, so a lone
-// request waits for nothing.
+// request waits for nothing. What is held back is lost if the process
+// dies, so only replies are held back (a client asks again); a relay
+// delivery, whose queue entry is deleted once it is sent, is written at
+// once with sendWritten.
 type streamConn struct {
 	net.Conn
 
@@ -41,6 +44,16 @@ func (c *streamConn) send(stanza []byte) error {
 	if !c.reading && len(c.pending) < maxPending {
 		return nil
 	}
+	return c.flushLocked()
+}
+
+// sendWritten writes what is held back and then stanza, and returns once
+// the bytes are written to the socket (in the kernel's buffer: a kill of
+// the process no longer loses them).
+func (c *streamConn) sendWritten(stanza []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pending = append(c.pending, stanza...)
 	return c.flushLocked()
 }
 

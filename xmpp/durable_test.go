@@ -1,0 +1,106 @@
+package xmpp
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"mediaslot/offline"
+)
+
+// lockedBuffer collects what the server end of a link reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) count(s string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Count(b.b.String(), s)
+}
+
+// A drain while the read loop is busy (it never reads again here, as when
+// it waits for a slow disk or a stream of requests keeps it at work), then
+// the process dies: every message the relay accepted has reached the
+// server's socket or is still in the queue. A queue entry deleted while its
+// stanza sat in streamConn's memory (the old behaviour) is a lost message.
+func TestRelayDrainCrashLosesNothing(t *testing.T) {
+	f := newRelayFixture(t, offline.Limits{})
+	conn, peer := tcpPair(t)
+	sc := newStreamConn(conn)
+	var got lockedBuffer
+	copied := make(chan struct{})
+	go func() { _, _ = io.Copy(&got, peer); close(copied) }()
+	send := func(_ context.Context, stanza []byte, mode sendMode) error {
+		if mode == written {
+			return sc.sendWritten(stanza)
+		}
+		return sc.send(stanza)
+	}
+
+	const n = 50
+	f.inVia(t, privAd, send)
+	for i := range n {
+		f.inVia(t, relayMsg(fmt.Sprint(i), fmt.Sprintf("<body>durable %d</body>", i), "to:bob@example.net"), send)
+	}
+	waitFor(t, "all queued", func() bool {
+		s, err := f.q.Stats()
+		return err == nil && s.Entries == n
+	})
+	f.inVia(t, `<presence from='bob@example.net/laptop' to='upload.example.net'/>`, send)
+	waitFor(t, "queue drained or all written", func() bool { return !f.q.Pending("bob@example.net") || got.count("durable ") == n })
+
+	// kill -9: what streamConn holds back dies with the process
+	conn.Close()
+	<-copied
+	left := map[string]bool{}
+	if _, err := f.q.Drain(context.Background(), "bob@example.net", func(e offline.Entry) error {
+		left[string(e.Stanza)] = true
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	lost := 0
+	for i := range n {
+		body := fmt.Sprintf("<body>durable %d</body>", i)
+		if got.count(body) == 0 && !anyContains(left, body) {
+			lost++
+		}
+	}
+	if lost > 0 {
+		t.Fatalf("%d of %d accepted messages lost: their queue entries were deleted before their bytes were written", lost, n)
+	}
+}
+
+func anyContains(m map[string]bool, s string) bool {
+	for k := range m {
+		if strings.Contains(k, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// waitFor polls cond until it holds, for at most 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
