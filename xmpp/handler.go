@@ -109,7 +109,9 @@ func (h *handler) handle(ctx context.Context, st stanza, send sender) {
 			// Clients ping after relay messages to learn that those were
 			// dealt with, refusals included (client.SendMedia): answer
 			// after the relay has handled the sender's earlier messages.
-			h.relay.after(reply.To, func() { h.answer(ctx, send, reply, nil, nil) })
+			if !h.relay.after(reply.To, st.size, func() { h.answer(ctx, send, reply, nil, nil) }) {
+				h.answer(ctx, send, reply, nil, newError(errBusy.typ, errBusy.condition, errBusy.text))
+			}
 			return
 		}
 		h.answer(ctx, send, reply, nil, nil)

@@ -45,8 +45,11 @@ type Component struct {
 	log       *slog.Logger
 	h         *handler
 	connected atomic.Bool
-	mu        sync.Mutex
-	conn      *streamConn // of the live session, nil between connections
+	// handling is when the read loop took the stanza it is handling
+	// (UnixNano), 0 while it reads.
+	handling atomic.Int64
+	mu       sync.Mutex
+	conn     *streamConn // of the live session, nil between connections
 }
 
 // New checks the options and returns a Component; Run connects it.
@@ -73,6 +76,18 @@ func New(opt Options) (*Component, error) {
 
 // Connected reports whether the link to the server is up.
 func (c *Component) Connected() bool { return c.connected.Load() }
+
+// Stalled reports how long the read loop has been handling one stanza, 0
+// if it is reading. Every stanza for the component waits behind it: a
+// second or more means clients' requests are waiting (a disk that does
+// not answer, say), which readiness shows past a few seconds.
+func (c *Component) Stalled() time.Duration {
+	t := c.handling.Load()
+	if t == 0 {
+		return 0
+	}
+	return time.Since(time.Unix(0, t))
+}
 
 const (
 	minBackoff  = 250 * time.Millisecond
@@ -190,6 +205,8 @@ func (c *Component) serve(ctx context.Context, sess *xmpp.Session) error {
 		if err != nil {
 			return err
 		}
+		c.handling.Store(time.Now().UnixNano())
 		c.h.handle(ctx, st, c.send)
+		c.handling.Store(0)
 	}
 }

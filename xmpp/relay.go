@@ -70,8 +70,12 @@ type relay struct {
 
 	// Messages run off the read loop, as they wait for the disk. One worker
 	// per shard keeps each sender's messages in order; shards run in
-	// parallel so that many senders share fsyncs.
-	shards []chan func()
+	// parallel so that many senders share fsyncs. The read loop never
+	// waits for a shard: past the bounds below a message is refused (see
+	// after), so a sender faster than the disk stalls nobody else.
+	shards   []chan func()
+	inFlight map[string]int // per sender (bare JID): stanzas on a shard
+	inBytes  int            // of all senders' stanzas on a shard
 }
 
 type drainState struct{ again bool }
@@ -80,10 +84,23 @@ type drainState struct{ again bool }
 // 256 gave a fifth more durable enqueues a second than 16 (BenchmarkRelayEnqueue).
 const relayShards = 256
 
+// What waits for the relay's shards, off the read loop. A sender gets
+// relaySenderInFlight stanzas there (one commit each: a burst of that many
+// is taken, a flood is refused); a shard holds several senders' worth, so
+// one flooding sender leaves room for the others hashed to its shard; and
+// relayInFlightBytes bounds the memory of all of them together (stanzas
+// as read, see stanza.size).
+const (
+	relaySenderInFlight = 128
+	relayShardDepth     = 4 * relaySenderInFlight
+	relayInFlightBytes  = 32 << 20
+)
+
 func newRelay(componentJID string, p RelayPolicy, q Queue, log *slog.Logger) *relay {
-	r := &relay{jid: componentJID, policy: p, q: q, log: log, now: time.Now, presence: newPresenceTable(), drains: map[string]*drainState{}}
+	r := &relay{jid: componentJID, policy: p, q: q, log: log, now: time.Now, presence: newPresenceTable(),
+		drains: map[string]*drainState{}, inFlight: map[string]int{}}
 	for range relayShards {
-		c := make(chan func(), 64)
+		c := make(chan func(), relayShardDepth)
 		r.shards = append(r.shards, c)
 		go func() {
 			for f := range c {
@@ -146,7 +163,7 @@ func (r *relay) handleMessage(ctx context.Context, st stanza, send sender) {
 	if addresses == nil {
 		return // not for the relay; nothing to answer
 	}
-	r.after(from, func() {
+	queued := r.after(from, st.size, func() {
 		if err := r.accept(ctx, st, send); err != nil {
 			var ref *refusal
 			if !errors.As(err, &ref) {
@@ -158,14 +175,53 @@ func (r *relay) handleMessage(ctx context.Context, st stanza, send sender) {
 			r.sendError(ctx, send, st, ref)
 		}
 	})
+	if !queued {
+		r.log.Info("relay refused message", "from", from, "reason", errBusy.text)
+		r.observer().RelayRefused(errBusy.condition)
+		r.sendError(ctx, send, st, errBusy)
+	}
 }
 
+// errBusy refuses a stanza that would make the read loop wait for a shard.
+var errBusy = refuseMsg("wait", "resource-constraint", "Too many of your messages are waiting to be stored; try again later")
+
 // after runs f on from's shard, once the messages from has sent so far are
-// stored, delivered or refused.
-func (r *relay) after(from string, f func()) {
+// stored, delivered or refused. It never blocks: it reports false, and
+// runs nothing, if from (by bare JID) already has relaySenderInFlight
+// stanzas waiting, if the shard is full, or if size more bytes would take
+// all senders' waiting stanzas past relayInFlightBytes.
+func (r *relay) after(from string, size int, f func()) bool {
+	sender := from
+	if j, err := jid.Parse(from); err == nil {
+		sender = j.Bare().String()
+	}
+	r.mu.Lock()
+	if r.inFlight[sender] >= relaySenderInFlight || r.inBytes+size > relayInFlightBytes {
+		r.mu.Unlock()
+		return false
+	}
+	r.inFlight[sender]++
+	r.inBytes += size
+	r.mu.Unlock()
 	shard := fnv.New32a()
 	shard.Write([]byte(from))
-	r.shards[shard.Sum32()%relayShards] <- f
+	select {
+	case r.shards[shard.Sum32()%relayShards] <- func() { defer r.landed(sender, size); f() }:
+		return true
+	default:
+		r.landed(sender, size)
+		return false
+	}
+}
+
+// landed releases what after counted for a stanza.
+func (r *relay) landed(sender string, size int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.inBytes -= size
+	if r.inFlight[sender]--; r.inFlight[sender] == 0 {
+		delete(r.inFlight, sender)
+	}
 }
 
 type recipient struct {

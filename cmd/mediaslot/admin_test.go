@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestAdminHandler(t *testing.T) {
@@ -58,6 +59,37 @@ func TestAdminHandlerPprof(t *testing.T) {
 		adminHandler(metrics, ready, c.on).ServeHTTP(rec, httptest.NewRequest("GET", c.path, nil))
 		if rec.Code != c.code || !strings.Contains(rec.Body.String(), c.want) {
 			t.Errorf("pprof %v, GET %s: %d, want %d with %q", c.on, c.path, rec.Code, c.code, c.want)
+		}
+	}
+}
+
+type fakeLink struct {
+	connected bool
+	stalled   time.Duration
+}
+
+func (l fakeLink) Connected() bool        { return l.connected }
+func (l fakeLink) Stalled() time.Duration { return l.stalled }
+
+type fakeStore struct{ err error }
+
+func (s fakeStore) StoreErr() error { return s.err }
+
+// A read loop stuck on one stanza makes mediaslot not ready: every slot
+// request waits behind it, though the link is up.
+func TestReadinessStalledLoop(t *testing.T) {
+	for _, c := range []struct {
+		link fakeLink
+		want string
+	}{
+		{fakeLink{connected: true}, ""},
+		{fakeLink{connected: true, stalled: stallNotReady / 2}, ""},
+		{fakeLink{connected: true, stalled: stallNotReady + time.Second}, "component: read loop busy with one stanza for 6s; requests are waiting"},
+		{fakeLink{}, "component: not connected to the XMPP server at xmpp:5347"},
+	} {
+		got := strings.Join(readiness(c.link, fakeStore{}, "xmpp:5347")(), "\n")
+		if got != c.want {
+			t.Errorf("%+v: %q, want %q", c.link, got, c.want)
 		}
 	}
 }
