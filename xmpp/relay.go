@@ -147,7 +147,13 @@ func (r *relay) handleMessage(ctx context.Context, st stanza, send sender) {
 	var addresses *xml.StartElement
 	for _, c := range st.children() {
 		switch {
-		case (c.start.Name.Space == nsPrivilege1 || c.start.Name.Space == nsPrivilege2) && c.start.Name.Local == "privilege" && !strings.ContainsAny(from, "@/"):
+		case (c.start.Name.Space == nsPrivilege1 || c.start.Name.Space == nsPrivilege2) && c.start.Name.Local == "privilege":
+			if !r.isServer(from) {
+				// Another component, a remote domain or a user: Prosody
+				// routes the namespace from any of them to us.
+				r.log.Warn("ignored a privilege advertisement not from the server", "from", from)
+				return
+			}
 			if p, ok := parsePrivileges(from, c.reader()); ok {
 				r.mu.Lock()
 				r.priv = p
@@ -184,6 +190,21 @@ func (r *relay) handleMessage(ctx context.Context, st stanza, send sender) {
 
 // errBusy refuses a stanza that would make the read loop wait for a shard.
 var errBusy = refuseMsg("wait", "resource-constraint", "Too many of your messages are waiting to be stored; try again later")
+
+// isServer reports whether from is the XMPP server the component is
+// attached to, the only entity whose XEP-0356 advertisement counts: a bare
+// domain that is the component's parent domain (Prosody and ejabberd
+// advertise from the virtual host: example.net for upload.example.net) or
+// one of the relay's recipient domains, which the operator declares the
+// server's own. Other components on the same server have other domains,
+// and the server does not let them, nor remote domains, send from these.
+func (r *relay) isServer(from string) bool {
+	if from == "" || strings.ContainsAny(from, "@/") {
+		return false
+	}
+	_, parent, _ := strings.Cut(r.jid, ".")
+	return strings.EqualFold(from, parent) || domainIn(from, r.policy.RecipientDomains)
+}
 
 // after runs f on from's shard, once the messages from has sent so far are
 // stored, delivered or refused. It never blocks: it reports false, and
