@@ -29,8 +29,10 @@ const (
 	nsAddress = "http://jabber.org/protocol/address"
 	nsBoB     = "urn:xmpp:bob"
 	nsDelay   = "urn:xmpp:delay"
-	nsForward = "urn:xmpp:forward:0"
-	nsClient  = "jabber:client"
+	// XEP-0091's legacy delay, which some clients still show.
+	nsLegacyDelay = "jabber:x:delay"
+	nsForward     = "urn:xmpp:forward:0"
+	nsClient      = "jabber:client"
 )
 
 // Queue is the durable store for recipients who are offline (package offline).
@@ -268,23 +270,29 @@ func (r *relay) accept(ctx context.Context, st stanza, send sender) error {
 	default:
 		return refuseMsg("modify", "bad-request", "The relay carries chat and normal messages, not %s", typ)
 	}
-	var recips []recipient
+	var ad addressing
 	var kids []child
 	for _, c := range st.children() {
 		switch {
 		case c.start.Name == xml.Name{Space: nsAddress, Local: "addresses"}:
-			if recips, err = r.recipients(c); err != nil {
+			if ad, err = r.addresses(c); err != nil {
 				return err
 			}
 			continue
-		case c.start.Name == xml.Name{Space: nsBoB, Local: "data"}:
-			if err := r.checkBoB(c); err != nil {
+		case c.start.Name == xml.Name{Space: nsDelay, Local: "delay"}, c.start.Name == xml.Name{Space: nsLegacyDelay, Local: "x"}:
+			// Only the relay dates what it delivers late: a date
+			// the sender wrote would show recipients a forged time.
+			continue
+		}
+		for _, d := range bobElements(c) {
+			if err := r.checkBoB(d); err != nil {
 				return err
 			}
 		}
 		kids = append(kids, c)
 	}
-	stored, err := r.render(typ, st.attr("id"), st.start.Name.Space, kids, recips)
+	recips := ad.recipients
+	stored, err := r.render(typ, st.attr("id"), st.start.Name.Space, kids, ad)
 	if err != nil {
 		return err
 	}
@@ -293,7 +301,7 @@ func (r *relay) accept(ctx context.Context, st stanza, send sender) error {
 	}
 	if withThumb := r.withPreview(ctx, kids); len(withThumb) != len(kids) {
 		// keep the preview only if the message still fits
-		if b, err := r.render(typ, st.attr("id"), st.start.Name.Space, withThumb, recips); err == nil && len(b) <= r.policy.MaxStanzaBytes {
+		if b, err := r.render(typ, st.attr("id"), st.start.Name.Space, withThumb, ad); err == nil && len(b) <= r.policy.MaxStanzaBytes {
 			stored = b
 		}
 	}
@@ -344,48 +352,84 @@ func (r *relay) accept(ctx context.Context, st stanza, send sender) error {
 	return nil
 }
 
-// recipients reads the to/cc/bcc addresses of an XEP-0033 <addresses/>.
-func (r *relay) recipients(c child) ([]recipient, error) {
-	var a struct {
-		Address []struct {
-			Type      string `xml:"type,attr"`
-			JID       string `xml:"jid,attr"`
-			URI       string `xml:"uri,attr"`
-			Delivered string `xml:"delivered,attr"`
-		} `xml:"address"`
-	}
-	if err := xml.NewTokenDecoder(c.reader()).Decode(&a); err != nil {
-		return nil, refuseMsg("modify", "bad-request", "The addresses are not well-formed")
-	}
-	var out []recipient
-	for _, ad := range a.Address {
-		switch ad.Type {
-		case "to", "cc", "bcc":
-		default:
-			continue // replyto, noreply and the like concern the recipients' clients
-		}
-		if ad.Delivered == "true" {
+// addressing is what an XEP-0033 <addresses/> says: whom to deliver to,
+// and the addresses the recipients' clients act on (replyto, replyroom,
+// noreply), which XEP-0033 says a relay passes on unchanged.
+type addressing struct {
+	recipients []recipient
+	passOn     []child
+}
+
+// addresses reads an XEP-0033 <addresses/>. An ofrom address from the
+// sender is dropped: only the relay names the sender (see deliver).
+func (r *relay) addresses(c child) (addressing, error) {
+	var out addressing
+	for _, a := range (stanza{tokens: c.tokens[1:]}).children() {
+		if a.start.Name != (xml.Name{Space: nsAddress, Local: "address"}) {
 			continue
 		}
-		if ad.JID == "" {
-			return nil, refuseMsg("modify", "bad-request", "Only JID addresses are supported, not %q", ad.URI)
+		typ := attrOf(a.start, "type")
+		switch typ {
+		case "to", "cc", "bcc":
+		case "replyto", "replyroom", "noreply":
+			for _, d := range bobElements(a) {
+				if err := r.checkBoB(d); err != nil {
+					return out, err
+				}
+			}
+			out.passOn = append(out.passOn, a)
+			continue
+		default:
+			continue
 		}
-		j, err := jid.Parse(ad.JID)
+		if attrOf(a.start, "delivered") == "true" {
+			continue
+		}
+		addr := attrOf(a.start, "jid")
+		if addr == "" {
+			return out, refuseMsg("modify", "bad-request", "Only JID addresses are supported, not %q", attrOf(a.start, "uri"))
+		}
+		j, err := jid.Parse(addr)
 		if err != nil || j.Localpart() == "" {
-			return nil, refuseMsg("modify", "bad-request", "The recipient %q is not a user's JID", ad.JID)
+			return out, refuseMsg("modify", "bad-request", "The recipient %q is not a user's JID", addr)
 		}
 		if !domainIn(j.Domainpart(), r.policy.RecipientDomains) {
-			return nil, refuseMsg("auth", "forbidden", "The relay only delivers to accounts on %s, not to %s", strings.Join(r.policy.RecipientDomains, ", "), j.Bare())
+			return out, refuseMsg("auth", "forbidden", "The relay only delivers to accounts on %s, not to %s", strings.Join(r.policy.RecipientDomains, ", "), j.Bare())
 		}
-		out = append(out, recipient{kind: ad.Type, bare: j.Bare().String()})
+		out.recipients = append(out.recipients, recipient{kind: typ, bare: j.Bare().String()})
 	}
-	if len(out) == 0 {
-		return nil, refuseMsg("modify", "bad-request", "The message names no recipient")
+	if len(out.recipients) == 0 {
+		return out, refuseMsg("modify", "bad-request", "The message names no recipient")
 	}
-	if len(out) > r.policy.MaxRecipients {
-		return nil, refuseMsg("modify", "policy-violation", "The message names %d recipients; the relay accepts at most %d", len(out), r.policy.MaxRecipients)
+	if len(out.recipients) > r.policy.MaxRecipients {
+		return out, refuseMsg("modify", "policy-violation", "The message names %d recipients; the relay accepts at most %d", len(out.recipients), r.policy.MaxRecipients)
 	}
 	return out, nil
+}
+
+// bobElements returns every XEP-0231 <data/> in c, c itself or nested at
+// any depth (inside a forwarded message, say): a client shows each one.
+func bobElements(c child) []child {
+	var out []child
+	for i, tok := range c.tokens {
+		t, ok := tok.(xml.StartElement)
+		if !ok || t.Name != (xml.Name{Space: nsBoB, Local: "data"}) {
+			continue
+		}
+		for j, depth := i+1, 1; j < len(c.tokens); j++ {
+			switch c.tokens[j].(type) {
+			case xml.StartElement:
+				depth++
+			case xml.EndElement:
+				depth--
+			}
+			if depth == 0 {
+				out = append(out, child{start: t, tokens: c.tokens[i : j+1]})
+				break
+			}
+		}
+	}
+	return out
 }
 
 // checkBoB enforces XEP-0231 on an embedded thumbnail: valid base64, within
@@ -458,10 +502,11 @@ func hasSpace(t []byte) bool {
 
 // render builds the message as stored and delivered: type, id and payload
 // of the original, and an XEP-0033 <addresses/> telling each recipient who
-// else got it (to and cc, marked delivered; bcc never shown). Payload
+// else got it (to and cc, marked delivered; bcc never shown) and where to
+// reply (replyto, replyroom, noreply as the sender wrote them). Payload
 // elements in the stanza's own namespace (streamNS) are written without one,
 // so they take the namespace of whatever stanza they are delivered in.
-func (r *relay) render(typ, id, streamNS string, kids []child, recips []recipient) ([]byte, error) {
+func (r *relay) render(typ, id, streamNS string, kids []child, ad addressing) ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteString(`<message type="`)
 	escape(&b, typ)
@@ -478,13 +523,18 @@ func (r *relay) render(typ, id, streamNS string, kids []child, recips []recipien
 		}
 	}
 	b.WriteString(`<addresses xmlns="` + nsAddress + `">`)
-	for _, rc := range recips {
+	for _, rc := range ad.recipients {
 		if rc.kind == "bcc" {
 			continue
 		}
 		b.WriteString(`<address type="` + rc.kind + `" jid="`)
 		escape(&b, rc.bare)
 		b.WriteString(`" delivered="true"/>`)
+	}
+	for _, a := range ad.passOn {
+		if err := encodeTokens(&b, a.tokens, nsAddress); err != nil {
+			return nil, err
+		}
 	}
 	b.WriteString(`</addresses></message>`)
 	return b.Bytes(), nil
