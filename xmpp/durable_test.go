@@ -104,3 +104,50 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A delivery counts only once the server has read it: the component pings
+// the server after it, and the queue entry stays until the answer comes.
+// Bytes in the socket buffers are not enough: a process killed with input
+// unread resets the connection, and the server's kernel may drop what the
+// server had not read yet.
+func TestRelayEntryKeptUntilServerAnswers(t *testing.T) {
+	srv := newFakeServer(t, "127.0.0.1:0")
+	f := newRelayFixture(t, offline.Limits{})
+	c, err := New(Options{JID: "upload.example.net", Server: srv.address, Secret: "secret", Slots: fakeSlots{},
+		Queue: f.q, Relay: f.h.relay.policy, Logger: f.h.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	l := srv.nextLink(t)
+	l.send(privAd)
+	l.send(relayMsg("k", "<body>keep me</body>", "to:bob@example.net"))
+	waitQueue(t, f.q, "bob@example.net", true)
+	l.send(`<presence from='bob@example.net/laptop' to='upload.example.net'/>`)
+	if got := l.reply(t); !strings.Contains(got, "keep me") {
+		t.Fatalf("want the delivery, got %s", got)
+	}
+	ping := l.reply(t)
+	if !strings.Contains(ping, `<ping xmlns="urn:xmpp:ping"`) || !strings.Contains(ping, `to="example.net"`) {
+		t.Fatalf("want a ping to the server after the delivery, got %s", ping)
+	}
+	if !f.q.Pending("bob@example.net") {
+		t.Fatal("entry deleted before the server confirmed it read the delivery")
+	}
+	id := attrValueOf(t, ping, "id")
+	l.send(`<iq type='result' id='` + id + `' from='example.net' to='upload.example.net'/>`)
+	waitQueue(t, f.q, "bob@example.net", false)
+}
+
+func attrValueOf(t *testing.T, x, name string) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(x, " "+name+`="`)
+	v, _, ok2 := strings.Cut(rest, `"`)
+	if !ok || !ok2 {
+		t.Fatalf("no %s in %s", name, x)
+	}
+	return v
+}

@@ -32,9 +32,10 @@ const (
 	// loop next reads, to go out in one write with others (streamConn).
 	// For replies: one lost in a crash is asked for again.
 	batched sendMode = iota
-	// written: the sender returns once the stanza's bytes (and everything
-	// sent before) were written to the socket. For relay deliveries: a
-	// queue entry is deleted after, and a message is requeued if it fails.
+	// written: the sender returns once the server has read the stanza
+	// (and everything sent before): bytes in a socket buffer can still be
+	// lost (see acks). For relay deliveries: a queue entry is deleted
+	// after, and a message is requeued if it fails.
 	written
 )
 

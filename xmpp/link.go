@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +51,10 @@ type Component struct {
 	handling atomic.Int64
 	mu       sync.Mutex
 	conn     *streamConn // of the live session, nil between connections
+	acks     acks
+	// ackTo is where the IQs that confirm deliveries go: the server's
+	// domain (the component's parent), which the server answers itself.
+	ackTo string
 }
 
 // New checks the options and returns a Component; Run connects it.
@@ -71,7 +76,11 @@ func New(opt Options) (*Component, error) {
 		h.relay.previews = opt.Previews
 		h.relay.obs = opt.Observer
 	}
-	return &Component{opt: opt, addr: addr, log: opt.Logger, h: h}, nil
+	ackTo := addr.String()
+	if _, parent, ok := strings.Cut(ackTo, "."); ok {
+		ackTo = parent
+	}
+	return &Component{opt: opt, addr: addr, log: opt.Logger, h: h, ackTo: ackTo}, nil
 }
 
 // Connected reports whether the link to the server is up.
@@ -161,6 +170,9 @@ func (c *Component) setConn(conn *streamConn) {
 	c.mu.Lock()
 	c.conn = conn
 	c.mu.Unlock()
+	if conn == nil {
+		c.acks.lost()
+	}
 	c.connected.Store(conn != nil)
 	c.h.observer().LinkChanged(conn != nil)
 }
@@ -171,18 +183,35 @@ var errLinkDown = errors.New("component link is down")
 // send writes one stanza, as text, on the live session's connection.
 // mellium's Session.Send would encode it again token by token, which cost
 // more than the rest of a slot request. Writes are bounded by the
-// connection's write deadline, not by ctx.
-func (c *Component) send(_ context.Context, stanza []byte, mode sendMode) error {
+// connection's write deadline, not by ctx. A written stanza is followed by
+// a ping to the server, and send returns once the server answered it (see
+// acks): the server has then read the stanza.
+func (c *Component) send(ctx context.Context, stanza []byte, mode sendMode) error {
 	c.mu.Lock()
 	conn := c.conn
 	c.mu.Unlock()
 	if conn == nil {
 		return errLinkDown
 	}
-	if mode == written {
-		return conn.sendWritten(stanza)
+	if mode != written {
+		return conn.send(stanza)
 	}
-	return conn.send(stanza)
+	id, answered := c.acks.add()
+	defer c.acks.drop(id)
+	ping := `<iq type="get" id="` + id + `" from="` + c.addr.String() + `" to="` + c.ackTo + `"><ping xmlns="` + nsPing + `"/></iq>`
+	if err := conn.sendWritten(stanza, []byte(ping)); err != nil {
+		return err
+	}
+	timeout := time.NewTimer(ackTimeout)
+	defer timeout.Stop()
+	select {
+	case err := <-answered:
+		return err
+	case <-timeout.C:
+		return errNoAck
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // serve is the read loop. mellium's Session.Serve answers every IQ its
@@ -204,6 +233,9 @@ func (c *Component) serve(ctx context.Context, sess *xmpp.Session) error {
 		st, err := readStanza(r, start)
 		if err != nil {
 			return err
+		}
+		if st.start.Name.Local == "iq" && (st.attr("type") == "result" || st.attr("type") == "error") && c.acks.answered(st.attr("id")) {
+			continue
 		}
 		c.handling.Store(time.Now().UnixNano())
 		c.h.handle(ctx, st, c.send)

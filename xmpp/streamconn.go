@@ -22,7 +22,7 @@ const maxPending = 64 << 10
 // request waits for nothing. What is held back is lost if the process
 // dies, so only replies are held back (a client asks again); a relay
 // delivery, whose queue entry is deleted once it is sent, is written at
-// once with sendWritten.
+// once with sendWritten (and confirmed by the server, see acks).
 type streamConn struct {
 	net.Conn
 
@@ -47,13 +47,14 @@ func (c *streamConn) send(stanza []byte) error {
 	return c.flushLocked()
 }
 
-// sendWritten writes what is held back and then stanza, and returns once
-// the bytes are written to the socket (in the kernel's buffer: a kill of
-// the process no longer loses them).
-func (c *streamConn) sendWritten(stanza []byte) error {
+// sendWritten writes what is held back and then the stanzas, and returns
+// once the bytes are written to the socket.
+func (c *streamConn) sendWritten(stanzas ...[]byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.pending = append(c.pending, stanza...)
+	for _, s := range stanzas {
+		c.pending = append(c.pending, s...)
+	}
 	return c.flushLocked()
 }
 
