@@ -423,7 +423,13 @@ func TestRelayKillDuringDrain(t *testing.T) {
 			}
 		}
 	})
-	waitFor(t, 60*time.Second, "every accepted message", func() bool { d, _ := received(); return d == n })
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if d, _ := received(); d == n {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("carol got %d of %d accepted messages; killed after %d had arrived", d, n, killedAt)
+		}
+	}
 	ld.end()
 	distinct, total := received()
 	t.Logf("killed after %d of %d; %d delivered, %d duplicates", killedAt, n, distinct, total-distinct)
