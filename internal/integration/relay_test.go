@@ -13,6 +13,7 @@ import (
 	"image/color"
 	"image/jpeg"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"mellium.im/xmpp/component"
 	"mellium.im/xmpp/jid"
 
 	"mediaslot/client"
@@ -435,5 +437,60 @@ func TestRelayKillDuringDrain(t *testing.T) {
 	t.Logf("killed after %d of %d; %d delivered, %d duplicates", killedAt, n, distinct, total-distinct)
 	if total-distinct > 256 {
 		t.Errorf("%d duplicates, more than one drain batch (256)\n%s", total-distinct, tail(m2.log.String(), 20))
+	}
+}
+
+// Issue 12.6: only the server grants XEP-0356 privileges. Prosody routes
+// urn:xmpp:privilege:1 to mediaslot from anyone (its mod_privilege takes
+// :2 messages for itself): another component on the same server and a user
+// forge advertisements that switch every privilege off (the relay would
+// then hand messages for offline users to the server instead of queueing
+// them). mediaslot ignores and logs them, and still queues for an offline
+// recipient. A component that claims the server's domain is disconnected
+// by Prosody (invalid-from), so the domain rule of relay.isServer holds.
+func TestRelayForgedPrivileges(t *testing.T) {
+	srv := testserver.Prosody(t)
+	m := startMediaslot(t, srv, "")
+	waitFor(t, 5*time.Second, "privileges", func() bool { return strings.Contains(m.log.String(), "server privileges") })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	off := func(from, ns string) string {
+		if from != "" {
+			from = ` from='` + from + `'`
+		}
+		return `<message` + from + ` to='` + srv.ComponentJID() + `'><privilege xmlns='` + ns + `'>` +
+			`<perm access='message' type='none'/><perm access='presence' type='none'/></privilege></message>`
+	}
+	other := "other." + srv.Domain
+	conn, err := net.Dial("tcp", srv.ComponentAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	sess, err := component.NewSession(ctx, jid.MustParse(other), []byte(srv.ComponentSecret()), conn)
+	if err != nil {
+		t.Fatalf("connecting as %s: %v", other, err)
+	}
+	defer sess.Close()
+	for _, x := range []string{off(other, "urn:xmpp:privilege:1"), off(other, "urn:xmpp:privilege:2"), off(srv.Domain, "urn:xmpp:privilege:2")} {
+		if err := sess.Send(ctx, xml.NewDecoder(strings.NewReader(x))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "forged.xml")
+	if err := os.WriteFile(path, []byte(off("", "urn:xmpp:privilege:1")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startSlixRelay(t, srv, "send", "alice", path, 1).wait(t)
+	waitFor(t, 10*time.Second, "forged advertisements ignored", func() bool {
+		log := m.log.String()
+		return strings.Count(log, "ignored a privilege advertisement not from the server") >= 2 &&
+			strings.Contains(log, "from="+other) && strings.Contains(log, "from="+srv.JID("alice"))
+	})
+
+	relayTo(t, dialClient(t, srv, "alice"), srv, "carol", "forged", 1)
+	if log := m.log.String(); strings.Count(log, "server privileges") != 1 || !strings.Contains(log, "queued=1") {
+		t.Fatalf("a forged advertisement changed the privileges: carol's message was not queued\n%s", tail(log, 20))
 	}
 }
