@@ -52,8 +52,8 @@ type Component struct {
 	mu       sync.Mutex
 	conn     *streamConn // of the live session, nil between connections
 	acks     acks
-	// ackTo is where the IQs that confirm deliveries go: the server's
-	// domain (the component's parent), which the server answers itself.
+	// ackTo is where the IQs that confirm deliveries go: a domain the
+	// server answers itself, without asking another server.
 	ackTo string
 }
 
@@ -76,9 +76,15 @@ func New(opt Options) (*Component, error) {
 		h.relay.previews = opt.Previews
 		h.relay.obs = opt.Observer
 	}
+	// The relay delivers to users of its recipient domains through the
+	// server: they are the server's own. Without the relay nothing waits
+	// for a confirmation; the component's parent domain stands in.
 	ackTo := addr.String()
 	if _, parent, ok := strings.Cut(ackTo, "."); ok {
 		ackTo = parent
+	}
+	if len(opt.Relay.RecipientDomains) > 0 {
+		ackTo = opt.Relay.RecipientDomains[0]
 	}
 	return &Component{opt: opt, addr: addr, log: opt.Logger, h: h, ackTo: ackTo}, nil
 }
