@@ -409,24 +409,26 @@ func (r *relay) addresses(c child) (addressing, error) {
 
 // bobElements returns every XEP-0231 <data/> in c, c itself or nested at
 // any depth (inside a forwarded message, say): a client shows each one.
+// One pass, whatever the nesting.
 func bobElements(c child) []child {
 	var out []child
+	type opened struct{ at, depth int }
+	var open []opened // <data/> elements not yet closed, innermost last
+	depth := 0
 	for i, tok := range c.tokens {
-		t, ok := tok.(xml.StartElement)
-		if !ok || t.Name != (xml.Name{Space: nsBoB, Local: "data"}) {
-			continue
-		}
-		for j, depth := i+1, 1; j < len(c.tokens); j++ {
-			switch c.tokens[j].(type) {
-			case xml.StartElement:
-				depth++
-			case xml.EndElement:
-				depth--
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if t.Name == (xml.Name{Space: nsBoB, Local: "data"}) {
+				open = append(open, opened{i, depth})
 			}
-			if depth == 0 {
-				out = append(out, child{start: t, tokens: c.tokens[i : j+1]})
-				break
+		case xml.EndElement:
+			if n := len(open); n > 0 && open[n-1].depth == depth {
+				o := open[n-1]
+				out = append(out, child{start: c.tokens[o.at].(xml.StartElement), tokens: c.tokens[o.at : i+1]})
+				open = open[:n-1]
 			}
+			depth--
 		}
 	}
 	return out
