@@ -283,10 +283,11 @@ func relayEnqueue(b *testing.B, h *handler, q *countingQueue, send sender, n int
 	want := base + int64(n)
 	ctx := context.Background()
 	for i := range n {
-		// The relay refuses a sender's messages past its share instead of
-		// holding up the read loop; clients wait for the ping answer
-		// after a batch. Keep each sender within half its share.
-		for int64(i)-(q.stored.Load()-base) >= benchSenders*relaySenderInFlight/2 {
+		// The relay refuses a sender's messages past its share, and any
+		// past relayInFlightBytes, instead of holding up the read loop;
+		// clients wait for the ping answer after a batch. Keep well
+		// within both (a quarter of each sender's share is 16 MiB).
+		for int64(i)-(q.stored.Load()-base) >= benchSenders*relaySenderInFlight/4 {
 			time.Sleep(100 * time.Microsecond)
 		}
 		h.handle(ctx, next(), send)
