@@ -138,6 +138,15 @@ func TestRelayEntryKeptUntilServerAnswers(t *testing.T) {
 		t.Fatal("entry deleted before the server confirmed it read the delivery")
 	}
 	id := attrValueOf(t, ping, "id")
+	// a client that guessed the id confirms nothing
+	l.send(`<iq type='result' id='` + id + `' from='mallory@example.net/x' to='upload.example.net'/>`)
+	l.send(`<iq type='get' id='after' from='alice@example.net/x' to='upload.example.net'><query xmlns='jabber:iq:version'/></iq>`)
+	if got := l.reply(t); !strings.Contains(got, `id="after"`) {
+		t.Fatalf("want the version reply, got %s", got)
+	}
+	if !f.q.Pending("bob@example.net") {
+		t.Fatal("entry deleted on a confirmation forged by a client")
+	}
 	l.send(`<iq type='result' id='` + id + `' from='example.net' to='upload.example.net'/>`)
 	waitQueue(t, f.q, "bob@example.net", false)
 }

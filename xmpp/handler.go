@@ -35,7 +35,8 @@ const (
 	// written: the sender returns once the server has read the stanza
 	// (and everything sent before): bytes in a socket buffer can still be
 	// lost (see acks). For relay deliveries: a queue entry is deleted
-	// after, and a message is requeued if it fails.
+	// after, and a message is requeued if it fails. Never from the read
+	// loop, which is what reads the server's confirmation.
 	written
 )
 

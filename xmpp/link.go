@@ -240,11 +240,20 @@ func (c *Component) serve(ctx context.Context, sess *xmpp.Session) error {
 		if err != nil {
 			return err
 		}
-		if st.start.Name.Local == "iq" && (st.attr("type") == "result" || st.attr("type") == "error") && c.acks.answered(st.attr("id")) {
+		if c.isAck(st) {
 			continue
 		}
 		c.handling.Store(time.Now().UnixNano())
 		c.h.handle(ctx, st, c.send)
 		c.handling.Store(0)
 	}
+}
+
+// isAck reports whether st is the server's answer to a delivery's ping,
+// and tells its waiter. Only the server's answer counts: a client that
+// guessed an id could otherwise confirm a delivery the server never read.
+func (c *Component) isAck(st stanza) bool {
+	typ := st.attr("type")
+	return st.start.Name.Local == "iq" && (typ == "result" || typ == "error") &&
+		strings.EqualFold(st.attr("from"), c.ackTo) && c.acks.answered(st.attr("id"))
 }
