@@ -1,6 +1,7 @@
 package xmpp
 
 import (
+	"bytes"
 	"context"
 	"encoding/xml"
 	"errors"
@@ -204,8 +205,13 @@ func (c *Component) send(ctx context.Context, stanza []byte, mode sendMode) erro
 	}
 	id, answered := c.acks.add()
 	defer c.acks.drop(id)
-	ping := `<iq type="get" id="` + id + `" from="` + c.addr.String() + `" to="` + c.ackTo + `"><ping xmlns="` + nsPing + `"/></iq>`
-	if err := conn.sendWritten(stanza, []byte(ping)); err != nil {
+	var ping bytes.Buffer
+	ping.WriteString(`<iq type="get" id="` + id + `" from="`)
+	escape(&ping, c.addr.String())
+	ping.WriteString(`" to="`)
+	escape(&ping, c.ackTo)
+	ping.WriteString(`"><ping xmlns="` + nsPing + `"/></iq>`)
+	if err := conn.sendWritten(stanza, ping.Bytes()); err != nil {
 		return err
 	}
 	timeout := time.NewTimer(ackTimeout)
