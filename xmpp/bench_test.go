@@ -86,7 +86,7 @@ func benchReader(b *testing.B, stanzas ...string) func() stanza {
 // a time as the link does, and calls sent after each stanza.
 func benchSender(sent func()) sender {
 	var mu sync.Mutex
-	return func(_ context.Context, stanza []byte) error {
+	return func(_ context.Context, stanza []byte, _ sendMode) error {
 		mu.Lock()
 		defer mu.Unlock()
 		_, err := io.Discard.Write(stanza)
@@ -281,12 +281,20 @@ const benchSenders = 64
 func relayEnqueue(b *testing.B, h *handler, q *countingQueue, send sender, n int) {
 	var msgs []string
 	for i := range benchSenders {
-		msgs = append(msgs, benchRelayMessage(b, fmt.Sprint("m", i), fmt.Sprintf("alice@example.net/r%d", i), "bob@example.net"))
+		msgs = append(msgs, benchRelayMessage(b, fmt.Sprint("m", i), fmt.Sprintf("user%d@example.net/phone", i), "bob@example.net"))
 	}
 	next := benchReader(b, msgs...)
-	want := q.stored.Load() + int64(n)
+	base := q.stored.Load()
+	want := base + int64(n)
 	ctx := context.Background()
-	for range n {
+	for i := range n {
+		// The relay refuses a sender's messages past its share, and any
+		// past relayInFlightBytes, instead of holding up the read loop;
+		// clients wait for the ping answer after a batch. Keep well
+		// within both (a quarter of each sender's share is 16 MiB).
+		for int64(i)-(q.stored.Load()-base) >= benchSenders*relaySenderInFlight/4 {
+			time.Sleep(100 * time.Microsecond)
+		}
 		h.handle(ctx, next(), send)
 	}
 	for q.stored.Load() < want {

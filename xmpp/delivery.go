@@ -156,5 +156,5 @@ func (r *relay) deliver(ctx context.Context, send sender, e offline.Entry, delay
 		b.Write(delay)
 		b.WriteString(`</message>`)
 	}
-	return send(ctx, b.Bytes())
+	return send(ctx, b.Bytes(), written)
 }

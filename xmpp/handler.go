@@ -20,8 +20,25 @@ type Slots interface {
 
 // sender writes one stanza, complete XML text, to the server. Replies and
 // deliveries are built as text anyway; handing the bytes on spares encoding
-// them again token by token (most of a relay delivery's cost).
-type sender func(ctx context.Context, stanza []byte) error
+// them again token by token (most of a relay delivery's cost). The mode
+// says what a nil error promises.
+type sender func(ctx context.Context, stanza []byte, mode sendMode) error
+
+// sendMode says when a sender may return.
+type sendMode int
+
+const (
+	// batched: the stanza may wait, held back in memory, until the read
+	// loop next reads, to go out in one write with others (streamConn).
+	// For replies: one lost in a crash is asked for again.
+	batched sendMode = iota
+	// written: the sender returns once the server has read the stanza
+	// (and everything sent before): bytes in a socket buffer can still be
+	// lost (see acks). For relay deliveries: a queue entry is deleted
+	// after, and a message is requeued if it fails. Never from the read
+	// loop, which is what reads the server's confirmation.
+	written
+)
 
 // handler answers the stanzas addressed to the component. Every problem
 // becomes a stanza error: nothing a client sends ends the stream.
@@ -94,7 +111,9 @@ func (h *handler) handle(ctx context.Context, st stanza, send sender) {
 			// Clients ping after relay messages to learn that those were
 			// dealt with, refusals included (client.SendMedia): answer
 			// after the relay has handled the sender's earlier messages.
-			h.relay.after(reply.To, func() { h.answer(ctx, send, reply, nil, nil) })
+			if !h.relay.after(reply.To, st.size, func() { h.answer(ctx, send, reply, nil, nil) }) {
+				h.answer(ctx, send, reply, nil, newError(errBusy.typ, errBusy.condition, errBusy.text))
+			}
 			return
 		}
 		h.answer(ctx, send, reply, nil, nil)
@@ -156,7 +175,7 @@ func (h *handler) answer(ctx context.Context, send sender, reply iq, payload any
 		b, err = marshal(reply)
 	}
 	if err == nil {
-		err = send(ctx, b)
+		err = send(ctx, b, batched)
 	}
 	if err != nil {
 		// The link is down; the client will time out and retry.

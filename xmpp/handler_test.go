@@ -64,7 +64,7 @@ func roundTrip(t *testing.T, slots Slots, in string) string {
 		t.Fatal(err)
 	}
 	replies := make(chan string, 2)
-	send := func(_ context.Context, stanza []byte) error {
+	send := func(_ context.Context, stanza []byte, _ sendMode) error {
 		replies <- string(stanza)
 		return nil
 	}

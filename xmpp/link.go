@@ -1,12 +1,14 @@
 package xmpp
 
 import (
+	"bytes"
 	"context"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,8 +47,15 @@ type Component struct {
 	log       *slog.Logger
 	h         *handler
 	connected atomic.Bool
-	mu        sync.Mutex
-	conn      *streamConn // of the live session, nil between connections
+	// handling is when the read loop took the stanza it is handling
+	// (UnixNano), 0 while it reads.
+	handling atomic.Int64
+	mu       sync.Mutex
+	conn     *streamConn // of the live session, nil between connections
+	acks     acks
+	// ackTo is where the IQs that confirm deliveries go: a domain the
+	// server answers itself, without asking another server.
+	ackTo string
 }
 
 // New checks the options and returns a Component; Run connects it.
@@ -68,11 +77,33 @@ func New(opt Options) (*Component, error) {
 		h.relay.previews = opt.Previews
 		h.relay.obs = opt.Observer
 	}
-	return &Component{opt: opt, addr: addr, log: opt.Logger, h: h}, nil
+	// The relay delivers to users of its recipient domains through the
+	// server: they are the server's own. Without the relay nothing waits
+	// for a confirmation; the component's parent domain stands in.
+	ackTo := addr.String()
+	if _, parent, ok := strings.Cut(ackTo, "."); ok {
+		ackTo = parent
+	}
+	if len(opt.Relay.RecipientDomains) > 0 {
+		ackTo = opt.Relay.RecipientDomains[0]
+	}
+	return &Component{opt: opt, addr: addr, log: opt.Logger, h: h, ackTo: ackTo}, nil
 }
 
 // Connected reports whether the link to the server is up.
 func (c *Component) Connected() bool { return c.connected.Load() }
+
+// Stalled reports how long the read loop has been handling one stanza, 0
+// if it is reading. Every stanza for the component waits behind it: a
+// second or more means clients' requests are waiting (a disk that does
+// not answer, say), which readiness shows past a few seconds.
+func (c *Component) Stalled() time.Duration {
+	t := c.handling.Load()
+	if t == 0 {
+		return 0
+	}
+	return time.Since(time.Unix(0, t))
+}
 
 const (
 	minBackoff  = 250 * time.Millisecond
@@ -146,6 +177,9 @@ func (c *Component) setConn(conn *streamConn) {
 	c.mu.Lock()
 	c.conn = conn
 	c.mu.Unlock()
+	if conn == nil {
+		c.acks.lost()
+	}
 	c.connected.Store(conn != nil)
 	c.h.observer().LinkChanged(conn != nil)
 }
@@ -156,15 +190,40 @@ var errLinkDown = errors.New("component link is down")
 // send writes one stanza, as text, on the live session's connection.
 // mellium's Session.Send would encode it again token by token, which cost
 // more than the rest of a slot request. Writes are bounded by the
-// connection's write deadline, not by ctx.
-func (c *Component) send(_ context.Context, stanza []byte) error {
+// connection's write deadline, not by ctx. A written stanza is followed by
+// a ping to the server, and send returns once the server answered it (see
+// acks): the server has then read the stanza.
+func (c *Component) send(ctx context.Context, stanza []byte, mode sendMode) error {
 	c.mu.Lock()
 	conn := c.conn
 	c.mu.Unlock()
 	if conn == nil {
 		return errLinkDown
 	}
-	return conn.send(stanza)
+	if mode != written {
+		return conn.send(stanza)
+	}
+	id, answered := c.acks.add()
+	defer c.acks.drop(id)
+	var ping bytes.Buffer
+	ping.WriteString(`<iq type="get" id="` + id + `" from="`)
+	escape(&ping, c.addr.String())
+	ping.WriteString(`" to="`)
+	escape(&ping, c.ackTo)
+	ping.WriteString(`"><ping xmlns="` + nsPing + `"/></iq>`)
+	if err := conn.sendWritten(stanza, ping.Bytes()); err != nil {
+		return err
+	}
+	timeout := time.NewTimer(ackTimeout)
+	defer timeout.Stop()
+	select {
+	case err := <-answered:
+		return err
+	case <-timeout.C:
+		return errNoAck
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // serve is the read loop. mellium's Session.Serve answers every IQ its
@@ -187,6 +246,20 @@ func (c *Component) serve(ctx context.Context, sess *xmpp.Session) error {
 		if err != nil {
 			return err
 		}
+		if c.isAck(st) {
+			continue
+		}
+		c.handling.Store(time.Now().UnixNano())
 		c.h.handle(ctx, st, c.send)
+		c.handling.Store(0)
 	}
+}
+
+// isAck reports whether st is the server's answer to a delivery's ping,
+// and tells its waiter. Only the server's answer counts: a client that
+// guessed an id could otherwise confirm a delivery the server never read.
+func (c *Component) isAck(st stanza) bool {
+	typ := st.attr("type")
+	return st.start.Name.Local == "iq" && (typ == "result" || typ == "error") &&
+		strings.EqualFold(st.attr("from"), c.ackTo) && c.acks.answered(st.attr("id"))
 }

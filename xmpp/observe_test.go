@@ -55,7 +55,7 @@ func TestObserverSlots(t *testing.T) {
 	h := newHandler("upload.example.net", "test", fakeSlots{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	h.obs = ev
 	replies := make(chan struct{}, 8)
-	send := func(context.Context, []byte) error { replies <- struct{}{}; return nil }
+	send := func(context.Context, []byte, sendMode) error { replies <- struct{}{}; return nil }
 	ask := func(h *handler, attrs string) {
 		t.Helper()
 		in := `<iq type="get" id="x" from="alice@example.net/phone" to="upload.example.net"><request xmlns="urn:xmpp:http:upload:0" ` + attrs + `/></iq>`

@@ -29,8 +29,10 @@ const (
 	nsAddress = "http://jabber.org/protocol/address"
 	nsBoB     = "urn:xmpp:bob"
 	nsDelay   = "urn:xmpp:delay"
-	nsForward = "urn:xmpp:forward:0"
-	nsClient  = "jabber:client"
+	// XEP-0091's legacy delay, which some clients still show.
+	nsLegacyDelay = "jabber:x:delay"
+	nsForward     = "urn:xmpp:forward:0"
+	nsClient      = "jabber:client"
 )
 
 // Queue is the durable store for recipients who are offline (package offline).
@@ -74,8 +76,12 @@ type relay struct {
 
 	// Messages run off the read loop, as they wait for the disk. One worker
 	// per shard keeps each sender's messages in order; shards run in
-	// parallel so that many senders share fsyncs.
-	shards []chan func()
+	// parallel so that many senders share fsyncs. The read loop never
+	// waits for a shard: past the bounds below a message is refused (see
+	// after), so a sender faster than the disk stalls nobody else.
+	shards   []chan func()
+	inFlight map[string]int // per sender (bare JID): stanzas on a shard
+	inBytes  int            // of all senders' stanzas on a shard
 }
 
 type drainState struct{ again bool }
@@ -84,10 +90,23 @@ type drainState struct{ again bool }
 // 256 gave a fifth more durable enqueues a second than 16 (BenchmarkRelayEnqueue).
 const relayShards = 256
 
+// What waits for the relay's shards, off the read loop. A sender gets
+// relaySenderInFlight stanzas there (one commit each: a burst of that many
+// is taken, a flood is refused); a shard holds several senders' worth, so
+// one flooding sender leaves room for the others hashed to its shard; and
+// relayInFlightBytes bounds the memory of all of them together (stanzas
+// as read, see stanza.size).
+const (
+	relaySenderInFlight = 128
+	relayShardDepth     = 4 * relaySenderInFlight
+	relayInFlightBytes  = 32 << 20
+)
+
 func newRelay(componentJID string, p RelayPolicy, q Queue, log *slog.Logger) *relay {
-	r := &relay{jid: componentJID, policy: p, q: q, log: log, now: time.Now, presence: newPresenceTable(), drains: map[string]*drainState{}}
+	r := &relay{jid: componentJID, policy: p, q: q, log: log, now: time.Now, presence: newPresenceTable(),
+		drains: map[string]*drainState{}, inFlight: map[string]int{}}
 	for range relayShards {
-		c := make(chan func(), 64)
+		c := make(chan func(), relayShardDepth)
 		r.shards = append(r.shards, c)
 		go func() {
 			for f := range c {
@@ -134,7 +153,13 @@ func (r *relay) handleMessage(ctx context.Context, st stanza, send sender) {
 	var addresses *xml.StartElement
 	for _, c := range st.children() {
 		switch {
-		case (c.start.Name.Space == nsPrivilege1 || c.start.Name.Space == nsPrivilege2) && c.start.Name.Local == "privilege" && !strings.ContainsAny(from, "@/"):
+		case (c.start.Name.Space == nsPrivilege1 || c.start.Name.Space == nsPrivilege2) && c.start.Name.Local == "privilege":
+			if !r.isServer(from) {
+				// Another component, a remote domain or a user: Prosody
+				// routes the namespace from any of them to us.
+				r.log.Warn("ignored a privilege advertisement not from the server", "from", from)
+				return
+			}
 			if p, ok := parsePrivileges(from, c.reader()); ok {
 				r.mu.Lock()
 				r.priv = p
@@ -150,7 +175,7 @@ func (r *relay) handleMessage(ctx context.Context, st stanza, send sender) {
 	if addresses == nil {
 		return // not for the relay; nothing to answer
 	}
-	r.after(from, func() {
+	queued := r.after(from, st.size, func() {
 		if err := r.accept(ctx, st, send); err != nil {
 			var ref *refusal
 			if !errors.As(err, &ref) {
@@ -162,14 +187,68 @@ func (r *relay) handleMessage(ctx context.Context, st stanza, send sender) {
 			r.sendError(ctx, send, st, ref)
 		}
 	})
+	if !queued {
+		r.log.Info("relay refused message", "from", from, "reason", errBusy.text)
+		r.observer().RelayRefused(errBusy.condition)
+		r.sendError(ctx, send, st, errBusy)
+	}
+}
+
+// errBusy refuses a stanza that would make the read loop wait for a shard.
+var errBusy = refuseMsg("wait", "resource-constraint", "Too many of your messages are waiting to be stored; try again later")
+
+// isServer reports whether from is the XMPP server the component is
+// attached to, the only entity whose XEP-0356 advertisement counts: a bare
+// domain that is the component's parent domain (Prosody and ejabberd
+// advertise from the virtual host: example.net for upload.example.net) or
+// one of the relay's recipient domains, which the operator declares the
+// server's own. Other components on the same server have other domains,
+// and the server does not let them, nor remote domains, send from these.
+func (r *relay) isServer(from string) bool {
+	if from == "" || strings.ContainsAny(from, "@/") {
+		return false
+	}
+	_, parent, _ := strings.Cut(r.jid, ".")
+	return strings.EqualFold(from, parent) || domainIn(from, r.policy.RecipientDomains)
 }
 
 // after runs f on from's shard, once the messages from has sent so far are
-// stored, delivered or refused.
-func (r *relay) after(from string, f func()) {
+// stored, delivered or refused. It never blocks: it reports false, and
+// runs nothing, if from (by bare JID) already has relaySenderInFlight
+// stanzas waiting, if the shard is full, or if size more bytes would take
+// all senders' waiting stanzas past relayInFlightBytes.
+func (r *relay) after(from string, size int, f func()) bool {
+	sender := from
+	if j, err := jid.Parse(from); err == nil {
+		sender = j.Bare().String()
+	}
+	r.mu.Lock()
+	if r.inFlight[sender] >= relaySenderInFlight || r.inBytes+size > relayInFlightBytes {
+		r.mu.Unlock()
+		return false
+	}
+	r.inFlight[sender]++
+	r.inBytes += size
+	r.mu.Unlock()
 	shard := fnv.New32a()
 	shard.Write([]byte(from))
-	r.shards[shard.Sum32()%relayShards] <- f
+	select {
+	case r.shards[shard.Sum32()%relayShards] <- func() { defer r.landed(sender, size); f() }:
+		return true
+	default:
+		r.landed(sender, size)
+		return false
+	}
+}
+
+// landed releases what after counted for a stanza.
+func (r *relay) landed(sender string, size int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.inBytes -= size
+	if r.inFlight[sender]--; r.inFlight[sender] == 0 {
+		delete(r.inFlight, sender)
+	}
 }
 
 type recipient struct {
@@ -195,23 +274,29 @@ func (r *relay) accept(ctx context.Context, st stanza, send sender) error {
 	default:
 		return refuseMsg("modify", "bad-request", "The relay carries chat and normal messages, not %s", typ)
 	}
-	var recips []recipient
+	var ad addressing
 	var kids []child
 	for _, c := range st.children() {
 		switch {
 		case c.start.Name == xml.Name{Space: nsAddress, Local: "addresses"}:
-			if recips, err = r.recipients(c); err != nil {
+			if ad, err = r.addresses(c); err != nil {
 				return err
 			}
 			continue
-		case c.start.Name == xml.Name{Space: nsBoB, Local: "data"}:
-			if err := r.checkBoB(c); err != nil {
+		case c.start.Name == xml.Name{Space: nsDelay, Local: "delay"}, c.start.Name == xml.Name{Space: nsLegacyDelay, Local: "x"}:
+			// Only the relay dates what it delivers late: a date
+			// the sender wrote would show recipients a forged time.
+			continue
+		}
+		for _, d := range bobElements(c) {
+			if err := r.checkBoB(d); err != nil {
 				return err
 			}
 		}
 		kids = append(kids, c)
 	}
-	stored, err := r.render(typ, st.attr("id"), st.start.Name.Space, kids, recips)
+	recips := ad.recipients
+	stored, err := r.render(typ, st.attr("id"), st.start.Name.Space, kids, ad)
 	if err != nil {
 		return err
 	}
@@ -220,7 +305,7 @@ func (r *relay) accept(ctx context.Context, st stanza, send sender) error {
 	}
 	if withThumb := r.withPreview(ctx, kids); len(withThumb) != len(kids) {
 		// keep the preview only if the message still fits
-		if b, err := r.render(typ, st.attr("id"), st.start.Name.Space, withThumb, recips); err == nil && len(b) <= r.policy.MaxStanzaBytes {
+		if b, err := r.render(typ, st.attr("id"), st.start.Name.Space, withThumb, ad); err == nil && len(b) <= r.policy.MaxStanzaBytes {
 			stored = b
 		}
 	}
@@ -271,48 +356,86 @@ func (r *relay) accept(ctx context.Context, st stanza, send sender) error {
 	return nil
 }
 
-// recipients reads the to/cc/bcc addresses of an XEP-0033 <addresses/>.
-func (r *relay) recipients(c child) ([]recipient, error) {
-	var a struct {
-		Address []struct {
-			Type      string `xml:"type,attr"`
-			JID       string `xml:"jid,attr"`
-			URI       string `xml:"uri,attr"`
-			Delivered string `xml:"delivered,attr"`
-		} `xml:"address"`
-	}
-	if err := xml.NewTokenDecoder(c.reader()).Decode(&a); err != nil {
-		return nil, refuseMsg("modify", "bad-request", "The addresses are not well-formed")
-	}
-	var out []recipient
-	for _, ad := range a.Address {
-		switch ad.Type {
-		case "to", "cc", "bcc":
-		default:
-			continue // replyto, noreply and the like concern the recipients' clients
-		}
-		if ad.Delivered == "true" {
+// addressing is what an XEP-0033 <addresses/> says: whom to deliver to,
+// and the addresses the recipients' clients act on (replyto, replyroom,
+// noreply), which XEP-0033 says a relay passes on unchanged.
+type addressing struct {
+	recipients []recipient
+	passOn     []child
+}
+
+// addresses reads an XEP-0033 <addresses/>. An ofrom address from the
+// sender is dropped: only the relay names the sender (see deliver).
+func (r *relay) addresses(c child) (addressing, error) {
+	var out addressing
+	for _, a := range (stanza{tokens: c.tokens[1:]}).children() {
+		if a.start.Name != (xml.Name{Space: nsAddress, Local: "address"}) {
 			continue
 		}
-		if ad.JID == "" {
-			return nil, refuseMsg("modify", "bad-request", "Only JID addresses are supported, not %q", ad.URI)
+		typ := attrOf(a.start, "type")
+		switch typ {
+		case "to", "cc", "bcc":
+		case "replyto", "replyroom", "noreply":
+			for _, d := range bobElements(a) {
+				if err := r.checkBoB(d); err != nil {
+					return out, err
+				}
+			}
+			out.passOn = append(out.passOn, a)
+			continue
+		default:
+			continue
 		}
-		j, err := jid.Parse(ad.JID)
+		if attrOf(a.start, "delivered") == "true" {
+			continue
+		}
+		addr := attrOf(a.start, "jid")
+		if addr == "" {
+			return out, refuseMsg("modify", "bad-request", "Only JID addresses are supported, not %q", attrOf(a.start, "uri"))
+		}
+		j, err := jid.Parse(addr)
 		if err != nil || j.Localpart() == "" {
-			return nil, refuseMsg("modify", "bad-request", "The recipient %q is not a user's JID", ad.JID)
+			return out, refuseMsg("modify", "bad-request", "The recipient %q is not a user's JID", addr)
 		}
 		if !domainIn(j.Domainpart(), r.policy.RecipientDomains) {
-			return nil, refuseMsg("auth", "forbidden", "The relay only delivers to accounts on %s, not to %s", strings.Join(r.policy.RecipientDomains, ", "), j.Bare())
+			return out, refuseMsg("auth", "forbidden", "The relay only delivers to accounts on %s, not to %s", strings.Join(r.policy.RecipientDomains, ", "), j.Bare())
 		}
-		out = append(out, recipient{kind: ad.Type, bare: j.Bare().String()})
+		out.recipients = append(out.recipients, recipient{kind: typ, bare: j.Bare().String()})
 	}
-	if len(out) == 0 {
-		return nil, refuseMsg("modify", "bad-request", "The message names no recipient")
+	if len(out.recipients) == 0 {
+		return out, refuseMsg("modify", "bad-request", "The message names no recipient")
 	}
-	if len(out) > r.policy.MaxRecipients {
-		return nil, refuseMsg("modify", "policy-violation", "The message names %d recipients; the relay accepts at most %d", len(out), r.policy.MaxRecipients)
+	if len(out.recipients) > r.policy.MaxRecipients {
+		return out, refuseMsg("modify", "policy-violation", "The message names %d recipients; the relay accepts at most %d", len(out.recipients), r.policy.MaxRecipients)
 	}
 	return out, nil
+}
+
+// bobElements returns every XEP-0231 <data/> in c, c itself or nested at
+// any depth (inside a forwarded message, say): a client shows each one.
+// One pass, whatever the nesting.
+func bobElements(c child) []child {
+	var out []child
+	type opened struct{ at, depth int }
+	var open []opened // <data/> elements not yet closed, innermost last
+	depth := 0
+	for i, tok := range c.tokens {
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if t.Name == (xml.Name{Space: nsBoB, Local: "data"}) {
+				open = append(open, opened{i, depth})
+			}
+		case xml.EndElement:
+			if n := len(open); n > 0 && open[n-1].depth == depth {
+				o := open[n-1]
+				out = append(out, child{start: c.tokens[o.at].(xml.StartElement), tokens: c.tokens[o.at : i+1]})
+				open = open[:n-1]
+			}
+			depth--
+		}
+	}
+	return out
 }
 
 // checkBoB enforces XEP-0231 on an embedded thumbnail: valid base64, within
@@ -385,10 +508,11 @@ func hasSpace(t []byte) bool {
 
 // render builds the message as stored and delivered: type, id and payload
 // of the original, and an XEP-0033 <addresses/> telling each recipient who
-// else got it (to and cc, marked delivered; bcc never shown). Payload
+// else got it (to and cc, marked delivered; bcc never shown) and where to
+// reply (replyto, replyroom, noreply as the sender wrote them). Payload
 // elements in the stanza's own namespace (streamNS) are written without one,
 // so they take the namespace of whatever stanza they are delivered in.
-func (r *relay) render(typ, id, streamNS string, kids []child, recips []recipient) ([]byte, error) {
+func (r *relay) render(typ, id, streamNS string, kids []child, ad addressing) ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteString(`<message type="`)
 	escape(&b, typ)
@@ -405,13 +529,18 @@ func (r *relay) render(typ, id, streamNS string, kids []child, recips []recipien
 		}
 	}
 	b.WriteString(`<addresses xmlns="` + nsAddress + `">`)
-	for _, rc := range recips {
+	for _, rc := range ad.recipients {
 		if rc.kind == "bcc" {
 			continue
 		}
 		b.WriteString(`<address type="` + rc.kind + `" jid="`)
 		escape(&b, rc.bare)
 		b.WriteString(`" delivered="true"/>`)
+	}
+	for _, a := range ad.passOn {
+		if err := encodeTokens(&b, a.tokens, nsAddress); err != nil {
+			return nil, err
+		}
 	}
 	b.WriteString(`</addresses></message>`)
 	return b.Bytes(), nil
@@ -428,7 +557,7 @@ func (r *relay) sendError(ctx context.Context, send sender, st stanza, ref *refu
 	}{Type: "error", ID: st.attr("id"), From: r.jid, To: st.attr("from"), Error: newError(ref.typ, ref.condition, ref.text)}
 	b, err := marshal(msg)
 	if err == nil {
-		err = send(ctx, b)
+		err = send(ctx, b, batched)
 	}
 	if err != nil {
 		r.log.Debug("error reply not sent", "to", msg.To, "err", err)

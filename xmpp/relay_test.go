@@ -54,6 +54,15 @@ func newRelayFixture(t *testing.T, limits offline.Limits) *relayFixture {
 // namespace.
 func (f *relayFixture) in(t *testing.T, x string) {
 	t.Helper()
+	f.inVia(t, x, func(_ context.Context, stanza []byte, _ sendMode) error {
+		f.out <- string(stanza)
+		return nil
+	})
+}
+
+// inVia feeds a stanza whose replies and deliveries go to send.
+func (f *relayFixture) inVia(t *testing.T, x string, send sender) {
+	t.Helper()
 	d := xml.NewDecoder(strings.NewReader(`<stream xmlns='jabber:component:accept'>` + x))
 	if _, err := d.Token(); err != nil {
 		t.Fatal(err)
@@ -66,10 +75,7 @@ func (f *relayFixture) in(t *testing.T, x string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.h.handle(context.Background(), st, func(_ context.Context, stanza []byte) error {
-		f.out <- string(stanza)
-		return nil
-	})
+	f.h.handle(context.Background(), st, send)
 }
 
 func (f *relayFixture) next(t *testing.T) string {

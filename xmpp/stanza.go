@@ -29,6 +29,7 @@ const (
 type stanza struct {
 	start  xml.StartElement
 	tokens []xml.Token
+	size   int // bytes of names, attribute values and text: about what it holds in memory
 }
 
 func (s stanza) attr(local string) string { return attrOf(s.start, local) }
@@ -37,7 +38,7 @@ func (s stanza) attr(local string) string { return attrOf(s.start, local) }
 // bounds stanza sizes (Prosody: 256 KiB on component streams by default), so
 // holding one in memory is safe.
 func readStanza(r xml.TokenReader, start xml.StartElement) (stanza, error) {
-	st := stanza{start: start.Copy()}
+	st := stanza{start: start.Copy(), size: startSize(start)}
 	for depth := 1; depth > 0; {
 		tok, err := r.Token()
 		if err != nil {
@@ -46,15 +47,27 @@ func readStanza(r xml.TokenReader, start xml.StartElement) (stanza, error) {
 			}
 			return st, err
 		}
-		switch tok.(type) {
+		switch t := tok.(type) {
 		case xml.StartElement:
 			depth++
+			st.size += startSize(t)
 		case xml.EndElement:
 			depth--
+		case xml.CharData:
+			st.size += len(t)
 		}
 		st.tokens = append(st.tokens, xml.CopyToken(tok))
 	}
 	return st, nil
+}
+
+// startSize is what the names and attributes of a start element take.
+func startSize(t xml.StartElement) int {
+	n := len(t.Name.Space) + len(t.Name.Local)
+	for _, a := range t.Attr {
+		n += len(a.Name.Space) + len(a.Name.Local) + len(a.Value)
+	}
+	return n
 }
 
 // child is one child element of a stanza: its start and all its tokens,

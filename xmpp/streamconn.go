@@ -19,7 +19,10 @@ const maxPending = 64 << 10
 // requests is then answered with one write instead of one per stanza (a
 // write to loopback costs the sender the receiver's side of TCP too).
 // Stanzas sent while the loop waits for input go out at once, so a lone
-// request waits for nothing.
+// request waits for nothing. What is held back is lost if the process
+// dies, so only replies are held back (a client asks again); a relay
+// delivery, whose queue entry is deleted once it is sent, is written at
+// once with sendWritten (and confirmed by the server, see acks).
 type streamConn struct {
 	net.Conn
 
@@ -40,6 +43,17 @@ func (c *streamConn) send(stanza []byte) error {
 	c.pending = append(c.pending, stanza...)
 	if !c.reading && len(c.pending) < maxPending {
 		return nil
+	}
+	return c.flushLocked()
+}
+
+// sendWritten writes what is held back and then the stanzas, and returns
+// once the bytes are written to the socket.
+func (c *streamConn) sendWritten(stanzas ...[]byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range stanzas {
+		c.pending = append(c.pending, s...)
 	}
 	return c.flushLocked()
 }

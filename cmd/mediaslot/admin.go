@@ -115,15 +115,29 @@ func plain(w http.ResponseWriter, code int, body string) {
 	_, _ = w.Write([]byte(body))
 }
 
+// linkState is what readiness asks the component (*xmpp.Component).
+type linkState interface {
+	Connected() bool
+	Stalled() time.Duration
+}
+
+// stallNotReady is how long the component's read loop may hold one stanza
+// before readiness says so: every request waits behind it.
+const stallNotReady = 5 * time.Second
+
 // readiness reports what keeps mediaslot from serving clients: the link to
-// the XMPP server (no slot requests reach it without), the store (slot
-// requests are refused while it is down) and the HTTP listener (nothing
-// reaches mediaslot while accepting fails, e.g. out of file descriptors).
-func readiness(comp interface{ Connected() bool }, svc interface{ StoreErr() error }, ln metrics.HTTPListener, server string) func() []string {
+// the XMPP server (no slot requests reach it without), a read loop stuck
+// on one stanza (requests wait behind it), the store (slot requests are
+// refused while it is down) and the HTTP listener (nothing reaches
+// mediaslot while accepting fails, e.g. out of file descriptors).
+func readiness(comp linkState, svc interface{ StoreErr() error }, ln metrics.HTTPListener, server string) func() []string {
 	return func() []string {
 		var not []string
 		if !comp.Connected() {
 			not = append(not, "component: not connected to the XMPP server at "+server)
+		}
+		if d := comp.Stalled(); d > stallNotReady {
+			not = append(not, fmt.Sprintf("component: read loop busy with one stanza for %s; requests are waiting", d.Round(time.Second)))
 		}
 		if err := svc.StoreErr(); err != nil {
 			not = append(not, "store: "+err.Error())

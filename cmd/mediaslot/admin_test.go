@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"mediaslot/internal/connlimit"
 )
@@ -66,26 +67,50 @@ func TestAdminHandlerPprof(t *testing.T) {
 	}
 }
 
-type linkState bool
+type fakeLink struct {
+	connected bool
+	stalled   time.Duration
+}
 
-func (l linkState) Connected() bool { return bool(l) }
+func (l fakeLink) Connected() bool        { return l.connected }
+func (l fakeLink) Stalled() time.Duration { return l.stalled }
 
-type storeState struct{ err error }
+type fakeStore struct{ err error }
 
-func (s storeState) StoreErr() error { return s.err }
+func (s fakeStore) StoreErr() error { return s.err }
 
 type listenerState connlimit.Stats
 
 func (l listenerState) Stats() connlimit.Stats { return connlimit.Stats(l) }
 
+// A read loop stuck on one stanza makes mediaslot not ready: every slot
+// request waits behind it, though the link is up.
+func TestReadinessStalledLoop(t *testing.T) {
+	for _, c := range []struct {
+		link fakeLink
+		want string
+	}{
+		{fakeLink{connected: true}, ""},
+		{fakeLink{connected: true, stalled: stallNotReady / 2}, ""},
+		{fakeLink{connected: true, stalled: stallNotReady + time.Second}, "component: read loop busy with one stanza for 6s; requests are waiting"},
+		{fakeLink{}, "component: not connected to the XMPP server at xmpp:5347"},
+	} {
+		got := strings.Join(readiness(c.link, fakeStore{}, listenerState{}, "xmpp:5347")(), "\n")
+		if got != c.want {
+			t.Errorf("%+v: %q, want %q", c.link, got, c.want)
+		}
+	}
+}
+
 // /readyz says not ready while the HTTP listener cannot accept (out of
 // file descriptors), and ready again once an accept succeeded.
 func TestReadinessAcceptFailing(t *testing.T) {
+	up := fakeLink{connected: true}
 	emfile := errors.New("accept tcp 127.0.0.1:5050: accept4: too many open files")
-	if not := readiness(linkState(true), storeState{}, listenerState{AcceptFailing: emfile, AcceptErrors: 3}, "x")(); !slices.Equal(not, []string{"http: accepting connections fails: " + emfile.Error()}) {
+	if not := readiness(up, fakeStore{}, listenerState{AcceptFailing: emfile, AcceptErrors: 3}, "x")(); !slices.Equal(not, []string{"http: accepting connections fails: " + emfile.Error()}) {
 		t.Errorf("accept failing: %q", not)
 	}
-	if not := readiness(linkState(true), storeState{}, listenerState{AcceptErrors: 3}, "x")(); len(not) != 0 {
+	if not := readiness(up, fakeStore{}, listenerState{AcceptErrors: 3}, "x")(); len(not) != 0 {
 		t.Errorf("accepting again: %q", not)
 	}
 }

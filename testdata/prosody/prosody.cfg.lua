@@ -73,6 +73,12 @@ Component "upload.example.net"
 -- END attach snippet
   disco_hidden     = ENV_XMPP_HIDE_COMPONENT == "1"
 
+-- Another external component on the same server: tests connect as it to play an untrusted
+-- peer of mediaslot (forged XEP-0356 advertisements).
+Component ("other."..domain)
+  component_secret = ENV_XMPP_COMPONENT_SECRET or "s3cr3t"
+  disco_hidden     = true
+
 -- Prosody's own XEP-0363 service, as a conformance/benchmark baseline.
 Component ("share."..domain) "http_file_share"
   http_host = "127.0.0.1"          -- slot URLs become http://127.0.0.1:<http port>/file_share/...; no DNS/hosts entry needed

@@ -1,0 +1,81 @@
+package xmpp
+
+import (
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// A stanza written to the socket is not yet the server's. When mediaslot
+// dies with input it has not read (a busy read loop), its kernel resets the
+// connection, and the server's kernel may then discard what it had received
+// but not yet read: the reason HTTP servers linger before closing. The
+// server reads a component stream in order, so its answer to an IQ written
+// right after a delivery proves that it read the delivery; only then may a
+// queue entry go (see Component.send).
+
+// ackPrefix starts the id of every IQ the component sends to learn that
+// the server read what came before it.
+const ackPrefix = "ms-ack-"
+
+// ackTimeout bounds the wait for the server's answer. An IQ is always
+// answered (RFC 6120), so only a stuck read loop or server gets there; the
+// delivery then counts as failed and stays queued.
+const ackTimeout = 30 * time.Second
+
+var (
+	errNoAck   = errors.New("the server did not confirm a delivery within " + ackTimeout.String())
+	errAckLost = errors.New("the link dropped before the server confirmed a delivery")
+)
+
+// acks are the deliveries waiting for the server's answer.
+type acks struct {
+	mu      sync.Mutex
+	next    uint64
+	waiting map[string]chan error
+}
+
+// add registers a waiter; its channel gets nil when the server answers
+// the IQ with that id, errAckLost when the link drops first.
+func (a *acks) add() (id string, answered <-chan error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.waiting == nil {
+		a.waiting = make(map[string]chan error)
+	}
+	a.next++
+	id = ackPrefix + strconv.FormatUint(a.next, 36)
+	ch := make(chan error, 1)
+	a.waiting[id] = ch
+	return id, ch
+}
+
+// answered tells the waiter of id that the server answered; it reports
+// whether id was one of ours.
+func (a *acks) answered(id string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ch, ok := a.waiting[id]
+	if ok {
+		ch <- nil
+		delete(a.waiting, id)
+	}
+	return ok
+}
+
+func (a *acks) drop(id string) {
+	a.mu.Lock()
+	delete(a.waiting, id)
+	a.mu.Unlock()
+}
+
+// lost fails every waiter: the link dropped, the answers will not come.
+func (a *acks) lost() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for id, ch := range a.waiting {
+		ch <- errAckLost
+		delete(a.waiting, id)
+	}
+}

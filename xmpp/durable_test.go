@@ -1,0 +1,165 @@
+package xmpp
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"mediaslot/offline"
+)
+
+// lockedBuffer collects what the server end of a link reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) count(s string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Count(b.b.String(), s)
+}
+
+// A drain while the read loop is busy (it never reads again here, as when
+// it waits for a slow disk or a stream of requests keeps it at work), then
+// the process dies: every message the relay accepted has reached the
+// server's socket or is still in the queue. A queue entry deleted while its
+// stanza sat in streamConn's memory (the old behaviour) is a lost message.
+func TestRelayDrainCrashLosesNothing(t *testing.T) {
+	f := newRelayFixture(t, offline.Limits{})
+	conn, peer := tcpPair(t)
+	sc := newStreamConn(conn)
+	var got lockedBuffer
+	copied := make(chan struct{})
+	go func() { _, _ = io.Copy(&got, peer); close(copied) }()
+	send := func(_ context.Context, stanza []byte, mode sendMode) error {
+		if mode == written {
+			return sc.sendWritten(stanza)
+		}
+		return sc.send(stanza)
+	}
+
+	const n = 50
+	f.inVia(t, privAd, send)
+	for i := range n {
+		f.inVia(t, relayMsg(fmt.Sprint(i), fmt.Sprintf("<body>durable %d</body>", i), "to:bob@example.net"), send)
+	}
+	waitFor(t, "all queued", func() bool {
+		s, err := f.q.Stats()
+		return err == nil && s.Entries == n
+	})
+	f.inVia(t, `<presence from='bob@example.net/laptop' to='upload.example.net'/>`, send)
+	waitFor(t, "queue drained or all written", func() bool { return !f.q.Pending("bob@example.net") || got.count("durable ") == n })
+
+	// kill -9: what streamConn holds back dies with the process
+	conn.Close()
+	<-copied
+	left := map[string]bool{}
+	if _, err := f.q.Drain(context.Background(), "bob@example.net", func(e offline.Entry) error {
+		left[string(e.Stanza)] = true
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	lost := 0
+	for i := range n {
+		body := fmt.Sprintf("<body>durable %d</body>", i)
+		if got.count(body) == 0 && !anyContains(left, body) {
+			lost++
+		}
+	}
+	if lost > 0 {
+		t.Fatalf("%d of %d accepted messages lost: their queue entries were deleted before their bytes were written", lost, n)
+	}
+}
+
+func anyContains(m map[string]bool, s string) bool {
+	for k := range m {
+		if strings.Contains(k, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// waitFor polls cond until it holds, for at most 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A delivery counts only once the server has read it: the component pings
+// the server after it, and the queue entry stays until the answer comes.
+// Bytes in the socket buffers are not enough: a process killed with input
+// unread resets the connection, and the server's kernel may drop what the
+// server had not read yet.
+func TestRelayEntryKeptUntilServerAnswers(t *testing.T) {
+	srv := newFakeServer(t, "127.0.0.1:0")
+	f := newRelayFixture(t, offline.Limits{})
+	c, err := New(Options{JID: "upload.example.net", Server: srv.address, Secret: "secret", Slots: fakeSlots{},
+		Queue: f.q, Relay: f.h.relay.policy, Logger: f.h.log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	l := srv.nextLink(t)
+	l.send(privAd)
+	l.send(relayMsg("k", "<body>keep me</body>", "to:bob@example.net"))
+	waitQueue(t, f.q, "bob@example.net", true)
+	l.send(`<presence from='bob@example.net/laptop' to='upload.example.net'/>`)
+	if got := l.reply(t); !strings.Contains(got, "keep me") {
+		t.Fatalf("want the delivery, got %s", got)
+	}
+	ping := l.reply(t)
+	if !strings.Contains(ping, `<ping xmlns="urn:xmpp:ping"`) || !strings.Contains(ping, `to="example.net"`) {
+		t.Fatalf("want a ping to the server after the delivery, got %s", ping)
+	}
+	if !f.q.Pending("bob@example.net") {
+		t.Fatal("entry deleted before the server confirmed it read the delivery")
+	}
+	id := attrValueOf(t, ping, "id")
+	// a client that guessed the id confirms nothing
+	l.send(`<iq type='result' id='` + id + `' from='mallory@example.net/x' to='upload.example.net'/>`)
+	l.send(`<iq type='get' id='after' from='alice@example.net/x' to='upload.example.net'><query xmlns='jabber:iq:version'/></iq>`)
+	if got := l.reply(t); !strings.Contains(got, `id="after"`) {
+		t.Fatalf("want the version reply, got %s", got)
+	}
+	// nothing to wait for when it holds: watch the entry for a while
+	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if !f.q.Pending("bob@example.net") {
+			t.Fatal("entry deleted on a confirmation forged by a client")
+		}
+	}
+	l.send(`<iq type='result' id='` + id + `' from='example.net' to='upload.example.net'/>`)
+	waitQueue(t, f.q, "bob@example.net", false)
+}
+
+func attrValueOf(t *testing.T, x, name string) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(x, " "+name+`="`)
+	v, _, ok2 := strings.Cut(rest, `"`)
+	if !ok || !ok2 {
+		t.Fatalf("no %s in %s", name, x)
+	}
+	return v
+}
