@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -40,18 +41,18 @@ func (s *Service) checkQuota(tx *bolt.Tx, r Request, held [3]int64, extra int64,
 			continue
 		}
 		used := stored(keys[i])
-		if used+held[i]+extra <= limit {
+		if sum(used, held[i], extra) <= limit {
 			continue
 		}
 		what := [...]string{"Your storage quota", "The storage quota of " + domainOf(r.Owner), "The upload service's storage"}[i]
-		need := used + held[i] + extra - limit
+		need := sum(used, held[i], extra) - limit
 		var at time.Time
 		if i == 0 {
 			at = freedOwner(tx, r.Owner, need)
 		} else {
 			at = freedGlobal(tx, need, i == 1, domainOf(r.Owner))
 		}
-		if at.IsZero() && used+extra <= limit {
+		if at.IsZero() && sum(used, extra) <= limit {
 			at = s.holdsEnd(now)
 		}
 		return quotaRefusal(at, "%s of %s is full (%s used%s)", what, human(limit), human(used), pendingText(held[i]))
@@ -73,13 +74,13 @@ func (s *Service) dailyQuota(tx *bolt.Tx, r Request, held, extra int64, now time
 		sizes = append(sizes, n)
 		stamps = append(stamps, binary.BigEndian.Uint64(k[len(prefix):]))
 	}
-	if used+held+extra <= limit {
+	if sum(used, held, extra) <= limit {
 		return nil
 	}
 	var at time.Time
 	if r.Size <= limit {
 		// the oldest uploads leave the window first
-		need := used + held + extra - limit
+		need := sum(used, held, extra) - limit
 		for i, n := range sizes {
 			need -= n
 			if need <= 0 {
@@ -87,11 +88,25 @@ func (s *Service) dailyQuota(tx *bolt.Tx, r Request, held, extra int64, now time
 				break
 			}
 		}
-		if at.IsZero() && used+extra <= limit {
+		if at.IsZero() && sum(used, extra) <= limit {
 			at = s.holdsEnd(now)
 		}
 	}
 	return quotaRefusal(at, "Daily upload quota of %s reached (%s in the last 24 hours%s)", human(limit), human(used), pendingText(held))
+}
+
+// sum adds byte counts (none negative), saturating at math.MaxInt64: a
+// slot may be as large as max_file_size allows, and a sum that wrapped
+// round to a negative number would pass every quota.
+func sum(n ...int64) int64 {
+	var t int64
+	for _, x := range n {
+		if x > math.MaxInt64-t {
+			return math.MaxInt64
+		}
+		t += x
+	}
+	return t
 }
 
 // pendingText says how much of a quota pending uploads hold, if any.
