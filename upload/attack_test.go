@@ -2,8 +2,13 @@ package upload
 
 import (
 	"context"
+	"fmt"
 	"math"
+	"net"
+	"net/url"
+	"runtime"
 	"testing"
+	"time"
 )
 
 // A quota check cannot be wrapped round: with max_file_size set as high
@@ -46,5 +51,162 @@ func TestQuotaSumCannotOverflow(t *testing.T) {
 				t.Fatal("the held sums went negative: a slot over the quota was issued")
 			}
 		})
+	}
+}
+
+// halfPut sends a PUT of s declaring its whole size, writes half of the
+// body and hangs up; then waits until the service has finished with it.
+// before runs while the body is half sent.
+func (f *fixture) halfPut(t *testing.T, s Slot, size int, before func()) {
+	t.Helper()
+	u, err := url.Parse(f.url(s.PutURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "PUT %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n", u.RequestURI(), u.Host, size)
+	if _, err := c.Write(make([]byte, size/2)); err != nil {
+		t.Fatal(err)
+	}
+	// the upload is running once its hold is marked so
+	waitFor(t, "the PUT to start", func() bool {
+		h := f.svc.holds
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		x := h.slots[s.ID]
+		return x != nil && x.putting
+	})
+	if before != nil {
+		before()
+	}
+	c.Close()
+	waitFor(t, "the failed PUT to end", func() bool {
+		_, busy := f.svc.active.Load(s.ID)
+		return !busy
+	})
+}
+
+// waitFor polls cond until it holds, for at most 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		runtime.Gosched()
+	}
+}
+
+// An upload cut off half-way neither leaks its slot's hold (locking its
+// owner out of the quota for good) nor loses it while the slot may still
+// be used: the client can retry the same URL, and once the window closes
+// the bytes are free again, also when the window closed during the PUT.
+func TestQuotaHoldAfterHalfUpload(t *testing.T) {
+	f := newFixture(t)
+	f.svc.opt.Quota = Quota{DailyBytes: 1000}
+	ctx := context.Background()
+	s, err := f.svc.Issue(ctx, f.request("alice@example.net", 800))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.halfPut(t, s, 800, nil)
+	if _, err := f.svc.Issue(ctx, f.request("alice@example.net", 800)); err == nil {
+		t.Fatal("the hold of a slot whose upload failed ended while its URL is valid")
+	}
+	f.put(t, s, make([]byte, 800)) // the retry
+	if _, err := f.svc.Issue(ctx, f.request("alice@example.net", 200)); err != nil {
+		t.Fatalf("after the retry: %v", err)
+	}
+
+	g := newFixture(t)
+	g.svc.opt.Quota = Quota{DailyBytes: 1000}
+	s, err = g.svc.Issue(ctx, g.request("alice@example.net", 800))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.halfPut(t, s, 800, nil)
+	g.clock.add(g.svc.opt.SlotLifetime)
+	if _, err := g.svc.Issue(ctx, g.request("alice@example.net", 800)); err != nil {
+		t.Fatalf("the hold of a failed upload outlived its window: %v", err)
+	}
+
+	h := newFixture(t)
+	h.svc.opt.Quota = Quota{DailyBytes: 1000}
+	s, err = h.svc.Issue(ctx, h.request("alice@example.net", 800))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the window closes while the PUT runs: the hold stays until it fails
+	h.halfPut(t, s, 800, func() {
+		h.clock.add(h.svc.opt.SlotLifetime + time.Minute)
+		if _, err := h.svc.Issue(ctx, h.request("alice@example.net", 800)); err == nil {
+			t.Error("the hold of a running PUT ended with its window")
+		}
+	})
+	if _, err := h.svc.Issue(ctx, h.request("alice@example.net", 800)); err != nil {
+		t.Fatalf("the hold of an upload that failed after its window leaked: %v", err)
+	}
+	if n := len(h.svc.holds.slots); n != 1 {
+		t.Errorf("%d holds, want 1", n)
+	}
+}
+
+// The content type of a slot is compared as a media type: case and
+// parameters do not matter, and what the slot declared is served.
+func TestPutContentTypeCaseAndParameters(t *testing.T) {
+	f := newFixture(t)
+	s := f.issue(t, "a.txt", 5, "Text/Plain; charset=UTF-8")
+	resp, _ := do(t, "PUT", f.url(s.PutURL), []byte("hello"), map[string]string{"Content-Type": "text/plain"})
+	if resp.StatusCode != 201 {
+		t.Fatalf("PUT: %s", resp.Status)
+	}
+	resp, body := do(t, "GET", f.url(s.GetURL), nil, nil)
+	if resp.StatusCode != 200 || string(body) != "hello" || resp.Header.Get("Content-Type") != "Text/Plain; charset=UTF-8" {
+		t.Fatalf("GET: %s %q %q", resp.Status, resp.Header.Get("Content-Type"), body)
+	}
+	s = f.issue(t, "b.txt", 5, "text/plain")
+	resp, _ = do(t, "PUT", f.url(s.PutURL), []byte("hello"), map[string]string{"Content-Type": "text/html"})
+	if resp.StatusCode != 415 {
+		t.Fatalf("PUT of another type: %s", resp.Status)
+	}
+}
+
+// A GET or HEAD of a slot whose upload is half done answers 404, never the
+// bytes that have arrived; a sweep past the window and its grace leaves
+// the running upload alone, and settles the slot once it has failed.
+func TestGetAndSweepDuringPut(t *testing.T) {
+	f := newFixture(t)
+	f.svc.opt.Quota = Quota{DailyBytes: 1000}
+	ctx := context.Background()
+	s, err := f.svc.Issue(ctx, f.request("alice@example.net", 800))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.halfPut(t, s, 800, func() {
+		for _, m := range []string{"GET", "HEAD"} {
+			if resp, body := do(t, m, f.url(s.GetURL), nil, nil); resp.StatusCode != 404 || len(body) > 100 {
+				t.Errorf("%s during the PUT: %s, %d bytes", m, resp.Status, len(body))
+			}
+		}
+		f.clock.add(f.svc.opt.SlotLifetime + sweepGrace + time.Minute)
+		if _, err := f.svc.Sweep(ctx); err != nil {
+			t.Error(err)
+		}
+		if _, err := f.svc.lookup(s.ID); err != nil {
+			t.Errorf("the sweep forgot a slot whose upload runs: %v", err)
+		}
+	})
+	if _, err := f.svc.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.lookup(s.ID); err == nil {
+		t.Error("the slot of the failed upload is still there")
+	}
+	if n := len(f.svc.holds.slots); n != 0 {
+		t.Errorf("%d holds left", n)
 	}
 }
