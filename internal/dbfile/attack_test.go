@@ -1,7 +1,9 @@
 package dbfile_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"io/fs"
 	"os"
@@ -10,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"mediaslot/internal/dbfile"
 )
@@ -87,4 +91,112 @@ func TestFIFORefused(t *testing.T) {
 	if st, err := os.Lstat(path); err != nil || st.Mode()&fs.ModeNamedPipe == 0 {
 		t.Errorf("the FIFO was replaced: %v %v", st.Mode(), err)
 	}
+}
+
+// selfBranch makes the root of the bucket "slots", a branch page, point to
+// itself: a cursor going down the tree never reaches a leaf.
+func selfBranch(t testing.TB, path string) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root uint64
+	var pageSize int
+	_ = db.View(func(tx *bolt.Tx) error {
+		pageSize = db.Info().PageSize
+		root = uint64(tx.Bucket([]byte("slots")).Root())
+		return nil
+	})
+	db.Close()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var flags [2]byte // after the page id
+	if _, err := f.ReadAt(flags[:], int64(root)*int64(pageSize)+8); err != nil || flags[0] != 0x01 {
+		t.Fatalf("the bucket's root is no branch page: flags %x %v", flags, err)
+	}
+	// page header (16 bytes), then branch elements: pos, ksize, pgid
+	if _, err := f.WriteAt(binary.LittleEndian.AppendUint64(nil, root), int64(root)*int64(pageSize)+16+8); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A tree that loops (a branch page pointing to itself, or to a page above
+// it) made the checker descend for ever, its stack of pages growing by
+// gigabytes a second until the kernel killed it, or the machine ran out
+// of memory; then it was not even reported as damage. The checker's
+// memory is bounded, and the file reported damaged.
+func TestPageCycleBounded(t *testing.T) {
+	path := soundFile(t)
+	selfBranch(t, path)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, err := dbfile.Check(ctx, path)
+	var de *dbfile.DamagedError
+	if !errors.As(err, &de) || !strings.Contains(err.Error(), "its tree loops") {
+		t.Fatalf("want a DamagedError naming the loop, got %v", err)
+	}
+	// the largest child this process waited for: the checker
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+		t.Fatal(err)
+	}
+	if ru.Maxrss > 1<<20 { // KiB
+		t.Errorf("the checker grew to %d MiB", ru.Maxrss>>10)
+	}
+	t.Log(err, ru.Maxrss>>10, "MiB")
+}
+
+// nestedLoop makes the bucket "slots/nested" have the root of "slots":
+// each bucket holds itself again.
+func nestedLoop(t testing.TB, path string) {
+	t.Helper()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root uint64
+	_ = db.View(func(tx *bolt.Tx) error {
+		root = uint64(tx.Bucket([]byte("slots")).Root())
+		return nil
+	})
+	db.Close()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a leaf keeps a key and its value together: the value of a bucket
+	// is its root page and sequence
+	i := bytes.LastIndex(b, []byte("nested"))
+	if i < 0 {
+		t.Fatal("no nested bucket")
+	}
+	binary.LittleEndian.PutUint64(b[i+len("nested"):], root)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A bucket that contains itself made the walk recurse until the stack
+// reached its gigabyte; it is reported as damage within the checker's
+// bounds.
+func TestNestedBucketLoopBounded(t *testing.T) {
+	path := soundFile(t)
+	nestedLoop(t, path)
+	_, err := dbfile.Check(context.Background(), path)
+	var de *dbfile.DamagedError
+	if !errors.As(err, &de) {
+		t.Fatalf("want a DamagedError, got %v", err)
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+		t.Fatal(err)
+	}
+	if ru.Maxrss > 1<<20 { // KiB
+		t.Errorf("the checker grew to %d MiB", ru.Maxrss>>10)
+	}
+	t.Log(err, ru.Maxrss>>10, "MiB")
 }
