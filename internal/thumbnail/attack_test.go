@@ -2,7 +2,10 @@ package thumbnail
 
 import (
 	"bytes"
+	"compress/lzw"
+	"compress/zlib"
 	"encoding/binary"
+	"io"
 	"strings"
 	"testing"
 )
@@ -54,4 +57,73 @@ func TestScanBombRefusedBeforeDecoding(t *testing.T) {
 	if _, err := readHeader(bytes.NewReader(scanBomb(4096, 4096, 6)), 128); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	io.ReadSeeker
+	n int64
+}
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	n, err := r.ReadSeeker.Read(p)
+	r.n += int64(n)
+	return n, err
+}
+
+// A 1x1 PNG whose IDAT inflates to 64 MiB (a zlib bomb of 64 KB), with a
+// 1 MB ancillary chunk (zTXt, which image/png does not inflate) before it:
+// the decoder inflates one row and one byte more and refuses the rest,
+// reading the file once; the thumbnail costs nothing like the bomb.
+func TestPNGZlibBombReadsLittle(t *testing.T) {
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	_, _ = zw.Write(make([]byte, 64<<20))
+	_ = zw.Close()
+	var b bytes.Buffer
+	b.WriteString("\x89PNG\r\n\x1a\n")
+	b.Write(pngChunk("IHDR", []byte{0, 0, 0, 1, 0, 0, 0, 1, 8, 0, 0, 0, 0}))
+	b.Write(pngChunk("zTXt", append([]byte("k\x00\x00"), z.Bytes()...)))
+	b.Write(pngChunk("IDAT", z.Bytes()))
+	b.Write(pngChunk("IEND", nil))
+	r := &countingReader{ReadSeeker: bytes.NewReader(b.Bytes())}
+	_, err := Make(r, 128)
+	if err == nil {
+		t.Fatal("a PNG of too much pixel data was accepted")
+	}
+	if r.n > 3*int64(b.Len()) {
+		t.Errorf("read %d bytes of a %d-byte file", r.n, b.Len())
+	}
+	t.Log(err, r.n, b.Len())
+}
+
+// A 1x1 GIF whose LZW data decodes to 64 MiB: image/gif decodes one pixel
+// and refuses the rest without inflating it.
+func TestGIFLZWBombReadsLittle(t *testing.T) {
+	var l bytes.Buffer
+	lw := lzw.NewWriter(&l, lzw.LSB, 8)
+	_, _ = lw.Write(make([]byte, 64<<20))
+	_ = lw.Close()
+	var b bytes.Buffer
+	b.WriteString("GIF89a")
+	b.Write([]byte{1, 0, 1, 0, 0xf7, 0, 0}) // 1x1, a global table of 256 colours
+	b.Write(make([]byte, 3*256))
+	b.Write([]byte{0x2c, 0, 0, 0, 0, 1, 0, 1, 0, 0, 8}) // image descriptor, LZW minimum code size 8
+	data := l.Bytes()
+	for len(data) > 0 {
+		n := min(255, len(data))
+		b.WriteByte(byte(n))
+		b.Write(data[:n])
+		data = data[n:]
+	}
+	b.Write([]byte{0, 0x3b})
+	r := &countingReader{ReadSeeker: bytes.NewReader(b.Bytes())}
+	_, err := Make(r, 128)
+	if err == nil {
+		t.Fatal("a GIF of too much image data was accepted")
+	}
+	if r.n > 3*int64(b.Len()) {
+		t.Errorf("read %d bytes of a %d-byte file", r.n, b.Len())
+	}
+	t.Log(err, r.n, b.Len())
 }
