@@ -2,13 +2,21 @@ package upload
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"net"
 	"net/url"
+	"path/filepath"
 	"runtime"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"mediaslot/store"
+	"mediaslot/store/disk"
 )
 
 // A quota check cannot be wrapped round: with max_file_size set as high
@@ -208,5 +216,72 @@ func TestGetAndSweepDuringPut(t *testing.T) {
 	}
 	if n := len(f.svc.holds.slots); n != 0 {
 		t.Errorf("%d holds left", n)
+	}
+}
+
+// poisonedStore fails Stat and Delete for one key, as a disk store does
+// for a file it may not touch (restored as root, say).
+type poisonedStore struct {
+	store.Store
+	key *string
+}
+
+func (p poisonedStore) Stat(ctx context.Context, key string) (store.Info, error) {
+	if key == *p.key {
+		return store.Info{}, &fs.PathError{Op: "stat", Path: key, Err: syscall.EACCES}
+	}
+	return p.Store.Stat(ctx, key)
+}
+
+func (p poisonedStore) Delete(ctx context.Context, key string) error {
+	if key == *p.key {
+		return &fs.PathError{Op: "unlinkat", Path: key, Err: syscall.EACCES}
+	}
+	return p.Store.Delete(ctx, key)
+}
+
+// One slot whose file the store cannot touch does not stop the sweeper:
+// the files due after it still expire (it was first in line, so every
+// sweep stopped at it and the disk filled), and the pending slots after it
+// are settled; the sweep reports the failure.
+func TestSweepPastOnePoisonedSlot(t *testing.T) {
+	for _, c := range []string{"expired", "pending"} {
+		t.Run(c, func(t *testing.T) {
+			disk, err := disk.New(filepath.Join(t.TempDir(), "files"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			poisoned := ""
+			f := newFixtureWith(t, poisonedStore{Store: disk, key: &poisoned}, Download{})
+			f.svc.opt.FileLifetime = time.Hour
+			f.svc.opt.Quota = Quota{UserBytes: 1000}
+			ctx := context.Background()
+			first, err := f.svc.Issue(ctx, f.request("alice@example.net", 500))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c == "expired" {
+				f.put(t, first, make([]byte, 500))
+			}
+			poisoned = first.ID
+			f.clock.add(time.Second)
+			second, err := f.svc.Issue(ctx, f.request("alice@example.net", 500))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c == "expired" {
+				f.put(t, second, make([]byte, 500))
+			}
+			f.clock.add(2 * time.Hour)
+			if _, err := f.svc.Sweep(ctx); err == nil || !strings.Contains(err.Error(), first.ID) {
+				t.Errorf("the sweep does not report the slot it could not settle: %v", err)
+			}
+			if _, err := f.svc.lookup(second.ID); !errors.Is(err, errNoSlot) {
+				t.Fatalf("the slot after the poisoned one was not settled: %v", err)
+			}
+			if _, err := f.svc.Issue(ctx, f.request("alice@example.net", 500)); err != nil {
+				t.Fatalf("its bytes were not freed: %v", err)
+			}
+		})
 	}
 }

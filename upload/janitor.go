@@ -3,6 +3,7 @@ package upload
 import (
 	"context"
 	"errors"
+	"fmt"
 	"mime"
 	"path"
 	"time"
@@ -50,7 +51,11 @@ const (
 // arrived whole is recorded as complete; anything else is forgotten and a
 // partial object deleted, so an abandoned slot leaves nothing behind), and
 // stored files past their lifetime (deleted from the store with their
-// records). It returns how many slots it settled.
+// records). It returns how many slots it settled. A slot the store fails
+// on stays for the next sweep, and the sweep goes on past it: one file the
+// store may not touch, first in line, stopped every sweep, and no file
+// expired any more. After sweepMaxErrors failures the store is taken for
+// down, and the sweep stops.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
 	now := s.now()
 	// Slot records may still be on their way to the file (Issue does not
@@ -64,38 +69,69 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 		old = due(tx, bucketExpiry, now, sweepBatch)
 		return nil
 	})
+	n := 0
+	var errs []error
 	for _, id := range pending {
-		rec, err := s.lookup(id)
-		if err != nil || rec.Complete {
-			continue
+		if len(errs) >= sweepMaxErrors {
+			break
 		}
-		if _, busy := s.active.Load(id); busy {
-			continue // a slow upload, still running
+		ok, err := s.settlePending(ctx, id)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("slot %s: %w", id, err))
+		} else if ok {
+			n++
 		}
-		// A file that arrived whole (directly in S3, or through a PUT whose
-		// record a crash cut off) is kept; anything else is deleted.
-		rec, err = s.confirm(ctx, id, rec)
-		if err != nil && !errors.Is(err, errNoSlot) {
-			return 0, err // store down: try again next time
-		}
-		if rec.Complete {
-			continue
-		}
-		if err := s.opt.Writer.Update(ctx, func(tx *bolt.Tx) error { return forgotten(tx, id) }); err != nil {
-			return 0, err
-		}
-		s.release(id)
 	}
 	for _, id := range old {
-		if err := s.opt.Store.Delete(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return 0, err
+		if len(errs) >= sweepMaxErrors {
+			break
 		}
-		if err := s.opt.Writer.Update(ctx, func(tx *bolt.Tx) error { return expired(tx, id) }); err != nil {
-			return 0, err
+		if err := s.deleteExpired(ctx, id); err != nil {
+			errs = append(errs, fmt.Errorf("slot %s: %w", id, err))
+			continue
 		}
+		n++
 	}
 	s.limit.forget(now)
-	return len(pending) + len(old), nil
+	return n, errors.Join(errs...)
+}
+
+// sweepMaxErrors is how many slots a sweep fails on before it stops.
+const sweepMaxErrors = 10
+
+// settlePending settles a pending slot whose window closed sweepGrace ago,
+// reporting whether it did (not if it completed meanwhile or its upload
+// still runs).
+func (s *Service) settlePending(ctx context.Context, id string) (bool, error) {
+	rec, err := s.lookup(id)
+	if err != nil || rec.Complete {
+		return false, nil
+	}
+	if _, busy := s.active.Load(id); busy {
+		return false, nil // a slow upload, still running
+	}
+	// A file that arrived whole (directly in S3, or through a PUT whose
+	// record a crash cut off) is kept; anything else is deleted.
+	rec, err = s.confirm(ctx, id, rec)
+	if err != nil && !errors.Is(err, errNoSlot) {
+		return false, err
+	}
+	if rec.Complete {
+		return true, nil
+	}
+	if err := s.opt.Writer.Update(ctx, func(tx *bolt.Tx) error { return forgotten(tx, id) }); err != nil {
+		return false, err
+	}
+	s.release(id)
+	return true, nil
+}
+
+// deleteExpired deletes a stored file past its lifetime, and its record.
+func (s *Service) deleteExpired(ctx context.Context, id string) error {
+	if err := s.opt.Store.Delete(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return s.opt.Writer.Update(ctx, func(tx *bolt.Tx) error { return expired(tx, id) })
 }
 
 // reconcile settles, at start, the pending slots whose file is already in
