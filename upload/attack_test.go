@@ -285,3 +285,26 @@ func TestSweepPastOnePoisonedSlot(t *testing.T) {
 		})
 	}
 }
+
+// The reconciliation at start goes on past a pending slot the store fails
+// on: the whole files of crashed uploads after it are recorded.
+func TestReconcilePastOnePoisonedSlot(t *testing.T) {
+	d, err := disk.New(filepath.Join(t.TempDir(), "files"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	poisoned := ""
+	f := newFixtureWith(t, poisonedStore{Store: d, key: &poisoned}, Download{})
+	first, err := f.svc.Issue(context.Background(), f.request("alice@example.net", 500))
+	if err != nil {
+		t.Fatal(err)
+	}
+	poisoned = first.ID
+	f.clock.add(time.Second)
+	s, _ := crashAfterStore(t, f)
+	g := f.restart(t)
+	g.svc.reconcile(context.Background())
+	if rec, err := g.svc.lookup(s.ID); err != nil || !rec.Complete {
+		t.Fatalf("the crashed upload after the poisoned slot: %+v %v", rec, err)
+	}
+}

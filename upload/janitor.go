@@ -96,7 +96,8 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	return n, errors.Join(errs...)
 }
 
-// sweepMaxErrors is how many slots a sweep fails on before it stops.
+// sweepMaxErrors is how many slots a sweep (or the reconciliation at
+// start) fails on before it takes the store for down and stops.
 const sweepMaxErrors = 10
 
 // settlePending settles a pending slot whose window closed sweepGrace ago,
@@ -148,7 +149,7 @@ func (s *Service) reconcile(ctx context.Context) {
 		}
 		return nil
 	})
-	n := 0
+	n, failed := 0, 0
 	for _, id := range ids {
 		if _, busy := s.active.Load(id); busy {
 			continue
@@ -159,8 +160,12 @@ func (s *Service) reconcile(ctx context.Context) {
 		}
 		rec, err = s.confirm(ctx, id, rec)
 		if err != nil && !errors.Is(err, errNoSlot) {
-			s.log.Warn("checking pending uploads at start; the sweeper will", "err", err)
-			return
+			// as in Sweep: past one slot, not past a store that is down
+			s.log.Warn("checking a pending upload at start; the sweeper will", "slot", id, "err", err)
+			if failed++; failed >= sweepMaxErrors {
+				return
+			}
+			continue
 		}
 		if rec.Complete {
 			n++
