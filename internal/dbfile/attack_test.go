@@ -200,3 +200,32 @@ func TestNestedBucketLoopBounded(t *testing.T) {
 	}
 	t.Log(err, ru.Maxrss>>10, "MiB")
 }
+
+// A new database, 4 pages and no bucket, is sound and opens; cut to its
+// two meta pages, whose root and free list lie past the end, it is
+// damaged, not an empty database.
+func TestSmallestFiles(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "new.db")
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if r, err := dbfile.Check(context.Background(), path); err != nil || r.Keys != 0 || r.Buckets != 0 {
+		t.Fatalf("a new database: %+v %v", r, err)
+	}
+	db, err = dbfile.Open(context.Background(), path, dbfile.Options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	st, _ := os.Stat(path)
+	if err := os.Truncate(path, 2*st.Size()/4); err != nil {
+		t.Fatal(err)
+	}
+	_, err = dbfile.Check(context.Background(), path)
+	var de *dbfile.DamagedError
+	if !errors.As(err, &de) || !strings.Contains(err.Error(), "cut short") {
+		t.Fatalf("the two meta pages alone: %v", err)
+	}
+}
