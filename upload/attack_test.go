@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"mediaslot/store"
 	"mediaslot/store/disk"
 )
@@ -306,5 +308,48 @@ func TestReconcilePastOnePoisonedSlot(t *testing.T) {
 	g.svc.reconcile(context.Background())
 	if rec, err := g.svc.lookup(s.ID); err != nil || !rec.Complete {
 		t.Fatalf("the crashed upload after the poisoned slot: %+v %v", rec, err)
+	}
+}
+
+// A slot request reads the owner's daily entries, so their number must not
+// grow with the uploads: one an upload, 864,000 a day at the default slot
+// rate, made every slot request of that owner take 145 ms and allocate 80
+// MB. Uploads of one minute share an entry (at most 1441 in 24 hours), and
+// the daily quota still counts every byte, for no less than 24 hours.
+func TestDailyEntriesBoundedPerOwner(t *testing.T) {
+	f := newFixture(t)
+	const uploads = 20000
+	step := 24 * time.Hour / uploads
+	start := f.clock.now().Add(time.Second / 3) // not on a minute
+	if err := f.svc.opt.DB.Update(func(tx *bolt.Tx) error {
+		for i := range uploads {
+			id := fmt.Sprintf("%032x", i)
+			if err := issued(tx, id, record{Owner: "alice@example.net", Filename: "f", Size: 10, Expires: start.Add(time.Hour)}); err != nil {
+				return err
+			}
+			if _, err := completed(tx, id, start.Add(time.Duration(i)*step), "application/octet-stream"); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	_ = f.svc.opt.DB.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketDaily).ForEach(func(k, v []byte) error { n++; return nil })
+	})
+	if n > 1441 {
+		t.Errorf("%d daily entries for %d uploads in 24 hours", n, uploads)
+	}
+	last := start.Add((uploads - 1) * step)
+	f.clock.add(last.Sub(f.clock.now()))
+	f.svc.opt.Quota = Quota{DailyBytes: uploads*10 + 5}
+	if _, err := f.svc.Issue(context.Background(), f.request("alice@example.net", 5)); err != nil {
+		t.Fatalf("a slot that fits: %v", err)
+	}
+	_, err := f.svc.Issue(context.Background(), f.request("alice@example.net", 1))
+	if ref := refusal(t, err); ref.Reason != OverQuota || ref.RetryAt.Before(start.Add(24*time.Hour)) || ref.RetryAt.After(start.Add(24*time.Hour+time.Minute)) {
+		t.Fatalf("over the daily quota: %+v, want a retry within the minute after %v", ref, start.Add(24*time.Hour))
 	}
 }
