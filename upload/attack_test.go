@@ -353,3 +353,36 @@ func TestDailyEntriesBoundedPerOwner(t *testing.T) {
 		t.Fatalf("over the daily quota: %+v, want a retry within the minute after %v", ref, start.Add(24*time.Hour))
 	}
 }
+
+// A request refused by a full domain quota reads a bounded number of the
+// files that expire first, everybody's, to say when it would pass: it read
+// them all (2 µs each), which a full service of small files made seconds
+// a request. Past the bound, the refusal gives no date.
+func TestDomainQuotaRefusalReadsBounded(t *testing.T) {
+	f := newFixture(t)
+	f.svc.opt.FileLifetime = time.Hour
+	now := f.clock.now()
+	if err := f.svc.opt.DB.Update(func(tx *bolt.Tx) error {
+		add := func(id, owner string, size int64, deleteAfter time.Time) error {
+			if err := issued(tx, id, record{Owner: owner, Filename: "f", Size: size, Expires: now.Add(time.Hour), DeleteAfter: deleteAfter}); err != nil {
+				return err
+			}
+			_, err := completed(tx, id, now, "application/octet-stream")
+			return err
+		}
+		// other domains' files expire first
+		for i := range freedScan {
+			if err := add(fmt.Sprintf("%032x", i), "x@other.net", 1, now.Add(time.Hour)); err != nil {
+				return err
+			}
+		}
+		return add(fmt.Sprintf("%032x", freedScan), "alice@example.net", 1000, now.Add(2*time.Hour))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	f.svc.opt.Quota = Quota{DomainBytes: 1000}
+	_, err := f.svc.Issue(context.Background(), f.request("alice@example.net", 10))
+	if ref := refusal(t, err); ref.Reason != OverQuota || !ref.RetryAt.IsZero() {
+		t.Fatalf("refusal %+v: want no date past the files it reads", ref)
+	}
+}
