@@ -354,10 +354,11 @@ func TestDailyEntriesBoundedPerOwner(t *testing.T) {
 	}
 }
 
-// A request refused by a full domain quota reads a bounded number of the
-// files that expire first, everybody's, to say when it would pass: it read
-// them all (2 µs each), which a full service of small files made seconds
-// a request. Past the bound, the refusal gives no date.
+// A request refused by a full domain (or user) quota reads a bounded
+// number of the files that expire first, everybody's (or the user's), to
+// say when it would pass: it read them all (2 µs each), which a full
+// service of small files made seconds a request. Past the bound, the
+// refusal gives no date.
 func TestDomainQuotaRefusalReadsBounded(t *testing.T) {
 	f := newFixture(t)
 	f.svc.opt.FileLifetime = time.Hour
@@ -370,9 +371,12 @@ func TestDomainQuotaRefusalReadsBounded(t *testing.T) {
 			_, err := completed(tx, id, now, "application/octet-stream")
 			return err
 		}
-		// other domains' files expire first
+		// other domains' files, and empty files of alice's, expire first
 		for i := range freedScan {
 			if err := add(fmt.Sprintf("%032x", i), "x@other.net", 1, now.Add(time.Hour)); err != nil {
+				return err
+			}
+			if err := add(fmt.Sprintf("%031x1", i), "alice@example.net", 0, now.Add(time.Hour)); err != nil {
 				return err
 			}
 		}
@@ -380,9 +384,11 @@ func TestDomainQuotaRefusalReadsBounded(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	f.svc.opt.Quota = Quota{DomainBytes: 1000}
-	_, err := f.svc.Issue(context.Background(), f.request("alice@example.net", 10))
-	if ref := refusal(t, err); ref.Reason != OverQuota || !ref.RetryAt.IsZero() {
-		t.Fatalf("refusal %+v: want no date past the files it reads", ref)
+	for _, q := range []Quota{{DomainBytes: 1000}, {UserBytes: 1000}} {
+		f.svc.opt.Quota = q
+		_, err := f.svc.Issue(context.Background(), f.request("alice@example.net", 10))
+		if ref := refusal(t, err); ref.Reason != OverQuota || !ref.RetryAt.IsZero() {
+			t.Fatalf("%+v: refusal %+v: want no date past the files it reads", q, ref)
+		}
 	}
 }

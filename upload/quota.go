@@ -127,11 +127,14 @@ func (s *Service) holdsEnd(now time.Time) time.Time {
 	return end
 }
 
-// freedOwner returns when the owner's files that expire first free need bytes.
+// freedOwner returns when the owner's files that expire first free need
+// bytes, if the first freedScan of them do.
 func freedOwner(tx *bolt.Tx, owner string, need int64) time.Time {
 	prefix := append([]byte(owner), 0)
 	c := tx.Bucket(bucketFiles).Cursor()
-	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+	n := 0
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && n < freedScan; k, v = c.Next() {
+		n++
 		if need -= int64(binary.BigEndian.Uint64(v)); need <= 0 {
 			t := binary.BigEndian.Uint64(k[len(prefix):])
 			if t == 1<<63-1 {
@@ -143,11 +146,12 @@ func freedOwner(tx *bolt.Tx, owner string, need int64) time.Time {
 	return time.Time{}
 }
 
-// freedScan bounds the files a refusal reads to say when the domain's or
-// the service's quota frees enough: they are everybody's, in the order
-// they expire, and each is a record to decode (2 µs), so a request refused
-// by a full domain quota read up to every file of the service. Past it,
-// the refusal says no date.
+// freedScan bounds the files a refusal reads to say when a stored quota
+// frees enough: for the domain's or the service's, they are everybody's,
+// in the order they expire, and each is a record to decode (2 µs), so a
+// request refused by a full domain quota read up to every file of the
+// service; for the user's, all of theirs. Past it, the refusal says no
+// date.
 const freedScan = 10000
 
 // freedGlobal returns when expiring files (of domain, if byDomain) free
