@@ -392,3 +392,27 @@ func TestDomainQuotaRefusalReadsBounded(t *testing.T) {
 		}
 	}
 }
+
+// Slots abandoned faster than one batch a minute (1000: two accounts at the
+// default slot rate issue 1200) are all settled by one sweep: they piled
+// up in the file without end.
+func TestSweepKeepsUpWithAbandonedSlots(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	const slots = 2*sweepBatch + 500
+	for i := range slots {
+		if _, err := f.svc.Issue(ctx, f.request(fmt.Sprintf("u%d@example.net", i%7), 10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.clock.add(f.svc.opt.SlotLifetime + sweepGrace + time.Minute)
+	if n, err := f.svc.Sweep(ctx); err != nil || n != slots {
+		t.Fatalf("Sweep settled %d of %d abandoned slots: %v", n, slots, err)
+	}
+	_ = f.svc.opt.DB.View(func(tx *bolt.Tx) error {
+		if k, _ := tx.Bucket(bucketPending).Cursor().First(); k != nil {
+			t.Error("pending slots left")
+		}
+		return nil
+	})
+}

@@ -63,34 +63,42 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	if err := s.opt.Writer.Flush(ctx); err != nil {
 		return 0, err
 	}
-	var pending, old []string
-	_ = s.opt.DB.View(func(tx *bolt.Tx) error {
-		pending = due(tx, bucketPending, now.Add(-sweepGrace), sweepBatch)
-		old = due(tx, bucketExpiry, now, sweepBatch)
-		return nil
-	})
 	n := 0
 	var errs []error
-	for _, id := range pending {
-		if len(errs) >= sweepMaxErrors {
-			break
+	// Batch after batch while they are full and settle something: slots
+	// issued faster than a batch a minute (17 a second: two accounts at
+	// the default slot rate) and abandoned piled up without end.
+	for full := true; full && len(errs) < sweepMaxErrors && ctx.Err() == nil; {
+		var pending, old []string
+		_ = s.opt.DB.View(func(tx *bolt.Tx) error {
+			pending = due(tx, bucketPending, now.Add(-sweepGrace), sweepBatch)
+			old = due(tx, bucketExpiry, now, sweepBatch)
+			return nil
+		})
+		settled := 0
+		for _, id := range pending {
+			if len(errs) >= sweepMaxErrors {
+				break
+			}
+			ok, err := s.settlePending(ctx, id)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("slot %s: %w", id, err))
+			} else if ok {
+				settled++
+			}
 		}
-		ok, err := s.settlePending(ctx, id)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("slot %s: %w", id, err))
-		} else if ok {
-			n++
+		for _, id := range old {
+			if len(errs) >= sweepMaxErrors {
+				break
+			}
+			if err := s.deleteExpired(ctx, id); err != nil {
+				errs = append(errs, fmt.Errorf("slot %s: %w", id, err))
+				continue
+			}
+			settled++
 		}
-	}
-	for _, id := range old {
-		if len(errs) >= sweepMaxErrors {
-			break
-		}
-		if err := s.deleteExpired(ctx, id); err != nil {
-			errs = append(errs, fmt.Errorf("slot %s: %w", id, err))
-			continue
-		}
-		n++
+		n += settled
+		full = settled > 0 && (len(pending) == sweepBatch || len(old) == sweepBatch)
 	}
 	s.limit.forget(now)
 	return n, errors.Join(errs...)
