@@ -44,6 +44,9 @@ func SafeName(name, fallback string) string {
 	if name == "" {
 		return fallback
 	}
+	if windowsDevice(name) {
+		name = "_" + name
+	}
 	if len(name) > maxNameBytes {
 		ext := path.Ext(name)
 		if len(ext) > 16 || !utf8.ValidString(ext) {
@@ -56,6 +59,23 @@ func SafeName(name, fallback string) string {
 		name = stem + ext
 	}
 	return name
+}
+
+// windowsDevice reports whether Windows takes name for a device (CON,
+// NUL, COM1, …), whatever its case and extension: opening it reaches the
+// device, not a file.
+func windowsDevice(name string) bool {
+	stem, _, _ := strings.Cut(name, ".")
+	stem = strings.TrimRight(stem, " ")
+	switch strings.ToUpper(stem) {
+	case "CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$":
+		return true
+	}
+	if len(stem) < 4 {
+		return false
+	}
+	prefix, digit := strings.ToUpper(stem[:3]), stem[3:]
+	return (prefix == "COM" || prefix == "LPT") && (len(digit) == 1 && '0' <= digit[0] && digit[0] <= '9' || digit == "¹" || digit == "²" || digit == "³")
 }
 
 // NameFromURL is the file name a URL's last path segment suggests ("" if none).

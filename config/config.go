@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/url"
@@ -284,13 +285,33 @@ func secret(v, env, file string) (string, error) {
 		return e, nil
 	}
 	if file != "" {
-		b, err := os.ReadFile(file)
+		b, err := readSecretFile(file)
 		if err != nil {
-			return "", fmt.Errorf("reading secret: %w", err)
+			return "", err
 		}
 		return strings.TrimSpace(string(b)), nil
 	}
 	return v, nil
+}
+
+// maxSecretFile bounds a secret file: a file that never ends, such as
+// /dev/urandom taken for a way to make a key, was read until memory ran out.
+const maxSecretFile = 64 << 10
+
+func readSecretFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading secret: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading secret: %w", err)
+	}
+	if len(b) > maxSecretFile {
+		return nil, fmt.Errorf("the secret file %s is longer than %d KiB, which no secret is (a device such as /dev/urandom?): put the secret itself in a file (`openssl rand -hex 32 > file` makes one)", path, maxSecretFile>>10)
+	}
+	return b, nil
 }
 
 // Validate reports the first setting that cannot work, in words an operator can act on.

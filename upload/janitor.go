@@ -3,6 +3,7 @@ package upload
 import (
 	"context"
 	"errors"
+	"fmt"
 	"mime"
 	"path"
 	"time"
@@ -50,7 +51,11 @@ const (
 // arrived whole is recorded as complete; anything else is forgotten and a
 // partial object deleted, so an abandoned slot leaves nothing behind), and
 // stored files past their lifetime (deleted from the store with their
-// records). It returns how many slots it settled.
+// records). It returns how many slots it settled. A slot the store fails
+// on stays for the next sweep, and the sweep goes on past it: one file the
+// store may not touch, first in line, stopped every sweep, and no file
+// expired any more. After sweepMaxErrors failures the store is taken for
+// down, and the sweep stops.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
 	now := s.now()
 	// Slot records may still be on their way to the file (Issue does not
@@ -58,44 +63,84 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 	if err := s.opt.Writer.Flush(ctx); err != nil {
 		return 0, err
 	}
-	var pending, old []string
-	_ = s.opt.DB.View(func(tx *bolt.Tx) error {
-		pending = due(tx, bucketPending, now.Add(-sweepGrace), sweepBatch)
-		old = due(tx, bucketExpiry, now, sweepBatch)
-		return nil
-	})
-	for _, id := range pending {
-		rec, err := s.lookup(id)
-		if err != nil || rec.Complete {
-			continue
+	n := 0
+	var errs []error
+	// Batch after batch while they are full and settle something: slots
+	// issued faster than a batch a minute (17 a second: two accounts at
+	// the default slot rate) and abandoned piled up without end.
+	for full := true; full && len(errs) < sweepMaxErrors && ctx.Err() == nil; {
+		var pending, old []string
+		_ = s.opt.DB.View(func(tx *bolt.Tx) error {
+			pending = due(tx, bucketPending, now.Add(-sweepGrace), sweepBatch)
+			old = due(tx, bucketExpiry, now, sweepBatch)
+			return nil
+		})
+		settled := 0
+		for _, id := range pending {
+			if len(errs) >= sweepMaxErrors {
+				break
+			}
+			ok, err := s.settlePending(ctx, id)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("slot %s: %w", id, err))
+			} else if ok {
+				settled++
+			}
 		}
-		if _, busy := s.active.Load(id); busy {
-			continue // a slow upload, still running
+		for _, id := range old {
+			if len(errs) >= sweepMaxErrors {
+				break
+			}
+			if err := s.deleteExpired(ctx, id); err != nil {
+				errs = append(errs, fmt.Errorf("slot %s: %w", id, err))
+				continue
+			}
+			settled++
 		}
-		// A file that arrived whole (directly in S3, or through a PUT whose
-		// record a crash cut off) is kept; anything else is deleted.
-		rec, err = s.confirm(ctx, id, rec)
-		if err != nil && !errors.Is(err, errNoSlot) {
-			return 0, err // store down: try again next time
-		}
-		if rec.Complete {
-			continue
-		}
-		if err := s.opt.Writer.Update(ctx, func(tx *bolt.Tx) error { return forgotten(tx, id) }); err != nil {
-			return 0, err
-		}
-		s.release(id)
-	}
-	for _, id := range old {
-		if err := s.opt.Store.Delete(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return 0, err
-		}
-		if err := s.opt.Writer.Update(ctx, func(tx *bolt.Tx) error { return expired(tx, id) }); err != nil {
-			return 0, err
-		}
+		n += settled
+		full = settled > 0 && (len(pending) == sweepBatch || len(old) == sweepBatch)
 	}
 	s.limit.forget(now)
-	return len(pending) + len(old), nil
+	return n, errors.Join(errs...)
+}
+
+// sweepMaxErrors is how many slots a sweep (or the reconciliation at
+// start) fails on before it takes the store for down and stops.
+const sweepMaxErrors = 10
+
+// settlePending settles a pending slot whose window closed sweepGrace ago,
+// reporting whether it did (not if it completed meanwhile or its upload
+// still runs).
+func (s *Service) settlePending(ctx context.Context, id string) (bool, error) {
+	rec, err := s.lookup(id)
+	if err != nil || rec.Complete {
+		return false, nil
+	}
+	if _, busy := s.active.Load(id); busy {
+		return false, nil // a slow upload, still running
+	}
+	// A file that arrived whole (directly in S3, or through a PUT whose
+	// record a crash cut off) is kept; anything else is deleted.
+	rec, err = s.confirm(ctx, id, rec)
+	if err != nil && !errors.Is(err, errNoSlot) {
+		return false, err
+	}
+	if rec.Complete {
+		return true, nil
+	}
+	if err := s.opt.Writer.Update(ctx, func(tx *bolt.Tx) error { return forgotten(tx, id) }); err != nil {
+		return false, err
+	}
+	s.release(id)
+	return true, nil
+}
+
+// deleteExpired deletes a stored file past its lifetime, and its record.
+func (s *Service) deleteExpired(ctx context.Context, id string) error {
+	if err := s.opt.Store.Delete(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return s.opt.Writer.Update(ctx, func(tx *bolt.Tx) error { return expired(tx, id) })
 }
 
 // reconcile settles, at start, the pending slots whose file is already in
@@ -112,7 +157,7 @@ func (s *Service) reconcile(ctx context.Context) {
 		}
 		return nil
 	})
-	n := 0
+	n, failed := 0, 0
 	for _, id := range ids {
 		if _, busy := s.active.Load(id); busy {
 			continue
@@ -123,8 +168,12 @@ func (s *Service) reconcile(ctx context.Context) {
 		}
 		rec, err = s.confirm(ctx, id, rec)
 		if err != nil && !errors.Is(err, errNoSlot) {
-			s.log.Warn("checking pending uploads at start; the sweeper will", "err", err)
-			return
+			// as in Sweep: past one slot, not past a store that is down
+			s.log.Warn("checking a pending upload at start; the sweeper will", "slot", id, "err", err)
+			if failed++; failed >= sweepMaxErrors {
+				return
+			}
+			continue
 		}
 		if rec.Complete {
 			n++

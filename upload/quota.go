@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -40,18 +41,18 @@ func (s *Service) checkQuota(tx *bolt.Tx, r Request, held [3]int64, extra int64,
 			continue
 		}
 		used := stored(keys[i])
-		if used+held[i]+extra <= limit {
+		if sum(used, held[i], extra) <= limit {
 			continue
 		}
 		what := [...]string{"Your storage quota", "The storage quota of " + domainOf(r.Owner), "The upload service's storage"}[i]
-		need := used + held[i] + extra - limit
+		need := sum(used, held[i], extra) - limit
 		var at time.Time
 		if i == 0 {
 			at = freedOwner(tx, r.Owner, need)
 		} else {
 			at = freedGlobal(tx, need, i == 1, domainOf(r.Owner))
 		}
-		if at.IsZero() && used+extra <= limit {
+		if at.IsZero() && sum(used, extra) <= limit {
 			at = s.holdsEnd(now)
 		}
 		return quotaRefusal(at, "%s of %s is full (%s used%s)", what, human(limit), human(used), pendingText(held[i]))
@@ -73,13 +74,13 @@ func (s *Service) dailyQuota(tx *bolt.Tx, r Request, held, extra int64, now time
 		sizes = append(sizes, n)
 		stamps = append(stamps, binary.BigEndian.Uint64(k[len(prefix):]))
 	}
-	if used+held+extra <= limit {
+	if sum(used, held, extra) <= limit {
 		return nil
 	}
 	var at time.Time
 	if r.Size <= limit {
 		// the oldest uploads leave the window first
-		need := used + held + extra - limit
+		need := sum(used, held, extra) - limit
 		for i, n := range sizes {
 			need -= n
 			if need <= 0 {
@@ -87,11 +88,25 @@ func (s *Service) dailyQuota(tx *bolt.Tx, r Request, held, extra int64, now time
 				break
 			}
 		}
-		if at.IsZero() && used+extra <= limit {
+		if at.IsZero() && sum(used, extra) <= limit {
 			at = s.holdsEnd(now)
 		}
 	}
 	return quotaRefusal(at, "Daily upload quota of %s reached (%s in the last 24 hours%s)", human(limit), human(used), pendingText(held))
+}
+
+// sum adds byte counts (none negative), saturating at math.MaxInt64: a
+// slot may be as large as max_file_size allows, and a sum that wrapped
+// round to a negative number would pass every quota.
+func sum(n ...int64) int64 {
+	var t int64
+	for _, x := range n {
+		if x > math.MaxInt64-t {
+			return math.MaxInt64
+		}
+		t += x
+	}
+	return t
 }
 
 // pendingText says how much of a quota pending uploads hold, if any.
@@ -112,11 +127,14 @@ func (s *Service) holdsEnd(now time.Time) time.Time {
 	return end
 }
 
-// freedOwner returns when the owner's files that expire first free need bytes.
+// freedOwner returns when the owner's files that expire first free need
+// bytes, if the first freedScan of them do.
 func freedOwner(tx *bolt.Tx, owner string, need int64) time.Time {
 	prefix := append([]byte(owner), 0)
 	c := tx.Bucket(bucketFiles).Cursor()
-	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+	n := 0
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && n < freedScan; k, v = c.Next() {
+		n++
 		if need -= int64(binary.BigEndian.Uint64(v)); need <= 0 {
 			t := binary.BigEndian.Uint64(k[len(prefix):])
 			if t == 1<<63-1 {
@@ -128,10 +146,21 @@ func freedOwner(tx *bolt.Tx, owner string, need int64) time.Time {
 	return time.Time{}
 }
 
-// freedGlobal returns when expiring files (of domain, if byDomain) free need bytes.
+// freedScan bounds the files a refusal reads to say when a stored quota
+// frees enough: for the domain's or the service's, they are everybody's,
+// in the order they expire, and each is a record to decode (2 µs), so a
+// request refused by a full domain quota read up to every file of the
+// service; for the user's, all of theirs. Past it, the refusal says no
+// date.
+const freedScan = 10000
+
+// freedGlobal returns when expiring files (of domain, if byDomain) free
+// need bytes, if the first freedScan files to expire do.
 func freedGlobal(tx *bolt.Tx, need int64, byDomain bool, domain string) time.Time {
 	c := tx.Bucket(bucketExpiry).Cursor()
-	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+	n := 0
+	for k, _ := c.First(); k != nil && n < freedScan; k, _ = c.Next() {
+		n++
 		r, err := getRecord(tx, string(k[8:]))
 		if err != nil || (byDomain && domainOf(r.Owner) != domain) {
 			continue

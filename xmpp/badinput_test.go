@@ -18,6 +18,12 @@ import (
 // realSlots is the upload service as serve builds it, on a temp dir.
 func realSlots(t *testing.T) *upload.Service {
 	t.Helper()
+	return realSlotsWith(t, func(*upload.Policy) {})
+}
+
+// realSlotsWith is realSlots with a policy that change alters.
+func realSlotsWith(t *testing.T, change func(*upload.Policy)) *upload.Service {
+	t.Helper()
 	dir := t.TempDir()
 	db, err := bolt.Open(filepath.Join(dir, "m.db"), 0o600, nil)
 	if err != nil {
@@ -29,9 +35,11 @@ func realSlots(t *testing.T) *upload.Service {
 	if err != nil {
 		t.Fatal(err)
 	}
+	policy := upload.Policy{MaxFileSize: 1 << 20, SlotLifetime: 5 * time.Minute, FileLifetime: 7 * 24 * time.Hour,
+		AllowedDomains: []string{"example.net"}, DeniedJIDs: []string{"mallory@example.net"}}
+	change(&policy)
 	svc, err := upload.New(upload.Options{
-		Policy: upload.Policy{MaxFileSize: 1 << 20, SlotLifetime: 5 * time.Minute, FileLifetime: 7 * 24 * time.Hour,
-			AllowedDomains: []string{"example.net"}, DeniedJIDs: []string{"mallory@example.net"}},
+		Policy: policy,
 		DB: db, Writer: w, Store: st, Key: []byte("0123456789abcdef0123456789abcdef"),
 		PublicURL: "https://up.example.net", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})

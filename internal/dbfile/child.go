@@ -8,6 +8,9 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
+	"sync"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
@@ -44,7 +47,26 @@ func Init() {
 		return
 	}
 	enc := json.NewEncoder(os.Stdout)
-	c := checker{problem: func(p string) { _ = enc.Encode(line{Problem: p}) }}
+	var mu sync.Mutex // one line at a time, from the check and the watch
+	c := checker{problem: func(p string) {
+		mu.Lock()
+		defer mu.Unlock()
+		_ = enc.Encode(line{Problem: p})
+	}}
+	if st, err := os.Stat(path); err == nil {
+		// A tree that loops makes bbolt's cursors and its check descend
+		// for ever, without a fault or a panic: their stacks grow by
+		// gigabytes a second.
+		debug.SetMaxStack(maxStack)
+		bound := memoryBound(st.Size())
+		go watchMemory(bound, func(used uint64) {
+			mu.Lock() // kept until the exit: the check writes nothing more
+			_ = enc.Encode(line{Problem: fmt.Sprintf("reading it took over %d MiB of memory (%d MiB), which a sound file of %d bytes never needs: its tree loops (a page points back up the tree)",
+				bound>>20, used>>20, st.Size())})
+			_ = enc.Encode(line{Report: &Report{}})
+			os.Exit(0)
+		})
+	}
 	r, err := c.check(path)
 	var pe *fs.PathError
 	switch {
@@ -59,6 +81,29 @@ func Init() {
 		_ = enc.Encode(line{Report: &r})
 	}
 	os.Exit(0)
+}
+
+// maxStack bounds the checker's goroutine stacks: bbolt's recursion is as
+// deep as a tree, a few pages.
+const maxStack = 64 << 20
+
+// memoryBound is the memory a check of a file of size bytes may take: its
+// maps of the pages it has seen take about 50 bytes a page (4 KiB).
+func memoryBound(size int64) uint64 { return 256<<20 + uint64(size)/16 }
+
+// watchMemory calls over when the process holds more than bound bytes,
+// watching its memory every 10 ms (it grows by 40 MB at most meanwhile).
+func watchMemory(bound uint64, over func(used uint64)) {
+	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for range t.C {
+		metrics.Read(s)
+		if used := s[0].Value.Uint64() - s[1].Value.Uint64(); used > bound {
+			over(used)
+			return
+		}
+	}
 }
 
 // checker runs in the child: each problem goes out when found.

@@ -56,6 +56,11 @@ func Open(ctx context.Context, path string, opts bolt.Options) (*bolt.DB, error)
 		if _, err := Check(ctx, path); err != nil {
 			return nil, err
 		}
+	} else if target, err := os.Readlink(path); err == nil {
+		// bbolt would create the file at the link's target: a database
+		// put on a volume that is not mounted would start empty.
+		return nil, fmt.Errorf("%s is a symlink to %s, which does not exist: mediaslot creates a new database only where there is no file and no link; "+
+			"mount or restore the target, or remove the link to start with an empty database", path, target)
 	}
 	opts.Timeout = LockTimeout
 	db, err := bolt.Open(path, 0o600, &opts)
@@ -123,6 +128,11 @@ func Check(ctx context.Context, path string) (Report, error) {
 	}
 	if st.IsDir() {
 		return Report{}, fmt.Errorf("%s is a directory, not a database file", path)
+	}
+	if !st.Mode().IsRegular() {
+		// A FIFO or a device would block the check or pass as an empty
+		// file (their size is 0); bbolt needs a file it can map.
+		return Report{}, fmt.Errorf("%s is not a regular file (mode %s), not a database file", path, st.Mode())
 	}
 	if st.Size() == 0 {
 		return Report{}, &DamagedError{Path: path, Problems: []string{

@@ -13,13 +13,15 @@ import (
 )
 
 // file is a stored file for a Maker: it counts its openings, and when
-// gated, its reads past the offset at wait until the gate opens, then
+// gated, its reads past the offset at, from the pass-th pass over it
+// (readHeader reads all of some files), wait until the gate opens, then
 // fail with cut if it is set.
 type file struct {
 	data   []byte
 	opened atomic.Int32
 
 	at      int64
+	pass    int
 	gate    chan struct{} // nil: never waits
 	reached chan struct{} // closed when a read first waits at the gate
 	once    sync.Once
@@ -36,8 +38,8 @@ func (f *file) fail() {
 
 func newFile(data []byte) *file { return &file{data: data} }
 
-func gatedFile(data []byte, at int64) *file {
-	return &file{data: data, at: at, gate: make(chan struct{}), reached: make(chan struct{})}
+func gatedFile(data []byte, at int64, pass int) *file {
+	return &file{data: data, at: at, pass: pass, gate: make(chan struct{}), reached: make(chan struct{})}
 }
 
 func (f *file) open(context.Context) (io.ReadSeekCloser, error) {
@@ -47,11 +49,18 @@ func (f *file) open(context.Context) (io.ReadSeekCloser, error) {
 
 type fileReader struct {
 	*bytes.Reader
-	f *file
+	f      *file
+	passes int  // over at
+	past   bool // at the last read
 }
 
 func (r *fileReader) Read(p []byte) (int, error) {
-	if r.f.gate != nil && int(r.f.at) <= len(r.f.data)-r.Len() {
+	past := int(r.f.at) <= len(r.f.data)-r.Len()
+	if past && !r.past {
+		r.passes++
+	}
+	r.past = past
+	if r.f.gate != nil && past && r.passes >= r.f.pass {
 		r.f.once.Do(func() { close(r.f.reached) })
 		<-r.f.gate
 		if r.f.cut != nil {
@@ -137,7 +146,9 @@ func TestMakerConcurrentBombs(t *testing.T) {
 func largeJPEG(t *testing.T, gated bool) *file {
 	b := craftJPEG(t, 4000, 4000, 1, 0x11, 0xc2, true)
 	if gated {
-		return gatedFile(b, 8<<10)
+		// the header reads a progressive JPEG to its end: the decode is
+		// the second pass
+		return gatedFile(b, 8<<10, 2)
 	}
 	return newFile(b)
 }

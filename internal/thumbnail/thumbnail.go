@@ -250,15 +250,23 @@ func jpegCost(r *bufio.Reader, cfg image.Config) (int64, error) {
 	// DecodeConfig stops at the first scan, but image/jpeg decides at the
 	// end whether three components are RGB: from their ids, from an Adobe
 	// APP14 segment and a JFIF APP0 one, anywhere in the file. Only an
-	// APP14 marker (the bytes FF EE, which entropy-coded data never hold)
-	// or RGB ids can make it convert.
+	// APP14 segment or RGB ids can make it convert.
 	rgb := cfg.ColorModel == color.RGBAModel || cfg.ColorModel == color.CMYKModel
-	if !rgb && n == 3 {
-		if rgb = sof[6] == 'R' && sof[9] == 'G' && sof[12] == 'B'; !rgb {
-			if rgb, err = holdsAPP14(r); err != nil {
-				return 0, err
-			}
+	needAPP14 := !rgb && n == 3 && !(sof[6] == 'R' && sof[9] == 'G' && sof[12] == 'B')
+	if progressive || needAPP14 {
+		blocks := map[byte]int64{}
+		for i := range n {
+			h, v := hv(i)
+			blocks[sof[6+3*i]] += mcux * mcuy * h * v
 		}
+		work, app14, err := jpegScans(r, blocks)
+		if err != nil {
+			return 0, err
+		}
+		if progressive && work > maxScanWork {
+			return 0, fmt.Errorf("progressive jpeg whose scans visit over %d coefficients (%dx%d pixels): not making a thumbnail", maxScanWork, width, height)
+		}
+		rgb = rgb || (needAPP14 && app14)
 	}
 	if rgb {
 		cost += 4 * int64(width) * int64(height)
@@ -266,21 +274,114 @@ func jpegCost(r *bufio.Reader, cfg image.Config) (int64, error) {
 	return cost, nil
 }
 
-// holdsAPP14 reads r to its end for an APP14 marker.
-func holdsAPP14(r *bufio.Reader) (bool, error) {
-	prev := byte(0)
+// maxScanWork bounds the coefficients the scans of a progressive JPEG
+// make image/jpeg visit. Memory does not bound its time: a scan of 40
+// bytes (an AC refinement of the whole spectrum, in end-of-band runs)
+// visits all 63 coefficients of every block, 22 ms for 4096x4096 pixels,
+// and nothing limits the scans, so a 400 KB file took minutes of CPU, of
+// which the time budget stops only what comes after the next read (4 KB of
+// scans, 2.5 s). Photos visit each coefficient two or three times: a
+// 48 MP one about 0.2 billion, a progressive image at MaxDecodeBytes at
+// most 0.1 billion a scan of its whole spectrum.
+const maxScanWork = 1 << 30
+
+// jpegScans walks the segments after the frame header, as image/jpeg
+// does, to the end of the image: it returns the coefficients its scans
+// visit (each scan's blocks, by component id, times its spectral band),
+// stopping once past maxScanWork, and whether an APP14 segment is there.
+// A file cut short ends the walk: the decoder refuses it.
+func jpegScans(r *bufio.Reader, blocks map[byte]int64) (work int64, app14 bool, err error) {
+	marker, err := jpegMarker(r)
+	for err == nil {
+		switch {
+		case marker == 0xd9: // EOI
+			return work, app14, nil
+		case 0xd0 <= marker && marker <= 0xd7: // RST
+			marker, err = jpegMarker(r)
+			continue
+		}
+		app14 = app14 || marker == 0xee
+		var l [2]byte
+		if _, err = io.ReadFull(r, l[:]); err != nil {
+			break
+		}
+		n := max(0, int(binary.BigEndian.Uint16(l[:]))-2)
+		if marker != 0xda {
+			if _, err = r.Discard(n); err == nil {
+				marker, err = jpegMarker(r)
+			}
+			continue
+		}
+		seg := make([]byte, n)
+		if _, err = io.ReadFull(r, seg); err != nil {
+			break
+		}
+		// SOS: components (id, tables), band start and end, approximation
+		if ns := len(seg) - 3; len(seg) > 0 && ns >= 2*int(seg[0]) {
+			ns = int(seg[0])
+			band := int64(seg[1+2*ns+1]) - int64(seg[1+2*ns]) + 1
+			for i := range ns {
+				work += blocks[seg[1+2*i]] * max(0, band)
+			}
+		}
+		if work > maxScanWork {
+			return work, app14, nil
+		}
+		marker, err = endOfScan(r)
+	}
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		err = nil
+	}
+	return work, app14, err
+}
+
+// endOfScan reads a scan's entropy-coded data and the marker that ends
+// it: in the data, FF is followed by 00 (a stuffed FF) or a restart
+// marker.
+func endOfScan(r *bufio.Reader) (byte, error) {
 	for {
-		b, err := r.ReadByte()
-		if err == io.EOF {
-			return false, nil
+		if _, err := r.ReadSlice(0xff); err != nil && err != bufio.ErrBufferFull {
+			return 0, err
+		} else if err != nil {
+			continue
 		}
+		next, err := r.Peek(1)
 		if err != nil {
-			return false, err
+			return 0, err
 		}
-		if prev == 0xff && b == 0xee {
-			return true, nil
+		if m := next[0]; m != 0 && m != 0xff && (m < 0xd0 || m > 0xd7) {
+			_, err := r.ReadByte()
+			return m, err
 		}
-		prev = b
+	}
+}
+
+// jpegMarker reads the next marker as image/jpeg does: extraneous bytes
+// before it and fill bytes are skipped, and a 00 after FF is no marker.
+func jpegMarker(r *bufio.Reader) (byte, error) {
+	var m [2]byte
+	for {
+		if _, err := io.ReadFull(r, m[:]); err != nil {
+			return 0, err
+		}
+		for m[0] != 0xff { // extraneous data, skipped
+			m[0] = m[1]
+			var err error
+			if m[1], err = r.ReadByte(); err != nil {
+				return 0, err
+			}
+		}
+		marker := m[1]
+		if marker == 0 {
+			continue
+		}
+		for marker == 0xff { // fill bytes
+			var err error
+			if marker, err = r.ReadByte(); err != nil {
+				return 0, err
+			}
+		}
+		return marker, nil
 	}
 }
 
@@ -297,23 +398,9 @@ func jpegFrame(r *bufio.Reader) (progressive bool, sof []byte, err error) {
 		return false, nil, errors.New("jpeg: missing SOI marker")
 	}
 	for {
-		if _, err := io.ReadFull(r, m[:]); err != nil {
+		marker, err := jpegMarker(r)
+		if err != nil {
 			return false, nil, err
-		}
-		for m[0] != 0xff { // extraneous data, skipped
-			m[0] = m[1]
-			if m[1], err = r.ReadByte(); err != nil {
-				return false, nil, err
-			}
-		}
-		marker := m[1]
-		if marker == 0 {
-			continue
-		}
-		for marker == 0xff { // fill bytes
-			if marker, err = r.ReadByte(); err != nil {
-				return false, nil, err
-			}
 		}
 		if 0xd0 <= marker && marker <= 0xd7 { // RST
 			continue
