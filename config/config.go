@@ -192,6 +192,7 @@ func Default() Config {
 			DeniedDomains:     []string{},
 			DeniedJIDs:        []string{},
 			DailyQuota:        1 << 30,
+			UserQuota:         10 << 30,
 			SlotRate:          10,
 			SlotBurst:         100,
 			MaxUploadsPerUser: 4,

@@ -219,3 +219,12 @@ func TestTokenKeyCreatedOnce(t *testing.T) {
 		}
 	}
 }
+
+// The defaults bound what one account keeps for ever (purposes permanent and
+// profile never expire): a user quota, not only a daily one.
+func TestDefaultsBoundStoredBytesPerUser(t *testing.T) {
+	d := Default()
+	if d.Upload.UserQuota <= 0 || d.Upload.UserQuota < d.Upload.DailyQuota {
+		t.Fatalf("default user_quota %d: want a bound of at least the daily quota %d", d.Upload.UserQuota, d.Upload.DailyQuota)
+	}
+}
