@@ -18,10 +18,10 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"mediaslot/internal/groupcommit"
-	"mediaslot/internal/testserver"
 	"mediaslot/store"
 	"mediaslot/store/memstore"
 	"mediaslot/store/s3"
+	"mediaslot/testserver"
 )
 
 var prefixes atomic.Int64

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"mediaslot/internal/testserver"
 	"mediaslot/store/disk"
+	"mediaslot/testserver"
 )
 
 // storeCase is one store the slot suite runs on: how its PUT succeeds and how
