@@ -14,6 +14,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"mediaslot/internal/dbfile"
 	"mediaslot/internal/groupcommit"
 	"mediaslot/store/disk"
 	"mediaslot/upload"
@@ -24,7 +25,8 @@ import (
 // disk, so that both see the same disk weather; each iteration does one of
 // each after a sync(2). It reports both throughputs and their ratio.
 func BenchmarkPutVsBare(b *testing.B) {
-	db, err := bolt.Open(filepath.Join(b.TempDir(), "mediaslot.db"), 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType, NoFreelistSync: true})
+	opts := dbfile.Options()
+	db, err := bolt.Open(filepath.Join(b.TempDir(), "mediaslot.db"), 0o600, &opts)
 	if err != nil {
 		b.Fatal(err)
 	}

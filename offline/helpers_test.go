@@ -11,6 +11,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"mediaslot/internal/dbfile"
 	"mediaslot/internal/groupcommit"
 )
 
@@ -33,11 +34,11 @@ type dbOption struct {
 	opt  *bolt.Options
 }
 
-// serveOptions are those cmd/mediaslot/serve.go opens the file with, but
-// for the timeout: a hash-map freelist that is not written at every commit
+// serveOptions are those cmd/mediaslot/serve.go opens the file with
+// (dbfile.Options): a hash-map freelist that is not written at every commit
 // but rebuilt when the file is opened (unless boltmem.Close wrote it),
 // which suits the queue's many deletions.
-var serveOptions = &bolt.Options{FreelistType: bolt.FreelistMapType, NoFreelistSync: true}
+var serveOptions = func() *bolt.Options { o := dbfile.Options(); return &o }()
 
 func newQueue(tb testing.TB, l Limits) testQueue {
 	tb.Helper()

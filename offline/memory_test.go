@@ -97,7 +97,9 @@ func TestLargeQueueKeepsResidentMemoryFlat(t *testing.T) {
 // closes the file with boltmem.Close, as mediaslot does.
 func buildQueue(t *testing.T, path string, n, recipients int) (t0 time.Time) {
 	t.Helper()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType, NoFreelistSync: true, NoSync: true})
+	opt := *serveOptions
+	opt.NoSync = true
+	db, err := bolt.Open(path, 0o600, &opt)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,7 @@
 # Prints the path of a Go-built test server (versitygw, minio or rclone:
 # the S3 servers of the tests and of `make demo-s3`), building it first with
 # `go install` from the Go module proxy if it is missing. The cache is the
-# one the Go tests use (internal/testserver/versitygw.go):
+# one the Go tests use (testserver/versitygw.go):
 # $MEDIASLOT_TOOLS_DIR, by default <repo>/bin/tools. Cold builds take
 # minutes on two cores (versitygw about 3, MinIO longer), so `make test`
 # builds both before the tests; build output goes to stderr, so
@@ -10,7 +10,7 @@
 #   scripts/gotool.sh versitygw|minio|rclone
 set -euo pipefail
 
-# keep in step with the s3Server entries in internal/testserver/versitygw.go
+# keep in step with the s3Server entries in testserver/versitygw.go
 case "${1:-}" in
 versitygw) pkg=github.com/versity/versitygw/cmd/versitygw version=v1.8.0 ;;
 minio) pkg=github.com/minio/minio version=v0.0.0-20260212201848-7aac2a2c5b7c ;;

@@ -1,7 +1,9 @@
 // Package store defines the blob storage behind mediaslot: one small
 // interface that the embedded disk store (store/disk) and the S3 store
-// implement, and the errors every implementation reports the same way
-// (store/storetest checks that they do).
+// implement, the optional capabilities a store may add (Presigner,
+// Checker), and the errors every implementation reports the same way
+// (store/storetest checks that they do; store/memstore is an in-memory
+// store with every capability, for unit tests).
 package store
 
 import (
@@ -60,6 +62,16 @@ func ValidKey(key string) bool {
 		}
 	}
 	return true
+}
+
+// Checker is implemented by stores that can tell whether they can take
+// files now (the disk store: its directory is writable; S3: endpoint,
+// credentials, bucket), so that upload refuses slots at once while they
+// cannot instead of handing out URLs that fail.
+type Checker interface {
+	// Check reports, in words an operator can act on, why the store cannot
+	// take a new file now, or nil.
+	Check(ctx context.Context) error
 }
 
 // Presigner is implemented by stores that clients upload to and download from directly.

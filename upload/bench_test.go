@@ -13,6 +13,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"mediaslot/internal/dbfile"
 	"mediaslot/internal/groupcommit"
 	"mediaslot/store"
 	"mediaslot/store/disk"
@@ -29,8 +30,8 @@ const benchFileSize = 64 << 20
 // serve` opens it, behind a group-commit Writer, with the real clock.
 func newBenchService(b *testing.B, st store.Store) *Service {
 	b.Helper()
-	db, err := bolt.Open(filepath.Join(b.TempDir(), "mediaslot.db"), 0o600,
-		&bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType, NoFreelistSync: true})
+	opts := dbfile.Options()
+	db, err := bolt.Open(filepath.Join(b.TempDir(), "mediaslot.db"), 0o600, &opts)
 	if err != nil {
 		b.Fatal(err)
 	}

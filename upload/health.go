@@ -4,13 +4,9 @@ import (
 	"context"
 	"sync"
 	"time"
-)
 
-// checker is implemented by stores that can tell whether they are reachable
-// (the S3 store: endpoint, credentials, bucket).
-type checker interface {
-	Check(ctx context.Context) error
-}
+	"mediaslot/store"
+)
 
 // health remembers the outcome of the last store check, so slot requests
 // can be refused at once with a clear error while the store is down instead
@@ -41,7 +37,7 @@ func (s *Service) checkEvery() time.Duration {
 
 // checkStore probes the store once and logs changes of state.
 func (s *Service) checkStore(ctx context.Context) {
-	c, ok := s.opt.Store.(checker)
+	c, ok := s.opt.Store.(store.Checker)
 	if !ok {
 		return
 	}

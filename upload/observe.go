@@ -9,6 +9,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"mediaslot/store"
 )
 
 // Observer is told what a Service's HTTP side does, for metrics. The
@@ -55,7 +57,7 @@ var errNotChecked = errors.New("the file store has not been checked yet")
 // can; one that can (disk: a probe file; S3: the bucket) is not ready until
 // its first probe succeeded. Slot requests are refused while StoreErr is not nil.
 func (s *Service) StoreErr() error {
-	if _, ok := s.opt.Store.(checker); !ok {
+	if _, ok := s.opt.Store.(store.Checker); !ok {
 		return nil
 	}
 	s.health.mu.Lock()

@@ -78,17 +78,19 @@ func TestObserverUploadsAndDownloads(t *testing.T) {
 // StoreErr of a store that can be probed says so until the first probe,
 // then reports its outcome.
 func TestStoreErr(t *testing.T) {
-	st, err := s3.New(t.Context(), s3.Options{Endpoint: "http://127.0.0.1:1", Region: "us-east-1", Bucket: "b", AccessKeyID: "k", SecretAccessKey: "s", PathStyle: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := newFixtureWith(t, st, Download{})
+	f, st := memFixture(t, Download{})
 	if err := f.svc.StoreErr(); !errors.Is(err, errNotChecked) {
 		t.Errorf("before the first probe: %v", err)
 	}
+	st.SetCheckErr(s3.ErrUnreachable)
 	f.svc.checkStore(context.Background())
 	if err := f.svc.StoreErr(); !errors.Is(err, s3.ErrUnreachable) {
-		t.Errorf("after probing an unreachable endpoint: %v", err)
+		t.Errorf("after probing an unreachable store: %v", err)
+	}
+	st.SetCheckErr(nil)
+	f.svc.checkStore(context.Background())
+	if err := f.svc.StoreErr(); err != nil {
+		t.Errorf("after probing the store back: %v", err)
 	}
 }
 

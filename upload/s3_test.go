@@ -18,9 +18,10 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"mediaslot/internal/groupcommit"
-	"mediaslot/internal/testserver"
 	"mediaslot/store"
+	"mediaslot/store/memstore"
 	"mediaslot/store/s3"
+	"mediaslot/testserver"
 )
 
 var prefixes atomic.Int64
@@ -45,6 +46,37 @@ func s3StorePrefix(t *testing.T, gw *testserver.S3) (*s3.Store, string) {
 		t.Fatal(err)
 	}
 	return st, prefix
+}
+
+// presigning is a store that clients upload to directly.
+type presigning interface {
+	store.Store
+	store.Presigner
+}
+
+// memFixture is a fixture on the in-memory presigning store, whose URLs
+// expire by the fixture's clock.
+func memFixture(t *testing.T, dl Download) (*fixture, *memstore.Store) {
+	t.Helper()
+	st := memstore.Serve(t)
+	f := newFixtureWith(t, st, dl)
+	st.SetClock(f.clock.now)
+	return f, st
+}
+
+// eachPresigner runs test on the in-memory store (a unit test of upload's
+// S3-mode logic) and on each S3 server of the harness (integration).
+func eachPresigner(t *testing.T, dl Download, test func(t *testing.T, f *fixture, st presigning)) {
+	t.Run("memstore", func(t *testing.T) {
+		f, st := memFixture(t, dl)
+		test(t, f, st)
+	})
+	testserver.EachS3(t, func(t *testing.T, gw *testserver.S3) {
+		st := s3Store(t, gw)
+		f := newFixtureWith(t, st, dl)
+		f.clock.t = time.Now() // presigned URLs are checked against the real clock
+		test(t, f, st)
+	})
 }
 
 // In S3 mode the slot's PUT URL is presigned for the store and carries no
@@ -145,10 +177,7 @@ func testS3ProxyRangeAndPublic(t *testing.T, gw *testserver.S3) {
 // signature pinned the type, the size is right. The file is kept and served
 // with the slot's type.
 func TestS3KeepsUploadOfAnotherReportedType(t *testing.T) {
-	testserver.EachS3(t, func(t *testing.T, gw *testserver.S3) {
-		st := s3Store(t, gw)
-		f := newFixtureWith(t, st, Download{})
-		f.clock.t = time.Now()
+	eachPresigner(t, Download{}, func(t *testing.T, f *fixture, st presigning) {
 		body := []byte("<p>a JPEG, honestly</p>")
 		slot := f.issue(t, "a.jpg", int64(len(body)), "image/jpeg")
 		// The object as such a server reports it: presigned without a type,
@@ -175,11 +204,9 @@ func TestS3KeepsUploadOfAnotherReportedType(t *testing.T) {
 // expires; some clients print it) must not change what the stable URL
 // serves, in any download mode.
 func TestS3RewriteAfterConfirm(t *testing.T) {
-	testserver.EachS3(t, func(t *testing.T, gw *testserver.S3) {
-		for _, mode := range []DownloadMode{Redirect, Proxy} {
-			t.Run(string(mode), func(t *testing.T) {
-				f := newFixtureWith(t, s3Store(t, gw), Download{Mode: mode})
-				f.clock.t = time.Now()
+	for _, mode := range []DownloadMode{Redirect, Proxy} {
+		t.Run(string(mode), func(t *testing.T) {
+			eachPresigner(t, Download{Mode: mode}, func(t *testing.T, f *fixture, _ presigning) {
 				good := bytes.Repeat([]byte("good "), 100)
 				slot := f.issue(t, "a.bin", int64(len(good)), "application/octet-stream")
 				put := func(b []byte) {
@@ -199,17 +226,14 @@ func TestS3RewriteAfterConfirm(t *testing.T) {
 					t.Fatalf("GET after two more PUTs: %s %.20q…", resp.Status, got)
 				}
 			})
-		}
-	})
+		})
+	}
 }
 
 // Public mode serves from the bucket's origin, where mediaslot cannot add
 // its headers: the operator is told what that means.
 func TestS3PublicWarns(t *testing.T) {
-	st, err := s3.New(t.Context(), s3.Options{Endpoint: "http://127.0.0.1:1", Region: "us-east-1", Bucket: "b", AccessKeyID: "k", SecretAccessKey: "s", PathStyle: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := memstore.New("")
 	db, err := bolt.Open(filepath.Join(t.TempDir(), "m.db"), 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -232,13 +256,10 @@ func TestS3PublicWarns(t *testing.T) {
 // A wrong object under a slot's key (a truncated upload) is deleted, not
 // served; a slot never uploaded to is forgotten after its window.
 func TestS3ConfirmAndSweep(t *testing.T) {
-	testserver.EachS3(t, testS3ConfirmAndSweep)
+	eachPresigner(t, Download{}, testS3ConfirmAndSweep)
 }
 
-func testS3ConfirmAndSweep(t *testing.T, gw *testserver.S3) {
-	st := s3Store(t, gw)
-	f := newFixtureWith(t, st, Download{})
-	f.clock.t = time.Now()
+func testS3ConfirmAndSweep(t *testing.T, f *fixture, st presigning) {
 	ctx := context.Background()
 
 	trunc := f.issue(t, "t.bin", 100, "")
@@ -274,18 +295,21 @@ func testS3ConfirmAndSweep(t *testing.T, gw *testserver.S3) {
 }
 
 // With the store unreachable, slot requests are refused at once with a
-// clear reason instead of URLs that would fail.
+// clear reason instead of URLs that would fail, and taken again once a
+// probe finds it back.
 func TestS3DownRefusesSlots(t *testing.T) {
-	st, err := s3.New(t.Context(), s3.Options{Endpoint: "http://127.0.0.1:1", Region: "us-east-1", Bucket: "b", AccessKeyID: "k", SecretAccessKey: "s", PathStyle: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := newFixtureWith(t, st, Download{})
+	f, st := memFixture(t, Download{})
+	st.SetCheckErr(s3.ErrUnreachable)
 	f.svc.checkStore(context.Background())
-	_, err = f.svc.Issue(context.Background(), Request{Owner: "alice@example.net", Domain: "example.net", Filename: "a", Size: 1})
+	_, err := f.svc.Issue(context.Background(), f.request("alice@example.net", 1))
 	var ref *Refusal
 	if !errors.As(err, &ref) || ref.Reason != Unavailable || !strings.Contains(ref.Text, "unavailable") {
 		t.Fatalf("Issue with the store down: %v", err)
+	}
+	st.SetCheckErr(nil)
+	f.svc.checkStore(context.Background())
+	if _, err := f.svc.Issue(context.Background(), f.request("alice@example.net", 1)); err != nil {
+		t.Fatalf("Issue with the store back: %v", err)
 	}
 }
 
@@ -293,8 +317,7 @@ func TestS3DownRefusesSlots(t *testing.T) {
 // until the upload is confirmed or the sweeper settles the slot, not only
 // until its window closes: an upload may still arrive just after.
 func TestS3QuotaHolds(t *testing.T) {
-	f := newFixtureWith(t, s3Store(t, testserver.VersityGW(t)), Download{})
-	f.clock.t = time.Now()
+	f, _ := memFixture(t, Download{})
 	f.svc.opt.Quota = Quota{DailyBytes: 1000}
 	ctx := context.Background()
 	s, err := f.svc.Issue(ctx, f.request("alice@example.net", 600))
@@ -305,13 +328,14 @@ func TestS3QuotaHolds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The upload arrives in its window, unseen by mediaslot.
+	if resp, _ := do(t, "PUT", s.PutURL, make([]byte, 600), nil); resp.StatusCode != 200 {
+		t.Fatalf("presigned PUT: %s", resp.Status)
+	}
 	f.clock.add(f.svc.opt.SlotLifetime)
 	ref := refusal(t, second(f.svc.Issue(ctx, f.request("alice@example.net", 200))))
 	if want := f.clock.now().Add(f.svc.opt.SlotLifetime + sweepGrace + sweepInterval); !ref.RetryAt.Equal(want) {
 		t.Fatalf("refusal %+v, want a retry at %v", ref, want)
-	}
-	if resp, _ := do(t, "PUT", s.PutURL, make([]byte, 600), nil); resp.StatusCode != 200 {
-		t.Fatalf("presigned PUT: %s", resp.Status)
 	}
 	if resp, _ := do(t, "HEAD", f.url(s.GetURL), nil, nil); resp.StatusCode != 200 {
 		t.Fatalf("HEAD: %s", resp.Status)

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"mediaslot/internal/testserver"
 	"mediaslot/store/disk"
+	"mediaslot/testserver"
 )
 
 // storeCase is one store the slot suite runs on: how its PUT succeeds and how
@@ -33,11 +33,12 @@ func flipQueryParam(param string) func(string) string {
 	}
 }
 
-// TestSlotSuite runs the same upload and download cases on the disk store
-// and on the S3 store (a real S3 server), so that the two cannot drift
-// apart: an upload with the slot's exact length and type succeeds; a wrong
-// length, a wrong type, a tampered or an expired authorisation fail and
-// leave nothing to download; unknown files are 404 on both.
+// TestSlotSuite runs the same upload and download cases on the disk store,
+// the in-memory presigning store (memstore) and the S3 store (real S3
+// servers), so that they cannot drift apart: an upload with the slot's
+// exact length and type succeeds; a wrong length, a wrong type, a tampered
+// or an expired authorisation fail and leave nothing to download; unknown
+// files are 404 on all.
 func TestSlotSuite(t *testing.T) {
 	cases := []storeCase{
 		{
@@ -54,6 +55,16 @@ func TestSlotSuite(t *testing.T) {
 			wait:   func(f *fixture, d time.Duration) { f.clock.add(d) },
 		},
 	}
+	cases = append(cases, storeCase{
+		name: "memstore",
+		new: func(t *testing.T) *fixture {
+			f, _ := memFixture(t, Download{Mode: Proxy})
+			return f
+		},
+		putOK:  200,
+		tamper: flipQueryParam("token"),
+		wait:   func(f *fixture, d time.Duration) { f.clock.add(d) },
+	})
 	for _, srv := range testserver.S3Servers(t) {
 		cases = append(cases, storeCase{
 			name: "s3 " + srv.Name,

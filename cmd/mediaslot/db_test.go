@@ -14,7 +14,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"mediaslot/internal/dbfile/dbfiletest"
-	"mediaslot/internal/testserver"
+	"mediaslot/testserver"
 )
 
 // dbConfig writes a configuration whose data.dir is dir/data (made) and

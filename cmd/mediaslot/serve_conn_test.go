@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"mediaslot/internal/testserver"
+	"mediaslot/testserver"
 )
 
 // rawExchange sends req on a new connection from the loopback address

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"mediaslot/internal/testserver"
+	"mediaslot/testserver"
 )
 
 // serveLimited runs `mediaslot serve` (this test binary standing in) with

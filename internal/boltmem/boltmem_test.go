@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+
+	"mediaslot/internal/dbfile"
 )
 
 const (
@@ -30,7 +32,9 @@ func build(t *testing.T, closeDB func(*bolt.DB) error) string {
 		t.Skip("resident memory is unknown here")
 	}
 	path := filepath.Join(t.TempDir(), "b.db")
-	db, err := bolt.Open(path, 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType, NoFreelistSync: true, NoSync: true})
+	opts := dbfile.Options()
+	opts.NoSync = true // quick to build
+	db, err := bolt.Open(path, 0o600, &opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +74,8 @@ func build(t *testing.T, closeDB func(*bolt.DB) error) string {
 func open(t *testing.T, path string) (*bolt.DB, int64) {
 	t.Helper()
 	before := residentFile()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType, NoFreelistSync: true})
+	opts := dbfile.Options()
+	db, err := bolt.Open(path, 0o600, &opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"mediaslot/internal/testserver"
+	"mediaslot/testserver"
 )
 
 // adminGet GETs path on the admin listener; it fails the test on a

@@ -11,7 +11,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"mediaslot/client"
-	"mediaslot/internal/testserver"
+	"mediaslot/testserver"
 )
 
 // Through a real Prosody: with max_file_size as high as it goes and a user

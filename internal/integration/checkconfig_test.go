@@ -19,7 +19,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"mediaslot/internal/dbfile/dbfiletest"
-	"mediaslot/internal/testserver"
+	"mediaslot/testserver"
 )
 
 // checkRun is one run of `mediaslot serve --check-config`.

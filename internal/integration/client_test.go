@@ -22,7 +22,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"mediaslot/client"
-	"mediaslot/internal/testserver"
+	"mediaslot/testserver"
 )
 
 // cliResult is a finished mediaslot client command.

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"mediaslot/config"
-	"mediaslot/internal/testserver"
+	"mediaslot/testserver"
 )
 
 // unitKeys reads a systemd unit into "Section.Key" -> values.

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"mediaslot/internal/testserver"
+	"mediaslot/testserver"
 )
 
 // demo is scripts/demo.sh (what `make demo` runs) on free ports.

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"mediaslot/internal/testserver"
+	"mediaslot/testserver"
 )
 
 // The README's Prosody snippet is the one the integration tests run with.

@@ -19,7 +19,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"mediaslot/client"
-	"mediaslot/internal/testserver"
+	"mediaslot/testserver"
 )
 
 // TestEjabberd runs the slot, upload, download and relay tests of the

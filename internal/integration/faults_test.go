@@ -20,7 +20,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"mediaslot/client"
-	"mediaslot/internal/testserver"
+	"mediaslot/testserver"
 )
 
 // Faults with real processes (issue 6, point 6): the XMPP server restarting

@@ -17,7 +17,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"mediaslot/client"
-	"mediaslot/internal/testserver"
+	"mediaslot/testserver"
 )
 
 // A real client over its daily quota gets wait/resource-constraint with a

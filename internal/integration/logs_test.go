@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"mediaslot/internal/testserver"
+	"mediaslot/testserver"
 )
 
 // jsonDebug is the extra config of the log tests: JSON logs at debug level

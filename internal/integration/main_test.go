@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"mediaslot/internal/testserver"
+	"mediaslot/testserver"
 )
 
 // binary is the mediaslot binary built once for the whole package.

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"mediaslot/internal/testserver"
+	"mediaslot/testserver"
 )
 
 // The nginx block of docs/OPERATIONS.md in front of mediaslot, with TLS: a

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"mediaslot/config"
-	"mediaslot/internal/testserver"
+	"mediaslot/testserver"
 )
 
 // The server snippets of docs/OPERATIONS.md are the ones the integration

@@ -28,7 +28,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"mediaslot/client"
-	"mediaslot/internal/testserver"
+	"mediaslot/testserver"
 )
 
 type relayOut struct {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"mediaslot/internal/testserver"
+	"mediaslot/testserver"
 )
 
 // A sender past its relay caps gets, through Prosody, an error naming the

@@ -8,7 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"mediaslot/internal/testserver"
+	"mediaslot/testserver"
 )
 
 // s3Config is the [store] section for a versitygw bucket.

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"mediaslot/internal/testserver"
+	"mediaslot/testserver"
 )
 
 // transparent is an image of any size that takes no memory: png.Encode

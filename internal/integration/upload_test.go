@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"mediaslot/internal/testserver"
+	"mediaslot/testserver"
 )
 
 // slixResult is what testdata/clients/slix_upload.py prints.

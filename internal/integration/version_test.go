@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"mediaslot/internal/testserver"
+	"mediaslot/testserver"
 )
 
 // `make build` stamps the binary with `git describe` and the commit, and

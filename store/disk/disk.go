@@ -23,7 +23,10 @@ type Store struct {
 	dir string
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store   = (*Store)(nil)
+	_ store.Checker = (*Store)(nil)
+)
 
 // New opens (and creates if needed) a disk store rooted at dir. Temporary
 // files left by a crash are removed.

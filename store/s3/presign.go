@@ -110,11 +110,11 @@ func presignGetSDK(ctx context.Context, c *s3.PresignClient, bucket, objKey stri
 
 // presigner makes the URLs the SDK's presign client makes, at a fraction of
 // its cost: the presign client runs the whole operation stack per URL
-// (endpoint rules, a dozen middlewares, ~150 µs and ~400 allocations), though
-// for one bucket everything but the key, size, type and expiry is the same
-// every time. The presigner resolves that part once, with the SDK's own
-// endpoint resolver; it signs a slot's PUT itself (signPut) and leaves
-// everything else to the SDK's SigV4 signer.
+// (endpoint rules and a dozen middlewares), though for one bucket everything
+// but the key, size, type and expiry is the same every time. The presigner
+// resolves that part once, with the SDK's own endpoint resolver, builds the
+// request as the SDK's serializer would, and signs it with the SDK's SigV4
+// signer (presign).
 type presigner struct {
 	signer *v4.Signer
 	creds  aws.CredentialsProvider
@@ -129,9 +129,6 @@ type presigner struct {
 	// now is time.Now, but pinned to the SDK's signing time where URLs are
 	// compared with the SDK's.
 	now func() time.Time
-	// canonicalHost and keys serve signPut.
-	canonicalHost string
-	keys          *signingKeys
 }
 
 // newPresigner returns nil for a configuration whose URLs the presigner
@@ -182,8 +179,6 @@ func newPresigner(ctx context.Context, client *s3.Client, bucket string) *presig
 		signingName:   name,
 		signingRegion: region,
 		now:           time.Now,
-		canonicalHost: canonicalHost(endpt.URI.Scheme, endpt.URI.Host),
-		keys:          &signingKeys{},
 	}
 	if !p.matchesSDK(ctx, client, bucket) {
 		return nil
@@ -239,18 +234,15 @@ func (p *presigner) presignPut(ctx context.Context, objKey string, size int64, c
 	if err != nil {
 		return "", err
 	}
-	if size <= 0 {
-		// The presign client drops the type of an empty body, and the
-		// signer signs no content-length of 0: such a URL signs host
-		// alone. Not a slot's case (upload refuses empty slots): leave it
-		// to the SDK's signer.
-		return p.presign(ctx, http.MethodPut, objKey, "X-Amz-Expires="+expires+"&x-id=PutObject", nil, size)
+	// The signer signs content-length from the request's ContentLength and
+	// content-type from its header. The presign client drops the type of an
+	// empty body and the signer signs no content-length of 0, so such a URL
+	// signs host alone (not a slot's case: upload refuses empty slots).
+	var h http.Header
+	if size > 0 && contentType != "" {
+		h = http.Header{"Content-Type": {contentType}}
 	}
-	creds, err := p.creds.Retrieve(ctx)
-	if err != nil {
-		return "", fmt.Errorf("retrieving credentials: %w", err)
-	}
-	return p.signPut(creds, objKey, size, contentType, expires, p.now()), nil
+	return p.presign(ctx, http.MethodPut, objKey, "X-Amz-Expires="+expires+"&x-id=PutObject", h, size)
 }
 
 func (p *presigner) presignGet(ctx context.Context, objKey string, ttl time.Duration, contentType, disposition string) (string, error) {

@@ -53,7 +53,13 @@ type Options struct {
 	Prefix string
 }
 
-// Store is a store.Store and store.Presigner on one S3 bucket.
+var (
+	_ store.Store     = (*Store)(nil)
+	_ store.Presigner = (*Store)(nil)
+	_ store.Checker   = (*Store)(nil)
+)
+
+// Store is a store.Store, store.Presigner and store.Checker on one S3 bucket.
 type Store struct {
 	client   *s3.Client
 	presign  *s3.PresignClient

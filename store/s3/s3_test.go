@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"mediaslot/internal/testserver"
 	"mediaslot/store"
 	"mediaslot/store/storetest"
+	"mediaslot/testserver"
 )
 
 var prefixes atomic.Int64

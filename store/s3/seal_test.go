@@ -14,9 +14,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
-	"mediaslot/internal/testserver"
 	"mediaslot/store"
 	"mediaslot/store/storetest"
+	"mediaslot/testserver"
 )
 
 // A presigned PUT URL stays valid until it expires, and every server takes

@@ -1,5 +1,9 @@
-// Package testserver starts a private Prosody XMPP server for integration
-// tests, in the style of mellium's internal/integration harness.
+// Package testserver is mediaslot's test harness: it starts private
+// servers for tests, in the style of mellium's internal/integration
+// harness: Prosody (Prosody), ejabberd (Ejabberd) and S3 servers (versitygw,
+// MinIO, rclone: EachS3). It is test code, outside the runtime packages:
+// only _test.go files import it, and no mediaslot binary links it
+// (TestHarnessOnlyInTests checks both).
 //
 // The server runs from testdata/prosody/prosody.cfg.lua (the same
 // env-parameterised config the demo stack uses; its attach snippet, the
