@@ -133,11 +133,12 @@ func sendWithheld(t *testing.T, addr, head string, wait time.Duration) (status i
 // mux's 404 and 405. A client that waits for 100 Continue gets the final
 // status without one. Before, the connection stayed open for ever.
 func TestEarlyErrorsCloseConnections(t *testing.T) {
-	f := newFixture(t)
-	f.svc.opt.MaxUploadsPerUser = 1
 	old := lingerTimeout
 	lingerTimeout = 100 * time.Millisecond
-	defer func() { lingerTimeout = old }()
+	// restored after the fixture's server has closed (cleanups run last in, first out)
+	t.Cleanup(func() { lingerTimeout = old })
+	f := newFixture(t)
+	f.svc.opt.MaxUploadsPerUser = 1
 	addr := strings.TrimPrefix(f.srv.URL, "http://")
 	path := func(u string) string { return strings.TrimPrefix(f.url(u), f.srv.URL) }
 
@@ -208,10 +209,11 @@ func TestEarlyErrorsCloseConnections(t *testing.T) {
 // connection is closed (the client's writes then fail). Before, the
 // server's write blocked for ever.
 func TestUnreadAnswersCloseConnections(t *testing.T) {
-	f := newFixture(t)
 	old := answerTimeout
 	answerTimeout = 200 * time.Millisecond
-	defer func() { answerTimeout = old }()
+	// restored after the fixture's server has closed (cleanups run last in, first out)
+	t.Cleanup(func() { answerTimeout = old })
+	f := newFixture(t)
 	conn, err := net.Dial("tcp", strings.TrimPrefix(f.srv.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -236,10 +238,11 @@ func TestUnreadAnswersCloseConnections(t *testing.T) {
 // putMinRate is cut once its time at that rate is up, though it was never
 // idle for putIdleTimeout; nothing of it is kept and the slot stays usable.
 func TestTrickledUploadIsCut(t *testing.T) {
-	f := newFixture(t)
 	oldRate, oldGrace, oldIdle := putMinRate, putGrace, putIdleTimeout
 	putMinRate, putGrace, putIdleTimeout = 1<<20, 100*time.Millisecond, time.Hour
-	defer func() { putMinRate, putGrace, putIdleTimeout = oldRate, oldGrace, oldIdle }()
+	// restored after the fixture's server has closed (cleanups run last in, first out)
+	t.Cleanup(func() { putMinRate, putGrace, putIdleTimeout = oldRate, oldGrace, oldIdle })
+	f := newFixture(t)
 	s := f.issue(t, "slow.bin", 1000, "")
 	head := "PUT " + strings.TrimPrefix(f.url(s.PutURL), f.srv.URL) + " HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + strings.Repeat("x", 10)
 	if status, _ := sendWithheld(t, strings.TrimPrefix(f.srv.URL, "http://"), head, 10*time.Second); status != http.StatusBadRequest {

@@ -202,11 +202,12 @@ func TestSlotRateLimit(t *testing.T) {
 // A user's PUTs in progress are capped, and a stalled PUT is cut after the
 // idle timeout, leaving nothing behind and the slot usable.
 func TestConcurrentAndStalledUploads(t *testing.T) {
-	f := newFixture(t)
-	f.svc.opt.MaxUploadsPerUser = 1
 	old := putIdleTimeout
 	putIdleTimeout = 300 * time.Millisecond
-	defer func() { putIdleTimeout = old }()
+	// restored after the fixture's server has closed (cleanups run last in, first out)
+	t.Cleanup(func() { putIdleTimeout = old })
+	f := newFixture(t)
+	f.svc.opt.MaxUploadsPerUser = 1
 	ctx := context.Background()
 	a, _ := f.svc.Issue(ctx, f.request("alice@example.net", 10))
 	b, _ := f.svc.Issue(ctx, f.request("alice@example.net", 10))
@@ -241,11 +242,12 @@ func TestConcurrentAndStalledUploads(t *testing.T) {
 // A client that stops reading a download is cut off once the download falls
 // below the minimum rate.
 func TestStalledDownloadIsCut(t *testing.T) {
-	f := newFixture(t)
-	f.svc.opt.MaxFileSize = 16 << 20
 	oldRate, oldGrace := getMinRate, getGrace
 	getMinRate, getGrace = 64<<20, 200*time.Millisecond
-	defer func() { getMinRate, getGrace = oldRate, oldGrace }()
+	// restored after the fixture's server has closed (cleanups run last in, first out)
+	t.Cleanup(func() { getMinRate, getGrace = oldRate, oldGrace })
+	f := newFixture(t)
+	f.svc.opt.MaxFileSize = 16 << 20
 	body := bytes.Repeat([]byte("z"), 8<<20)
 	s := f.issue(t, "big.bin", int64(len(body)), "")
 	f.put(t, s, body)
