@@ -40,7 +40,7 @@ func realSlotsWith(t *testing.T, change func(*upload.Policy)) *upload.Service {
 	change(&policy)
 	svc, err := upload.New(upload.Options{
 		Policy: policy,
-		DB: db, Writer: w, Store: st, Key: []byte("0123456789abcdef0123456789abcdef"),
+		DB:     db, Writer: w, Store: st, Key: []byte("0123456789abcdef0123456789abcdef"),
 		PublicURL: "https://up.example.net", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
