@@ -370,7 +370,8 @@ func attrValue(stanza, name string) string {
 // stay within the bound docs/RELAY.md states (one drain batch, 256).
 func TestRelayKillDuringDrain(t *testing.T) {
 	srv := testserver.Prosody(t)
-	m := startMediaslot(t, srv, "")
+	// the 1000 messages come from one sender: let it fill carol's queue
+	m := startMediaslot(t, srv, "[relay]\nsender_share = 1.0\n")
 	waitFor(t, 5*time.Second, "privileges", func() bool { return strings.Contains(m.log.String(), "server privileges") })
 	const n = 1000
 	relayTo(t, dialClient(t, srv, "alice"), srv, "carol", "dur", n)
