@@ -2,6 +2,7 @@ package xmpp
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 
 	"mediaslot/offline"
@@ -31,5 +32,45 @@ func TestPresenceTableIgnoresOtherDomains(t *testing.T) {
 	f.in(t, `<presence from='bob@example.net/laptop' to='upload.example.net'/>`)
 	if on, known := p.state("bob@example.net"); !on || !known {
 		t.Fatalf("bob's presence lost: online %v known %v", on, known)
+	}
+}
+
+// TestRelayAddressTricks: case and resource variants of one recipient get
+// one copy; addresses marked delivered, a second <addresses/> and a
+// sender's own ofrom neither add recipients nor forge the sender; the
+// component and the sender's domain are no recipients.
+func TestRelayAddressTricks(t *testing.T) {
+	f := newRelayFixture(t, offline.Limits{})
+	f.in(t, privAd)
+	// bob offline: everything is queued, one entry per bare JID
+	f.in(t, relayMsg("dup", `<body>x</body>`, "to:BOB@Example.NET", "cc:bob@example.net/phone", "bcc:Bob@EXAMPLE.net/Laptop", "to:bob@example.net"))
+	waitQueue(t, f.q, "bob@example.net", true)
+	f.quiet(t)
+	st, err := f.q.Stats()
+	if err != nil || st.Entries != 1 {
+		t.Fatalf("variants of bob queued %d entries (%v), want 1", st.Entries, err)
+	}
+
+	for name, c := range map[string]struct{ msg, cond string }{
+		"all delivered": {`<message type='chat' id='d' from='alice@example.net/phone' to='upload.example.net'><body>x</body><addresses xmlns='http://jabber.org/protocol/address'><address type='to' jid='carol@example.net' delivered='true'/></addresses></message>`, "bad-request"},
+		"component":     {relayMsg("c", `<body>x</body>`, "to:upload.example.net"), "bad-request"},
+		"domain":        {relayMsg("c", `<body>x</body>`, "to:example.net"), "bad-request"},
+		"too many in two <addresses/>": {`<message type='chat' id='t' from='alice@example.net/phone' to='upload.example.net'><body>x</body>` +
+			`<addresses xmlns='http://jabber.org/protocol/address'><address type='to' jid='a@example.net'/><address type='to' jid='b@example.net'/><address type='to' jid='c@example.net'/></addresses>` +
+			`<addresses xmlns='http://jabber.org/protocol/address'><address type='bcc' jid='d@example.net'/><address type='bcc' jid='e@example.net'/><address type='bcc' jid='f@example.net'/><address type='bcc' jid='g@example.net'/><address type='bcc' jid='h@example.net'/></addresses></message>`, "policy-violation"},
+	} {
+		f.in(t, c.msg)
+		if got := f.next(t); !strings.Contains(got, "<"+c.cond+" ") {
+			t.Errorf("%s: want %s, got %s", name, c.cond, got)
+		}
+	}
+	// a forged ofrom is dropped; the relay names the real sender
+	f2 := newRelayFixture(t, offline.Limits{})
+	f2.in(t, `<presence from='bob@example.net/laptop' to='upload.example.net'/>`) // no privileges: ofrom path
+	f2.in(t, `<message type='chat' id='o' from='alice@example.net/phone' to='upload.example.net'><body>x</body><addresses xmlns='http://jabber.org/protocol/address'>`+
+		`<address type='ofrom' jid='ceo@example.net'/><address type='to' jid='bob@example.net'/></addresses></message>`)
+	got := f2.next(t)
+	if strings.Contains(got, "ceo@") || !strings.Contains(got, `<address type="ofrom" jid="alice@example.net/phone"/>`) {
+		t.Errorf("ofrom: %s", got)
 	}
 }
