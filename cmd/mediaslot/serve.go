@@ -195,6 +195,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	go func() {
 		if cfg.HTTP.TLSCert != "" {
 			srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+			// HTTP/1.1 only: net/http would offer HTTP/2, whose one
+			// connection carries up to 250 requests at once (a download
+			// holds a file each), past the connection bounds, which count
+			// one request and two open files per connection.
+			srv.Protocols = new(http.Protocols)
+			srv.Protocols.SetHTTP1(true)
 			httpDone <- srv.ServeTLS(ln, cfg.HTTP.TLSCert, cfg.HTTP.TLSKey)
 		} else {
 			httpDone <- srv.Serve(ln)
