@@ -1,8 +1,11 @@
 package xmpp
 
 import (
+	"context"
+	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"mediaslot/offline"
@@ -72,5 +75,53 @@ func TestRelayAddressTricks(t *testing.T) {
 	got := f2.next(t)
 	if strings.Contains(got, "ceo@") || !strings.Contains(got, `<address type="ofrom" jid="alice@example.net/phone"/>`) {
 		t.Errorf("ofrom: %s", got)
+	}
+}
+
+// Senders of other domains can never use the relay, yet a remote server
+// may send relay messages from as many made-up accounts as it likes. They
+// must be refused at once, without a place among the stanzas waiting for
+// the disk: each made-up sender would get its own in-flight share, and
+// together they would fill the bound of all senders' waiting stanzas and
+// leave local users refused (here while the disk is stuck).
+func TestRelayRemoteSendersTakeNoInFlightPlace(t *testing.T) {
+	f := newRelayFixture(t, offline.Limits{})
+	stuck := stuckQueue{Queue: f.q, release: make(chan struct{})}
+	defer close(stuck.release)
+	f.h.relay.q = stuck
+	var refused atomic.Int64
+	send := func(_ context.Context, stanza []byte, _ sendMode) error {
+		if strings.Contains(string(stanza), "<forbidden ") {
+			refused.Add(1)
+		}
+		return nil
+	}
+	f.inVia(t, privAd, send)
+	// a local sender's message holds every shard's worker on the disk
+	for i := range relayShards {
+		f.h.relay.shards[i] <- func() { <-stuck.release }
+	}
+	big := `<body>` + strings.Repeat("x", 60<<10) + `</body>`
+	n := relayInFlightBytes/(60<<10) + 10
+	for i := range n {
+		f.inVia(t, strings.Replace(relayMsg(fmt.Sprint(i), big, "to:bob@example.net"), "alice@example.net", fmt.Sprintf("u%d@evil.org", i), 1), send)
+	}
+	if got := refused.Load(); got != int64(n) {
+		t.Errorf("%d of %d messages from another domain refused at once", got, n)
+	}
+	r := f.h.relay
+	r.mu.Lock()
+	inBytes := r.inBytes
+	r.mu.Unlock()
+	if inBytes != 0 {
+		t.Fatalf("messages from another domain hold %d bytes among the stanzas waiting for the disk", inBytes)
+	}
+	var busy atomic.Int64
+	f.inVia(t, relayMsg("local", `<body>hi</body>`, "to:bob@example.net"), func(_ context.Context, stanza []byte, _ sendMode) error {
+		busy.Add(1)
+		return nil
+	})
+	if busy.Load() != 0 {
+		t.Error("a local sender was refused after a flood from another domain")
 	}
 }
