@@ -172,3 +172,36 @@ func attrs(n int) string {
 	}
 	return b.String()
 }
+
+// A ping from another domain's user waits for no relay message (those are
+// refused at once), so it is answered at once and takes no place among
+// the stanzas waiting for the disk, where made-up remote accounts could
+// fill the shards of local senders.
+func TestRemotePingTakesNoInFlightPlace(t *testing.T) {
+	f := newRelayFixture(t, offline.Limits{})
+	release := make(chan struct{})
+	defer close(release)
+	for i := range relayShards {
+		f.h.relay.shards[i] <- func() { <-release }
+	}
+	var answered atomic.Int64
+	send := func(_ context.Context, stanza []byte, _ sendMode) error {
+		if strings.Contains(string(stanza), `type="result"`) {
+			answered.Add(1)
+		}
+		return nil
+	}
+	const n = 100
+	for i := range n {
+		f.inVia(t, fmt.Sprintf(`<iq type='get' id='p%d' from='u%d@evil.org/r' to='upload.example.net'><ping xmlns='urn:xmpp:ping'/></iq>`, i, i), send)
+	}
+	if got := answered.Load(); got != n {
+		t.Errorf("%d of %d remote pings answered at once", got, n)
+	}
+	r := f.h.relay
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.inBytes != 0 || len(r.inFlight) != 0 {
+		t.Errorf("remote pings hold %d bytes, %d senders among the waiting stanzas", r.inBytes, len(r.inFlight))
+	}
+}
