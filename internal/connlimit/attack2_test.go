@@ -1,8 +1,12 @@
 package connlimit
 
 import (
+	"errors"
+	"io"
 	"net"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // An IPv4 client seen through a dual-stack socket (::ffff:a.b.c.d) counts
@@ -25,5 +29,29 @@ func TestAddrKeyAliases(t *testing.T) {
 	b, _ := net.ResolveTCPAddr("tcp", "[2001:db8:1:2::1]:1")
 	if addrKey(a) == addrKey(b) {
 		t.Error("two /64s share a key")
+	}
+}
+
+// Refused connections that send nothing and read nothing cannot hold up
+// Accept nor stay open: each is answered or closed within a second or so,
+// and another address is served meanwhile.
+func TestRefusalsThatReadNothing(t *testing.T) {
+	l, _ := server(t, Limits{PerAddr: 1, Answer503: true})
+	held := dial(t, l, "127.0.0.1")
+	if code, _ := get(t, held); code != 200 {
+		t.Fatalf("first connection: %d", code)
+	}
+	var refused []net.Conn
+	for range 3 * maxAnswering {
+		refused = append(refused, dial(t, l, "127.0.0.1"))
+	}
+	if code, _ := get(t, dial(t, l, "127.0.0.2")); code != 200 {
+		t.Fatalf("another address during the refusals: %d", code)
+	}
+	for i, c := range refused {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.Copy(io.Discard, c); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("refused connection %d still open: %v", i, err)
+		}
 	}
 }
