@@ -396,6 +396,9 @@ func (s *Service) get(w http.ResponseWriter, r *http.Request) {
 // once made a multipart answer 74 times the size of the file.
 const maxRanges = 16
 
+// badRange is a Range header that http.ServeContent answers 416.
+const badRange = "bytes=-"
+
 // boundRange rewrites a Range header for http.ServeContent, which answers
 // conditionals, If-Range and the multipart body. More than maxRanges ranges,
 // or overlapping ones, and the header is dropped (ok false): the whole file
@@ -404,7 +407,10 @@ const maxRanges = 16
 // satisfiable ("bytes=-0" asks for the last 0 bytes; ServeContent answered
 // it 206 with an empty body) becomes one that ServeContent answers 416. Of
 // any other set the satisfiable ranges stay. A header that does not parse
-// is left to ServeContent, which answers 416.
+// becomes badRange, which ServeContent answers 416: never the header
+// itself, whose parts past the bad one would go through uncounted
+// (ServeContent skips a part that starts past the end without reading its
+// end, so "30000-x" and 10,000 ranges after it got all 10,000 answered).
 func boundRange(v string, size int64) (string, bool) {
 	spec, ok := strings.CutPrefix(v, "bytes=")
 	if !ok {
@@ -424,12 +430,12 @@ func boundRange(v string, size int64) (string, bool) {
 		first, last, ok := strings.Cut(part, "-")
 		first, last = textproto.TrimString(first), textproto.TrimString(last)
 		if !ok {
-			return v, true
+			return badRange, true
 		}
 		if first == "" { // the last k bytes
 			k, err := strconv.ParseInt(last, 10, 64)
 			if err != nil || k < 0 {
-				return v, true
+				return badRange, true
 			}
 			if k > 0 && size > 0 {
 				spans = append(spans, span{max(0, size-k), size - 1})
@@ -438,12 +444,12 @@ func boundRange(v string, size int64) (string, bool) {
 		}
 		a, err := strconv.ParseInt(first, 10, 64)
 		if err != nil || a < 0 {
-			return v, true
+			return badRange, true
 		}
 		b := size - 1
 		if last != "" {
 			if b, err = strconv.ParseInt(last, 10, 64); err != nil || b < a {
-				return v, true
+				return badRange, true
 			}
 			b = min(b, size-1)
 		}

@@ -49,16 +49,19 @@ func (r *relay) handlePresence(ctx context.Context, st stanza, send sender) {
 	default:
 		return // subscriptions, probes and errors say nothing about availability
 	}
+	// Only recipient domains: nothing is queued for others, and a remote
+	// server may send directed presence from as many made-up accounts and
+	// resources as it likes, which would grow the presence table and the
+	// seen set without bound.
+	if !domainIn(from.Domainpart(), r.policy.RecipientDomains) {
+		return
+	}
 	bare := from.Bare().String()
 	r.presence.update(bare, from.String(), available)
 	// Any presence the server reports, unavailable too (ejabberd's first
-	// word of a user may be that), shows the account exists. Only for
-	// recipient domains: others cannot be queued for, and would grow the
-	// seen set without bound.
-	if domainIn(from.Domainpart(), r.policy.RecipientDomains) {
-		if err := r.q.MarkSeen(ctx, bare); err != nil {
-			r.log.Debug("recording a recipient as seen", "recipient", bare, "err", err)
-		}
+	// word of a user may be that), shows the account exists.
+	if err := r.q.MarkSeen(ctx, bare); err != nil {
+		r.log.Debug("recording a recipient as seen", "recipient", bare, "err", err)
 	}
 	if available && r.q.Pending(bare) {
 		r.drain(ctx, bare, send)

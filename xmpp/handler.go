@@ -107,10 +107,12 @@ func (h *handler) handle(ctx context.Context, st stanza, send sender) {
 		}
 		h.answer(ctx, send, reply, discoItems{}, nil)
 	case typ == "get" && name == xml.Name{Space: nsPing, Local: "ping"}:
-		if h.relay != nil {
+		if h.relay != nil && h.relay.checkSender(reply.To) == nil {
 			// Clients ping after relay messages to learn that those were
 			// dealt with, refusals included (client.SendMedia): answer
 			// after the relay has handled the sender's earlier messages.
+			// Others have none there (see relay.handleMessage), and
+			// must not take places among them.
 			if !h.relay.after(reply.To, st.size, func() { h.answer(ctx, send, reply, nil, nil) }) {
 				h.answer(ctx, send, reply, nil, newError(errBusy.typ, errBusy.condition, errBusy.text))
 			}

@@ -175,6 +175,15 @@ func (r *relay) handleMessage(ctx context.Context, st stanza, send sender) {
 	if addresses == nil {
 		return // not for the relay; nothing to answer
 	}
+	if err := r.checkSender(from); err != nil {
+		// At once: a remote server may send from any number of made-up
+		// accounts, each of which would get its own share of the
+		// stanzas waiting for the disk (see after).
+		r.log.Info("relay refused message", "from", from, "reason", err.text)
+		r.observer().RelayRefused(err.condition)
+		r.sendError(ctx, send, st, err)
+		return
+	}
 	queued := r.after(from, st.size, func() {
 		if err := r.accept(ctx, st, send); err != nil {
 			var ref *refusal
@@ -192,6 +201,18 @@ func (r *relay) handleMessage(ctx context.Context, st stanza, send sender) {
 		r.observer().RelayRefused(errBusy.condition)
 		r.sendError(ctx, send, st, errBusy)
 	}
+}
+
+// checkSender refuses a sender who may not use the relay.
+func (r *relay) checkSender(from string) *refusal {
+	j, err := jid.Parse(from)
+	if err != nil {
+		return refuseMsg("modify", "bad-request", "The sender address is not a JID")
+	}
+	if !domainIn(j.Domainpart(), r.policy.SenderDomains) {
+		return refuseMsg("auth", "forbidden", "The relay is limited to accounts on %s", strings.Join(r.policy.SenderDomains, ", "))
+	}
+	return nil
 }
 
 // errBusy refuses a stanza that would make the read loop wait for a shard.
@@ -259,12 +280,9 @@ type recipient struct {
 // accept validates a relay message and delivers or queues it for every
 // recipient. It stores or delivers nothing unless all checks pass.
 func (r *relay) accept(ctx context.Context, st stanza, send sender) error {
-	fromJID, err := jid.Parse(st.attr("from"))
+	fromJID, err := jid.Parse(st.attr("from")) // checkSender passed it
 	if err != nil {
 		return refuseMsg("modify", "bad-request", "The sender address is not a JID")
-	}
-	if !domainIn(fromJID.Domainpart(), r.policy.SenderDomains) {
-		return refuseMsg("auth", "forbidden", "The relay is limited to accounts on %s", strings.Join(r.policy.SenderDomains, ", "))
 	}
 	typ := st.attr("type")
 	switch typ {

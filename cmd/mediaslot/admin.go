@@ -60,12 +60,7 @@ func (o *observers) serve(cfg config.Admin, ready func() []string, log *slog.Log
 	if err != nil {
 		return nil, fmt.Errorf("admin listener: %w", err)
 	}
-	srv := &http.Server{
-		Handler:           adminHandler(o.m.Handler(), ready, cfg.Pprof),
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          httpErrorLog(log),
-	}
+	srv := adminServer(adminHandler(o.m.Handler(), ready, cfg.Pprof), log)
 	go func() { _ = srv.Serve(ln) }()
 	paths := "/metrics, /healthz, /readyz"
 	if cfg.Pprof {
@@ -77,6 +72,30 @@ func (o *observers) serve(cfg config.Admin, ready func() []string, log *slog.Log
 		defer cancel()
 		_ = srv.Shutdown(ctx)
 	}, nil
+}
+
+// The admin listener's timeouts. Its handlers read no request body, so
+// net/http reads (up to 256 KiB of) a declared one before it answers:
+// without a ReadTimeout, a request that declares a body and never sends it
+// held its connection, and a file descriptor of the process, for ever. The
+// WriteTimeout lets a CPU profile of a minute go out (pprof refuses longer
+// ones with it) and bounds a client that reads nothing. Variables for tests.
+var (
+	adminReadHeaderTimeout = 5 * time.Second
+	adminReadTimeout       = 10 * time.Second
+	adminWriteTimeout      = 2 * time.Minute
+)
+
+// adminServer serves h within the admin timeouts.
+func adminServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: adminReadHeaderTimeout,
+		ReadTimeout:       adminReadTimeout,
+		WriteTimeout:      adminWriteTimeout,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          httpErrorLog(log),
+	}
 }
 
 // adminHandler serves /metrics, /healthz (the process answers: 200 "ok")

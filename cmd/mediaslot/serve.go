@@ -37,6 +37,14 @@ var (
 	idleTimeout       = 2 * time.Minute
 )
 
+// maxHeaderBytes bounds a request's line and headers. net/http parses
+// headers into a map as they arrive, several times their size: 64 KiB of
+// short headers held 0.55 MiB for the 10 s a slow client may take to send
+// them (or a download's whole length), 550 MiB over 1000 connections; 16
+// KiB (net/http reads 4 KiB more before it answers 431) hold 0.25 MiB.
+// XMPP clients and browsers send 1 to 2 KiB.
+const maxHeaderBytes = 16 << 10
+
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -180,13 +188,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          httpErrorLog(log),
 	}
 	httpDone := make(chan error, 1)
 	go func() {
 		if cfg.HTTP.TLSCert != "" {
 			srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+			// HTTP/1.1 only: net/http would offer HTTP/2, whose one
+			// connection carries up to 250 requests at once (a download
+			// holds a file each), past the connection bounds, which count
+			// one request and two open files per connection.
+			srv.Protocols = new(http.Protocols)
+			srv.Protocols.SetHTTP1(true)
 			httpDone <- srv.ServeTLS(ln, cfg.HTTP.TLSCert, cfg.HTTP.TLSKey)
 		} else {
 			httpDone <- srv.Serve(ln)

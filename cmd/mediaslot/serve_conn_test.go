@@ -96,6 +96,7 @@ listen = %q
 		{"header withheld", "GET /file/0123456789abcdef0123456789abcdef/x HTTP/1.1\r\nHost: x\r\n", ""},
 		{"body withheld after a 404", "PUT " + unknown + " HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n", "404 Not Found"},
 		{"body withheld after 100-continue", "PUT " + unknown + " HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n", "404 Not Found"},
+		{"24 KiB of short headers", "GET /file/0123456789abcdef0123456789abcdef/x HTTP/1.1\r\nHost: x\r\n" + strings.Repeat("a: b\r\n", 24<<10/6) + "\r\n", "431 Request Header Fields Too Large"},
 		{"body withheld after a 417", "PUT " + unknown + " HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nExpect: x\r\n\r\n", "417 Expectation Failed"},
 	} {
 		if status, closed := rawExchange(t, addr, "127.0.0.5", c.req, 15*time.Second); status != c.status || !closed {

@@ -106,6 +106,17 @@ level = "debug"
 	} else {
 		resp.Body.Close()
 	}
+	// HTTP/1.1 only: an HTTP/2 connection carries up to 250 requests at
+	// once, each download with an open file, past the connection bounds
+	// fitted to the open-file limit (two files per connection)
+	tc, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2", "http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := tc.ConnectionState().NegotiatedProtocol; p == "h2" {
+		t.Errorf("built-in TLS negotiated %q", p)
+	}
+	tc.Close()
 	// a client that gives up during the handshake is noise: debug, not warn
 	c, err := net.Dial("tcp", addr)
 	if err != nil {

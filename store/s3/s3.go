@@ -278,19 +278,25 @@ func (s *Store) Stat(ctx context.Context, key string) (store.Info, error) {
 	return store.Info{Size: aws.ToInt64(out.ContentLength), ContentType: aws.ToString(out.ContentType)}, nil
 }
 
-// Delete implements store.Store. S3 deletes a missing key without
-// complaint, so Delete asks first; a concurrent Delete may slip between the
-// two requests, which only makes both succeed. It also deletes key's
-// incoming object, which a PUT to the presigned URL after Seal leaves.
+// Delete implements store.Store. It deletes key's incoming object first,
+// which a PUT to the presigned URL after Seal leaves, whether or not key
+// is there: a Delete cut off after deleting key would otherwise be retried
+// as "not found" and leave it for ever. S3 deletes a missing key without
+// complaint, so Delete then asks whether key is there; a concurrent Delete
+// may slip between the two requests, which only makes both succeed.
 func (s *Store) Delete(ctx context.Context, key string) error {
+	if !store.ValidKey(key) {
+		return store.ErrKey
+	}
+	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: aws.String(s.incomingKey(key))}); err != nil {
+		return s.opError("delete incoming", key, err)
+	}
 	k, _, err := s.head(ctx, key)
 	if err != nil {
 		return err
 	}
-	for _, k := range []*string{k, aws.String(s.incomingKey(key))} {
-		if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: k}); err != nil {
-			return s.opError("delete", key, err)
-		}
+	if _, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &s.bucket, Key: k}); err != nil {
+		return s.opError("delete", key, err)
 	}
 	return nil
 }

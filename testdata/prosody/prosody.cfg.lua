@@ -76,7 +76,7 @@ Component "upload.example.net"
 -- Another external component on the same server: tests connect as it to play an untrusted
 -- peer of mediaslot (forged XEP-0356 advertisements).
 Component ("other."..domain)
-  component_secret = "PASTE-THE-SECRET-HERE"
+  component_secret = "PASTE-THE-SECRET-HERE" -- the test server's secret, put in like the snippet's
   disco_hidden     = true
 
 -- Prosody's own XEP-0363 service, as a conformance/benchmark baseline.
