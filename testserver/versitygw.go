@@ -41,8 +41,11 @@ type s3Server struct {
 	// setup, if set, runs once before the first start, to write what the
 	// server reads at every start into S3.etc.
 	setup func(s *S3)
-	args  func(s *S3) []string
-	env   func(s *S3) []string
+	// writable, if set, tells whether the server can store objects yet,
+	// once its ready path answers (which may be earlier).
+	writable func(s *S3, c *http.Client) (bool, error)
+	args     func(s *S3) []string
+	env      func(s *S3) []string
 	// mkBucket: the bucket is a plain directory of the data directory
 	// (versitygw's posix backend, rclone's local one); otherwise Start
 	// creates it with CreateBucket when the server first comes up.
@@ -130,6 +133,35 @@ var seaweedFSServer = s3Server{
 			}
 		})
 	},
+	// Its S3 gateway answers before its master has a leader and a volume
+	// server (a restarted master waits out -master.electionTimeout), and
+	// PUTs hang until then: it is writable once the master's topology lists
+	// a volume server.
+	writable: func(s *S3, c *http.Client) (bool, error) {
+		resp, err := c.Get("http://" + s.ports[0] + "/dir/status")
+		if err != nil {
+			return false, err
+		}
+		defer resp.Body.Close()
+		var st struct {
+			Topology struct {
+				DataCenters []struct {
+					Racks []struct{ DataNodes []json.RawMessage }
+				}
+			}
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+			return false, fmt.Errorf("master /dir/status: %s, %w", resp.Status, err)
+		}
+		for _, dc := range st.Topology.DataCenters {
+			for _, r := range dc.Racks {
+				if len(r.DataNodes) > 0 {
+					return true, nil
+				}
+			}
+		}
+		return false, errors.New("no volume server has joined its master")
+	},
 	args: func(s *S3) []string {
 		p := s.port
 		// Its log goes to stderr (S3.log) and to files in -logdir, by default /tmp.
@@ -145,7 +177,9 @@ var seaweedFSServer = s3Server{
 			// 15 s to exit on SIGTERM (its filer flushes its metadata log after
 			// the volume server has stopped, until a timeout), so Stop kills it
 			// after its grace; the data is on disk by then.
-			"-master.volumeSizeLimitMB=64", "-volume.preStopSeconds=0"}
+			"-master.volumeSizeLimitMB=64", "-volume.preStopSeconds=0",
+			// A single master elects itself after this; the default is 10 s.
+			"-master.electionTimeout=1s"}
 	},
 	env:        func(*S3) []string { return nil },
 	bucketCORS: true,
@@ -390,6 +424,11 @@ func (s *S3) waitReady() error {
 		}
 		if resp.StatusCode == http.StatusServiceUnavailable {
 			return false, fmt.Errorf("%s on %s not ready within %v", s.Name, s.Endpoint, s3Start)
+		}
+		if s.srv.writable != nil {
+			if ok, err := s.srv.writable(s, client); !ok {
+				return false, fmt.Errorf("%s on %s cannot store objects within %v: %v", s.Name, s.Endpoint, s3Start, err)
+			}
 		}
 		return true, nil
 	})
