@@ -30,9 +30,9 @@ lint:
 	scripts/test.sh lint
 
 # For release checks: the S3 store's suites (store, slots, real clients, faults)
-# against versitygw, MinIO and rclone `serve s3`; builds rclone the first time
-# (about 5 minutes on two cores). See docs/S3.md.
-S3_SERVERS := versitygw,minio,rclone
+# against versitygw, MinIO, rclone `serve s3` and SeaweedFS; builds rclone and
+# SeaweedFS the first time (about 5 minutes each on two cores). See docs/S3.md.
+S3_SERVERS := versitygw,minio,rclone,seaweedfs
 test-s3-servers:
 	set -e; for s in $(subst $(comma), ,$(S3_SERVERS)); do scripts/gotool.sh $$s >/dev/null; done
 	MEDIASLOT_S3_SERVERS=$(S3_SERVERS) MEDIASLOT_REQUIRE_INTEGRATION=1 go test -count=1 -timeout 30m ./store/s3/

@@ -1,7 +1,7 @@
 // Package testserver is mediaslot's test harness: it starts private
 // servers for tests, in the style of mellium's internal/integration
 // harness: Prosody (Prosody), ejabberd (Ejabberd) and S3 servers (versitygw,
-// MinIO, rclone: EachS3). It is test code, outside the runtime packages:
+// MinIO, rclone, SeaweedFS: EachS3). It is test code, outside the runtime packages:
 // only _test.go files import it, and no mediaslot binary links it
 // (TestHarnessOnlyInTests checks both).
 //

@@ -3,8 +3,10 @@ package testserver
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,10 +30,22 @@ type s3Server struct {
 	name    string // binary name and subtest name
 	pkg     string // go install path
 	version string // keep in step with scripts/gotool.sh
-	server  string // the Server header it answers with
-	ready   string // path that answers when it is up
-	args    func(s *S3) []string
-	env     func(s *S3) []string
+	// module, if set, is pkg's module, built in a throwaway module of its
+	// own: go install refuses modules whose go.mod has replace directives.
+	module string
+	server string // the Server header it answers with (a prefix: some add their version)
+	ready  string // path that answers when it is up
+	// ports is how many loopback ports the server needs besides its S3
+	// port (S3.ports), kept across restarts.
+	ports int
+	// setup, if set, runs once before the first start, to write what the
+	// server reads at every start into S3.etc.
+	setup func(s *S3)
+	// writable, if set, tells whether the server can store objects yet,
+	// once its ready path answers (which may be earlier).
+	writable func(s *S3, c *http.Client) (bool, error)
+	args     func(s *S3) []string
+	env      func(s *S3) []string
 	// mkBucket: the bucket is a plain directory of the data directory
 	// (versitygw's posix backend, rclone's local one); otherwise Start
 	// creates it with CreateBucket when the server first comes up.
@@ -86,8 +100,93 @@ var rcloneServer = s3Server{
 	mkBucket: true,
 }
 
+// SeaweedFS (Apache-2.0) as `weed server -s3`: master, volume server,
+// filer and S3 gateway in one process, each on a port of its own (S3.ports:
+// master, volume, filer and S3 gateway, then their gRPC ports, set
+// explicitly: the default, HTTP port + 10000, may be taken or out of
+// range). The credentials are an identity of its -s3.config file, so that
+// it verifies signatures. Its module's go.mod has replace directives, so it
+// is built in a throwaway module (toolBinary). Only `make test-s3-servers`
+// runs it.
+var seaweedFSServer = s3Server{
+	name: "seaweedfs", pkg: "github.com/seaweedfs/seaweedfs/weed", version: "v0.0.0-20261109003541-7506e5f91cd6",
+	module: "github.com/seaweedfs/seaweedfs",
+	server: "SeaweedFS", ready: "/",
+	ports: 7,
+	setup: func(s *S3) {
+		conf, err := json.Marshal(map[string]any{"identities": []any{map[string]any{
+			"name":        s.AccessKey,
+			"credentials": []any{map[string]string{"accessKey": s.AccessKey, "secretKey": s.SecretKey}},
+			"actions":     []string{"Admin", "Read", "Write", "List", "Tagging"},
+		}}})
+		if err == nil {
+			err = os.WriteFile(filepath.Join(s.etc, "s3.json"), conf, 0o600)
+		}
+		if err != nil {
+			s.t.Fatalf("testserver: writing the SeaweedFS S3 config: %v", err)
+		}
+		// The Unix sockets of its gRPC ports are always in /tmp; the
+		// master's stays when Stop has to kill it.
+		s.t.Cleanup(func() {
+			for i, c := range []string{"master", "volume", "filer", "s3"} {
+				os.Remove("/tmp/seaweedfs-" + c + "-grpc-" + s.port(3+i) + ".sock")
+			}
+		})
+	},
+	// Its S3 gateway answers before its master has a leader and a volume
+	// server (a restarted master waits out -master.electionTimeout), and
+	// PUTs hang until then: it is writable once the master's topology lists
+	// a volume server.
+	writable: func(s *S3, c *http.Client) (bool, error) {
+		resp, err := c.Get("http://" + s.ports[0] + "/dir/status")
+		if err != nil {
+			return false, err
+		}
+		defer resp.Body.Close()
+		var st struct {
+			Topology struct {
+				DataCenters []struct {
+					Racks []struct{ DataNodes []json.RawMessage }
+				}
+			}
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+			return false, fmt.Errorf("master /dir/status: %s, %w", resp.Status, err)
+		}
+		for _, dc := range st.Topology.DataCenters {
+			for _, r := range dc.Racks {
+				if len(r.DataNodes) > 0 {
+					return true, nil
+				}
+			}
+		}
+		return false, errors.New("no volume server has joined its master")
+	},
+	args: func(s *S3) []string {
+		p := s.port
+		// Its log goes to stderr (S3.log) and to files in -logdir, by default /tmp.
+		return []string{"-logdir=" + s.etc, "server", "-dir=" + s.Dir, "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+			"-master.port=" + p(0), "-volume.port=" + p(1), "-filer.port=" + p(2),
+			"-master.port.grpc=" + p(3), "-volume.port.grpc=" + p(4), "-filer.port.grpc=" + p(5),
+			"-s3", "-s3.port=" + p(-1), "-s3.port.grpc=" + p(6),
+			"-s3.port.iceberg=0", "-s3.port.lance=0",
+			"-s3.config=" + filepath.Join(s.etc, "s3.json"),
+			// Unix sockets it would otherwise leave in /tmp (its gRPC ones are fixed there).
+			"-filer.localSocket=" + filepath.Join(s.etc, "filer.sock"), "-s3.localSocket=" + filepath.Join(s.etc, "s3.sock"),
+			// Small volumes, and no 10 s pause before it stops. It still takes
+			// 15 s to exit on SIGTERM (its filer flushes its metadata log after
+			// the volume server has stopped, until a timeout), so Stop kills it
+			// after its grace; the data is on disk by then.
+			"-master.volumeSizeLimitMB=64", "-volume.preStopSeconds=0",
+			// A single master elects itself after this; the default is 10 s.
+			"-master.electionTimeout=1s"}
+	},
+	env:        func(*S3) []string { return nil },
+	bucketCORS: true,
+}
+
 // s3Servers are the servers a test can ask for by name.
-var s3Servers = map[string]*s3Server{"versitygw": &versityGWServer, "minio": &minIOServer, "rclone": &rcloneServer}
+var s3Servers = map[string]*s3Server{"versitygw": &versityGWServer, "minio": &minIOServer, "rclone": &rcloneServer, "seaweedfs": &seaweedFSServer}
 
 // defaultS3Servers are those EachS3 runs a test against unless
 // $MEDIASLOT_S3_SERVERS names others (comma-separated): the two that
@@ -101,7 +200,7 @@ const (
 
 // S3 is a running private S3 server with one empty bucket.
 type S3 struct {
-	Name      string // "versitygw", "minio", "rclone"
+	Name      string // "versitygw", "minio", "rclone", "seaweedfs"
 	Endpoint  string // "http://127.0.0.1:port"; path-style addressing
 	Region    string // "us-east-1"; requests signed for another region fail
 	Bucket    string
@@ -115,7 +214,7 @@ type S3 struct {
 	// answer 501 (their CORS is server-wide).
 	BucketCORS bool
 	// ChecksRegion: the server refuses requests signed for another
-	// region (rclone accepts any).
+	// region (rclone and SeaweedFS accept any).
 	ChecksRegion bool
 
 	t    testing.TB
@@ -125,6 +224,9 @@ type S3 struct {
 	mu   sync.Mutex
 	proc *process // nil while stopped
 	made bool     // the bucket exists
+
+	ports []string // srv.ports more loopback addresses of the server
+	etc   string   // srv.setup's files (short: Unix sockets live there too)
 }
 
 // VersityGW starts a private versitygw on a free loopback port with a fresh
@@ -162,7 +264,7 @@ func S3Servers(t testing.TB) []S3Server {
 	for name := range strings.SplitSeq(cmp.Or(os.Getenv("MEDIASLOT_S3_SERVERS"), defaultS3Servers), ",") {
 		srv, ok := s3Servers[strings.TrimSpace(name)]
 		if !ok {
-			t.Fatalf("testserver: MEDIASLOT_S3_SERVERS names %q; known are versitygw, minio and rclone", name)
+			t.Fatalf("testserver: MEDIASLOT_S3_SERVERS names %q; known are versitygw, minio, rclone and seaweedfs", name)
 		}
 		out = append(out, S3Server{srv.name, func(t testing.TB) *S3 { return startS3(t, srv) }})
 	}
@@ -171,8 +273,9 @@ func S3Servers(t testing.TB) []S3Server {
 
 func startS3(t testing.TB, srv *s3Server) *S3 {
 	t.Helper()
-	bin := toolBinary(t, srv.name, srv.pkg, srv.version)
-	addr := FreePorts(t, 1)[0]
+	bin := toolBinary(t, srv)
+	ports := FreePorts(t, 1+srv.ports)
+	addr := ports[0]
 	s := &S3{
 		Name:         srv.name,
 		Endpoint:     "http://" + addr,
@@ -186,7 +289,18 @@ func startS3(t testing.TB, srv *s3Server) *S3 {
 		t:            t,
 		srv:          srv,
 		bin:          bin,
+		ports:        ports[1:],
 		log:          filepath.Join(t.TempDir(), srv.name+".log"),
+	}
+	if srv.setup != nil {
+		// Not t.TempDir(): a Unix socket's path must stay under 108 bytes.
+		etc, err := os.MkdirTemp("", srv.name+"-")
+		if err != nil {
+			t.Fatalf("testserver: %v", err)
+		}
+		t.Cleanup(func() { os.RemoveAll(etc) })
+		s.etc = etc
+		srv.setup(s)
 	}
 	if srv.mkBucket {
 		// A directory in the posix root is a bucket; that saves a signed CreateBucket.
@@ -206,6 +320,16 @@ func startS3(t testing.TB, srv *s3Server) *S3 {
 }
 
 func (s *S3) addr() string { return strings.TrimPrefix(s.Endpoint, "http://") }
+
+// port returns the port number of s.ports[i], or of the S3 port for -1.
+func (s *S3) port(i int) string {
+	addr := s.addr()
+	if i >= 0 {
+		addr = s.ports[i]
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	return port
+}
 
 // Start starts the server (again, after Stop): same port, data directory,
 // bucket and credentials, so objects stored before are served again. It
@@ -275,7 +399,8 @@ func (s *S3) createBucket() error {
 func s3Env() []string {
 	var env []string
 	for _, e := range os.Environ() {
-		if !strings.HasPrefix(e, "VGW_") && !strings.HasPrefix(e, "ROOT_") && !strings.HasPrefix(e, "MINIO_") {
+		if !strings.HasPrefix(e, "VGW_") && !strings.HasPrefix(e, "ROOT_") && !strings.HasPrefix(e, "MINIO_") &&
+			!strings.HasPrefix(e, "WEED_") && !strings.HasPrefix(e, "AWS_") {
 			env = append(env, e)
 		}
 	}
@@ -294,11 +419,16 @@ func (s *S3) waitReady() error {
 			return false, fmt.Errorf("%s did not answer on %s within %v: %v", s.Name, s.Endpoint, s3Start, err)
 		}
 		resp.Body.Close()
-		if server := resp.Header.Get("Server"); server != s.srv.server {
+		if server := resp.Header.Get("Server"); !strings.HasPrefix(server, s.srv.server) {
 			return true, fmt.Errorf("%s is answered by %q, not %s", s.Endpoint, server, s.Name)
 		}
 		if resp.StatusCode == http.StatusServiceUnavailable {
 			return false, fmt.Errorf("%s on %s not ready within %v", s.Name, s.Endpoint, s3Start)
+		}
+		if s.srv.writable != nil {
+			if ok, err := s.srv.writable(s, client); !ok {
+				return false, fmt.Errorf("%s on %s cannot store objects within %v: %v", s.Name, s.Endpoint, s3Start, err)
+			}
 		}
 		return true, nil
 	})
@@ -317,12 +447,14 @@ func (s *S3) stopLocked() {
 	s.proc = nil
 }
 
-// toolBinary returns the cached binary name, building it first with go
-// install pkg@version if it is missing. A lock file serialises builders: go
-// test runs the packages of ./... in parallel, and a cold build takes
-// minutes on two cores.
-func toolBinary(t testing.TB, name, pkg, version string) string {
+// toolBinary returns the cached binary of srv, building it first with go
+// install pkg@version (or, for a module of replace directives, go build in
+// a throwaway module: buildInModule) if it is missing. A lock file
+// serialises builders: go test runs the packages of ./... in parallel, and a
+// cold build takes minutes on two cores.
+func toolBinary(t testing.TB, srv *s3Server) string {
 	t.Helper()
+	name, pkg, version := srv.name, srv.pkg, srv.version
 	dir := os.Getenv("MEDIASLOT_TOOLS_DIR")
 	if dir == "" {
 		dir = filepath.Join(ModuleRoot(t), "bin", "tools")
@@ -355,17 +487,54 @@ func toolBinary(t testing.TB, name, pkg, version string) string {
 	defer os.RemoveAll(tmp)
 	t.Logf("testserver: building %s %s into %s (minutes with a cold build cache; scripts/gotool.sh %s builds it ahead)", name, version, dir, name)
 	start := time.Now()
-	cmd := exec.Command(goTool, "install", pkg+"@"+version)
-	cmd.Env = append(os.Environ(), "GOBIN="+tmp)
-	cmd.Dir = tmp
-	if out, err := cmd.CombinedOutput(); err != nil {
-		skipOrFail(t, "testserver: building %s: %v\n%s", name, err, out)
+	if srv.module != "" {
+		if out, err := buildInModule(goTool, tmp, srv); err != nil {
+			skipOrFail(t, "testserver: building %s: %v\n%s", name, err, out)
+		}
+	} else {
+		cmd := exec.Command(goTool, "install", pkg+"@"+version)
+		cmd.Env = append(os.Environ(), "GOBIN="+tmp)
+		cmd.Dir = tmp
+		if out, err := cmd.CombinedOutput(); err != nil {
+			skipOrFail(t, "testserver: building %s: %v\n%s", name, err, out)
+		}
 	}
 	if err := os.Rename(filepath.Join(tmp, name), bin); err != nil {
 		t.Fatalf("testserver: %v", err)
 	}
 	t.Logf("testserver: built %s in %v", name, time.Since(start).Round(time.Second))
 	return bin
+}
+
+// buildInModule builds srv.pkg into dir/srv.name from a throwaway module
+// in dir that requires srv.module at srv.version: replace directives, which
+// go install refuses, are ignored in a dependency. The tools.go file keeps
+// the import that go mod tidy needs. scripts/gotool.sh does the same.
+func buildInModule(goTool, dir string, srv *s3Server) ([]byte, error) {
+	files := map[string]string{
+		"go.mod":   "module build\n",
+		"tools.go": "//go:build tools\n\npackage build\n\nimport _ \"" + srv.pkg + "\"\n",
+	}
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	var out []byte
+	for _, args := range [][]string{
+		{"get", srv.module + "@" + srv.version},
+		{"mod", "tidy"},
+		{"build", "-o", srv.name, srv.pkg},
+	} {
+		cmd := exec.Command(goTool, args...)
+		cmd.Dir = dir
+		o, err := cmd.CombinedOutput()
+		out = append(out, o...)
+		if err != nil {
+			return out, fmt.Errorf("go %s: %w", strings.Join(args, " "), err)
+		}
+	}
+	return out, nil
 }
 
 func isExecutable(path string) bool {
