@@ -58,9 +58,20 @@ func FillQueue(ctx context.Context, opt FillOptions) (res FillResult, err error)
 	w := groupcommit.New(db)
 	defer w.Close()
 	perRecipient := (opt.N + len(opt.Recipients) - 1) / len(opt.Recipients)
-	q, err := offline.Open(db, w, offline.Limits{MaxMessages: perRecipient, MaxBytes: 1 << 50})
+	// One sender fills every queue: none of the caps may stop it, and every
+	// recipient counts as seen, as real users who were online once.
+	q, err := offline.Open(db, w, offline.Limits{
+		MaxMessages: perRecipient, MaxBytes: 1 << 50, SenderShare: 1,
+		MaxSenderMessages: opt.N, MaxSenderBytes: 1 << 50,
+		MaxTotalMessages: opt.N, MaxTotalBytes: 1 << 50,
+	})
 	if err != nil {
 		return res, err
+	}
+	for _, r := range opt.Recipients {
+		if err := q.MarkSeen(ctx, r); err != nil {
+			return res, err
+		}
 	}
 	t0 := time.Now()
 	var next, done atomic.Int64
