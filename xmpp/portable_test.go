@@ -88,53 +88,6 @@ func TestPortableKeepsMeaning(t *testing.T) {
 	}
 }
 
-// FuzzEncodeTokens: the hand-written writer in encodeTokens produces the
-// bytes encoding/xml's Encoder produces for the same tokens.
-func FuzzEncodeTokens(f *testing.F) {
-	for _, s := range []string{
-		`<body>hi &amp; &lt;x&gt; é "q" 'a' &#9;&#xD;&#x1F600;</body><x xmlns="urn:x" a="1&#10;2">t</x>`,
-		`<data xmlns="urn:xmpp:bob" cid="sha1+0@bob.xmpp.org" type="image/png">QUJD
-RA==</data>`,
-		`<desc xml:lang="de">Bild</desc><p:foo xmlns:p="urn:p" p:attr="1"><p:bar/></p:foo>`,
-		`<a b="&#xFFFD;" c="&#x7F;">` + "\u00e9\u2028\U0001F600\xef\xbf\xbd" + `</a>`,
-		"<a>\xff\xfe</a>",
-		`<a><b><c/></b>`,
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, payload string) {
-		d := xml.NewDecoder(strings.NewReader(`<message xmlns="jabber:component:accept">` + payload + `</message>`))
-		var toks []xml.Token // inside the message: from its start tag to its end tag
-		for depth := 0; ; {
-			tok, err := d.Token()
-			if err != nil {
-				break
-			}
-			switch tok.(type) {
-			case xml.StartElement:
-				depth++
-			case xml.EndElement:
-				depth--
-			}
-			if depth == 0 {
-				break
-			}
-			toks = append(toks, xml.CopyToken(tok))
-		}
-		if len(toks) == 0 {
-			return
-		}
-		toks = toks[1:]
-		// after text already in the buffer, which a fallback to the Encoder must keep
-		got, want := bytes.NewBufferString("<m>"), bytes.NewBufferString("<m>")
-		gotErr := encodeTokens(got, toks, "jabber:component:accept")
-		wantErr := encodeTokensWithEncoder(want, toks, "jabber:component:accept")
-		if (gotErr != nil) != (wantErr != nil) || got.String() != want.String() {
-			t.Fatalf("encodeTokens of %q:\n got %q %v\nwant %q %v", payload, got, gotErr, want, wantErr)
-		}
-	})
-}
-
 // FuzzEscapeText: escapeText writes what the Encoder writes for text and
 // what xml.EscapeText writes for attribute values.
 func FuzzEscapeText(f *testing.F) {
