@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,6 +18,7 @@ import (
 
 	"mediaslot/store"
 	"mediaslot/store/disk"
+	"mediaslot/testserver"
 )
 
 // A quota check cannot be wrapped round: with max_file_size set as high
@@ -82,7 +82,7 @@ func (f *fixture) halfPut(t *testing.T, s Slot, size int, before func()) {
 		t.Fatal(err)
 	}
 	// the upload is running once its hold is marked so
-	waitFor(t, "the PUT to start", func() bool {
+	testserver.WaitFor(t, 10*time.Second, "the PUT to start", func() bool {
 		h := f.svc.holds
 		h.mu.Lock()
 		defer h.mu.Unlock()
@@ -93,22 +93,10 @@ func (f *fixture) halfPut(t *testing.T, s Slot, size int, before func()) {
 		before()
 	}
 	c.Close()
-	waitFor(t, "the failed PUT to end", func() bool {
+	testserver.WaitFor(t, 10*time.Second, "the failed PUT to end", func() bool {
 		_, busy := f.svc.active.Load(s.ID)
 		return !busy
 	})
-}
-
-// waitFor polls cond until it holds, for at most 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		runtime.Gosched()
-	}
 }
 
 // An upload cut off half-way neither leaks its slot's hold (locking its

@@ -50,12 +50,15 @@ func (f fakeSlots) Issue(_ context.Context, r upload.Request) (upload.Slot, erro
 	}, nil
 }
 
-// roundTrip feeds one stanza to a handler and returns its reply as XML, or
-// "" if it sent none within a short wait.
-func roundTrip(t *testing.T, slots Slots, in string) string {
+// parseStanza reads the first stanza of in (after a stream header, if in
+// starts with one), as the read loop does.
+func parseStanza(t *testing.T, in string) stanza {
 	t.Helper()
 	d := xml.NewDecoder(strings.NewReader(in))
 	tok, err := d.Token()
+	if start, ok := tok.(xml.StartElement); ok && start.Name.Local == "stream" {
+		tok, err = d.Token()
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,6 +66,14 @@ func roundTrip(t *testing.T, slots Slots, in string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return st
+}
+
+// roundTrip feeds one stanza to a handler and returns its reply as XML, or
+// "" if it sent none within a short wait.
+func roundTrip(t *testing.T, slots Slots, in string) string {
+	t.Helper()
+	st := parseStanza(t, in)
 	replies := make(chan string, 2)
 	send := func(_ context.Context, stanza []byte, _ sendMode) error {
 		replies <- string(stanza)

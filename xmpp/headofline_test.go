@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"mediaslot/offline"
+	"mediaslot/testserver"
 	"mediaslot/upload"
 )
 
@@ -81,7 +82,7 @@ func TestRelayFloodDoesNotStallOthers(t *testing.T) {
 
 	// the disk comes back: what was accepted is stored, nothing refused is
 	close(stuck.release)
-	waitFor(t, "accepted messages stored", func() bool {
+	testserver.WaitFor(t, 10*time.Second, "accepted messages stored", func() bool {
 		s, err := f.q.Stats()
 		return err == nil && s.Entries == relaySenderInFlight
 	})
@@ -119,10 +120,10 @@ func TestComponentStalled(t *testing.T) {
 	l.send(`<iq type='get' id='s' from='alice@example.net/x' to='upload.example.net'><request xmlns='urn:xmpp:http:upload:0' filename='a.jpg' size='10'/></iq>`)
 	<-slots.called
 	first := c.Stalled()
-	waitFor(t, "Stalled to grow", func() bool { return c.Stalled() > first })
+	testserver.WaitFor(t, 10*time.Second, "Stalled to grow", func() bool { return c.Stalled() > first })
 	close(slots.release)
 	if r := l.reply(t); !strings.Contains(r, `type="result"`) {
 		t.Fatalf("reply: %s", r)
 	}
-	waitFor(t, "Stalled back to 0", func() bool { return c.Stalled() == 0 })
+	testserver.WaitFor(t, 10*time.Second, "Stalled back to 0", func() bool { return c.Stalled() == 0 })
 }

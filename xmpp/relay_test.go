@@ -63,18 +63,7 @@ func (f *relayFixture) in(t *testing.T, x string) {
 // inVia feeds a stanza whose replies and deliveries go to send.
 func (f *relayFixture) inVia(t *testing.T, x string, send sender) {
 	t.Helper()
-	d := xml.NewDecoder(strings.NewReader(`<stream xmlns='jabber:component:accept'>` + x))
-	if _, err := d.Token(); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := d.Token()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := readStanza(d, tok.(xml.StartElement))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := parseStanza(t, `<stream xmlns='jabber:component:accept'>`+x)
 	f.h.handle(context.Background(), st, send)
 }
 
@@ -127,15 +116,7 @@ func relayMsg(id, payload string, to ...string) string {
 func payloadOf(t *testing.T, msg string) string {
 	t.Helper()
 	inner := msg[strings.LastIndex(msg, "<message"):] // the forwarded message, if any
-	d := xml.NewDecoder(strings.NewReader(inner))
-	tok, err := d.Token()
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := readStanza(d, tok.(xml.StartElement))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := parseStanza(t, inner)
 	var keep []xml.Token
 	for _, c := range st.children() {
 		if c.start.Name.Space != nsAddress && c.start.Name.Space != nsDelay {

@@ -78,18 +78,7 @@ listen = %q
 			t.Error("serve did not stop")
 		}
 	}()
-	var err error
-	for range 250 {
-		var resp *http.Response
-		if resp, err = http.Get("http://" + admin + "/healthz"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("serve did not start: %v\n%s", err, stderr.String())
-	}
+	waitServing(t, admin, &stderr)
 
 	const unknown = "/upload/0123456789abcdef0123456789abcdef/x?e=1&t=x"
 	for _, c := range []struct{ name, req, status string }{

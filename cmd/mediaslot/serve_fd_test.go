@@ -45,15 +45,26 @@ func serveLimited(t *testing.T, files int, httpConf string) (addr, admin string,
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
 	})
-	for range 250 {
-		if resp, err := http.Get("http://" + admin + "/healthz"); err == nil {
-			resp.Body.Close()
-			return addr, admin, stderr
+	waitServing(t, admin, stderr)
+	return addr, admin, stderr
+}
+
+// waitServing waits until serve's admin listener answers /healthz, and
+// shows serve's log if the test fails.
+func waitServing(t *testing.T, admin string, stderr *syncBuffer) {
+	t.Helper()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("serve's log:\n%s", stderr.String())
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("serve did not start:\n%s", stderr.String())
-	return
+	})
+	testserver.WaitFor(t, 5*time.Second, "serve to answer /healthz", func() bool {
+		resp, err := http.Get("http://" + admin + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
 }
 
 // holdConnections opens n connections to addr from distinct loopback
@@ -129,25 +140,16 @@ func TestServeFitsOpenFiles(t *testing.T) {
 func TestServeCountsAcceptErrors(t *testing.T) {
 	addr, admin, stderr := serveLimited(t, 96, "max_connections = 0\nmax_connections_per_address = 0")
 	conns := holdConnections(t, addr, 150)
-	for i := 0; !strings.Contains(stderr.String(), "too many open files"); i++ {
-		if i == 500 {
-			t.Fatalf("no accept error with 150 connections and 96 files:\n%s", stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testserver.WaitFor(t, 10*time.Second, "an accept error with 150 connections and 96 files", func() bool {
+		return strings.Contains(stderr.String(), "too many open files")
+	})
 	for _, c := range conns {
 		c.Close()
 	}
-	for i := 0; ; i++ {
+	testserver.WaitFor(t, 10*time.Second, "accept errors counted and accepting again", func() bool {
 		m := metricsText(t, admin)
-		if strings.Contains(m, "mediaslot_http_accept_failing 0") && !strings.Contains(m, "mediaslot_http_accept_errors_total 0") {
-			break
-		}
-		if i == 500 {
-			t.Fatalf("accept errors not counted, or still failing:\n%s", grep(m, "mediaslot_http"))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return strings.Contains(m, "mediaslot_http_accept_failing 0") && !strings.Contains(m, "mediaslot_http_accept_errors_total 0")
+	})
 	resp, err := http.Get("http://" + admin + "/readyz")
 	if err != nil {
 		t.Fatal(err)

@@ -131,9 +131,7 @@ level = "debug"
 		}
 		return ""
 	}
-	for i := 0; i < 500 && handshake() == ""; i++ {
-		time.Sleep(20 * time.Millisecond)
-	}
+	testserver.WaitFor(t, 10*time.Second, "the TLS handshake error in the log", func() bool { return handshake() != "" })
 	if l := handshake(); !strings.Contains(l, "level=DEBUG") {
 		t.Errorf("TLS handshake error logged as %q, want level=DEBUG\n%s", l, stderr.String())
 	}

@@ -55,7 +55,7 @@ func scrape(t *testing.T, admin string) map[string]float64 {
 func waitMetric(t *testing.T, admin, series string, want float64) map[string]float64 {
 	t.Helper()
 	var got map[string]float64
-	waitFor(t, 10*time.Second, fmt.Sprintf("%s = %v", series, want), func() bool {
+	testserver.WaitFor(t, 10*time.Second, fmt.Sprintf("%s = %v", series, want), func() bool {
 		got = scrape(t, admin)
 		return got[series] == want
 	})
@@ -72,7 +72,7 @@ func TestAdminEndpoints(t *testing.T) {
 	admin := freePort(t)
 	m := launchMediaslot(t, srv, fmt.Sprintf("[upload]\nmax_file_size = 100000\n[admin]\nlisten = %q\npprof = true\n", admin))
 
-	waitFor(t, 10*time.Second, "/healthz", func() bool {
+	testserver.WaitFor(t, 10*time.Second, "/healthz", func() bool {
 		resp, err := http.Get("http://" + admin + "/healthz")
 		if err == nil {
 			resp.Body.Close()
@@ -97,7 +97,7 @@ func TestAdminEndpoints(t *testing.T) {
 
 	srv.Start()
 	m.waitConnected(1)
-	waitFor(t, 5*time.Second, "/readyz 200", func() bool { code, _ := adminGet(t, admin, "/readyz"); return code == 200 })
+	testserver.WaitFor(t, 5*time.Second, "/readyz 200", func() bool { code, _ := adminGet(t, admin, "/readyz"); return code == 200 })
 	if code, body := adminGet(t, admin, "/readyz"); code != 200 || body != "ready\n" {
 		t.Errorf("/readyz after connecting: %d %q", code, body)
 	}
@@ -137,7 +137,7 @@ func TestAdminEndpoints(t *testing.T) {
 
 	// relay: bob online gets it at once, carol offline is queued
 	bob := startSlixRelay(t, srv, "receive", "bob", "1", 20)
-	waitFor(t, 10*time.Second, "bob online at mediaslot", func() bool {
+	testserver.WaitFor(t, 10*time.Second, "bob online at mediaslot", func() bool {
 		return strings.Contains(m.log.String(), "presence from=bob@localhost/")
 	})
 	payload := thumbnailPayload("http://127.0.0.1/file/x/y.jpg")

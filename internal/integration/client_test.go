@@ -81,7 +81,7 @@ func startReceive(t *testing.T, srv *testserver.Server, user string, args ...str
 		_ = r.cmd.Process.Kill()
 		<-r.done
 	})
-	waitFor(t, 15*time.Second, user+" receiving", func() bool { return strings.Contains(r.stderr.String(), "waiting for files") })
+	testserver.WaitFor(t, 15*time.Second, user+" receiving", func() bool { return strings.Contains(r.stderr.String(), "waiting for files") })
 	return r
 }
 

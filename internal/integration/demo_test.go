@@ -46,7 +46,7 @@ func startDemo(t *testing.T, dir string, ports []string, env ...string) *demo {
 			t.Logf("demo output:\n%s", tail(d.out.String(), 60))
 		}
 	})
-	waitFor(t, 30*time.Second, "mediaslot demo ready", func() bool {
+	testserver.WaitFor(t, 30*time.Second, "mediaslot demo ready", func() bool {
 		return strings.Contains(d.out.String(), "mediaslot demo ready")
 	})
 	return d

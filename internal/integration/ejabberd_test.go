@@ -31,7 +31,7 @@ import (
 func TestEjabberd(t *testing.T) {
 	srv := testserver.Ejabberd(t)
 	m := startMediaslot(t, srv, "")
-	waitFor(t, 5*time.Second, "privileges", func() bool {
+	testserver.WaitFor(t, 5*time.Second, "privileges", func() bool {
 		return strings.Contains(m.log.String(), `msg="server privileges" server=localhost namespace=urn:xmpp:privilege:1 message=true presence=true`)
 	})
 
@@ -73,14 +73,14 @@ func TestEjabberd(t *testing.T) {
 // mod_offline keeps it. Every copy arrives unchanged.
 func ejabberdRelay(t *testing.T, srv *testserver.EjabberdServer, m *mediaslot) {
 	presenceBlip(t, srv, "carol")
-	waitFor(t, 10*time.Second, "carol seen going offline", func() bool {
+	testserver.WaitFor(t, 10*time.Second, "carol seen going offline", func() bool {
 		return strings.Contains(m.log.String(), "presence from=carol@localhost/") &&
 			strings.Contains(m.log.String(), "type=unavailable")
 	})
 
 	bobSeen := strings.Count(m.log.String(), "presence from=bob@localhost/")
 	bobRecv := startSlixRelay(t, srv, "receive", "bob", "1", 20)
-	waitFor(t, 10*time.Second, "bob online at mediaslot", func() bool {
+	testserver.WaitFor(t, 10*time.Second, "bob online at mediaslot", func() bool {
 		return strings.Count(m.log.String(), "presence from=bob@localhost/") > bobSeen
 	})
 	payload := thumbnailPayload("http://127.0.0.1/file/abc/cat%20%C3%A9.jpg")
@@ -107,7 +107,7 @@ func ejabberdRelay(t *testing.T, srv *testserver.EjabberdServer, m *mediaslot) {
 	if s := send.wait(t); len(s.Errors) != 0 {
 		t.Fatalf("sender got errors: %v", s.Errors)
 	}
-	waitFor(t, 5*time.Second, "bob and dave served, carol queued", func() bool {
+	testserver.WaitFor(t, 5*time.Second, "bob and dave served, carol queued", func() bool {
 		return strings.Contains(m.log.String(), "delivered=2 queued=1")
 	})
 

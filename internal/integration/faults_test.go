@@ -257,17 +257,17 @@ func relaunchDefaultBackoff(t *testing.T, m *mediaslot) *mediaslot {
 func TestFaultServerRestartUnderLoad(t *testing.T) {
 	srv := testserver.Prosody(t)
 	m := relaunchDefaultBackoff(t, startMediaslot(t, srv, ""))
-	waitFor(t, 5*time.Second, "privileges", func() bool { return strings.Contains(m.log.String(), "server privileges") })
+	testserver.WaitFor(t, 5*time.Second, "privileges", func() bool { return strings.Contains(m.log.String(), "server privileges") })
 
 	alice := dialClient(t, srv, "alice")
 	relayTo(t, alice, srv, "carol", "restart", 3)
-	waitFor(t, 5*time.Second, "3 messages queued for carol", func() bool {
+	testserver.WaitFor(t, 5*time.Second, "3 messages queued for carol", func() bool {
 		return strings.Count(m.log.String(), "queued=1") == 3
 	})
 	_ = alice.Close()
 
 	l := startLoad(t, srv, "bob", "dave")
-	waitFor(t, 10*time.Second, "the load running", func() bool { return l.since(time.Time{}) >= 10 })
+	testserver.WaitFor(t, 10*time.Second, "the load running", func() bool { return l.since(time.Time{}) >= 10 })
 
 	connected := strings.Count(m.log.String(), "component connected")
 	srv.Stop()
@@ -289,7 +289,7 @@ func TestFaultServerRestartUnderLoad(t *testing.T) {
 	if back > 5*time.Second {
 		t.Errorf("component back %v after the server, want within 5 s", back)
 	}
-	waitFor(t, 15*time.Second, "uploads after the restart", func() bool { return l.since(upAt) >= 10 })
+	testserver.WaitFor(t, 15*time.Second, "uploads after the restart", func() bool { return l.since(upAt) >= 10 })
 	l.end()
 	if m.cmd.ProcessState != nil {
 		t.Fatalf("mediaslot exited: %v", m.cmd.ProcessState)
@@ -319,7 +319,7 @@ func testFaultS3Down(t *testing.T, srv *testserver.Server, gw *testserver.S3) {
 	checkSlixFlow(t, before, data, "image/jpeg", 200)
 
 	gw.Stop()
-	waitFor(t, 5*time.Second, "the store check noticing", func() bool {
+	testserver.WaitFor(t, 5*time.Second, "the store check noticing", func() bool {
 		return strings.Contains(m.log.String(), "file store unavailable")
 	})
 	res := slixTry(t, srv, "alice", srv.ComponentJID(), file)
@@ -334,7 +334,7 @@ func testFaultS3Down(t *testing.T, srv *testserver.Server, gw *testserver.S3) {
 	}
 
 	gw.Start()
-	waitFor(t, 5*time.Second, "the store check noticing", func() bool {
+	testserver.WaitFor(t, 5*time.Second, "the store check noticing", func() bool {
 		return strings.Contains(m.log.String(), "file store available again")
 	})
 	file2, data2 := writeRandomFile(t, "after.jpg", 50_000)
@@ -547,10 +547,10 @@ func TestFaultSIGTERMDrains(t *testing.T) {
 	srv := testserver.Prosody(t)
 	proxy := startComponentProxy(t, srv.ComponentAddr())
 	m := startMediaslot(t, proxied{srv, proxy.addr}, "")
-	waitFor(t, 5*time.Second, "privileges", func() bool { return strings.Contains(m.log.String(), "server privileges") })
+	testserver.WaitFor(t, 5*time.Second, "privileges", func() bool { return strings.Contains(m.log.String(), "server privileges") })
 	alice := dialClient(t, srv, "alice")
 	relayTo(t, alice, srv, "carol", "sigterm", 2)
-	waitFor(t, 5*time.Second, "2 messages queued for carol", func() bool {
+	testserver.WaitFor(t, 5*time.Second, "2 messages queued for carol", func() bool {
 		return strings.Count(m.log.String(), "queued=1") == 2
 	})
 
@@ -583,14 +583,14 @@ func TestFaultSIGTERMDrains(t *testing.T) {
 	}
 	go func() { _ = m.cmd.Wait(); close(exited) }()
 	host := strings.TrimPrefix(m.HTTP, "http://")
-	waitFor(t, 2*time.Second, "the HTTP listener closed", func() bool {
+	testserver.WaitFor(t, 2*time.Second, "the HTTP listener closed", func() bool {
 		c, err := net.DialTimeout("tcp", host, 100*time.Millisecond)
 		if err == nil {
 			c.Close()
 		}
 		return err != nil
 	})
-	waitFor(t, 2*time.Second, "the component's </stream:stream>", func() bool {
+	testserver.WaitFor(t, 2*time.Second, "the component's </stream:stream>", func() bool {
 		return strings.HasSuffix(strings.TrimSpace(proxy.lastSent()), "</stream:stream>")
 	})
 

@@ -63,7 +63,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 		_ = slixTry(t, srv, "alice", srv.ComponentJID(), big) // refused: too large
 
 		bob := startSlixRelay(t, srv, "receive", "bob", "1", 20)
-		waitFor(t, 10*time.Second, "bob online", func() bool { return strings.Contains(m.log.String(), `"from":"bob@localhost/`) })
+		testserver.WaitFor(t, 10*time.Second, "bob online", func() bool { return strings.Contains(m.log.String(), `"from":"bob@localhost/`) })
 		startSlixRelay(t, srv, "send", "alice", relayStanza(t, srv, "m1", thumbnailPayload(res.GetURL), "bob", "carol"), 2).wait(t)
 		bob.wait(t)
 		startSlixRelay(t, srv, "receive", "carol", "1", 20).wait(t)
@@ -99,7 +99,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 		wrong := "wrong-" + randomHex(t, 12)
 		conf := strings.Replace(s3Config(gw, "redirect"), fmt.Sprintf("secret_access_key = %q", gw.SecretKey), fmt.Sprintf("secret_access_key = %q", wrong), 1)
 		m := startMediaslot(t, srv, jsonDebug(tokenKey)+conf)
-		waitFor(t, 10*time.Second, "the store check", func() bool { return strings.Contains(m.log.String(), "file store unavailable") })
+		testserver.WaitFor(t, 10*time.Second, "the store check", func() bool { return strings.Contains(m.log.String(), "file store unavailable") })
 		m.stop()
 		logs = append(logs, m.log.String())
 		tokens = append(tokens, wrong)

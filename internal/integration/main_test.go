@@ -56,18 +56,6 @@ func (l *logBuffer) String() string {
 	return l.buf.String()
 }
 
-// waitFor polls cond every 20 ms until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // mediaslot is a running `mediaslot serve`.
 type mediaslot struct {
 	t      *testing.T
@@ -114,7 +102,7 @@ func launchMediaslot(t *testing.T, srv testserver.XMPP, extra string) *mediaslot
 // waitConnected waits until the component has connected n times in all.
 func (m *mediaslot) waitConnected(n int) {
 	m.t.Helper()
-	waitFor(m.t, 15*time.Second, fmt.Sprintf("component connection #%d", n), func() bool {
+	testserver.WaitFor(m.t, 15*time.Second, fmt.Sprintf("component connection #%d", n), func() bool {
 		return strings.Count(m.log.String(), "component connected") >= n
 	})
 }

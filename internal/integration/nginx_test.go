@@ -91,7 +91,7 @@ http {
 			t.Logf("nginx:\n%s%s", log.String(), tail(string(b), 30))
 		}
 	})
-	waitFor(t, 5*time.Second, "nginx listening", func() bool {
+	testserver.WaitFor(t, 5*time.Second, "nginx listening", func() bool {
 		c, err := net.Dial("tcp", proxy)
 		if err == nil {
 			c.Close()

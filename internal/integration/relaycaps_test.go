@@ -16,7 +16,7 @@ import (
 func TestRelayCapRefusalReachesTheSender(t *testing.T) {
 	srv := testserver.Prosody(t)
 	m := startMediaslot(t, srv, "[relay]\nmax_sender_messages = 2\n")
-	waitFor(t, 5*time.Second, "privileges", func() bool { return strings.Contains(m.log.String(), "server privileges") })
+	testserver.WaitFor(t, 5*time.Second, "privileges", func() bool { return strings.Contains(m.log.String(), "server privileges") })
 	var all strings.Builder
 	for i := range 3 {
 		fmt.Fprintf(&all, `<message type='chat' id='cap%d' to='%s'><body>capped %d</body><addresses xmlns='http://jabber.org/protocol/address'><address type='to' jid='%s'/></addresses></message>`,

@@ -52,7 +52,7 @@ func testS3WithRealClients(t *testing.T, srv *testserver.Server, gw *testserver.
 			}
 			goSendxmpp(t, srv, m, "bob", "carol")
 			if !gw.BucketCORS { // the warning says what to do
-				waitFor(t, 10*time.Second, "the CORS warning", func() bool {
+				testserver.WaitFor(t, 10*time.Second, "the CORS warning", func() bool {
 					return strings.Contains(m.log.String(), "bucket CORS not set") && strings.Contains(m.log.String(), "cors_allow_origin")
 				})
 			}
@@ -74,7 +74,7 @@ func TestS3Unavailable(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			m := startMediaslot(t, srv, c.conf)
-			waitFor(t, 10*time.Second, "the store check", func() bool { return strings.Contains(m.log.String(), "file store unavailable") })
+			testserver.WaitFor(t, 10*time.Second, "the store check", func() bool { return strings.Contains(m.log.String(), "file store unavailable") })
 			file, _ := writeRandomFile(t, "x.bin", 100)
 			for range 3 {
 				res := slixTry(t, srv, "alice", srv.ComponentJID(), file)
@@ -97,9 +97,9 @@ func TestS3CORSAfterOutage(t *testing.T) {
 	gw.Stop()
 	conf := strings.Replace(s3Config(gw, "redirect"), "type = \"s3\"\n", "type = \"s3\"\ncheck_interval = \"200ms\"\n", 1)
 	m := startMediaslot(t, srv, conf)
-	waitFor(t, 10*time.Second, "the store check", func() bool { return strings.Contains(m.log.String(), "file store unavailable") })
+	testserver.WaitFor(t, 10*time.Second, "the store check", func() bool { return strings.Contains(m.log.String(), "file store unavailable") })
 	gw.Start()
-	waitFor(t, 10*time.Second, "the bucket's CORS rule", func() bool {
+	testserver.WaitFor(t, 10*time.Second, "the bucket's CORS rule", func() bool {
 		out, err := gw.Client().GetBucketCors(t.Context(), &s3.GetBucketCorsInput{Bucket: &gw.Bucket})
 		return err == nil && len(out.CORSRules) == 1 && out.CORSRules[0].AllowedOrigins[0] == "*"
 	})

@@ -50,7 +50,7 @@ func peakRSS(t *testing.T, pid int) int64 {
 func TestRelayThumbnailBomb(t *testing.T) {
 	srv := testserver.Prosody(t)
 	m := startMediaslot(t, srv, "")
-	waitFor(t, 5*time.Second, "privileges", func() bool { return strings.Contains(m.log.String(), "server privileges") })
+	testserver.WaitFor(t, 5*time.Second, "privileges", func() bool { return strings.Contains(m.log.String(), "server privileges") })
 	path := filepath.Join(t.TempDir(), "bomb.png")
 	f, err := os.Create(path)
 	if err != nil {
@@ -70,7 +70,7 @@ func TestRelayThumbnailBomb(t *testing.T) {
 	before := peakRSS(t, m.cmd.Process.Pid)
 
 	bobRecv := startSlixRelay(t, srv, "receive", "bob", strconv.Itoa(n), 30)
-	waitFor(t, 10*time.Second, "bob online", func() bool { return strings.Contains(m.log.String(), "presence from=bob@localhost/") })
+	testserver.WaitFor(t, 10*time.Second, "bob online", func() bool { return strings.Contains(m.log.String(), "presence from=bob@localhost/") })
 	var senders []*slixRelay
 	for i, link := range links {
 		payload := `<body>` + link + `</body><x xmlns='jabber:x:oob'><url>` + link + `</url></x>`

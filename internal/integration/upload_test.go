@@ -191,7 +191,7 @@ func TestStartsBeforeServer(t *testing.T) {
 	srv := testserver.Prosody(t)
 	srv.Stop()
 	m := launchMediaslot(t, srv, "")
-	waitFor(t, 10*time.Second, "a failed connection attempt", func() bool {
+	testserver.WaitFor(t, 10*time.Second, "a failed connection attempt", func() bool {
 		return strings.Contains(m.log.String(), "component link down")
 	})
 	srv.Start()
@@ -240,7 +240,7 @@ func goSendxmpp(t *testing.T, srv testserver.XMPP, m *mediaslot, from, to string
 	}()
 	// mod_privilege forwards the recipient's available presence to the component
 	seen := strings.Count(m.log.String(), "presence from="+srv.JID(to)+"/")
-	waitFor(t, 10*time.Second, to+" online", func() bool {
+	testserver.WaitFor(t, 10*time.Second, to+" online", func() bool {
 		return strings.Count(m.log.String(), "presence from="+srv.JID(to)+"/") > seen
 	})
 
