@@ -25,7 +25,7 @@ import (
 // sends arrives on out.
 type relayFixture struct {
 	h   *handler
-	q   *offline.Queue
+	q   offline.Queue
 	out chan string
 }
 
@@ -170,7 +170,7 @@ func TestRelayOnlineAndOffline(t *testing.T) {
 	waitQueue(t, f.q, "carol@example.net", false)
 }
 
-func waitQueue(t *testing.T, q *offline.Queue, who string, pending bool) {
+func waitQueue(t *testing.T, q offline.Queue, who string, pending bool) {
 	t.Helper()
 	for i := 0; i < 100 && q.Pending(who) != pending; i++ {
 		time.Sleep(10 * time.Millisecond)

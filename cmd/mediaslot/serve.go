@@ -278,7 +278,7 @@ const purgeInterval = 10 * time.Minute
 
 // purgeLoop drops relay messages older than their TTL, or than the unseen
 // TTL for recipients never seen online, until ctx ends.
-func purgeLoop(ctx context.Context, q *offline.Queue, log *slog.Logger) {
+func purgeLoop(ctx context.Context, q offline.Queue, log *slog.Logger) {
 	t := time.NewTicker(purgeInterval)
 	defer t.Stop()
 	for {
