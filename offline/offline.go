@@ -255,7 +255,6 @@ type Stats struct {
 	Oldest     time.Time // Accepted of the oldest entry; zero if the queue is empty
 }
 
-
 // NoLimits lets a benchmark, a tool or a test of scale queue as much as
 // it likes.
 var NoLimits = Limits{

@@ -595,7 +595,7 @@ func testUnseenRecipients(t *testing.T, open Open) {
 	Enqueue(t, q, "s3", "3", "ghost4")
 	q.check(t)
 
-	q = q.Restart(t) // the marks are kept
+	q = q.Restart(t)         // the marks are kept
 	markSeen(t, q, "ghost4") // seen now, after its entry was queued
 	if n, err := q.Purge(ctx, t0.Add(time.Hour)); n != 0 || err != nil {
 		t.Fatalf("Purge at exactly the unseen TTL = %d, %v", n, err)
