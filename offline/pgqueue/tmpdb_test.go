@@ -54,3 +54,13 @@ func openPool(t testing.TB, dsn string) *pgxpool.Pool {
 	}
 	return p
 }
+
+func (c *cluster) serverPID(t testing.TB) int {
+	b, err := os.ReadFile(os.Getenv("QPG_DIR") + "/data/postmaster.pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	fmt.Sscan(string(b), &pid)
+	return pid
+}
