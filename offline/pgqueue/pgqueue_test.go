@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -140,6 +141,8 @@ func TestDrainLockAcrossInstances(t *testing.T) {
 	ctx := context.Background()
 	entered := make(chan struct{})
 	release := make(chan struct{})
+	unblock := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(unblock) // before the pools close, should the test fail early
 	aDone := make(chan int, 1)
 	go func() {
 		n, err := a.Drain(ctx, "r", func(e offline.Entry) error {
@@ -175,7 +178,7 @@ func TestDrainLockAcrossInstances(t *testing.T) {
 	if n := bDelivered.Load(); n != 0 {
 		t.Fatalf("the second drain delivered %d while the first was delivering", n)
 	}
-	close(release)
+	unblock()
 	if n := <-aDone; n != 3 {
 		t.Fatalf("the first drain delivered %d, want 3", n)
 	}
@@ -197,6 +200,8 @@ func TestDrainLockWaitEndsWithContext(t *testing.T) {
 	queuetest.Enqueue(t, a, "s", "x", "r")
 	entered := make(chan struct{})
 	release := make(chan struct{})
+	unblock := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(unblock)
 	aDone := make(chan struct{})
 	go func() {
 		defer close(aDone)
@@ -224,7 +229,7 @@ func TestDrainLockWaitEndsWithContext(t *testing.T) {
 	if err := <-bDone; !errors.Is(err, context.Canceled) {
 		t.Fatalf("the waiting drain returned %v, want context.Canceled", err)
 	}
-	close(release)
+	unblock()
 	<-aDone
 	if got := queuetest.Stanzas(queuetest.DrainAll(t, b, "r")); len(got) != 1 {
 		t.Fatalf("after the cancelled wait, drained %v", got)
