@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mediaslot/xmpp/wire"
 )
 
 // fakeServer is the server end of XEP-0114 links: it accepts components,
@@ -93,14 +95,14 @@ func (s *fakeServer) serve(conn net.Conn) {
 		if err != nil {
 			return
 		}
-		st, err := readStanza(d, start)
+		st, err := wire.Read(d, start)
 		if err != nil {
 			return
 		}
 		var b bytes.Buffer
 		e := xml.NewEncoder(&b)
-		_ = e.EncodeToken(st.start)
-		for _, tk := range st.tokens {
+		_ = e.EncodeToken(st.Start)
+		for _, tk := range st.Tokens {
 			_ = e.EncodeToken(tk)
 		}
 		_ = e.Flush()
