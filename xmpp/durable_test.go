@@ -141,15 +141,7 @@ func anyContains(m map[string]bool, s string) bool {
 func TestRelayEntryKeptUntilServerAnswers(t *testing.T) {
 	srv := newFakeServer(t, "127.0.0.1:0")
 	q := relayQueue(t)
-	c, err := New(Options{JID: "upload.example.net", Server: srv.address, Secret: "secret", Slots: fakeSlots{},
-		Queue: q, Relay: relayPolicy, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	c, _, _ := startComponent(t, Options{Server: srv.address, Queue: q, Relay: relayPolicy})
 	l := srv.nextLink(t)
 	l.send(privAd)
 	l.send(relayMsg("k", "<body>keep me</body>"))
@@ -174,9 +166,7 @@ func TestRelayEntryKeptUntilServerAnswers(t *testing.T) {
 	}
 	// the read loop handled the forged answer before the version request:
 	// had it counted, the delivery's waiter would be gone by now
-	c.acks.mu.Lock()
-	_, waiting := c.acks.waiting[id]
-	c.acks.mu.Unlock()
+	_, waiting := c.acks.waiting.Load(id)
 	if !waiting || !q.Pending("bob@example.net") {
 		t.Fatal("delivery confirmed by an answer forged by a client")
 	}

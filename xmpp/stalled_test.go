@@ -2,8 +2,6 @@ package xmpp
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -28,15 +26,7 @@ func (s blockingSlots) Issue(ctx context.Context, r upload.Request) (upload.Slot
 func TestComponentStalled(t *testing.T) {
 	srv := newFakeServer(t, "127.0.0.1:0")
 	slots := blockingSlots{called: make(chan struct{}), release: make(chan struct{})}
-	c, err := New(Options{JID: "upload.example.net", Server: srv.address, Secret: "secret", Slots: slots,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	c, _, _ := startComponent(t, Options{Server: srv.address, Slots: slots})
 	l := srv.nextLink(t)
 	if d := c.Stalled(); d != 0 {
 		t.Fatalf("Stalled() = %v on an idle link", d)

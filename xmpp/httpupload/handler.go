@@ -51,12 +51,15 @@ type Handler struct {
 	jid   string // the component's JID, the from of replies to stanzas without a to
 	slots Slots
 	log   *slog.Logger
-	obs   Observer // nil: nobody
+	obs   Observer
 }
 
 // New returns the Handler of component componentJID, issuing slots from
 // slots; obs may be nil.
 func New(componentJID string, slots Slots, log *slog.Logger, obs Observer) *Handler {
+	if obs == nil {
+		obs = nobody{}
+	}
 	return &Handler{jid: componentJID, slots: slots, log: log, obs: obs}
 }
 
@@ -94,11 +97,11 @@ func (h *Handler) Handle(ctx context.Context, st wire.Stanza, send wire.Sender) 
 		h.refused(ctx, send, reply, ns, ref)
 	case err != nil:
 		h.log.Error("issuing slot", "err", err)
-		h.observer().SlotRefused(refusal.Internal.String())
+		h.obs.SlotRefused(refusal.Internal.String())
 		wire.Answer(ctx, send, h.log, reply, nil, refusal.New(refusal.Internal, "The upload service could not issue a slot").Stanza(""))
 	default:
 		h.log.Debug("slot issued", "from", req.Owner, "slot", slot.ID, "size", req.Size)
-		h.observer().SlotIssued()
+		h.obs.SlotIssued()
 		wire.Answer(ctx, send, h.log, reply, slotPayload(ns, slot), nil)
 	}
 	return true
@@ -107,7 +110,7 @@ func (h *Handler) Handle(ctx context.Context, st wire.Stanza, send wire.Sender) 
 // refused answers a refused request with the XEP-0363 error, in the
 // request's namespace, and counts it.
 func (h *Handler) refused(ctx context.Context, send wire.Sender, reply wire.IQ, ns string, ref *refusal.Error) {
-	h.observer().SlotRefused(ref.Kind.String())
+	h.obs.SlotRefused(ref.Kind.String())
 	wire.Answer(ctx, send, h.log, reply, nil, ref.Stanza(ns))
 }
 
@@ -133,10 +136,3 @@ type nobody struct{}
 
 func (nobody) SlotIssued()        {}
 func (nobody) SlotRefused(string) {}
-
-func (h *Handler) observer() Observer {
-	if h.obs == nil {
-		return nobody{}
-	}
-	return h.obs
-}

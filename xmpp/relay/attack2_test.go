@@ -25,7 +25,7 @@ func TestPresenceTableIgnoresOtherDomains(t *testing.T) {
 		f.in(t, `<presence from='u`+u+`@evil.org/r`+u+`' to='upload.example.net'/>`)
 		f.in(t, `<presence from='u`+u+`@evil.org/r`+u+`' to='upload.example.net' type='unavailable'/>`)
 	}
-	p := f.r.presence
+	p := &f.r.presence
 	p.mu.Lock()
 	online, seen := len(p.online), len(p.seen)
 	p.mu.Unlock()

@@ -26,7 +26,7 @@ var errOffline = errors.New("recipient went offline")
 // may well be online, and a queue entry would wait for a presence that may
 // not come for days.
 func (r *Relay) online(bare string) bool {
-	p := r.privileges()
+	p := *r.priv.Load()
 	if !p.presence {
 		return true
 	}
@@ -76,14 +76,12 @@ func (r *Relay) handlePresence(ctx context.Context, st wire.Stanza, send wire.Se
 // time, so the order holds. A request during a drain makes it run once more.
 func (r *Relay) drain(ctx context.Context, bare string, send wire.Sender) {
 	r.mu.Lock()
-	if d := r.drains[bare]; d != nil {
-		d.again = true
-		r.mu.Unlock()
+	_, running := r.drains[bare]
+	r.drains[bare] = running // a running drain goes again
+	r.mu.Unlock()
+	if running {
 		return
 	}
-	d := &drainState{}
-	r.drains[bare] = d
-	r.mu.Unlock()
 	go func() {
 		for {
 			n, err := r.q.Drain(ctx, bare, func(e offline.Entry) error {
@@ -96,16 +94,17 @@ func (r *Relay) drain(ctx context.Context, bare string, send wire.Sender) {
 				r.log.Debug("drained queue", "recipient", bare, "delivered", n, "err", err)
 			}
 			if n > 0 {
-				r.observer().RelayDrained(n)
+				r.obs.RelayDrained(n)
 			}
 			r.mu.Lock()
-			if !d.again || err != nil {
+			again := r.drains[bare] && err == nil
+			if r.drains[bare] = false; !again {
 				delete(r.drains, bare)
-				r.mu.Unlock()
+			}
+			r.mu.Unlock()
+			if !again {
 				return
 			}
-			d.again = false
-			r.mu.Unlock()
 		}
 	}()
 }
@@ -130,7 +129,7 @@ func (r *Relay) deliver(ctx context.Context, send wire.Sender, e offline.Entry, 
 	}
 	var b bytes.Buffer
 	senderJID, _ := jid.Parse(e.Sender)
-	p := r.privileges()
+	p := *r.priv.Load()
 	if p.message && strings.EqualFold(senderJID.Domainpart(), p.server) {
 		b.WriteString(`<message from="` + r.jid + `" to="`)
 		wire.Escape(&b, p.server)

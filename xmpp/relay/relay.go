@@ -1,14 +1,10 @@
 // Package relay is mediaslot's offline media relay over the component
-// link (docs/RELAY.md): a client sends one message to the component with
-// XEP-0033 addresses; the relay checks it (senders and recipients by
-// domain, sizes, XEP-0231 data against its cid), delivers it at once to
-// each recipient who is online and keeps it in its durable queue (package
-// offline) for the others until their available presence arrives. It reads
-// the server's XEP-0356 privilege advertisement and the presences the
-// server forwards, and delivers through the server as from the sender when
-// allowed to. A delivery counts once the server answered the XEP-0199 ping
-// the link writes after it (wire.Written); only then is its queue entry
-// deleted.
+// link (docs/RELAY.md): it takes XEP-0033 messages to the component,
+// checks them (sender and recipient domains, sizes, XEP-0231 data against
+// its cid), delivers them at once to recipients who are online and queues
+// them (package offline) for the others until their presence arrives. It
+// follows the server's XEP-0356 privileges and forwarded presences, and
+// deletes a queue entry once the link confirmed its delivery (wire.Written).
 package relay
 
 import (
@@ -21,8 +17,10 @@ import (
 	"errors"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/ping"
@@ -78,13 +76,6 @@ func (nobody) RelayAccepted(_, _ int) {}
 func (nobody) RelayDrained(int)       {}
 func (nobody) RelayRefused(string)    {}
 
-func (r *Relay) observer() Observer {
-	if r.obs == nil {
-		return nobody{}
-	}
-	return r.obs
-}
-
 // Policy bounds what the relay accepts.
 type Policy struct {
 	SenderDomains    []string // whose users may send through the relay
@@ -102,12 +93,12 @@ type Relay struct {
 	q        Queue
 	previews Previewer // nil: no thumbnails made
 	log      *slog.Logger
-	obs      Observer // nil: nobody
-	presence *presenceTable
+	obs      Observer
+	presence presenceTable
+	priv     atomic.Pointer[privileges] // what the server granted on this connection
 
 	mu     sync.Mutex
-	priv   privileges
-	drains map[string]*drainState // recipients being drained
+	drains map[string]bool // recipients being drained: whether to go again
 
 	// Messages run off the read loop, as they wait for the disk. One worker
 	// per shard keeps each sender's messages in order; shards run in
@@ -118,8 +109,6 @@ type Relay struct {
 	inFlight map[string]int // per sender (bare JID): stanzas on a shard
 	inBytes  int            // of all senders' stanzas on a shard
 }
-
-type drainState struct{ again bool }
 
 // relayShards bounds how many senders' messages wait for the same commit:
 // 256 gave a fifth more durable enqueues a second than 16 (BenchmarkRelayEnqueue).
@@ -140,8 +129,12 @@ const (
 // New returns the relay of component componentJID, queueing in q;
 // previews and obs may be nil.
 func New(componentJID string, p Policy, q Queue, previews Previewer, log *slog.Logger, obs Observer) *Relay {
-	r := &Relay{jid: componentJID, policy: p, q: q, previews: previews, log: log, obs: obs, presence: newPresenceTable(),
-		drains: map[string]*drainState{}, inFlight: map[string]int{}}
+	if obs == nil {
+		obs = nobody{}
+	}
+	r := &Relay{jid: componentJID, policy: p, q: q, previews: previews, log: log, obs: obs,
+		drains: map[string]bool{}, inFlight: map[string]int{}}
+	r.LinkUp()
 	for range relayShards {
 		c := make(chan func(), relayShardDepth)
 		r.shards = append(r.shards, c)
@@ -157,19 +150,15 @@ func New(componentJID string, p Policy, q Queue, previews Previewer, log *slog.L
 // LinkUp forgets what the last connection taught: the server advertises its
 // privileges and current presences again on every connection.
 func (r *Relay) LinkUp() {
-	r.mu.Lock()
-	r.priv = privileges{}
-	r.mu.Unlock()
+	r.priv.Store(&privileges{})
 	r.presence.reset()
 }
 
-// Handle takes messages (relay messages and the server's privilege
-// advertisement), presences, and pings from senders who may use the relay:
-// clients ping after relay messages to learn that those were dealt with,
-// refusals included (client.SendMedia), so their pings are answered after
-// the relay has handled the sender's earlier messages. Others have none
-// there (see handleMessage), and must not take places among them: their
-// pings are left to the link.
+// Handle takes messages (relay messages, the server's privilege
+// advertisement), presences, and pings from senders who may use the relay,
+// answered once the sender's earlier messages are dealt with, refusals
+// included: clients ping to learn that (client.SendMedia). Other pings,
+// whose senders have no messages waiting, are left to the link.
 func (r *Relay) Handle(ctx context.Context, st wire.Stanza, send wire.Sender) bool {
 	switch st.Start.Name.Local {
 	case "presence":
@@ -196,12 +185,6 @@ func (r *Relay) Handle(ctx context.Context, st wire.Stanza, send wire.Sender) bo
 // Disco adds XEP-0033 addressing to the component's features.
 func (r *Relay) Disco(info *wire.Info) { info.AddFeatures(nsAddress) }
 
-func (r *Relay) privileges() privileges {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.priv
-}
-
 // handleMessage is called on the read loop for every message to the component.
 func (r *Relay) handleMessage(ctx context.Context, st wire.Stanza, send wire.Sender) {
 	typ := st.Attr("type")
@@ -209,7 +192,7 @@ func (r *Relay) handleMessage(ctx context.Context, st wire.Stanza, send wire.Sen
 		return
 	}
 	from := st.Attr("from")
-	var addresses *xml.StartElement
+	addressed := false
 	for _, c := range st.Children() {
 		switch {
 		case (c.Start.Name.Space == nsPrivilege1 || c.Start.Name.Space == nsPrivilege2) && c.Start.Name.Local == "privilege":
@@ -220,18 +203,15 @@ func (r *Relay) handleMessage(ctx context.Context, st wire.Stanza, send wire.Sen
 				return
 			}
 			if p, ok := parsePrivileges(from, c.Reader()); ok {
-				r.mu.Lock()
-				r.priv = p
-				r.mu.Unlock()
+				r.priv.Store(&p)
 				r.log.Info("server privileges", "server", from, "namespace", p.ns, "message", p.message, "presence", p.presence)
 			}
 			return
 		case c.Start.Name == xml.Name{Space: nsAddress, Local: "addresses"}:
-			s := c.Start
-			addresses = &s
+			addressed = true
 		}
 	}
-	if addresses == nil {
+	if !addressed {
 		return // not for the relay; nothing to answer
 	}
 	if err := r.checkSender(from); err != nil {
@@ -359,10 +339,8 @@ func (r *Relay) accept(ctx context.Context, st wire.Stanza, send wire.Sender) er
 			// the sender wrote would show recipients a forged time.
 			continue
 		}
-		for _, d := range bobElements(c) {
-			if err := r.checkBoB(d); err != nil {
-				return err
-			}
+		if err := r.checkBoB(c); err != nil {
+			return err
 		}
 		kids = append(kids, c)
 	}
@@ -417,7 +395,7 @@ func (r *Relay) accept(ctx context.Context, st wire.Stanza, send wire.Sender) er
 			requeued++
 		}
 	}
-	r.observer().RelayAccepted(len(now)-requeued, len(queue)+requeued)
+	r.obs.RelayAccepted(len(now)-requeued, len(queue)+requeued)
 	for _, bare := range queue {
 		if r.online(bare) {
 			r.drain(ctx, bare, send)
@@ -447,10 +425,8 @@ func (r *Relay) addresses(c wire.Child) (addressing, error) {
 		switch typ {
 		case "to", "cc", "bcc":
 		case "replyto", "replyroom", "noreply":
-			for _, d := range bobElements(a) {
-				if err := r.checkBoB(d); err != nil {
-					return out, err
-				}
+			if err := r.checkBoB(a); err != nil {
+				return out, err
 			}
 			out.passOn = append(out.passOn, a)
 			continue
@@ -509,9 +485,19 @@ func bobElements(c wire.Child) []wire.Child {
 	return out
 }
 
-// checkBoB enforces XEP-0231 on an embedded thumbnail: valid base64, within
-// the size limit, and a cid that is the SHA-1 of the data.
+// checkBoB enforces XEP-0231 on every embedded thumbnail in c (see
+// bobElements): valid base64, within the size limit, and a cid that is the
+// SHA-1 of the data.
 func (r *Relay) checkBoB(c wire.Child) error {
+	for _, d := range bobElements(c) {
+		if err := r.checkData(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Relay) checkData(c wire.Child) error {
 	cid, text := bobData(c)
 	if base64.StdEncoding.DecodedLen(len(text)) > r.policy.MaxBoBBytes+3 {
 		return refusal.New(refusal.PolicyViolation, "The embedded data is larger than %d bytes", r.policy.MaxBoBBytes)
@@ -532,9 +518,7 @@ func (r *Relay) checkBoB(c wire.Child) error {
 }
 
 // bobData returns the cid attribute of a XEP-0231 <data/> element and its
-// text without whitespace, which base64 allows between characters. The
-// usual single run of text without whitespace is returned as it is, not
-// copied.
+// text without XML whitespace, which base64 allows between characters.
 func bobData(c wire.Child) (cid string, text []byte) {
 	for _, a := range c.Start.Attr {
 		if a.Name.Space == "" && a.Name.Local == "cid" {
@@ -549,32 +533,17 @@ func bobData(c wire.Child) (cid string, text []byte) {
 		case xml.EndElement:
 			depth--
 		case xml.CharData:
-			if depth != 1 {
-				continue // text of nested elements is not the data
-			}
-			if text == nil && !hasSpace(t) {
-				text = t[:len(t):len(t)] // a later append copies
-				continue
-			}
-			for _, b := range t {
-				if b != ' ' && b != '\t' && b != '\r' && b != '\n' {
-					text = append(text, b)
-				}
+			if depth == 1 { // text of nested elements is not the data
+				text = append(text, t...)
 			}
 		}
 	}
-	return cid, text
-}
-
-// hasSpace reports whether t has a byte up to ' ', which base64 never has
-// but whitespace (and control characters) are.
-func hasSpace(t []byte) bool {
-	for _, b := range t {
-		if b <= ' ' {
-			return true
+	return cid, bytes.Map(func(r rune) rune {
+		if r == ' ' || r == '\t' || r == '\r' || r == '\n' {
+			return -1
 		}
-	}
-	return false
+		return r
+	}, text)
 }
 
 // render builds the message as stored and delivered: type, id and payload
@@ -620,7 +589,7 @@ func (r *Relay) render(typ, id, streamNS string, kids []wire.Child, ad addressin
 // refuse answers a relay message with an error, and logs and counts it.
 func (r *Relay) refuse(ctx context.Context, send wire.Sender, st wire.Stanza, ref *refusal.Error) {
 	r.log.Info("relay refused message", "from", st.Attr("from"), "reason", ref.Text)
-	r.observer().RelayRefused(string(ref.Kind.Condition()))
+	r.obs.RelayRefused(string(ref.Kind.Condition()))
 	msg := struct {
 		XMLName xml.Name             `xml:"message"`
 		Type    string               `xml:"type,attr"`
@@ -639,10 +608,5 @@ func (r *Relay) refuse(ctx context.Context, send wire.Sender, st wire.Stanza, re
 }
 
 func domainIn(d string, list []string) bool {
-	for _, x := range list {
-		if strings.EqualFold(x, d) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(list, func(x string) bool { return strings.EqualFold(x, d) })
 }
