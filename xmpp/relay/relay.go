@@ -533,17 +533,18 @@ func bobData(c wire.Child) (cid string, text []byte) {
 		case xml.EndElement:
 			depth--
 		case xml.CharData:
-			if depth == 1 { // text of nested elements is not the data
-				text = append(text, t...)
+			if depth != 1 {
+				continue // text of nested elements is not the data
+			}
+			text = slices.Grow(text, len(t))
+			for _, b := range t {
+				if b != ' ' && b != '\t' && b != '\r' && b != '\n' {
+					text = append(text, b)
+				}
 			}
 		}
 	}
-	return cid, bytes.Map(func(r rune) rune {
-		if r == ' ' || r == '\t' || r == '\r' || r == '\n' {
-			return -1
-		}
-		return r
-	}, text)
+	return cid, text
 }
 
 // render builds the message as stored and delivered: type, id and payload
