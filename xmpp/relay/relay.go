@@ -314,9 +314,6 @@ type recipient struct {
 // recipient. It stores or delivers nothing unless all checks pass.
 func (r *Relay) accept(ctx context.Context, st wire.Stanza, send wire.Sender) error {
 	fromJID, err := jid.Parse(st.Attr("from")) // checkSender passed it
-	if err != nil {
-		return refusal.New(refusal.BadRequest, "The sender address is not a JID")
-	}
 	typ := st.Attr("type")
 	switch typ {
 	case "":
@@ -344,7 +341,6 @@ func (r *Relay) accept(ctx context.Context, st wire.Stanza, send wire.Sender) er
 		}
 		kids = append(kids, c)
 	}
-	recips := ad.recipients
 	stored, err := r.render(typ, st.Attr("id"), st.Start.Name.Space, kids, ad)
 	if err != nil {
 		return err
@@ -364,7 +360,7 @@ func (r *Relay) accept(ctx context.Context, st wire.Stanza, send wire.Sender) er
 	sender := fromJID.String()
 	var queue, now []string
 	seen := map[string]bool{}
-	for _, rc := range recips {
+	for _, rc := range ad.recipients {
 		if seen[rc.bare] {
 			continue
 		}
