@@ -39,6 +39,10 @@ type Options struct {
 	ReconnectMax time.Duration // cap of the exponential backoff between attempts
 	Version      string        // reported by XEP-0092
 	Slots        httpupload.Slots
+	// SlotWorkers > 0 answers slot requests off the read loop, at most
+	// this many at once (for slot records in a database over the
+	// network); 0 answers them on it (bbolt: Issue does not wait).
+	SlotWorkers int
 	// Queue enables the offline media relay (XEP-0033 messages to the
 	// component); nil leaves it off.
 	Queue relay.Queue
@@ -101,7 +105,7 @@ func New(opt Options) (*Component, error) {
 // requests, then the relay if opt has a queue.
 func newDispatcher(componentJID string, opt Options) *dispatcher {
 	h := &dispatcher{jid: componentJID, version: opt.Version, log: opt.Logger,
-		handlers: []Handler{httpupload.New(componentJID, opt.Slots, opt.Logger, opt.Observer)}}
+		handlers: []Handler{httpupload.New(componentJID, opt.Slots, opt.SlotWorkers, opt.Logger, opt.Observer)}}
 	if opt.Queue != nil {
 		h.handlers = append(h.handlers, relay.New(componentJID, opt.Relay, opt.Queue, opt.Previews, opt.Logger, opt.Observer))
 	}
