@@ -2,9 +2,7 @@ package xmpp
 
 import (
 	"context"
-	"encoding/xml"
 	"flag"
-	"io"
 	"log/slog"
 	"math"
 	"os"
@@ -13,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"mediaslot/refusal"
 	"mediaslot/upload"
+	"mediaslot/xmpp/httpupload"
+	"mediaslot/xmpp/wire"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
@@ -29,19 +30,19 @@ func (f fakeSlots) Issue(_ context.Context, r upload.Request) (upload.Slot, erro
 	}
 	switch r.Filename {
 	case "big.mp4":
-		return upload.Slot{}, &upload.Refusal{Reason: upload.TooLarge, Text: "File too large. Maximum is 104857600 bytes", MaxSize: 104857600}
+		return upload.Slot{}, &refusal.Error{Kind: refusal.TooLarge, Text: "File too large. Maximum is 104857600 bytes", MaxSize: 104857600}
 	case "forbidden.txt":
-		return upload.Slot{}, &upload.Refusal{Reason: upload.Forbidden, Text: "Uploads are limited to accounts on example.net"}
+		return upload.Slot{}, &refusal.Error{Kind: refusal.Forbidden, Text: "Uploads are limited to accounts on example.net"}
 	case "":
-		return upload.Slot{}, &upload.Refusal{Reason: upload.BadRequest, Text: "The filename is missing or empty"}
+		return upload.Slot{}, &refusal.Error{Kind: refusal.BadRequest, Text: "The filename is missing or empty"}
 	case "panic.txt":
 		panic("boom")
 	case "quota.txt":
-		return upload.Slot{}, &upload.Refusal{Reason: upload.OverQuota, Text: "Daily upload quota of 1.0 GiB reached",
+		return upload.Slot{}, &refusal.Error{Kind: refusal.OverQuota, Text: "Daily upload quota of 1.0 GiB reached",
 			RetryAt: time.Date(2026, 9, 1, 8, 15, 0, 0, time.UTC)}
 	}
 	if r.Purpose != "" && r.Purpose != upload.PurposeEphemeral {
-		return upload.Slot{}, &upload.Refusal{Reason: upload.Unsupported, Text: "The upload purpose \"" + string(r.Purpose) + "\" is not supported"}
+		return upload.Slot{}, &refusal.Error{Kind: refusal.Unsupported, Text: "The upload purpose \"" + string(r.Purpose) + "\" is not supported"}
 	}
 	return upload.Slot{
 		ID:     "0123456789abcdef0123456789abcdef",
@@ -52,41 +53,39 @@ func (f fakeSlots) Issue(_ context.Context, r upload.Request) (upload.Slot, erro
 
 // parseStanza reads the first stanza of in (after a stream header, if in
 // starts with one), as the read loop does.
-func parseStanza(t *testing.T, in string) stanza {
+func parseStanza(t *testing.T, in string) wire.Stanza {
 	t.Helper()
-	d := xml.NewDecoder(strings.NewReader(in))
-	tok, err := d.Token()
-	if start, ok := tok.(xml.StartElement); ok && start.Name.Local == "stream" {
-		tok, err = d.Token()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := readStanza(d, tok.(xml.StartElement))
+	st, err := wire.Parse(in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return st
 }
 
-// roundTrip feeds one stanza to a handler and returns its reply as XML, or
-// "" if it sent none within a short wait.
-func roundTrip(t *testing.T, slots Slots, in string) string {
+// roundTrip feeds one stanza to the component's dispatch with slots and
+// returns its reply as XML, or "" if it sent none: slot requests and the
+// link's own IQs are answered on the read loop, before handle returns.
+func roundTrip(t *testing.T, slots httpupload.Slots, in string) string {
 	t.Helper()
 	st := parseStanza(t, in)
 	replies := make(chan string, 2)
-	send := func(_ context.Context, stanza []byte, _ sendMode) error {
+	send := func(_ context.Context, stanza []byte, _ wire.SendMode) error {
 		replies <- string(stanza)
 		return nil
 	}
-	h := newHandler("upload.example.net", "test", slots, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	h.handle(context.Background(), st, send)
+	newTestDispatcher(slots).handle(context.Background(), st, send)
 	select {
 	case r := <-replies:
 		return r
-	case <-time.After(200 * time.Millisecond):
+	default:
 		return ""
 	}
+}
+
+// newTestDispatcher is the component's dispatch as New makes it, with
+// slots and without the relay.
+func newTestDispatcher(slots httpupload.Slots) *dispatcher {
+	return newDispatcher("upload.example.net", Options{Version: "test", Slots: slots, Logger: slog.New(slog.DiscardHandler)})
 }
 
 const from = `from='alice@example.net/phone' to='upload.example.net'`

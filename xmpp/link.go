@@ -1,3 +1,11 @@
+// Package xmpp is mediaslot's XEP-0114 component link to the XMPP server:
+// it keeps the link up (reconnecting with backoff), reads the stream
+// itself, and dispatches each stanza to the protocols it serves, XEP-0363
+// slot requests (package httpupload) and the relay (package relay), through
+// the Handler interface. It answers service discovery (XEP-0030, with what
+// the handlers add), ping (XEP-0199) and version (XEP-0092) itself, and
+// confirms written stanzas with a ping of its own (see acks). Probe checks
+// the handshake for `mediaslot serve --check-config`.
 package xmpp
 
 import (
@@ -13,9 +21,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"mediaslot/xmpp/httpupload"
+	"mediaslot/xmpp/relay"
+	"mediaslot/xmpp/wire"
+
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/component"
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/ping"
 )
 
 // Options configure a Component.
@@ -25,19 +38,39 @@ type Options struct {
 	Secret       string        // XEP-0114 shared secret
 	ReconnectMax time.Duration // cap of the exponential backoff between attempts
 	Version      string        // reported by XEP-0092
-	Slots        Slots
+	Slots        httpupload.Slots
+	// SlotWorkers > 0 answers slot requests off the read loop, at most
+	// this many at once (for slot records in a database over the
+	// network); 0 answers them on it (bbolt: Issue does not wait).
+	SlotWorkers int
 	// Queue enables the offline media relay (XEP-0033 messages to the
 	// component); nil leaves it off.
-	Queue Queue
-	Relay RelayPolicy
+	Queue relay.Queue
+	Relay relay.Policy
 	// Previews, if set, makes thumbnails for relayed messages about images
 	// uploaded here that carry none.
-	Previews Previewer
+	Previews relay.Previewer
 	Logger   *slog.Logger
+	// Siblings, for several instances on one component JID, passes the
+	// server's answers to the pings that confirm deliveries on to the
+	// instance that sent them: ejabberd hands them to any connection.
+	// Their notes come back through Component.Acked. nil for one instance.
+	Siblings Siblings
 	// Observer is told of the link, slots and relay messages, for
 	// metrics; nil tells nobody.
 	Observer Observer
 }
+
+// Siblings carries notes to the other instances of a cluster
+// (internal/siblings).
+type Siblings interface {
+	Self() string // this instance's name: lowercase letters and digits
+	Send(ctx context.Context, to, note string) error
+}
+
+// forwardQueue bounds the answers waiting to go to a sibling; past it
+// they are dropped, and the sibling's delivery goes again after its wait.
+const forwardQueue = 1024
 
 // Component keeps the XEP-0114 link to the XMPP server up and answers what
 // arrives on it.
@@ -45,7 +78,7 @@ type Component struct {
 	opt       Options
 	addr      jid.JID
 	log       *slog.Logger
-	h         *handler
+	h         *dispatcher
 	connected atomic.Bool
 	// handling is when the read loop took the stanza it is handling
 	// (UnixNano), 0 while it reads.
@@ -56,6 +89,8 @@ type Component struct {
 	// ackTo is where the IQs that confirm deliveries go: a domain the
 	// server answers itself, without asking another server.
 	ackTo string
+	// forward holds siblings' answers (instance, id) until sent on.
+	forward chan [2]string
 }
 
 // New checks the options and returns a Component; Run connects it.
@@ -70,13 +105,7 @@ func New(opt Options) (*Component, error) {
 	if opt.ReconnectMax <= 0 {
 		opt.ReconnectMax = 2 * time.Second
 	}
-	h := newHandler(addr.String(), opt.Version, opt.Slots, opt.Logger)
-	h.obs = opt.Observer
-	if opt.Queue != nil {
-		h.relay = newRelay(addr.String(), opt.Relay, opt.Queue, opt.Logger)
-		h.relay.previews = opt.Previews
-		h.relay.obs = opt.Observer
-	}
+	h := newDispatcher(addr.String(), opt)
 	// The relay delivers to users of its recipient domains through the
 	// server: they are the server's own. Without the relay nothing waits
 	// for a confirmation; the component's parent domain stands in.
@@ -87,7 +116,43 @@ func New(opt Options) (*Component, error) {
 	if len(opt.Relay.RecipientDomains) > 0 {
 		ackTo = opt.Relay.RecipientDomains[0]
 	}
-	return &Component{opt: opt, addr: addr, log: opt.Logger, h: h, ackTo: ackTo}, nil
+	c := &Component{opt: opt, addr: addr, log: opt.Logger, h: h, ackTo: ackTo}
+	if opt.Siblings != nil {
+		c.acks.self = opt.Siblings.Self()
+		c.forward = make(chan [2]string, forwardQueue)
+	}
+	return c, nil
+}
+
+// Acked takes the server's answer to one of this instance's confirming
+// pings that reached a sibling (a note of Options.Siblings).
+func (c *Component) Acked(id string) { c.acks.answered(id) }
+
+// forwardAcks sends siblings' answers on, off the read loop, until ctx ends.
+func (c *Component) forwardAcks(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case f := <-c.forward:
+			sctx, cancel := context.WithTimeout(ctx, ackTimeout)
+			if err := c.opt.Siblings.Send(sctx, f[0], f[1]); err != nil {
+				c.log.Warn("passing a delivery's confirmation to a sibling", "sibling", f[0], "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// newDispatcher returns the dispatch of component componentJID: slot
+// requests, then the relay if opt has a queue.
+func newDispatcher(componentJID string, opt Options) *dispatcher {
+	h := &dispatcher{jid: componentJID, version: opt.Version, log: opt.Logger,
+		handlers: []Handler{httpupload.New(componentJID, opt.Slots, opt.SlotWorkers, opt.Logger, opt.Observer)}}
+	if opt.Queue != nil {
+		h.handlers = append(h.handlers, relay.New(componentJID, opt.Relay, opt.Queue, opt.Previews, opt.Logger, opt.Observer))
+	}
+	return h
 }
 
 // Connected reports whether the link to the server is up.
@@ -118,6 +183,9 @@ const (
 // be made (the server may start after mediaslot, or restart). It returns
 // ctx.Err() after closing the stream.
 func (c *Component) Run(ctx context.Context) error {
+	if c.forward != nil {
+		go c.forwardAcks(ctx)
+	}
 	backoff := minBackoff
 	for {
 		began := time.Now()
@@ -152,8 +220,10 @@ func (c *Component) connectAndServe(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("handshake: %w", err)
 	}
-	if c.h.relay != nil {
-		c.h.relay.linkUp()
+	for _, h := range c.h.handlers {
+		if w, ok := h.(linkWatcher); ok {
+			w.LinkUp()
+		}
 	}
 	c.setConn(sc)
 	defer c.setConn(nil)
@@ -181,7 +251,9 @@ func (c *Component) setConn(conn *streamConn) {
 		c.acks.lost()
 	}
 	c.connected.Store(conn != nil)
-	c.h.observer().LinkChanged(conn != nil)
+	if c.opt.Observer != nil {
+		c.opt.Observer.LinkChanged(conn != nil)
+	}
 }
 
 // errLinkDown is returned by send when there is no live session.
@@ -193,25 +265,25 @@ var errLinkDown = errors.New("component link is down")
 // connection's write deadline, not by ctx. A written stanza is followed by
 // a ping to the server, and send returns once the server answered it (see
 // acks): the server has then read the stanza.
-func (c *Component) send(ctx context.Context, stanza []byte, mode sendMode) error {
+func (c *Component) send(ctx context.Context, stanza []byte, mode wire.SendMode) error {
 	c.mu.Lock()
 	conn := c.conn
 	c.mu.Unlock()
 	if conn == nil {
 		return errLinkDown
 	}
-	if mode != written {
+	if mode != wire.Written {
 		return conn.send(stanza)
 	}
 	id, answered := c.acks.add()
 	defer c.acks.drop(id)
-	var ping bytes.Buffer
-	ping.WriteString(`<iq type="get" id="` + id + `" from="`)
-	escape(&ping, c.addr.String())
-	ping.WriteString(`" to="`)
-	escape(&ping, c.ackTo)
-	ping.WriteString(`"><ping xmlns="` + nsPing + `"/></iq>`)
-	if err := conn.sendWritten(stanza, ping.Bytes()); err != nil {
+	var ack bytes.Buffer
+	ack.WriteString(`<iq type="get" id="` + id + `" from="`)
+	wire.Escape(&ack, c.addr.String())
+	ack.WriteString(`" to="`)
+	wire.Escape(&ack, c.ackTo)
+	ack.WriteString(`"><ping xmlns="` + ping.NS + `"/></iq>`)
+	if err := conn.sendWritten(stanza, ack.Bytes()); err != nil {
 		return err
 	}
 	timeout := time.NewTimer(ackTimeout)
@@ -242,7 +314,7 @@ func (c *Component) serve(ctx context.Context, sess *xmpp.Session) error {
 		if !ok {
 			continue // whitespace keepalives
 		}
-		st, err := readStanza(r, start)
+		st, err := wire.Read(r, start)
 		if err != nil {
 			return err
 		}
@@ -256,10 +328,25 @@ func (c *Component) serve(ctx context.Context, sess *xmpp.Session) error {
 }
 
 // isAck reports whether st is the server's answer to a delivery's ping,
-// and tells its waiter. Only the server's answer counts: a client that
-// guessed an id could otherwise confirm a delivery the server never read.
-func (c *Component) isAck(st stanza) bool {
-	typ := st.attr("type")
-	return st.start.Name.Local == "iq" && (typ == "result" || typ == "error") &&
-		strings.EqualFold(st.attr("from"), c.ackTo) && c.acks.answered(st.attr("id"))
+// and tells its waiter, here or, through Siblings, in the instance that
+// sent it. Only the server's answer counts: a client that guessed an id
+// could otherwise confirm a delivery the server never read.
+func (c *Component) isAck(st wire.Stanza) bool {
+	typ := st.Attr("type")
+	if st.Start.Name.Local != "iq" || (typ != "result" && typ != "error") || !strings.EqualFold(st.Attr("from"), c.ackTo) {
+		return false
+	}
+	id := st.Attr("id")
+	if c.acks.answered(id) {
+		return true
+	}
+	inst, ok := owner(id)
+	if !ok || c.forward == nil || inst == c.acks.self {
+		return false
+	}
+	select {
+	case c.forward <- [2]string{inst, id}:
+	default: // the sibling's delivery goes again after its wait
+	}
+	return true
 }

@@ -24,6 +24,7 @@ import (
 	"mediaslot/store/s3"
 	"mediaslot/upload"
 	"mediaslot/xmpp"
+	"mediaslot/xmpp/relay"
 )
 
 // shutdownGrace bounds how long uploads in progress may run on after SIGTERM.
@@ -157,7 +158,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		opts.Queue = q
 		obs.watchQueue(q)
 		opts.Previews = svc
-		opts.Relay = xmpp.RelayPolicy{
+		opts.Relay = relay.Policy{
 			SenderDomains:    cfg.Domains(),
 			RecipientDomains: cfg.RelayRecipientDomains(),
 			MaxStanzaBytes:   cfg.Relay.MaxStanzaSize,

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"mediaslot/internal/pgdb"
 	"mediaslot/offline"
 	"mediaslot/offline/queuetest"
 	"mediaslot/testserver"
@@ -21,9 +22,9 @@ import (
 // PostgreSQL, each subtest in a database of its own, with a second Queue
 // on the same database standing for a second mediaslot process.
 func TestConformance(t *testing.T) {
-	c := startCluster(t)
+	c := testserver.StartPostgres(t)
 	queuetest.Run(t, func(t testing.TB, l offline.Limits, now func() time.Time) queuetest.Instance {
-		return openInstance(t, c.newDB(t), l, now)
+		return openInstance(t, c.NewDB(t), l, now)
 	})
 }
 
@@ -50,6 +51,16 @@ func openInstance(t testing.TB, dsn string, l offline.Limits, now func() time.Ti
 		},
 		Another: func(t testing.TB) queuetest.Instance { return openInstance(t, dsn, l, now) },
 	}
+}
+
+// openPool opens a pool on dsn as serve does, migrating the schema.
+func openPool(t testing.TB, dsn string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgdb.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pool
 }
 
 func openQueue(t testing.TB, dsn string, l offline.Limits, now func() time.Time) (*Queue, *pgxpool.Pool) {
@@ -131,8 +142,8 @@ func checkConsistent(t testing.TB, pool *pgxpool.Pool) {
 // pg_locks, until the first is done, and then finds nothing to deliver
 // twice.
 func TestDrainLockAcrossInstances(t *testing.T) {
-	c := startCluster(t)
-	dsn := c.newDB(t)
+	c := testserver.StartPostgres(t)
+	dsn := c.NewDB(t)
 	a := openInstance(t, dsn, offline.Limits{}, time.Now)
 	b := openInstance(t, dsn, offline.Limits{}, time.Now)
 	for i := range 3 {
@@ -193,8 +204,8 @@ func TestDrainLockAcrossInstances(t *testing.T) {
 // A Drain whose context ends while it waits for another process's drain
 // returns the context's error, and leaves no lock behind.
 func TestDrainLockWaitEndsWithContext(t *testing.T) {
-	c := startCluster(t)
-	dsn := c.newDB(t)
+	c := testserver.StartPostgres(t)
+	dsn := c.NewDB(t)
 	a := openInstance(t, dsn, offline.Limits{}, time.Now)
 	b := openInstance(t, dsn, offline.Limits{}, time.Now)
 	queuetest.Enqueue(t, a, "s", "x", "r")

@@ -1,0 +1,609 @@
+// Package relay is mediaslot's offline media relay over the component
+// link (docs/RELAY.md): it takes XEP-0033 messages to the component,
+// checks them (sender and recipient domains, sizes, XEP-0231 data against
+// its cid), delivers them at once to recipients who are online and queues
+// them (package offline) for the others until their presence arrives. It
+// follows the server's XEP-0356 privileges and forwarded presences, and
+// deletes a queue entry once the link confirmed its delivery (wire.Written).
+package relay
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/xml"
+	"errors"
+	"hash/fnv"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/ping"
+	"mellium.im/xmpp/stanza"
+
+	"mediaslot/offline"
+	"mediaslot/refusal"
+	"mediaslot/xmpp/wire"
+)
+
+const (
+	nsAddress = "http://jabber.org/protocol/address" // XEP-0033; not in mellium
+	nsBoB     = "urn:xmpp:bob"                       // XEP-0231; not in mellium
+	// XEP-0091's legacy delay, which some clients still show; not in mellium.
+	nsLegacyDelay = "jabber:x:delay"
+)
+
+// Queue is the durable store for recipients who are offline (package offline).
+type Queue interface {
+	// Enqueue stores the stanza for every recipient, or for none; it returns
+	// once the stanza is on disk.
+	Enqueue(ctx context.Context, sender string, recipients []string, msg []byte) error
+	// Drain hands a recipient's entries to deliver, oldest first, deleting
+	// each one only after deliver returned nil.
+	Drain(ctx context.Context, recipient string, deliver func(offline.Entry) error) (int, error)
+	// Pending reports whether recipient has queued entries.
+	Pending(recipient string) bool
+	// MarkSeen records that the server reported a presence of recipient,
+	// so the account exists: its entries then live for the full TTL, not
+	// the short one of recipients never seen. It must not wait for the disk.
+	MarkSeen(ctx context.Context, recipient string) error
+}
+
+// Observer is told what the relay does, for metrics. Methods run on the
+// read loop and on worker goroutines: they must be quick and safe for
+// concurrent use.
+type Observer interface {
+	// RelayAccepted is called for each relay message accepted: delivered
+	// recipients got it at once, queued ones will when they come back.
+	RelayAccepted(delivered, queued int)
+	// RelayDrained is called when queued messages were delivered to a
+	// recipient who came back.
+	RelayDrained(delivered int)
+	// RelayRefused is called for each relay message refused, with the
+	// stanza error condition sent back (forbidden, policy-violation, …).
+	RelayRefused(condition string)
+}
+
+// nobody is the Observer of a Relay made without one.
+type nobody struct{}
+
+func (nobody) RelayAccepted(_, _ int) {}
+func (nobody) RelayDrained(int)       {}
+func (nobody) RelayRefused(string)    {}
+
+// Policy bounds what the relay accepts.
+type Policy struct {
+	SenderDomains    []string // whose users may send through the relay
+	RecipientDomains []string // whose users may receive through it
+	MaxStanzaBytes   int      // size of the message as stored
+	MaxBoBBytes      int      // decoded size of each XEP-0231 <data/>
+	MaxRecipients    int
+}
+
+// Relay is the offline media relay: the component link hands it messages,
+// presences and its senders' pings (see Handle).
+type Relay struct {
+	jid      string
+	policy   Policy
+	q        Queue
+	previews Previewer // nil: no thumbnails made
+	log      *slog.Logger
+	obs      Observer
+	presence presenceTable
+	priv     atomic.Pointer[privileges] // what the server granted on this connection
+
+	mu     sync.Mutex
+	drains map[string]bool // recipients being drained: whether to go again
+
+	// Messages run off the read loop, as they wait for the disk. One worker
+	// per shard keeps each sender's messages in order; shards run in
+	// parallel so that many senders share fsyncs. The read loop never
+	// waits for a shard: past the bounds below a message is refused (see
+	// after), so a sender faster than the disk stalls nobody else.
+	shards   []chan func()
+	inFlight map[string]int // per sender (bare JID): stanzas on a shard
+	inBytes  int            // of all senders' stanzas on a shard
+}
+
+// relayShards bounds how many senders' messages wait for the same commit:
+// 256 gave a fifth more durable enqueues a second than 16 (BenchmarkRelayEnqueue).
+const relayShards = 256
+
+// What waits for the relay's shards, off the read loop. A sender gets
+// SenderInFlight stanzas there (one commit each: a burst of that many is
+// taken, a flood is refused); a shard holds several senders' worth, so one
+// flooding sender leaves room for the others hashed to its shard; and
+// relayInFlightBytes bounds the memory of all of them together (stanzas as
+// read, see wire.Stanza.Size).
+const (
+	SenderInFlight     = 128
+	relayShardDepth    = 4 * SenderInFlight
+	relayInFlightBytes = 32 << 20
+)
+
+// New returns the relay of component componentJID, queueing in q;
+// previews and obs may be nil.
+func New(componentJID string, p Policy, q Queue, previews Previewer, log *slog.Logger, obs Observer) *Relay {
+	if obs == nil {
+		obs = nobody{}
+	}
+	r := &Relay{jid: componentJID, policy: p, q: q, previews: previews, log: log, obs: obs,
+		drains: map[string]bool{}, inFlight: map[string]int{}}
+	r.LinkUp()
+	for range relayShards {
+		c := make(chan func(), relayShardDepth)
+		r.shards = append(r.shards, c)
+		go func() {
+			for f := range c {
+				f()
+			}
+		}()
+	}
+	return r
+}
+
+// LinkUp forgets what the last connection taught: the server advertises its
+// privileges and current presences again on every connection.
+func (r *Relay) LinkUp() {
+	r.priv.Store(&privileges{})
+	r.presence.reset()
+}
+
+// Handle takes messages (relay messages, the server's privilege
+// advertisement), presences, and pings from senders who may use the relay,
+// answered once the sender's earlier messages are dealt with, refusals
+// included: clients ping to learn that (client.SendMedia). Other pings,
+// whose senders have no messages waiting, are left to the link.
+func (r *Relay) Handle(ctx context.Context, st wire.Stanza, send wire.Sender) bool {
+	switch st.Start.Name.Local {
+	case "presence":
+		r.handlePresence(ctx, st, send)
+		return true
+	case "message":
+		r.handleMessage(ctx, st, send)
+		return true
+	}
+	start, _, ok := st.Payload()
+	if st.Attr("type") != "get" || !ok || start.Name != (xml.Name{Space: ping.NS, Local: "ping"}) {
+		return false
+	}
+	reply := wire.Reply(st, r.jid)
+	if r.checkSender(reply.To) != nil {
+		return false
+	}
+	if !r.after(reply.To, st.Size, func() { wire.Answer(ctx, send, r.log, reply, nil, nil) }) {
+		wire.Answer(ctx, send, r.log, reply, nil, errBusy.Stanza(""))
+	}
+	return true
+}
+
+// Disco adds XEP-0033 addressing to the component's features.
+func (r *Relay) Disco(info *wire.Info) { info.AddFeatures(nsAddress) }
+
+// handleMessage is called on the read loop for every message to the component.
+func (r *Relay) handleMessage(ctx context.Context, st wire.Stanza, send wire.Sender) {
+	typ := st.Attr("type")
+	if typ == "error" {
+		return
+	}
+	from := st.Attr("from")
+	addressed := false
+	for _, c := range st.Children() {
+		switch {
+		case (c.Start.Name.Space == nsPrivilege1 || c.Start.Name.Space == nsPrivilege2) && c.Start.Name.Local == "privilege":
+			if !r.isServer(from) {
+				// Another component, a remote domain or a user: Prosody
+				// routes the namespace from any of them to us.
+				r.log.Warn("ignored a privilege advertisement not from the server", "from", from)
+				return
+			}
+			if p, ok := parsePrivileges(from, c.Reader()); ok {
+				r.priv.Store(&p)
+				r.log.Info("server privileges", "server", from, "namespace", p.ns, "message", p.message, "presence", p.presence)
+			}
+			return
+		case c.Start.Name == xml.Name{Space: nsAddress, Local: "addresses"}:
+			addressed = true
+		}
+	}
+	if !addressed {
+		return // not for the relay; nothing to answer
+	}
+	if err := r.checkSender(from); err != nil {
+		// At once: a remote server may send from any number of made-up
+		// accounts, each of which would get its own share of the
+		// stanzas waiting for the disk (see after).
+		r.refuse(ctx, send, st, err)
+		return
+	}
+	queued := r.after(from, st.Size, func() {
+		if err := r.accept(ctx, st, send); err != nil {
+			var ref *refusal.Error
+			if !errors.As(err, &ref) {
+				r.log.Error("relaying message", "from", from, "err", err)
+				ref = refusal.New(refusal.Internal, "The relay could not store the message; try again later")
+			}
+			r.refuse(ctx, send, st, ref)
+		}
+	})
+	if !queued {
+		r.refuse(ctx, send, st, errBusy)
+	}
+}
+
+// checkSender refuses a sender who may not use the relay.
+func (r *Relay) checkSender(from string) *refusal.Error {
+	j, err := jid.Parse(from)
+	if err != nil {
+		return refusal.New(refusal.BadRequest, "The sender address is not a JID")
+	}
+	if !domainIn(j.Domainpart(), r.policy.SenderDomains) {
+		return refusal.New(refusal.Forbidden, "The relay is limited to accounts on %s", strings.Join(r.policy.SenderDomains, ", "))
+	}
+	return nil
+}
+
+// errBusy refuses a stanza that would make the read loop wait for a shard.
+var errBusy = refusal.New(refusal.OverQuota, "Too many of your messages are waiting to be stored; try again later")
+
+// isServer reports whether from is the XMPP server the component is
+// attached to, the only entity whose XEP-0356 advertisement counts: a bare
+// domain that is the component's parent domain (Prosody and ejabberd
+// advertise from the virtual host: example.net for upload.example.net) or
+// one of the relay's recipient domains, which the operator declares the
+// server's own. Other components on the same server have other domains,
+// and the server does not let them, nor remote domains, send from these.
+func (r *Relay) isServer(from string) bool {
+	if from == "" || strings.ContainsAny(from, "@/") {
+		return false
+	}
+	_, parent, _ := strings.Cut(r.jid, ".")
+	return strings.EqualFold(from, parent) || domainIn(from, r.policy.RecipientDomains)
+}
+
+// after runs f on from's shard, once the messages from has sent so far are
+// stored, delivered or refused. It never blocks: it reports false, and
+// runs nothing, if from (by bare JID) already has SenderInFlight
+// stanzas waiting, if the shard is full, or if size more bytes would take
+// all senders' waiting stanzas past relayInFlightBytes.
+func (r *Relay) after(from string, size int, f func()) bool {
+	sender := from
+	if j, err := jid.Parse(from); err == nil {
+		sender = j.Bare().String()
+	}
+	r.mu.Lock()
+	if r.inFlight[sender] >= SenderInFlight || r.inBytes+size > relayInFlightBytes {
+		r.mu.Unlock()
+		return false
+	}
+	r.inFlight[sender]++
+	r.inBytes += size
+	r.mu.Unlock()
+	shard := fnv.New32a()
+	shard.Write([]byte(from))
+	select {
+	case r.shards[shard.Sum32()%relayShards] <- func() { defer r.landed(sender, size); f() }:
+		return true
+	default:
+		r.landed(sender, size)
+		return false
+	}
+}
+
+// landed releases what after counted for a stanza.
+func (r *Relay) landed(sender string, size int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.inBytes -= size
+	if r.inFlight[sender]--; r.inFlight[sender] == 0 {
+		delete(r.inFlight, sender)
+	}
+}
+
+type recipient struct {
+	kind string // to, cc or bcc
+	bare string
+}
+
+// accept validates a relay message and delivers or queues it for every
+// recipient. It stores or delivers nothing unless all checks pass.
+func (r *Relay) accept(ctx context.Context, st wire.Stanza, send wire.Sender) error {
+	fromJID, err := jid.Parse(st.Attr("from")) // checkSender passed it
+	typ := st.Attr("type")
+	switch typ {
+	case "":
+		typ = "normal"
+	case "chat", "normal":
+	default:
+		return refusal.New(refusal.BadRequest, "The relay carries chat and normal messages, not %s", typ)
+	}
+	var ad addressing
+	var kids []wire.Child
+	for _, c := range st.Children() {
+		switch {
+		case c.Start.Name == xml.Name{Space: nsAddress, Local: "addresses"}:
+			if ad, err = r.addresses(c); err != nil {
+				return err
+			}
+			continue
+		case c.Start.Name == xml.Name{Space: stanza.NSDelay, Local: "delay"}, c.Start.Name == xml.Name{Space: nsLegacyDelay, Local: "x"}:
+			// Only the relay dates what it delivers late: a date
+			// the sender wrote would show recipients a forged time.
+			continue
+		}
+		if err := r.checkBoB(c); err != nil {
+			return err
+		}
+		kids = append(kids, c)
+	}
+	stored, err := r.render(typ, st.Attr("id"), st.Start.Name.Space, kids, ad)
+	if err != nil {
+		return err
+	}
+	if len(stored) > r.policy.MaxStanzaBytes {
+		return refusal.New(refusal.PolicyViolation, "The message is %d bytes; the relay accepts at most %d", len(stored), r.policy.MaxStanzaBytes)
+	}
+	if withThumb := r.withPreview(ctx, kids); len(withThumb) != len(kids) {
+		// keep the preview only if the message still fits
+		if b, err := r.render(typ, st.Attr("id"), st.Start.Name.Space, withThumb, ad); err == nil && len(b) <= r.policy.MaxStanzaBytes {
+			stored = b
+		}
+	}
+
+	// Queue for everyone who is offline or still has older messages queued
+	// (order per recipient), deliver to the rest now.
+	sender := fromJID.String()
+	var queue, now []string
+	seen := map[string]bool{}
+	for _, rc := range ad.recipients {
+		if seen[rc.bare] {
+			continue
+		}
+		seen[rc.bare] = true
+		if r.online(rc.bare) && !r.q.Pending(rc.bare) {
+			now = append(now, rc.bare)
+		} else {
+			queue = append(queue, rc.bare)
+		}
+	}
+	if len(queue) > 0 {
+		if err := r.q.Enqueue(ctx, sender, queue, stored); err != nil {
+			var lim *offline.LimitError
+			if errors.As(err, &lim) {
+				return refusal.New(refusal.OverQuota, "The relay cannot queue the message: %s; try again later", lim.Limit())
+			}
+			return err
+		}
+	}
+	requeued := 0
+	for _, bare := range now {
+		e := offline.Entry{Recipient: bare, Sender: sender, Stanza: stored}
+		if err := r.deliver(ctx, send, e, false); err != nil {
+			// The link dropped: keep it for the next connection.
+			if err := r.q.Enqueue(ctx, sender, []string{bare}, stored); err != nil {
+				return err
+			}
+			requeued++
+		}
+	}
+	r.obs.RelayAccepted(len(now)-requeued, len(queue)+requeued)
+	for _, bare := range queue {
+		if r.online(bare) {
+			r.drain(ctx, bare, send)
+		}
+	}
+	r.log.Debug("relayed message", "from", sender, "delivered", len(now), "queued", len(queue), "bytes", len(stored))
+	return nil
+}
+
+// addressing is what an XEP-0033 <addresses/> says: whom to deliver to,
+// and the addresses the recipients' clients act on (replyto, replyroom,
+// noreply), which XEP-0033 says a relay passes on unchanged.
+type addressing struct {
+	recipients []recipient
+	passOn     []wire.Child
+}
+
+// addresses reads an XEP-0033 <addresses/>. An ofrom address from the
+// sender is dropped: only the relay names the sender (see deliver).
+func (r *Relay) addresses(c wire.Child) (addressing, error) {
+	var out addressing
+	for _, a := range (wire.Stanza{Tokens: c.Tokens[1:]}).Children() {
+		if a.Start.Name != (xml.Name{Space: nsAddress, Local: "address"}) {
+			continue
+		}
+		typ := wire.AttrOf(a.Start, "type")
+		switch typ {
+		case "to", "cc", "bcc":
+		case "replyto", "replyroom", "noreply":
+			if err := r.checkBoB(a); err != nil {
+				return out, err
+			}
+			out.passOn = append(out.passOn, a)
+			continue
+		default:
+			continue
+		}
+		if wire.AttrOf(a.Start, "delivered") == "true" {
+			continue
+		}
+		addr := wire.AttrOf(a.Start, "jid")
+		if addr == "" {
+			return out, refusal.New(refusal.BadRequest, "Only JID addresses are supported, not %q", wire.AttrOf(a.Start, "uri"))
+		}
+		j, err := jid.Parse(addr)
+		if err != nil || j.Localpart() == "" {
+			return out, refusal.New(refusal.BadRequest, "The recipient %q is not a user's JID", addr)
+		}
+		if !domainIn(j.Domainpart(), r.policy.RecipientDomains) {
+			return out, refusal.New(refusal.Forbidden, "The relay only delivers to accounts on %s, not to %s", strings.Join(r.policy.RecipientDomains, ", "), j.Bare())
+		}
+		out.recipients = append(out.recipients, recipient{kind: typ, bare: j.Bare().String()})
+	}
+	if len(out.recipients) == 0 {
+		return out, refusal.New(refusal.BadRequest, "The message names no recipient")
+	}
+	if len(out.recipients) > r.policy.MaxRecipients {
+		return out, refusal.New(refusal.PolicyViolation, "The message names %d recipients; the relay accepts at most %d", len(out.recipients), r.policy.MaxRecipients)
+	}
+	return out, nil
+}
+
+// bobElements returns every XEP-0231 <data/> in c, c itself or nested at
+// any depth (inside a forwarded message, say): a client shows each one.
+// One pass, whatever the nesting.
+func bobElements(c wire.Child) []wire.Child {
+	var out []wire.Child
+	type opened struct{ at, depth int }
+	var open []opened // <data/> elements not yet closed, innermost last
+	depth := 0
+	for i, tok := range c.Tokens {
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if t.Name == (xml.Name{Space: nsBoB, Local: "data"}) {
+				open = append(open, opened{i, depth})
+			}
+		case xml.EndElement:
+			if n := len(open); n > 0 && open[n-1].depth == depth {
+				o := open[n-1]
+				out = append(out, wire.Child{Start: c.Tokens[o.at].(xml.StartElement), Tokens: c.Tokens[o.at : i+1]})
+				open = open[:n-1]
+			}
+			depth--
+		}
+	}
+	return out
+}
+
+// checkBoB enforces XEP-0231 on every embedded thumbnail in c (see
+// bobElements): valid base64, within the size limit, and a cid that is the
+// SHA-1 of the data.
+func (r *Relay) checkBoB(c wire.Child) error {
+	for _, d := range bobElements(c) {
+		if err := r.checkData(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Relay) checkData(c wire.Child) error {
+	cid, text := bobData(c)
+	if base64.StdEncoding.DecodedLen(len(text)) > r.policy.MaxBoBBytes+3 {
+		return refusal.New(refusal.PolicyViolation, "The embedded data is larger than %d bytes", r.policy.MaxBoBBytes)
+	}
+	data := make([]byte, base64.StdEncoding.DecodedLen(len(text)))
+	n, err := base64.StdEncoding.Decode(data, text)
+	if err != nil {
+		return refusal.New(refusal.NotAcceptable, "The embedded data is not valid base64")
+	}
+	if n > r.policy.MaxBoBBytes {
+		return refusal.New(refusal.PolicyViolation, "The embedded data is %d bytes; the relay accepts at most %d", n, r.policy.MaxBoBBytes)
+	}
+	sum := sha1.Sum(data[:n])
+	if want := "sha1+" + hex.EncodeToString(sum[:]) + "@bob.xmpp.org"; !strings.EqualFold(cid, want) {
+		return refusal.New(refusal.NotAcceptable, "The cid of the embedded data must be %s", want)
+	}
+	return nil
+}
+
+// bobData returns the cid attribute of a XEP-0231 <data/> element and its
+// text without XML whitespace, which base64 allows between characters.
+func bobData(c wire.Child) (cid string, text []byte) {
+	for _, a := range c.Start.Attr {
+		if a.Name.Space == "" && a.Name.Local == "cid" {
+			cid = a.Value
+		}
+	}
+	depth := 0
+	for _, tok := range c.Tokens {
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+		case xml.EndElement:
+			depth--
+		case xml.CharData:
+			if depth != 1 {
+				continue // text of nested elements is not the data
+			}
+			text = slices.Grow(text, len(t))
+			for _, b := range t {
+				if b != ' ' && b != '\t' && b != '\r' && b != '\n' {
+					text = append(text, b)
+				}
+			}
+		}
+	}
+	return cid, text
+}
+
+// render builds the message as stored and delivered: type, id and payload
+// of the original, and an XEP-0033 <addresses/> telling each recipient who
+// else got it (to and cc, marked delivered; bcc never shown) and where to
+// reply (replyto, replyroom, noreply as the sender wrote them). Payload
+// elements in the stanza's own namespace (streamNS) are written without one,
+// so they take the namespace of whatever stanza they are delivered in.
+func (r *Relay) render(typ, id, streamNS string, kids []wire.Child, ad addressing) ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString(`<message type="`)
+	wire.Escape(&b, typ)
+	b.WriteString(`"`)
+	if id != "" {
+		b.WriteString(` id="`)
+		wire.Escape(&b, id)
+		b.WriteString(`"`)
+	}
+	b.WriteString(`>`)
+	for _, c := range kids {
+		if err := encodeTokens(&b, c.Tokens, streamNS); err != nil {
+			return nil, err
+		}
+	}
+	b.WriteString(`<addresses xmlns="` + nsAddress + `">`)
+	for _, rc := range ad.recipients {
+		if rc.kind == "bcc" {
+			continue
+		}
+		b.WriteString(`<address type="` + rc.kind + `" jid="`)
+		wire.Escape(&b, rc.bare)
+		b.WriteString(`" delivered="true"/>`)
+	}
+	for _, a := range ad.passOn {
+		if err := encodeTokens(&b, a.Tokens, nsAddress); err != nil {
+			return nil, err
+		}
+	}
+	b.WriteString(`</addresses></message>`)
+	return b.Bytes(), nil
+}
+
+// refuse answers a relay message with an error, and logs and counts it.
+func (r *Relay) refuse(ctx context.Context, send wire.Sender, st wire.Stanza, ref *refusal.Error) {
+	r.log.Info("relay refused message", "from", st.Attr("from"), "reason", ref.Text)
+	r.obs.RelayRefused(string(ref.Kind.Condition()))
+	msg := struct {
+		XMLName xml.Name             `xml:"message"`
+		Type    string               `xml:"type,attr"`
+		ID      string               `xml:"id,attr,omitempty"`
+		From    string               `xml:"from,attr"`
+		To      string               `xml:"to,attr"`
+		Error   *refusal.StanzaError `xml:",omitempty"`
+	}{Type: "error", ID: st.Attr("id"), From: r.jid, To: st.Attr("from"), Error: ref.Stanza("")}
+	b, err := wire.Marshal(msg)
+	if err == nil {
+		err = send(ctx, b, wire.Batched)
+	}
+	if err != nil {
+		r.log.Debug("error reply not sent", "to", msg.To, "err", err)
+	}
+}
+
+func domainIn(d string, list []string) bool {
+	return slices.ContainsFunc(list, func(x string) bool { return strings.EqualFold(x, d) })
+}
