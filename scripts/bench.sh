@@ -83,6 +83,8 @@ gobench -bench 'BenchmarkRelayEnqueue$' -benchtime "$(q 20000x 2000x)" ./xmpp
 gobench -bench 'BenchmarkRelayDrain$' -benchtime "$(q 3x 1x)" ./xmpp
 gobench -bench 'BenchmarkEnqueueParallel$' -benchtime "$(q 2s 200ms)" ./offline
 gobench -bench 'BenchmarkDrain$' -benchtime "$(q 3x 1x)" ./offline
+# The relay queue on bbolt and on PostgreSQL side by side (a private cluster; skipped without PostgreSQL).
+gobench -bench 'BenchmarkQueue$' -benchtime "$(q 20000x 2000x)" ./offline/pgqueue
 if run go test -count=1 -run '^TestGetHandsFileToSendfile$' ./upload >/dev/null; then
 	echo "TestGetHandsFileToSendfile=PASS" >>"$OUT/tests.txt"
 else
