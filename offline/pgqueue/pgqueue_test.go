@@ -3,6 +3,7 @@ package pgqueue
 import (
 	"context"
 	"errors"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -245,4 +246,26 @@ func TestDrainLockWaitEndsWithContext(t *testing.T) {
 	if got := queuetest.Stanzas(queuetest.DrainAll(t, b, "r")); len(got) != 1 {
 		t.Fatalf("after the cancelled wait, drained %v", got)
 	}
+}
+
+// crashDSNEnv, when set to a DSN, makes TestCrashKeepsAcknowledged the
+// child that enqueues into that database until it is killed.
+const crashDSNEnv = "MEDIASLOT_PGQUEUE_CRASH_DSN"
+
+// TestCrashKeepsAcknowledged kills a process that is enqueueing into
+// PostgreSQL (SIGKILL: its connections drop mid-transaction) and checks
+// the promise of the bbolt queue holds: every stanza acknowledged before
+// the kill is there, for each of its recipients, in order, with counters
+// that match the entries.
+func TestCrashKeepsAcknowledged(t *testing.T) {
+	if dsn := os.Getenv(crashDSNEnv); dsn != "" {
+		q, _ := openQueue(t, dsn, offline.NoLimits, time.Now)
+		queuetest.CrashChild(q)
+	}
+	c := testserver.StartPostgres(t)
+	dsn := c.NewDB(t)
+	acked := queuetest.Crash(t, "TestCrashKeepsAcknowledged", crashDSNEnv+"="+dsn)
+	q := openInstance(t, dsn, offline.Limits{}, time.Now)
+	q.Check(t)
+	queuetest.CheckCrash(t, q, acked)
 }
