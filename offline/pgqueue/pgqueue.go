@@ -45,6 +45,19 @@ const purgeBatch = 1024
 // rather than stall their caller.
 const readTimeout = 5 * time.Second
 
+// commitTimeout bounds one group commit, waiting for a connection
+// included: past it the batch's callers get an error (an Enqueue whose
+// COMMIT was cut may still have been stored: at least once, never lost)
+// rather than wait for a database that does not answer.
+const commitTimeout = 30 * time.Second
+
+// reservedConns are the pool's connections Drains leave to the writer and
+// to everyone else: a Drain holds a connection while it delivers (for its
+// advisory lock), and without the reserve as many Drains as connections
+// would each wait for the writer to delete what they delivered, and the
+// writer for a connection.
+const reservedConns = 2
+
 // maxSeenCache bounds the recipients MarkSeen remembers as marked, so that
 // a known recipient's presence costs no round trip. Past it the cache
 // starts over: a forgotten recipient costs one idempotent write.
@@ -76,6 +89,9 @@ type Queue struct {
 	seen   map[string]struct{} // recipients known to be marked seen
 
 	drains offline.DrainLocks
+	// drainConns holds a token per Drain holding a connection: at most
+	// the pool's size less reservedConns.
+	drainConns chan struct{}
 }
 
 var _ offline.Queue = (*Queue)(nil)
@@ -83,8 +99,8 @@ var _ offline.Queue = (*Queue)(nil)
 // Open returns the queue in the database of pool, whose schema
 // internal/pgdb has brought up to date, and starts its writer. The pool
 // stays the caller's; Close the Queue before closing it. Each running
-// Drain holds one of the pool's connections (for its advisory lock), and
-// the writer one while it commits.
+// Drain holds one of the pool's connections (for its advisory lock), all
+// but reservedConns of them at most, and the writer one while it commits.
 func Open(ctx context.Context, pool *pgxpool.Pool, l offline.Limits) (*Queue, error) {
 	var n int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM relay_state`).Scan(&n); err != nil {
@@ -100,6 +116,8 @@ func Open(ctx context.Context, pool *pgxpool.Pool, l offline.Limits) (*Queue, er
 		ops:    make(chan *op, maxBatch),
 		done:   make(chan struct{}),
 		seen:   make(map[string]struct{}),
+
+		drainConns: make(chan struct{}, max(1, int(pool.Config().MaxConns)-reservedConns)),
 	}
 	go q.loop()
 	return q, nil
@@ -236,7 +254,9 @@ func (q *Queue) loop() {
 				break fill
 			}
 		}
-		err := q.commit(context.Background(), batch)
+		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+		err := q.commit(ctx, batch)
+		cancel()
 		for _, o := range batch {
 			if o.done != nil {
 				o.done <- err

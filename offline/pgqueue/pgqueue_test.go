@@ -269,3 +269,27 @@ func TestCrashKeepsAcknowledged(t *testing.T) {
 	q.Check(t)
 	queuetest.CheckCrash(t, q, acked)
 }
+
+// More recipients drain at once than the pool has connections: each
+// Drain holds one while it delivers, and each needs the writer, which
+// needs one too, to delete what it delivered. All finish.
+func TestDrainsOutnumberConnections(t *testing.T) {
+	c := testserver.StartPostgres(t)
+	dsn := c.NewDB(t) + "&pool_max_conns=3"
+	q := openInstance(t, dsn, offline.NoLimits, time.Now)
+	const recipients, each = 8, offline.DrainBatch + 5
+	for r := range recipients {
+		queuetest.Fill(t, q, "r"+strconv.Itoa(r), []byte("x"), each)
+	}
+	var wg sync.WaitGroup
+	for r := range recipients {
+		wg.Go(func() {
+			n, err := q.Drain(context.Background(), "r"+strconv.Itoa(r), func(offline.Entry) error { return nil })
+			if err != nil || n != each {
+				t.Errorf("Drain(r%d) = %d, %v; want %d", r, n, err, each)
+			}
+		})
+	}
+	wg.Wait()
+	q.Check(t)
+}
