@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -139,6 +140,7 @@ type op struct {
 	markSeen string              // MarkSeen: the recipient
 	msg      *offline.Message    // Enqueue
 	forget   *forget             // a Drain's deletions
+	barrier  bool                // nothing to write: answered once what came before is committed
 	refused  *offline.LimitError // Enqueue's outcome, set by the writer
 	done     chan error          // nil for MarkSeen, which nobody waits for
 }
@@ -287,6 +289,9 @@ func (q *Queue) rememberSeen(r string) {
 // then the MarkSeens, then the Enqueues, each of which is stored or
 // refused by the caps as they stand after those before it.
 func (q *Queue) commit(ctx context.Context, batch []*op) error {
+	if !slices.ContainsFunc(batch, func(o *op) bool { return !o.barrier }) {
+		return nil
+	}
 	return pgx.BeginFunc(ctx, q.pool, func(tx pgx.Tx) error {
 		st, err := lockState(ctx, tx)
 		if err != nil {
@@ -296,6 +301,7 @@ func (q *Queue) commit(ctx context.Context, batch []*op) error {
 		var msgs []*op
 		for _, o := range batch {
 			switch {
+			case o.barrier:
 			case o.forget != nil:
 				f := o.forget
 				if _, _, err := st.remove(ctx, tx, `e.recipient = $1 AND e.seq = ANY($2)`, f.recipient, f.seqs); err != nil {
@@ -324,6 +330,10 @@ func (q *Queue) commit(ctx context.Context, batch []*op) error {
 // Purge implements offline.Queue.Purge, in transactions of up to
 // purgeBatch stanzas (or unseen entries) each.
 func (q *Queue) Purge(ctx context.Context, now time.Time) (int, error) {
+	// MarkSeens handed to the writer before count, as they do on bbolt.
+	if err := q.call(ctx, &op{barrier: true}); err != nil {
+		return 0, err
+	}
 	purged := 0
 	for _, p := range []struct {
 		cond   string
