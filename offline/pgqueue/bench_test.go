@@ -34,10 +34,11 @@ func BenchmarkQueue(b *testing.B) {
 		serverCPU func(b *testing.B) time.Duration
 	}{
 		{"bbolt", openBoltBench, nil},
-		{"postgres", func(b *testing.B) offline.Queue {
+		{"postgres", func(sub *testing.B) offline.Queue {
 			if c == nil {
-				c = testserver.StartPostgres(b)
+				c = testserver.StartPostgres(b) // for all the sub-benchmarks, and all their runs
 			}
+			b := sub
 			q, pool := openQueue(b, c.NewDB(b), offline.NoLimits, time.Now)
 			b.Cleanup(func() { q.Close(); pool.Close() })
 			return q
