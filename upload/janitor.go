@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"mime"
 	"path"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 
 	"mediaslot/store"
 )
@@ -58,23 +57,20 @@ const (
 // down, and the sweep stops.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
 	now := s.now()
-	// Slot records may still be on their way to the file (Issue does not
-	// wait for them).
-	if err := s.opt.Writer.Flush(ctx); err != nil {
-		return 0, err
-	}
 	n := 0
 	var errs []error
 	// Batch after batch while they are full and settle something: slots
 	// issued faster than a batch a minute (17 a second: two accounts at
 	// the default slot rate) and abandoned piled up without end.
 	for full := true; full && len(errs) < sweepMaxErrors && ctx.Err() == nil; {
-		var pending, old []string
-		_ = s.opt.DB.View(func(tx *bolt.Tx) error {
-			pending = due(tx, bucketPending, now.Add(-sweepGrace), sweepBatch)
-			old = due(tx, bucketExpiry, now, sweepBatch)
-			return nil
-		})
+		pending, err := s.opt.Records.DuePending(ctx, now.Add(-sweepGrace), sweepBatch)
+		if err != nil {
+			return n, errors.Join(append(errs, err)...)
+		}
+		old, err := s.opt.Records.DueExpired(ctx, now, sweepBatch)
+		if err != nil {
+			return n, errors.Join(append(errs, err)...)
+		}
 		settled := 0
 		for _, id := range pending {
 			if len(errs) >= sweepMaxErrors {
@@ -112,7 +108,7 @@ const sweepMaxErrors = 10
 // reporting whether it did (not if it completed meanwhile or its upload
 // still runs).
 func (s *Service) settlePending(ctx context.Context, id string) (bool, error) {
-	rec, err := s.lookup(id)
+	rec, err := s.lookup(ctx, id)
 	if err != nil || rec.Complete {
 		return false, nil
 	}
@@ -128,10 +124,9 @@ func (s *Service) settlePending(ctx context.Context, id string) (bool, error) {
 	if rec.Complete {
 		return true, nil
 	}
-	if err := s.opt.Writer.Update(ctx, func(tx *bolt.Tx) error { return forgotten(tx, id) }); err != nil {
+	if err := s.opt.Records.Forget(ctx, id); err != nil {
 		return false, err
 	}
-	s.release(id)
 	return true, nil
 }
 
@@ -140,7 +135,7 @@ func (s *Service) deleteExpired(ctx context.Context, id string) error {
 	if err := s.opt.Store.Delete(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	return s.opt.Writer.Update(ctx, func(tx *bolt.Tx) error { return expired(tx, id) })
+	return s.opt.Records.Expire(ctx, id)
 }
 
 // reconcile settles, at start, the pending slots whose file is already in
@@ -149,20 +144,17 @@ func (s *Service) deleteExpired(ctx context.Context, id string) error {
 // the record. Until then such a file would answer 404 to GET and 409 to
 // another PUT, for the slot lifetime and the sweeper's grace.
 func (s *Service) reconcile(ctx context.Context) {
-	var ids []string
-	_ = s.opt.DB.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketPending).Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			ids = append(ids, string(k[8:]))
-		}
-		return nil
-	})
+	ids, err := s.opt.Records.DuePending(ctx, endOfTime, math.MaxInt32)
+	if err != nil {
+		s.log.Warn("listing pending uploads at start; the sweeper will settle them", "err", err)
+		return
+	}
 	n, failed := 0, 0
 	for _, id := range ids {
 		if _, busy := s.active.Load(id); busy {
 			continue
 		}
-		rec, err := s.lookup(id)
+		rec, err := s.lookup(ctx, id)
 		if err != nil || rec.Complete {
 			continue
 		}
@@ -183,6 +175,10 @@ func (s *Service) reconcile(ctx context.Context) {
 		s.log.Info("recorded uploads stored before a restart", "count", n)
 	}
 }
+
+// endOfTime is after every slot's upload window (a time every backend
+// can store).
+var endOfTime = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // confirm checks a pending upload in the store. If the object is there with
 // the slot's size, the slot becomes complete; a wrong one is deleted and the

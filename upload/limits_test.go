@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mediaslot/upload/slotstore"
 )
 
 func refusal(t *testing.T, err error) *Refusal {
@@ -29,7 +31,7 @@ func (f *fixture) put(t *testing.T, s Slot, body []byte) {
 }
 
 func (f *fixture) request(owner string, size int64) Request {
-	return Request{Owner: owner, Domain: domainOf(owner), Filename: "f.bin", Size: size}
+	return Request{Owner: owner, Domain: slotstore.DomainOf(owner), Filename: "f.bin", Size: size}
 }
 
 func (r Request) withName(name string) Request { r.Filename = name; return r }
@@ -129,7 +131,7 @@ func TestPurposes(t *testing.T) {
 			return record{}, err
 		}
 		f.put(t, s, []byte("abc"))
-		return f.svc.lookup(s.ID)
+		return f.svc.lookup(context.Background(), s.ID)
 	}
 	for _, c := range []struct {
 		p      Purpose

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,9 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
-	bolt "go.etcd.io/bbolt"
 
-	"mediaslot/internal/groupcommit"
 	"mediaslot/store"
 	"mediaslot/store/memstore"
 	"mediaslot/store/s3"
@@ -234,15 +231,11 @@ func TestS3RewriteAfterConfirm(t *testing.T) {
 // its headers: the operator is told what that means.
 func TestS3PublicWarns(t *testing.T) {
 	st := memstore.New("")
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "m.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := groupcommit.New(db)
-	t.Cleanup(func() { w.Close(); db.Close() })
+	f := &fixture{}
+	boltRecords.open(t, f, true)
 	for _, mode := range []DownloadMode{Redirect, Public} {
 		var log bytes.Buffer
-		if _, err := New(Options{DB: db, Writer: w, Store: st, Download: Download{Mode: mode, PublicURL: "https://cdn.example.net"},
+		if _, err := New(Options{Records: f.reopen(t), Store: st, Download: Download{Mode: mode, PublicURL: "https://cdn.example.net"},
 			Logger: slog.New(slog.NewTextHandler(&log, nil))}); err != nil {
 			t.Fatal(err)
 		}
@@ -284,12 +277,12 @@ func testS3ConfirmAndSweep(t *testing.T, f *fixture, st presigning) {
 		t.Fatalf("Sweep settled %d slots (%v), want 3", n, err)
 	}
 	for _, id := range []string{never.ID, trunc.ID} {
-		if _, err := f.svc.lookup(id); !errors.Is(err, errNoSlot) {
+		if _, err := f.svc.lookup(context.Background(), id); !errors.Is(err, errNoSlot) {
 			t.Errorf("abandoned slot %s still recorded: %v", id, err)
 		}
 	}
 	// the upload nobody downloaded yet was confirmed by the sweep
-	if rec, err := f.svc.lookup(done.ID); err != nil || !rec.Complete {
+	if rec, err := f.svc.lookup(context.Background(), done.ID); err != nil || !rec.Complete {
 		t.Fatalf("completed upload: %+v %v", rec, err)
 	}
 }
@@ -348,7 +341,7 @@ func TestS3QuotaHolds(t *testing.T) {
 	if _, err := f.svc.Sweep(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.lookup(never.ID); !errors.Is(err, errNoSlot) {
+	if _, err := f.svc.lookup(context.Background(), never.ID); !errors.Is(err, errNoSlot) {
 		t.Fatalf("abandoned slot: %v", err)
 	}
 	if _, err := f.svc.Issue(ctx, f.request("alice@example.net", 300)); err != nil {
