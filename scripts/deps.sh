@@ -3,11 +3,12 @@
 #   scripts/deps.sh prosody   the demo stack (prosody, prosody-modules, lua-unbound, openssl)
 #   scripts/deps.sh test      also the real clients of the integration suite, ejabberd (second server)
 #                             systemd (systemd-analyze checks contrib/mediaslot.service) and nginx
-#                             (the TLS proxy of docs/OPERATIONS.md is tested)
+#                             (the TLS proxy of docs/OPERATIONS.md is tested) and postgresql (the tests start
+#                             private clusters of their own; the package's cluster is not started)
 # Needs root (or sudo) only when something is missing.
 set -euo pipefail
 want=(prosody prosody-modules lua-unbound openssl ca-certificates)
-[ "${1:-prosody}" = test ] && want+=(go-sendxmpp python3-slixmpp python3-aiohttp ejabberd systemd nginx)
+[ "${1:-prosody}" = test ] && want+=(go-sendxmpp python3-slixmpp python3-aiohttp ejabberd systemd nginx postgresql)
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

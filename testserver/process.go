@@ -20,14 +20,16 @@ type process struct {
 
 // startProcess starts cmd with stdout and stderr appended to logPath
 // (created if missing: logs survive restarts) and the attributes of
-// sysProcAttr, and waits for it in the background.
+// sysProcAttr (or those runAs set), and waits for it in the background.
 func startProcess(cmd *exec.Cmd, logPath string) (*process, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = sysProcAttr()
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = sysProcAttr()
+	}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, err
@@ -39,6 +41,19 @@ func startProcess(cmd *exec.Cmd, logPath string) (*process, error) {
 		close(p.done)
 	}()
 	return p, nil
+}
+
+// exited reports whether the process has ended (a nil p has).
+func (p *process) exited() bool {
+	if p == nil {
+		return true
+	}
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // pid returns the process id, or 0 if p is nil.
@@ -53,11 +68,17 @@ func (p *process) pid() int {
 // waits for that. It returns at once if the process has already exited, and
 // is a no-op on a nil p.
 func (p *process) stop(t testing.TB, name string, grace time.Duration) {
+	p.stopWith(t, name, syscall.SIGTERM, grace)
+}
+
+// stopWith is stop with another first signal (PostgreSQL's fast shutdown is
+// SIGINT: its SIGTERM waits for the clients to leave).
+func (p *process) stopWith(t testing.TB, name string, sig syscall.Signal, grace time.Duration) {
 	if p == nil {
 		return
 	}
 	t.Helper()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.cmd.Process.Signal(sig)
 	select {
 	case <-p.done:
 		return
