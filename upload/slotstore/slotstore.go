@@ -104,22 +104,28 @@ type Store interface {
 	// was reports that the slot was complete already (nothing changed).
 	// The change is durable when Complete returns.
 	Complete(ctx context.Context, id string, now time.Time, storedType string) (rec Record, was bool, err error)
-	// Forget removes a pending slot and its hold; a complete or unknown
-	// slot is left as it is.
-	Forget(ctx context.Context, id string) error
-	// Expire removes a complete slot and uncounts its bytes from the
-	// stored quotas (they stay in the daily one: it is about uploading);
-	// a pending or unknown slot is left as it is.
-	Expire(ctx context.Context, id string) error
+	// Forget removes pending slots and their holds, in one step; complete
+	// or unknown slots are left as they are.
+	Forget(ctx context.Context, ids ...string) error
+	// Expire removes complete slots and uncounts their bytes from the
+	// stored quotas (they stay in the daily one: it is about uploading),
+	// in one step; pending or unknown slots are left as they are.
+	Expire(ctx context.Context, ids ...string) error
 	// DuePending lists up to n pending slots whose upload window closed
-	// before t (Expires before t), earliest first. Every slot issued before
-	// the call is in what it reads.
-	DuePending(ctx context.Context, t time.Time, n int) ([]string, error)
+	// before t (Expires before t), earliest first, with their records.
+	// Every slot issued before the call is in what it reads.
+	DuePending(ctx context.Context, t time.Time, n int) ([]Slot, error)
 	// DueExpired lists up to n complete slots whose DeleteAfter is before
 	// t, earliest first.
 	DueExpired(ctx context.Context, t time.Time, n int) ([]string, error)
 	// StoredBytes returns the bytes of all complete files.
 	StoredBytes(ctx context.Context) (int64, error)
+}
+
+// Slot is a slot's id and record.
+type Slot struct {
+	ID string
+	Record
 }
 
 // ErrNotFound is the error of a slot a Store does not have.

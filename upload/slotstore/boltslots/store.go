@@ -224,26 +224,53 @@ func (s *Store) Complete(ctx context.Context, id string, now time.Time, storedTy
 	return rec, was, err
 }
 
-// Forget removes a pending slot and ends its hold.
-func (s *Store) Forget(ctx context.Context, id string) error {
-	if err := s.w.Update(ctx, func(tx *bolt.Tx) error { return forgotten(tx, id) }); err != nil {
+// Forget removes pending slots and ends their holds.
+func (s *Store) Forget(ctx context.Context, ids ...string) error {
+	if err := s.update(ctx, ids, forgotten); err != nil {
 		return err
 	}
-	s.holds.release(id)
+	for _, id := range ids {
+		s.holds.release(id)
+	}
 	return nil
 }
 
-// Expire removes a complete slot.
-func (s *Store) Expire(ctx context.Context, id string) error {
-	return s.w.Update(ctx, func(tx *bolt.Tx) error { return expired(tx, id) })
+// Expire removes complete slots.
+func (s *Store) Expire(ctx context.Context, ids ...string) error {
+	return s.update(ctx, ids, expired)
+}
+
+// update applies fn to each of ids in one transaction.
+func (s *Store) update(ctx context.Context, ids []string, fn func(*bolt.Tx, string) error) error {
+	return s.w.Update(ctx, func(tx *bolt.Tx) error {
+		for _, id := range ids {
+			if err := fn(tx, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // DuePending first waits for the records still on their way to the file.
-func (s *Store) DuePending(ctx context.Context, t time.Time, n int) ([]string, error) {
+func (s *Store) DuePending(ctx context.Context, t time.Time, n int) ([]slotstore.Slot, error) {
 	if err := s.w.Flush(ctx); err != nil {
 		return nil, err
 	}
-	return s.due(bucketPending, t, n)
+	var slots []slotstore.Slot
+	err := s.db.View(func(tx *bolt.Tx) error {
+		for _, id := range due(tx, bucketPending, t, n) {
+			r, err := getRecord(tx, id)
+			if err != nil {
+				// not this code's to repair
+				s.log.Warn("reading a pending slot's record", "slot", id, "err", err)
+				continue
+			}
+			slots = append(slots, slotstore.Slot{ID: id, Record: r})
+		}
+		return nil
+	})
+	return slots, err
 }
 
 // DueExpired lists complete slots past their DeleteAfter.

@@ -119,7 +119,7 @@ func TestOpensEarlierFile(t *testing.T) {
 			t.Errorf("%+v: over %+v %v, want %+v", c.q, over, err, c.over)
 		}
 	}
-	if ids, err := s.DuePending(ctx, t0.Add(6*time.Minute), 10); err != nil || len(ids) != 1 || ids[0] != "0190000000000000000000000000000a" {
+	if ids, err := s.DuePending(ctx, t0.Add(6*time.Minute), 10); err != nil || len(ids) != 1 || ids[0].ID != "0190000000000000000000000000000a" {
 		t.Fatalf("due pending %v %v", ids, err)
 	}
 	if ids, err := s.DueExpired(ctx, t0.Add(8*24*time.Hour), 10); err != nil || len(ids) != 2 || ids[0] != "0190000000000000000000000000000d" {

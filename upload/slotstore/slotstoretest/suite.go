@@ -192,21 +192,27 @@ func testForgetAndExpire(t *testing.T, open Opener) {
 // DuePending and DueExpired list what is due before a time, earliest
 // first, at most n; files that are never deleted are never due.
 func testDue(t *testing.T, open Opener) {
+	expiring := func(now time.Time) slotstore.Record {
+		r := rec("alice@example.net", 10, now)
+		r.DeleteAfter = now.Add(time.Hour)
+		return r
+	}
 	s := open(t)
 	var pending, files []string
 	for i := range 5 {
 		now := t0.Add(time.Duration(4-i) * time.Minute) // issued in reverse order of id
-		r := rec("alice@example.net", 10, now)
-		r.DeleteAfter = now.Add(time.Hour)
-		issue(t, s, id(i), r, slotstore.Quota{}, now)
+		issue(t, s, id(i), expiring(now), slotstore.Quota{}, now)
 		pending = append([]string{id(i)}, pending...)
 	}
 	permanent := rec("bob@example.net", 10, t0.Add(time.Hour))
 	permanent.DeleteAfter = time.Time{}
 	issue(t, s, id(10), permanent, slotstore.Quota{}, t0.Add(time.Hour))
-	got, err := s.DuePending(ctx, t0.Add(window+2*time.Minute+time.Second), 2)
-	if err != nil || !slices.Equal(got, pending[:2]) {
-		t.Fatalf("due pending %v %v, want %v", got, err, pending[:2])
+	due, err := s.DuePending(ctx, t0.Add(window+2*time.Minute+time.Second), 2)
+	if err != nil || len(due) != 2 || due[0].ID != pending[0] || due[1].ID != pending[1] {
+		t.Fatalf("due pending %v %v, want %v", due, err, pending[:2])
+	}
+	if r := expiring(t0); !sameRecord(due[0].Record, r) {
+		t.Fatalf("due pending with record %+v, want %+v", due[0].Record, r)
 	}
 	if got, _ := s.DuePending(ctx, t0.Add(window+2*time.Minute+time.Second), 10); len(got) != 3 {
 		t.Fatalf("due pending before the window of the fourth closed: %v", got)
@@ -219,7 +225,7 @@ func testDue(t *testing.T, open Opener) {
 	if got, _ := s.DuePending(ctx, t0.Add(time.Hour), 10); len(got) != 0 {
 		t.Fatalf("complete slots are due as pending: %v", got)
 	}
-	got, err = s.DueExpired(ctx, t0.Add(time.Hour+2*time.Minute+time.Second), 10)
+	got, err := s.DueExpired(ctx, t0.Add(time.Hour+2*time.Minute+time.Second), 10)
 	if err != nil || !slices.Equal(got, files[:3]) {
 		t.Fatalf("due expired %v %v, want %v", got, err, files[:3])
 	}
