@@ -41,7 +41,11 @@ func diskFixture(t *testing.T) (*fixture, string) {
 // the restart, recorded by the reconciliation at start with the type its
 // name says, and counted against the quotas.
 func TestCrashBeforeRecordReconciledAtStart(t *testing.T) {
-	f := newFixture(t)
+	forEachRecords(t, testCrashBeforeRecordReconciledAtStart)
+}
+
+func testCrashBeforeRecordReconciledAtStart(t *testing.T, rb recordsBackend) {
+	f := newDiskFixture(t, rb)
 	s, body := crashAfterStore(t, f)
 	g := f.restart(t)
 	g.svc.reconcile(context.Background())
@@ -111,8 +115,10 @@ func TestCrashPartialFileReplacedByPut(t *testing.T) {
 
 // The sweeper keeps a whole file whose record a crash cut off, where it
 // used to delete it; it still deletes abandoned slots.
-func TestSweepKeepsWholeFileOfCrash(t *testing.T) {
-	f := newFixture(t)
+func TestSweepKeepsWholeFileOfCrash(t *testing.T) { forEachRecords(t, testSweepKeepsWholeFileOfCrash) }
+
+func testSweepKeepsWholeFileOfCrash(t *testing.T, rb recordsBackend) {
+	f := newDiskFixture(t, rb)
 	s, _ := crashAfterStore(t, f)
 	never := f.issue(t, "n.bin", 10, "")
 	g := f.restart(t)

@@ -38,8 +38,10 @@ func (r Request) withName(name string) Request { r.Filename = name; return r }
 
 // The daily quota counts the uploads of the last 24 hours and says
 // when the next upload will fit: when the oldest leave the window.
-func TestDailyQuota(t *testing.T) {
-	f := newFixture(t)
+func TestDailyQuota(t *testing.T) { forEachRecords(t, testDailyQuota) }
+
+func testDailyQuota(t *testing.T, rb recordsBackend) {
+	f := newDiskFixture(t, rb)
 	f.svc.opt.Quota.DailyBytes = 1000
 	ctx := context.Background()
 	first := f.clock.now()
@@ -68,8 +70,10 @@ func TestDailyQuota(t *testing.T) {
 }
 
 // Stored quotas (user, domain, total) are freed when files expire.
-func TestStoredQuotasAndExpiry(t *testing.T) {
-	f := newFixture(t)
+func TestStoredQuotasAndExpiry(t *testing.T) { forEachRecords(t, testStoredQuotasAndExpiry) }
+
+func testStoredQuotasAndExpiry(t *testing.T, rb recordsBackend) {
+	f := newDiskFixture(t, rb)
 	f.svc.opt.FileLifetime = 48 * time.Hour
 	f.svc.opt.Quota = Quota{UserBytes: 1000, DomainBytes: 1500, TotalBytes: 1800}
 	ctx := context.Background()

@@ -3,13 +3,10 @@ package upload
 import (
 	"context"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"mediaslot/store/disk"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -17,7 +14,9 @@ import (
 // Slots requested together before any upload hold their sizes: ten 90 KB
 // slots against a 100 KB daily quota, then against each stored quota, get
 // one slot, not ten (they all passed when only completed uploads counted).
-func TestQuotaHoldsPendingSlots(t *testing.T) {
+func TestQuotaHoldsPendingSlots(t *testing.T) { forEachRecords(t, testQuotaHoldsPendingSlots) }
+
+func testQuotaHoldsPendingSlots(t *testing.T, rb recordsBackend) {
 	for _, c := range []struct {
 		name  string
 		quota Quota
@@ -29,7 +28,7 @@ func TestQuotaHoldsPendingSlots(t *testing.T) {
 		{"total", Quota{TotalBytes: 100 << 10}, "service's storage"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			f := newFixture(t)
+			f := newDiskFixture(t, rb)
 			f.svc.opt.Quota = c.quota
 			ctx := context.Background()
 			var slots []Slot
@@ -68,18 +67,10 @@ func TestQuotaHoldsPendingSlots(t *testing.T) {
 // which the writer holds back) are granted exactly as many as fit; racing
 // the uploads of those, none is granted, and what is stored stays within
 // the quota.
-func TestQuotaExactUnderConcurrency(t *testing.T) {
-	for _, b := range recordsBackends(t) {
-		t.Run(b.name, func(t *testing.T) { testQuotaExactUnderConcurrency(t, b) })
-	}
-}
+func TestQuotaExactUnderConcurrency(t *testing.T) { forEachRecords(t, testQuotaExactUnderConcurrency) }
 
-func testQuotaExactUnderConcurrency(t *testing.T, b recordsBackend) {
-	st, err := disk.New(filepath.Join(t.TempDir(), "files"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := newFixtureOn(t, b, st, Download{})
+func testQuotaExactUnderConcurrency(t *testing.T, rb recordsBackend) {
+	f := newDiskFixture(t, rb)
 	f.svc.opt.Quota = Quota{DailyBytes: 7 * 1000, TotalBytes: 1 << 20}
 	release := make(chan struct{})
 	if f.writer != nil {
@@ -138,8 +129,10 @@ func testQuotaExactUnderConcurrency(t *testing.T, b recordsBackend) {
 
 // A hold ends when its slot's upload window closes unused, and when a
 // slot is uploaded, its hold becomes usage without counting twice.
-func TestQuotaHoldEnds(t *testing.T) {
-	f := newFixture(t)
+func TestQuotaHoldEnds(t *testing.T) { forEachRecords(t, testQuotaHoldEnds) }
+
+func testQuotaHoldEnds(t *testing.T, rb recordsBackend) {
+	f := newDiskFixture(t, rb)
 	f.svc.opt.Quota = Quota{DailyBytes: 1000}
 	ctx := context.Background()
 	if _, err := f.svc.Issue(ctx, f.request("alice@example.net", 800)); err != nil {
@@ -161,8 +154,10 @@ func TestQuotaHoldEnds(t *testing.T) {
 
 // Holds survive a restart: they are rebuilt from the pending records,
 // which need no field of their own (files written before holds work).
-func TestQuotaHoldsAfterRestart(t *testing.T) {
-	f := newFixture(t)
+func TestQuotaHoldsAfterRestart(t *testing.T) { forEachRecords(t, testQuotaHoldsAfterRestart) }
+
+func testQuotaHoldsAfterRestart(t *testing.T, rb recordsBackend) {
+	f := newDiskFixture(t, rb)
 	f.svc.opt.Quota = Quota{DailyBytes: 100 << 10}
 	ctx := context.Background()
 	if _, err := f.svc.Issue(ctx, f.request("alice@example.net", 90<<10)); err != nil {
@@ -177,8 +172,10 @@ func TestQuotaHoldsAfterRestart(t *testing.T) {
 // The PUT checks the quota again (it may have been lowered since the slot
 // was issued): 413 with Retry-After and the slot refusal's text, nothing
 // stored, and the slot usable once it fits.
-func TestQuotaCheckedAtPut(t *testing.T) {
-	f := newFixture(t)
+func TestQuotaCheckedAtPut(t *testing.T) { forEachRecords(t, testQuotaCheckedAtPut) }
+
+func testQuotaCheckedAtPut(t *testing.T, rb recordsBackend) {
+	f := newDiskFixture(t, rb)
 	f.svc.opt.Quota = Quota{DailyBytes: 1000}
 	ctx := context.Background()
 	first, _ := f.svc.Issue(ctx, f.request("alice@example.net", 400))

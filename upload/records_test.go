@@ -8,8 +8,12 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"mediaslot/internal/groupcommit"
+	"mediaslot/internal/pgdb"
+	"mediaslot/store/disk"
+	"mediaslot/testserver"
 	"mediaslot/upload/slotstore"
 	"mediaslot/upload/slotstore/boltslots"
+	"mediaslot/upload/slotstore/pgslots"
 )
 
 // recordsBackend is a slot store the tests run on.
@@ -44,7 +48,37 @@ var boltRecords = recordsBackend{name: "bbolt", open: func(t *testing.T, f *fixt
 	}
 }}
 
-// recordsBackends lists the slot stores the tests that run on each run on.
-func recordsBackends(t *testing.T) []recordsBackend {
-	return []recordsBackend{boltRecords}
+// pgRecords keeps slot records in a fresh database of pg for each fixture.
+func pgRecords(pg *testserver.Postgres) recordsBackend {
+	return recordsBackend{name: "postgres", open: func(t *testing.T, f *fixture, _ bool) {
+		t.Helper()
+		dsn := pg.NewDB(t)
+		f.reopen = func(t *testing.T) slotstore.Store {
+			t.Helper()
+			pool, err := pgdb.Open(context.Background(), dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(pool.Close)
+			return pgslots.New(pool)
+		}
+	}}
+}
+
+// forEachRecords runs test with slot records in bbolt, then in PostgreSQL
+// (a private server, skipped where PostgreSQL is not installed unless
+// integration tests are required).
+func forEachRecords(t *testing.T, test func(t *testing.T, b recordsBackend)) {
+	t.Run("bbolt", func(t *testing.T) { test(t, boltRecords) })
+	t.Run("postgres", func(t *testing.T) { test(t, pgRecords(testserver.StartPostgres(t))) })
+}
+
+// newDiskFixture is a fixture on a disk store with slot records in b.
+func newDiskFixture(t *testing.T, b recordsBackend) *fixture {
+	t.Helper()
+	st, err := disk.New(filepath.Join(t.TempDir(), "files"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newFixtureOn(t, b, st, Download{})
 }

@@ -68,6 +68,12 @@ func eachPresigner(t *testing.T, dl Download, test func(t *testing.T, f *fixture
 		f, st := memFixture(t, dl)
 		test(t, f, st)
 	})
+	t.Run("memstore postgres", func(t *testing.T) {
+		st := memstore.Serve(t)
+		f := newFixtureOn(t, pgRecords(testserver.StartPostgres(t)), st, dl)
+		st.SetClock(f.clock.now)
+		test(t, f, st)
+	})
 	testserver.EachS3(t, func(t *testing.T, gw *testserver.S3) {
 		st := s3Store(t, gw)
 		f := newFixtureWith(t, st, dl)
