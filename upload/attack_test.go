@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"mediaslot/refusal"
 	"mediaslot/store"
 	"mediaslot/store/disk"
 	"mediaslot/testserver"
@@ -46,7 +47,7 @@ func TestQuotaSumCannotOverflow(t *testing.T) {
 			}
 			for _, size := range []int64{math.MaxInt64, math.MaxInt64 - 500, math.MaxInt64 - 1000} {
 				_, err := f.svc.Issue(ctx, f.request("alice@example.net", size))
-				if ref := refusal(t, err); ref.Reason != OverQuota || !ref.RetryAt.IsZero() {
+				if ref := refused(t, err); ref.Kind != refusal.OverQuota || !ref.RetryAt.IsZero() {
 					t.Fatalf("a slot of %d bytes beside a pending one: %+v", size, ref)
 				}
 			}

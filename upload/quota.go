@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"mediaslot/refusal"
 	"mediaslot/upload/slotstore"
 )
 
@@ -19,7 +20,7 @@ func (s *Service) quotas() slotstore.Quota {
 // window, for the stored quotas when the sweeper has deleted enough
 // expired files, and when pending uploads are what fills it, once their
 // holds have ended.
-func (s *Service) overRefusal(o *slotstore.Over, owner string, size int64, now time.Time) *Refusal {
+func (s *Service) overRefusal(o *slotstore.Over, owner string, size int64, now time.Time) *refusal.Error {
 	at := o.Freed
 	afterHolds := at.IsZero() && slotstore.Sum(o.Used, size) <= o.Limit
 	if o.Scope == slotstore.Daily {
@@ -72,14 +73,14 @@ func (s *Service) holdsEnd(now time.Time) time.Time {
 	return end
 }
 
-func quotaRefusal(at time.Time, format string, a ...any) *Refusal {
+func quotaRefusal(at time.Time, format string, a ...any) *refusal.Error {
 	text := fmt.Sprintf(format, a...)
 	if at.IsZero() {
 		text += "; delete files or ask the administrator"
 	} else {
 		text += fmt.Sprintf("; you can upload again after %s", at.UTC().Format("2006-01-02 15:04 MST"))
 	}
-	return &Refusal{Reason: OverQuota, Text: text, RetryAt: at}
+	return &refusal.Error{Kind: refusal.OverQuota, Text: text, RetryAt: at}
 }
 
 // human writes a byte count the way people read it.

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"mediaslot/refusal"
+
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -38,8 +40,8 @@ func testQuotaHoldsPendingSlots(t *testing.T, rb recordsBackend) {
 					slots = append(slots, s)
 					continue
 				}
-				ref := refusal(t, err)
-				if ref.Reason != OverQuota || !strings.Contains(ref.Text, c.want) || !strings.Contains(ref.Text, "90.0 KiB in pending uploads") {
+				ref := refused(t, err)
+				if ref.Kind != refusal.OverQuota || !strings.Contains(ref.Text, c.want) || !strings.Contains(ref.Text, "90.0 KiB in pending uploads") {
 					t.Fatalf("slot %d: %+v", i, ref)
 				}
 				// the hold ends with the slot's upload window
@@ -90,7 +92,7 @@ func testQuotaExactUnderConcurrency(t *testing.T, rb recordsBackend) {
 				<-start
 				s, err := f.svc.Issue(context.Background(), f.request("alice@example.net", 1000))
 				if err != nil {
-					if refusal(t, err).Reason != OverQuota {
+					if refused(t, err).Kind != refusal.OverQuota {
 						t.Error(err)
 					}
 					return

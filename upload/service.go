@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"mediaslot/internal/thumbnail"
+	"mediaslot/refusal"
 	"mediaslot/store"
 	"mediaslot/upload/slotstore"
 )
@@ -148,14 +149,14 @@ func New(opt Options) (*Service, error) {
 func (s *Service) MaxFileSize() int64 { return s.opt.MaxFileSize }
 
 // Issue checks r against the policy and, if it passes, records and returns a
-// new slot. Refusals are *Refusal errors; anything else is an internal failure.
+// new slot. Refusals are *refusal.Error errors; anything else is an internal failure.
 func (s *Service) Issue(ctx context.Context, r Request) (Slot, error) {
 	if ref := s.opt.Policy.check(r); ref != nil {
 		return Slot{}, ref
 	}
 	now := s.now()
 	if ok, next := s.limit.take(r.Owner, now); !ok {
-		return Slot{}, &Refusal{Reason: OverQuota, RetryAt: next,
+		return Slot{}, &refusal.Error{Kind: refusal.OverQuota, RetryAt: next,
 			Text: fmt.Sprintf("Too many upload requests; try again in %d seconds", int(next.Sub(now).Seconds())+1)}
 	}
 	deleteAfter, ref := s.opt.Policy.deleteAfter(r, now)
@@ -163,7 +164,7 @@ func (s *Service) Issue(ctx context.Context, r Request) (Slot, error) {
 		return Slot{}, ref
 	}
 	if err := s.health.err(); err != nil {
-		return Slot{}, refuse(Unavailable, "The file store is unavailable; try again later")
+		return Slot{}, refusal.New(refusal.Unavailable, "The file store is unavailable; try again later")
 	}
 	var raw [16]byte
 	binary.BigEndian.PutUint64(raw[:8], uint64(now.UnixMilli())<<16) // 48 bits of time
@@ -187,7 +188,7 @@ func (s *Service) Issue(ctx context.Context, r Request) (Slot, error) {
 	over, err := s.opt.Records.Issue(ctx, id, rec, s.holdUntil(expires), s.quotas(), now)
 	if err != nil {
 		s.log.Error("recording slot", "err", err)
-		return Slot{}, refuse(Unavailable, "The upload service cannot record slots right now; try again later")
+		return Slot{}, refusal.New(refusal.Unavailable, "The upload service cannot record slots right now; try again later")
 	}
 	if over != nil {
 		return Slot{}, s.overRefusal(over, r.Owner, r.Size, now)
@@ -202,7 +203,7 @@ func (s *Service) Issue(ctx context.Context, r Request) (Slot, error) {
 				s.log.Error("forgetting a slot not handed out", "slot", id, "err", err)
 			}
 			s.log.Error("presigning upload", "err", err)
-			return Slot{}, refuse(Unavailable, "The file store is unavailable; try again later")
+			return Slot{}, refusal.New(refusal.Unavailable, "The file store is unavailable; try again later")
 		}
 		slot.PutURL, slot.PutHeaders = u, slotHeaders(hdr)
 		return slot, nil
@@ -256,7 +257,7 @@ func (s *Service) lookup(ctx context.Context, id string) (record, error) {
 // the upload runs. A slot over a quota loses its hold; the client may try
 // again when the refusal says. Unless it refuses or fails, the caller must
 // call endUpload.
-func (s *Service) startUpload(ctx context.Context, id string, rec record, now time.Time) (*Refusal, error) {
+func (s *Service) startUpload(ctx context.Context, id string, rec record, now time.Time) (*refusal.Error, error) {
 	over, err := s.opt.Records.StartUpload(ctx, id, s.quotas(), now)
 	if over != nil {
 		return s.overRefusal(over, rec.Owner, rec.Size, now), nil
