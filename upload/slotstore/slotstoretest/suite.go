@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -35,6 +36,7 @@ func Run(t *testing.T, newDB func(t *testing.T) Opener) {
 		{"HoldsOfUploads", testHoldsOfUploads},
 		{"HoldsAfterRestart", testHoldsAfterRestart},
 		{"DailyWindow", testDailyWindow},
+		{"SumsCannotOverflow", testSumsCannotOverflow},
 		{"RaceIssue", testRaceIssue},
 		{"RaceIssueAndComplete", testRaceIssueAndComplete},
 	}
@@ -390,6 +392,23 @@ func testDailyWindow(t *testing.T, open Opener) {
 	}
 	after := end.Add(time.Second)
 	issue(t, s, id(2), rec("alice@example.net", 1000, after), q, after)
+}
+
+// Sums never wrap round: a slot of math.MaxInt64 bytes beside a pending
+// or stored one is over every quota, not under it.
+func testSumsCannotOverflow(t *testing.T, open Opener) {
+	s := open(t)
+	for i, q := range []slotstore.Quota{{Daily: 1 << 40}, {User: 1 << 40}, {Domain: 1 << 40}, {Total: 1 << 40}} {
+		owner := fmt.Sprintf("u%d@d%d.example", i, i)
+		issue(t, s, id(10*i), rec(owner, 1000, t0), q, t0)
+		for _, size := range []int64{math.MaxInt64, math.MaxInt64 - 500, math.MaxInt64 - 1000} {
+			if o := over(t, s, id(10*i+1), rec(owner, size, t0), q, t0); o.Held != 1000 {
+				t.Fatalf("%+v: %+v", q, o)
+			}
+		}
+		complete(t, s, id(10*i), t0)
+		over(t, s, id(10*i+1), rec(owner, math.MaxInt64, t0), q, t0)
+	}
 }
 
 // racers and rounds of the race tests.
