@@ -26,7 +26,9 @@ import (
 // overflow to a negative number, which passed every quota, and its hold
 // then turned the domain's and the service's held sums negative, opening
 // them to everybody else.
-func TestQuotaSumCannotOverflow(t *testing.T) {
+func TestQuotaSumCannotOverflow(t *testing.T) { forEachRecords(t, testQuotaSumCannotOverflow) }
+
+func testQuotaSumCannotOverflow(t *testing.T, rb recordsBackend) {
 	for _, c := range []struct {
 		name  string
 		quota Quota
@@ -37,7 +39,7 @@ func TestQuotaSumCannotOverflow(t *testing.T) {
 		{"total", Quota{TotalBytes: 1 << 40}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			f := newFixture(t)
+			f := newDiskFixture(t, rb)
 			f.svc.opt.MaxFileSize = math.MaxInt64
 			f.svc.opt.Quota = c.quota
 			ctx := context.Background()
@@ -99,8 +101,10 @@ func (f *fixture) halfPut(t *testing.T, s Slot, size int, before func()) {
 // owner out of the quota for good) nor loses it while the slot may still
 // be used: the client can retry the same URL, and once the window closes
 // the bytes are free again, also when the window closed during the PUT.
-func TestQuotaHoldAfterHalfUpload(t *testing.T) {
-	f := newFixture(t)
+func TestQuotaHoldAfterHalfUpload(t *testing.T) { forEachRecords(t, testQuotaHoldAfterHalfUpload) }
+
+func testQuotaHoldAfterHalfUpload(t *testing.T, rb recordsBackend) {
+	f := newDiskFixture(t, rb)
 	f.svc.opt.Quota = Quota{DailyBytes: 1000}
 	ctx := context.Background()
 	s, err := f.svc.Issue(ctx, f.request("alice@example.net", 800))
@@ -116,7 +120,7 @@ func TestQuotaHoldAfterHalfUpload(t *testing.T) {
 		t.Fatalf("after the retry: %v", err)
 	}
 
-	g := newFixture(t)
+	g := newDiskFixture(t, rb)
 	g.svc.opt.Quota = Quota{DailyBytes: 1000}
 	s, err = g.svc.Issue(ctx, g.request("alice@example.net", 800))
 	if err != nil {
@@ -128,7 +132,7 @@ func TestQuotaHoldAfterHalfUpload(t *testing.T) {
 		t.Fatalf("the hold of a failed upload outlived its window: %v", err)
 	}
 
-	h := newFixture(t)
+	h := newDiskFixture(t, rb)
 	h.svc.opt.Quota = Quota{DailyBytes: 1000}
 	s, err = h.svc.Issue(ctx, h.request("alice@example.net", 800))
 	if err != nil {
@@ -172,8 +176,10 @@ func TestPutContentTypeCaseAndParameters(t *testing.T) {
 // A GET or HEAD of a slot whose upload is half done answers 404, never the
 // bytes that have arrived; a sweep past the window and its grace leaves
 // the running upload alone, and settles the slot once it has failed.
-func TestGetAndSweepDuringPut(t *testing.T) {
-	f := newFixture(t)
+func TestGetAndSweepDuringPut(t *testing.T) { forEachRecords(t, testGetAndSweepDuringPut) }
+
+func testGetAndSweepDuringPut(t *testing.T, rb recordsBackend) {
+	f := newDiskFixture(t, rb)
 	f.svc.opt.Quota = Quota{DailyBytes: 1000}
 	ctx := context.Background()
 	s, err := f.svc.Issue(ctx, f.request("alice@example.net", 800))
@@ -299,7 +305,11 @@ func TestReconcilePastOnePoisonedSlot(t *testing.T) {
 // default slot rate issue 1200) are all settled by one sweep: they piled
 // up in the file without end.
 func TestSweepKeepsUpWithAbandonedSlots(t *testing.T) {
-	f := newFixture(t)
+	forEachRecords(t, testSweepKeepsUpWithAbandonedSlots)
+}
+
+func testSweepKeepsUpWithAbandonedSlots(t *testing.T, rb recordsBackend) {
+	f := newDiskFixture(t, rb)
 	ctx := context.Background()
 	const slots = 2*sweepBatch + 500
 	for i := range slots {

@@ -125,6 +125,7 @@ func reportRate(b *testing.B, svc *Service, cpu0 time.Duration, db dbCPU, db0 ti
 func BenchmarkIssue(b *testing.B) {
 	forEachBenchRecords(b, func(b *testing.B, rs slotstore.Store, db dbCPU) {
 		svc := newBenchServiceOn(b, rs, nil)
+		svc.opt.Quota = defaultQuotas
 		ctx := context.Background()
 		cpu0, db0 := cpuTime(b), db()
 		b.ReportAllocs()
@@ -143,9 +144,14 @@ func BenchmarkIssue(b *testing.B) {
 // commits (bbolt), or 16 connections (postgres).
 func BenchmarkIssueParallel(b *testing.B) {
 	forEachBenchRecords(b, func(b *testing.B, rs slotstore.Store, db dbCPU) {
-		issueParallel(b, newBenchServiceOn(b, rs, nil), db)
+		svc := newBenchServiceOn(b, rs, nil)
+		svc.opt.Quota = defaultQuotas
+		issueParallel(b, svc, db)
 	})
 }
+
+// defaultQuotas are those of config.Default: a daily and a user quota.
+var defaultQuotas = Quota{DailyBytes: 1 << 30, UserBytes: 10 << 30}
 
 // dbCPU returns the CPU time the database server has used so far (zero
 // for bbolt, whose work is the process's own).

@@ -56,8 +56,14 @@ type presigning interface {
 // expire by the fixture's clock.
 func memFixture(t *testing.T, dl Download) (*fixture, *memstore.Store) {
 	t.Helper()
+	return memFixtureOn(t, boltRecords, dl)
+}
+
+// memFixtureOn is memFixture with slot records in rb.
+func memFixtureOn(t *testing.T, rb recordsBackend, dl Download) (*fixture, *memstore.Store) {
+	t.Helper()
 	st := memstore.Serve(t)
-	f := newFixtureWith(t, st, dl)
+	f := newFixtureOn(t, rb, st, dl)
 	st.SetClock(f.clock.now)
 	return f, st
 }
@@ -70,9 +76,7 @@ func eachPresigner(t *testing.T, dl Download, test func(t *testing.T, f *fixture
 		test(t, f, st)
 	})
 	t.Run("memstore postgres", func(t *testing.T) {
-		st := memstore.Serve(t)
-		f := newFixtureOn(t, pgRecords(testserver.StartPostgres(t)), st, dl)
-		st.SetClock(f.clock.now)
+		f, st := memFixtureOn(t, pgRecords(testserver.StartPostgres(t)), dl)
 		test(t, f, st)
 	})
 	testserver.EachS3(t, func(t *testing.T, gw *testserver.S3) {
@@ -316,8 +320,10 @@ func TestS3DownRefusesSlots(t *testing.T) {
 // Direct (S3) uploads are not seen to start, so a slot holds its size
 // until the upload is confirmed or the sweeper settles the slot, not only
 // until its window closes: an upload may still arrive just after.
-func TestS3QuotaHolds(t *testing.T) {
-	f, _ := memFixture(t, Download{})
+func TestS3QuotaHolds(t *testing.T) { forEachRecords(t, testS3QuotaHolds) }
+
+func testS3QuotaHolds(t *testing.T, rb recordsBackend) {
+	f, _ := memFixtureOn(t, rb, Download{})
 	f.svc.opt.Quota = Quota{DailyBytes: 1000}
 	ctx := context.Background()
 	s, err := f.svc.Issue(ctx, f.request("alice@example.net", 600))
