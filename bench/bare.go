@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"mediaslot/internal/fsync"
 )
 
 // BareHandler is the physical limit for mediaslot's disk store: the least a
@@ -95,10 +97,5 @@ func (h *BareHandler) put(dst string, body io.Reader) error {
 	if err := os.Link(tmpName, dst); err != nil {
 		return err
 	}
-	d, err := os.Open(h.Dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return fsync.Dir(h.Dir)
 }

@@ -20,6 +20,8 @@ import (
 	"strings"
 	"time"
 
+	"mediaslot/internal/fsync"
+
 	"github.com/pelletier/go-toml/v2"
 )
 
@@ -521,17 +523,7 @@ func createTokenKey(dir, path string) ([]byte, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("creating %s: %w", path, err)
 	}
-	return k, syncDir(dir)
-}
-
-// syncDir makes the names in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return k, fsync.Dir(dir)
 }
 
 // unknownKeys names the unknown keys and their lines. It does not quote the

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,53 +30,39 @@ var (
 	errAckLost = errors.New("the link dropped before the server confirmed a delivery")
 )
 
-// acks are the deliveries waiting for the server's answer.
+// acks are the deliveries waiting for the server's answer, by IQ id.
 type acks struct {
-	mu      sync.Mutex
-	next    uint64
-	waiting map[string]chan error
+	next    atomic.Uint64
+	waiting sync.Map // id -> chan error
 }
 
 // add registers a waiter; its channel gets nil when the server answers
 // the IQ with that id, errAckLost when the link drops first.
 func (a *acks) add() (id string, answered <-chan error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.waiting == nil {
-		a.waiting = make(map[string]chan error)
-	}
-	a.next++
-	id = ackPrefix + strconv.FormatUint(a.next, 36)
+	id = ackPrefix + strconv.FormatUint(a.next.Add(1), 36)
 	ch := make(chan error, 1)
-	a.waiting[id] = ch
+	a.waiting.Store(id, ch)
 	return id, ch
 }
 
 // answered tells the waiter of id that the server answered; it reports
 // whether id was one of ours.
 func (a *acks) answered(id string) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	ch, ok := a.waiting[id]
+	ch, ok := a.waiting.LoadAndDelete(id)
 	if ok {
-		ch <- nil
-		delete(a.waiting, id)
+		ch.(chan error) <- nil
 	}
 	return ok
 }
 
-func (a *acks) drop(id string) {
-	a.mu.Lock()
-	delete(a.waiting, id)
-	a.mu.Unlock()
-}
+func (a *acks) drop(id string) { a.waiting.Delete(id) }
 
 // lost fails every waiter: the link dropped, the answers will not come.
 func (a *acks) lost() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for id, ch := range a.waiting {
-		ch <- errAckLost
-		delete(a.waiting, id)
-	}
+	a.waiting.Range(func(id, _ any) bool {
+		if ch, ok := a.waiting.LoadAndDelete(id); ok {
+			ch.(chan error) <- errAckLost
+		}
+		return true
+	})
 }

@@ -21,6 +21,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"mediaslot/internal/dbfile"
 	"mediaslot/internal/groupcommit"
 	"mediaslot/offline"
 	"mediaslot/store"
@@ -28,6 +29,8 @@ import (
 	"mediaslot/store/s3"
 	"mediaslot/upload"
 	"mediaslot/upload/slotstore/boltslots"
+	"mediaslot/xmpp/relay"
+	"mediaslot/xmpp/wire"
 )
 
 // Benchmarks of the component's stanza handling without a network: a
@@ -61,19 +64,19 @@ func (s *benchStream) Read(p []byte) (int, error) {
 }
 
 // benchReader returns a function that reads the next stanza of the stream.
-func benchReader(b *testing.B, stanzas ...string) func() stanza {
+func benchReader(b *testing.B, stanzas ...string) func() wire.Stanza {
 	d := xml.NewDecoder(io.MultiReader(bytes.NewReader([]byte(`<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams'>`)), newBenchStream(stanzas...)))
 	if _, err := d.Token(); err != nil {
 		b.Fatal(err)
 	}
-	return func() stanza {
+	return func() wire.Stanza {
 		for {
 			tok, err := d.Token()
 			if err != nil {
 				b.Fatal(err)
 			}
 			if start, ok := tok.(xml.StartElement); ok {
-				st, err := readStanza(d, start)
+				st, err := wire.Read(d, start)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -85,9 +88,9 @@ func benchReader(b *testing.B, stanzas ...string) func() stanza {
 
 // benchSender writes what the handler sends into nothing, one stanza at
 // a time as the link does, and calls sent after each stanza.
-func benchSender(sent func()) sender {
+func benchSender(sent func()) wire.Sender {
 	var mu sync.Mutex
-	return func(_ context.Context, stanza []byte, _ sendMode) error {
+	return func(_ context.Context, stanza []byte, _ wire.SendMode) error {
 		mu.Lock()
 		defer mu.Unlock()
 		_, err := io.Discard.Write(stanza)
@@ -96,7 +99,10 @@ func benchSender(sent func()) sender {
 	}
 }
 
-func benchLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func benchLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// serveOptions are the bbolt options `mediaslot serve` opens its file with.
+var serveOptions = dbfile.Options()
 
 // benchSlotIQ is a XEP-0363 request as Conversations sends it (through Prosody).
 const benchSlotIQ = `<iq type='get' id='a7d8f3c2-slot' from='alice@example.net/Conversations.x1y2' to='upload.example.net'>` +
@@ -121,7 +127,7 @@ func BenchmarkSlotIQ(b *testing.B) {
 	next := benchReader(b, benchSlotIQ)
 	done := make(chan struct{}, 1)
 	send := benchSender(func() { done <- struct{}{} })
-	h := newHandler("upload.example.net", "bench", fixedSlots{}, benchLogger())
+	h := newDispatcher("upload.example.net", Options{Version: "bench", Slots: fixedSlots{}, Logger: benchLogger()})
 	ctx := context.Background()
 	b.ReportAllocs()
 	for range b.N {
@@ -156,7 +162,7 @@ func BenchmarkSlotIQServiceS3(b *testing.B) {
 }
 
 func slotIQService(b *testing.B, st store.Store) {
-	db, err := bolt.Open(filepath.Join(b.TempDir(), "mediaslot.db"), 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType, NoFreelistSync: true})
+	db, err := bolt.Open(filepath.Join(b.TempDir(), "mediaslot.db"), 0o600, &serveOptions)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -178,7 +184,7 @@ func slotIQService(b *testing.B, st store.Store) {
 	next := benchReader(b, benchSlotIQ)
 	inflight := make(chan struct{}, 16)
 	send := benchSender(func() { <-inflight })
-	h := newHandler("upload.example.net", "bench", svc, benchLogger())
+	h := newDispatcher("upload.example.net", Options{Version: "bench", Slots: svc, Logger: benchLogger()})
 	ctx := context.Background()
 	cpu0 := benchCPU(b)
 	b.ReportAllocs()
@@ -249,8 +255,8 @@ func (q *countingQueue) Enqueue(ctx context.Context, sender string, recipients [
 // benchRelay is a handler with the relay on a bbolt queue opened as
 // `mediaslot serve` opens it, told by the server that it has the message
 // and presence privileges.
-func benchRelay(b *testing.B, send sender) (*handler, *countingQueue) {
-	db, err := bolt.Open(filepath.Join(b.TempDir(), "mediaslot.db"), 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType, NoFreelistSync: true})
+func benchRelay(b *testing.B, send wire.Sender) (*dispatcher, *countingQueue) {
+	db, err := bolt.Open(filepath.Join(b.TempDir(), "mediaslot.db"), 0o600, &serveOptions)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -266,11 +272,11 @@ func benchRelay(b *testing.B, send sender) (*handler, *countingQueue) {
 		b.Fatal(err)
 	}
 	q := &countingQueue{Queue: oq}
-	h := newHandler("upload.example.net", "bench", fixedSlots{}, benchLogger())
-	h.relay = newRelay("upload.example.net", RelayPolicy{
-		SenderDomains: []string{"example.net"}, RecipientDomains: []string{"example.net"},
-		MaxStanzaBytes: 64 << 10, MaxBoBBytes: 8 << 10, MaxRecipients: 64,
-	}, q, benchLogger())
+	h := newDispatcher("upload.example.net", Options{Version: "bench", Slots: fixedSlots{}, Logger: benchLogger(), Queue: q,
+		Relay: relay.Policy{
+			SenderDomains: []string{"example.net"}, RecipientDomains: []string{"example.net"},
+			MaxStanzaBytes: 64 << 10, MaxBoBBytes: 8 << 10, MaxRecipients: 64,
+		}})
 	next := benchReader(b, `<message from='example.net' to='upload.example.net'><privilege xmlns='urn:xmpp:privilege:2'>`+
 		`<perm access='message' type='outgoing'/><perm access='presence' type='managed_entity'/></privilege></message>`)
 	h.handle(context.Background(), next(), send)
@@ -284,7 +290,7 @@ const benchSenders = 64
 
 // relayEnqueue feeds n 8 KB relay messages for bob, who is offline, from
 // benchSenders senders to the relay and waits until all are stored.
-func relayEnqueue(b *testing.B, h *handler, q *countingQueue, send sender, n int) {
+func relayEnqueue(b *testing.B, h *dispatcher, q *countingQueue, send wire.Sender, n int) {
 	var msgs []string
 	for i := range benchSenders {
 		msgs = append(msgs, benchRelayMessage(b, fmt.Sprint("m", i), fmt.Sprintf("user%d@example.net/phone", i), "bob@example.net"))
@@ -295,10 +301,10 @@ func relayEnqueue(b *testing.B, h *handler, q *countingQueue, send sender, n int
 	ctx := context.Background()
 	for i := range n {
 		// The relay refuses a sender's messages past its share, and any
-		// past relayInFlightBytes, instead of holding up the read loop;
-		// clients wait for the ping answer after a batch. Keep well
-		// within both (a quarter of each sender's share is 16 MiB).
-		for int64(i)-(q.stored.Load()-base) >= benchSenders*relaySenderInFlight/4 {
+		// past its bound on waiting bytes, instead of holding up the
+		// read loop; clients wait for the ping answer after a batch. Keep
+		// well within both (a quarter of each sender's share is 16 MiB).
+		for int64(i)-(q.stored.Load()-base) >= benchSenders*relay.SenderInFlight/4 {
 			time.Sleep(100 * time.Microsecond)
 		}
 		h.handle(ctx, next(), send)

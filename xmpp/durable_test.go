@@ -5,14 +5,51 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
+	"mediaslot/internal/groupcommit"
 	"mediaslot/offline"
 	"mediaslot/testserver"
+	"mediaslot/xmpp/relay"
+	"mediaslot/xmpp/wire"
 )
+
+// relayQueue is the relay's queue on a bbolt file of its own.
+func relayQueue(t *testing.T) *offline.Queue {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "q.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := groupcommit.New(db)
+	t.Cleanup(func() { w.Close(); db.Close() })
+	q, err := offline.Open(db, w, offline.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
+var relayPolicy = relay.Policy{
+	SenderDomains: []string{"example.net"}, RecipientDomains: []string{"example.net"},
+	MaxStanzaBytes: 64 << 10, MaxBoBBytes: 8 << 10, MaxRecipients: 4,
+}
+
+// privAd is the server's XEP-0356 advertisement as Prosody sends it.
+const privAd = `<message from='example.net' to='upload.example.net'><privilege xmlns='urn:xmpp:privilege:2'><perm access='message' type='outgoing'/><perm access='presence' type='managed_entity'/></privilege></message>`
+
+// relayMsg is a relay message from alice with body for bob.
+func relayMsg(id, body string) string {
+	return `<message type='chat' id='` + id + `' from='alice@example.net/phone' to='upload.example.net'>` + body +
+		`<addresses xmlns='http://jabber.org/protocol/address'><address type='to' jid='bob@example.net'/></addresses></message>`
+}
 
 // lockedBuffer collects what the server end of a link reads.
 type lockedBuffer struct {
@@ -38,36 +75,38 @@ func (b *lockedBuffer) count(s string) int {
 // server's socket or is still in the queue. A queue entry deleted while its
 // stanza sat in streamConn's memory (the old behaviour) is a lost message.
 func TestRelayDrainCrashLosesNothing(t *testing.T) {
-	f := newRelayFixture(t, offline.Limits{})
+	q := relayQueue(t)
+	r := relay.New("upload.example.net", relayPolicy, q, nil, slog.New(slog.DiscardHandler), nil)
 	conn, peer := tcpPair(t)
 	sc := newStreamConn(conn)
 	var got lockedBuffer
 	copied := make(chan struct{})
 	go func() { _, _ = io.Copy(&got, peer); close(copied) }()
-	send := func(_ context.Context, stanza []byte, mode sendMode) error {
-		if mode == written {
+	send := func(_ context.Context, stanza []byte, mode wire.SendMode) error {
+		if mode == wire.Written {
 			return sc.sendWritten(stanza)
 		}
 		return sc.send(stanza)
 	}
 
 	const n = 50
-	f.inVia(t, privAd, send)
+	in := func(x string) { r.Handle(context.Background(), parseStanza(t, x), send) }
+	in(privAd)
 	for i := range n {
-		f.inVia(t, relayMsg(fmt.Sprint(i), fmt.Sprintf("<body>durable %d</body>", i), "to:bob@example.net"), send)
+		in(relayMsg(fmt.Sprint(i), fmt.Sprintf("<body>durable %d</body>", i)))
 	}
 	testserver.WaitFor(t, 10*time.Second, "all queued", func() bool {
-		s, err := f.q.Stats()
+		s, err := q.Stats()
 		return err == nil && s.Entries == n
 	})
-	f.inVia(t, `<presence from='bob@example.net/laptop' to='upload.example.net'/>`, send)
-	testserver.WaitFor(t, 10*time.Second, "queue drained or all written", func() bool { return !f.q.Pending("bob@example.net") || got.count("durable ") == n })
+	in(`<presence from='bob@example.net/laptop' to='upload.example.net'/>`)
+	testserver.WaitFor(t, 10*time.Second, "queue drained or all written", func() bool { return !q.Pending("bob@example.net") || got.count("durable ") == n })
 
 	// kill -9: what streamConn holds back dies with the process
 	conn.Close()
 	<-copied
 	left := map[string]bool{}
-	if _, err := f.q.Drain(context.Background(), "bob@example.net", func(e offline.Entry) error {
+	if _, err := q.Drain(context.Background(), "bob@example.net", func(e offline.Entry) error {
 		left[string(e.Stanza)] = true
 		return nil
 	}); err != nil {
@@ -101,20 +140,12 @@ func anyContains(m map[string]bool, s string) bool {
 // server had not read yet.
 func TestRelayEntryKeptUntilServerAnswers(t *testing.T) {
 	srv := newFakeServer(t, "127.0.0.1:0")
-	f := newRelayFixture(t, offline.Limits{})
-	c, err := New(Options{JID: "upload.example.net", Server: srv.address, Secret: "secret", Slots: fakeSlots{},
-		Queue: f.q, Relay: f.h.relay.policy, Logger: f.h.log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	q := relayQueue(t)
+	c, _, _ := startComponent(t, Options{Server: srv.address, Queue: q, Relay: relayPolicy})
 	l := srv.nextLink(t)
 	l.send(privAd)
-	l.send(relayMsg("k", "<body>keep me</body>", "to:bob@example.net"))
-	waitQueue(t, f.q, "bob@example.net", true)
+	l.send(relayMsg("k", "<body>keep me</body>"))
+	testserver.WaitFor(t, 10*time.Second, "bob's message queued", func() bool { return q.Pending("bob@example.net") })
 	l.send(`<presence from='bob@example.net/laptop' to='upload.example.net'/>`)
 	if got := l.reply(t); !strings.Contains(got, "keep me") {
 		t.Fatalf("want the delivery, got %s", got)
@@ -123,7 +154,7 @@ func TestRelayEntryKeptUntilServerAnswers(t *testing.T) {
 	if !strings.Contains(ping, `<ping xmlns="urn:xmpp:ping"`) || !strings.Contains(ping, `to="example.net"`) {
 		t.Fatalf("want a ping to the server after the delivery, got %s", ping)
 	}
-	if !f.q.Pending("bob@example.net") {
+	if !q.Pending("bob@example.net") {
 		t.Fatal("entry deleted before the server confirmed it read the delivery")
 	}
 	id := attrValueOf(t, ping, "id")
@@ -135,14 +166,12 @@ func TestRelayEntryKeptUntilServerAnswers(t *testing.T) {
 	}
 	// the read loop handled the forged answer before the version request:
 	// had it counted, the delivery's waiter would be gone by now
-	c.acks.mu.Lock()
-	_, waiting := c.acks.waiting[id]
-	c.acks.mu.Unlock()
-	if !waiting || !f.q.Pending("bob@example.net") {
+	_, waiting := c.acks.waiting.Load(id)
+	if !waiting || !q.Pending("bob@example.net") {
 		t.Fatal("delivery confirmed by an answer forged by a client")
 	}
 	l.send(`<iq type='result' id='` + id + `' from='example.net' to='upload.example.net'/>`)
-	waitQueue(t, f.q, "bob@example.net", false)
+	testserver.WaitFor(t, 10*time.Second, "bob's entry deleted", func() bool { return !q.Pending("bob@example.net") })
 }
 
 func attrValueOf(t *testing.T, x, name string) string {

@@ -2,9 +2,7 @@ package xmpp
 
 import (
 	"context"
-	"encoding/xml"
 	"flag"
-	"io"
 	"log/slog"
 	"math"
 	"os"
@@ -15,6 +13,8 @@ import (
 
 	"mediaslot/refusal"
 	"mediaslot/upload"
+	"mediaslot/xmpp/httpupload"
+	"mediaslot/xmpp/wire"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
@@ -53,41 +53,39 @@ func (f fakeSlots) Issue(_ context.Context, r upload.Request) (upload.Slot, erro
 
 // parseStanza reads the first stanza of in (after a stream header, if in
 // starts with one), as the read loop does.
-func parseStanza(t *testing.T, in string) stanza {
+func parseStanza(t *testing.T, in string) wire.Stanza {
 	t.Helper()
-	d := xml.NewDecoder(strings.NewReader(in))
-	tok, err := d.Token()
-	if start, ok := tok.(xml.StartElement); ok && start.Name.Local == "stream" {
-		tok, err = d.Token()
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := readStanza(d, tok.(xml.StartElement))
+	st, err := wire.Parse(in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return st
 }
 
-// roundTrip feeds one stanza to a handler and returns its reply as XML, or
-// "" if it sent none within a short wait.
-func roundTrip(t *testing.T, slots Slots, in string) string {
+// roundTrip feeds one stanza to the component's dispatch with slots and
+// returns its reply as XML, or "" if it sent none: slot requests and the
+// link's own IQs are answered on the read loop, before handle returns.
+func roundTrip(t *testing.T, slots httpupload.Slots, in string) string {
 	t.Helper()
 	st := parseStanza(t, in)
 	replies := make(chan string, 2)
-	send := func(_ context.Context, stanza []byte, _ sendMode) error {
+	send := func(_ context.Context, stanza []byte, _ wire.SendMode) error {
 		replies <- string(stanza)
 		return nil
 	}
-	h := newHandler("upload.example.net", "test", slots, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	h.handle(context.Background(), st, send)
+	newTestDispatcher(slots).handle(context.Background(), st, send)
 	select {
 	case r := <-replies:
 		return r
-	case <-time.After(200 * time.Millisecond):
+	default:
 		return ""
 	}
+}
+
+// newTestDispatcher is the component's dispatch as New makes it, with
+// slots and without the relay.
+func newTestDispatcher(slots httpupload.Slots) *dispatcher {
+	return newDispatcher("upload.example.net", Options{Version: "test", Slots: slots, Logger: slog.New(slog.DiscardHandler)})
 }
 
 const from = `from='alice@example.net/phone' to='upload.example.net'`

@@ -1,3 +1,11 @@
+// Package xmpp is mediaslot's XEP-0114 component link to the XMPP server:
+// it keeps the link up (reconnecting with backoff), reads the stream
+// itself, and dispatches each stanza to the protocols it serves, XEP-0363
+// slot requests (package httpupload) and the relay (package relay), through
+// the Handler interface. It answers service discovery (XEP-0030, with what
+// the handlers add), ping (XEP-0199) and version (XEP-0092) itself, and
+// confirms written stanzas with a ping of its own (see acks). Probe checks
+// the handshake for `mediaslot serve --check-config`.
 package xmpp
 
 import (
@@ -13,9 +21,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"mediaslot/xmpp/httpupload"
+	"mediaslot/xmpp/relay"
+	"mediaslot/xmpp/wire"
+
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/component"
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/ping"
 )
 
 // Options configure a Component.
@@ -25,14 +38,14 @@ type Options struct {
 	Secret       string        // XEP-0114 shared secret
 	ReconnectMax time.Duration // cap of the exponential backoff between attempts
 	Version      string        // reported by XEP-0092
-	Slots        Slots
+	Slots        httpupload.Slots
 	// Queue enables the offline media relay (XEP-0033 messages to the
 	// component); nil leaves it off.
-	Queue Queue
-	Relay RelayPolicy
+	Queue relay.Queue
+	Relay relay.Policy
 	// Previews, if set, makes thumbnails for relayed messages about images
 	// uploaded here that carry none.
-	Previews Previewer
+	Previews relay.Previewer
 	Logger   *slog.Logger
 	// Observer is told of the link, slots and relay messages, for
 	// metrics; nil tells nobody.
@@ -45,7 +58,7 @@ type Component struct {
 	opt       Options
 	addr      jid.JID
 	log       *slog.Logger
-	h         *handler
+	h         *dispatcher
 	connected atomic.Bool
 	// handling is when the read loop took the stanza it is handling
 	// (UnixNano), 0 while it reads.
@@ -70,13 +83,7 @@ func New(opt Options) (*Component, error) {
 	if opt.ReconnectMax <= 0 {
 		opt.ReconnectMax = 2 * time.Second
 	}
-	h := newHandler(addr.String(), opt.Version, opt.Slots, opt.Logger)
-	h.obs = opt.Observer
-	if opt.Queue != nil {
-		h.relay = newRelay(addr.String(), opt.Relay, opt.Queue, opt.Logger)
-		h.relay.previews = opt.Previews
-		h.relay.obs = opt.Observer
-	}
+	h := newDispatcher(addr.String(), opt)
 	// The relay delivers to users of its recipient domains through the
 	// server: they are the server's own. Without the relay nothing waits
 	// for a confirmation; the component's parent domain stands in.
@@ -88,6 +95,17 @@ func New(opt Options) (*Component, error) {
 		ackTo = opt.Relay.RecipientDomains[0]
 	}
 	return &Component{opt: opt, addr: addr, log: opt.Logger, h: h, ackTo: ackTo}, nil
+}
+
+// newDispatcher returns the dispatch of component componentJID: slot
+// requests, then the relay if opt has a queue.
+func newDispatcher(componentJID string, opt Options) *dispatcher {
+	h := &dispatcher{jid: componentJID, version: opt.Version, log: opt.Logger,
+		handlers: []Handler{httpupload.New(componentJID, opt.Slots, opt.Logger, opt.Observer)}}
+	if opt.Queue != nil {
+		h.handlers = append(h.handlers, relay.New(componentJID, opt.Relay, opt.Queue, opt.Previews, opt.Logger, opt.Observer))
+	}
+	return h
 }
 
 // Connected reports whether the link to the server is up.
@@ -152,8 +170,10 @@ func (c *Component) connectAndServe(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("handshake: %w", err)
 	}
-	if c.h.relay != nil {
-		c.h.relay.linkUp()
+	for _, h := range c.h.handlers {
+		if w, ok := h.(linkWatcher); ok {
+			w.LinkUp()
+		}
 	}
 	c.setConn(sc)
 	defer c.setConn(nil)
@@ -181,7 +201,9 @@ func (c *Component) setConn(conn *streamConn) {
 		c.acks.lost()
 	}
 	c.connected.Store(conn != nil)
-	c.h.observer().LinkChanged(conn != nil)
+	if c.opt.Observer != nil {
+		c.opt.Observer.LinkChanged(conn != nil)
+	}
 }
 
 // errLinkDown is returned by send when there is no live session.
@@ -193,25 +215,25 @@ var errLinkDown = errors.New("component link is down")
 // connection's write deadline, not by ctx. A written stanza is followed by
 // a ping to the server, and send returns once the server answered it (see
 // acks): the server has then read the stanza.
-func (c *Component) send(ctx context.Context, stanza []byte, mode sendMode) error {
+func (c *Component) send(ctx context.Context, stanza []byte, mode wire.SendMode) error {
 	c.mu.Lock()
 	conn := c.conn
 	c.mu.Unlock()
 	if conn == nil {
 		return errLinkDown
 	}
-	if mode != written {
+	if mode != wire.Written {
 		return conn.send(stanza)
 	}
 	id, answered := c.acks.add()
 	defer c.acks.drop(id)
-	var ping bytes.Buffer
-	ping.WriteString(`<iq type="get" id="` + id + `" from="`)
-	escape(&ping, c.addr.String())
-	ping.WriteString(`" to="`)
-	escape(&ping, c.ackTo)
-	ping.WriteString(`"><ping xmlns="` + nsPing + `"/></iq>`)
-	if err := conn.sendWritten(stanza, ping.Bytes()); err != nil {
+	var ack bytes.Buffer
+	ack.WriteString(`<iq type="get" id="` + id + `" from="`)
+	wire.Escape(&ack, c.addr.String())
+	ack.WriteString(`" to="`)
+	wire.Escape(&ack, c.ackTo)
+	ack.WriteString(`"><ping xmlns="` + ping.NS + `"/></iq>`)
+	if err := conn.sendWritten(stanza, ack.Bytes()); err != nil {
 		return err
 	}
 	timeout := time.NewTimer(ackTimeout)
@@ -242,7 +264,7 @@ func (c *Component) serve(ctx context.Context, sess *xmpp.Session) error {
 		if !ok {
 			continue // whitespace keepalives
 		}
-		st, err := readStanza(r, start)
+		st, err := wire.Read(r, start)
 		if err != nil {
 			return err
 		}
@@ -258,8 +280,8 @@ func (c *Component) serve(ctx context.Context, sess *xmpp.Session) error {
 // isAck reports whether st is the server's answer to a delivery's ping,
 // and tells its waiter. Only the server's answer counts: a client that
 // guessed an id could otherwise confirm a delivery the server never read.
-func (c *Component) isAck(st stanza) bool {
-	typ := st.attr("type")
-	return st.start.Name.Local == "iq" && (typ == "result" || typ == "error") &&
-		strings.EqualFold(st.attr("from"), c.ackTo) && c.acks.answered(st.attr("id"))
+func (c *Component) isAck(st wire.Stanza) bool {
+	typ := st.Attr("type")
+	return st.Start.Name.Local == "iq" && (typ == "result" || typ == "error") &&
+		strings.EqualFold(st.Attr("from"), c.ackTo) && c.acks.answered(st.Attr("id"))
 }

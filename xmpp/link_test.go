@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mediaslot/xmpp/wire"
 )
 
 // fakeServer is the server end of XEP-0114 links: it accepts components,
@@ -93,14 +95,14 @@ func (s *fakeServer) serve(conn net.Conn) {
 		if err != nil {
 			return
 		}
-		st, err := readStanza(d, start)
+		st, err := wire.Read(d, start)
 		if err != nil {
 			return
 		}
 		var b bytes.Buffer
 		e := xml.NewEncoder(&b)
-		_ = e.EncodeToken(st.start)
-		for _, tk := range st.tokens {
+		_ = e.EncodeToken(st.Start)
+		for _, tk := range st.Tokens {
 			_ = e.EncodeToken(tk)
 		}
 		_ = e.Flush()
@@ -145,15 +147,24 @@ func (l *serverLink) reply(t *testing.T) string {
 	}
 }
 
-func startComponent(t *testing.T, server string) (*Component, context.CancelFunc, chan error) {
+// startComponent runs a component as upload.example.net with the options
+// opt sets (Server at least; fakeSlots and no logs unless set) until the
+// test ends or cancel is called; done gets what Run returned.
+func startComponent(t *testing.T, opt Options) (c *Component, cancel context.CancelFunc, done chan error) {
 	t.Helper()
-	c, err := New(Options{JID: "upload.example.net", Server: server, Secret: "secret", ReconnectMax: 500 * time.Millisecond,
-		Slots: fakeSlots{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	opt.JID, opt.Secret = "upload.example.net", "secret"
+	if opt.Slots == nil {
+		opt.Slots = fakeSlots{}
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	c, err := New(opt)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	done = make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return c, cancel, done
@@ -170,7 +181,7 @@ func TestLinkLifecycle(t *testing.T) {
 	addr := probe.Addr().String()
 	probe.Close()
 
-	c, cancel, done := startComponent(t, addr)
+	c, cancel, done := startComponent(t, Options{Server: addr, ReconnectMax: 500 * time.Millisecond})
 	time.Sleep(300 * time.Millisecond) // a failed attempt or two
 	if c.Connected() {
 		t.Fatal("connected without a server")
@@ -236,7 +247,7 @@ func TestConcurrentRepliesAllArrive(t *testing.T) {
 	}
 	addr := probe.Addr().String()
 	probe.Close()
-	startComponent(t, addr)
+	startComponent(t, Options{Server: addr, ReconnectMax: 500 * time.Millisecond})
 	srv := newFakeServer(t, addr)
 	l := srv.nextLink(t)
 	const n = 2000

@@ -42,14 +42,7 @@ func TestLinkDownCause(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			srv := newFakeServer(t, "127.0.0.1:0")
 			logs := make(recordHandler, 64)
-			comp, err := New(Options{JID: "upload.example.net", Server: srv.address, Secret: "secret", Slots: fakeSlots{}, Logger: slog.New(logs)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- comp.Run(ctx) }()
-			defer func() { cancel(); <-done }()
+			startComponent(t, Options{Server: srv.address, Logger: slog.New(logs)})
 			l := srv.nextLink(t)
 			l.send(c.last)
 			l.conn.Close()

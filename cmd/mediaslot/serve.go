@@ -25,6 +25,7 @@ import (
 	"mediaslot/upload"
 	"mediaslot/upload/slotstore/boltslots"
 	"mediaslot/xmpp"
+	"mediaslot/xmpp/relay"
 )
 
 // shutdownGrace bounds how long uploads in progress may run on after SIGTERM.
@@ -162,7 +163,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		opts.Queue = q
 		obs.watchQueue(q)
 		opts.Previews = svc
-		opts.Relay = xmpp.RelayPolicy{
+		opts.Relay = relay.Policy{
 			SenderDomains:    cfg.Domains(),
 			RecipientDomains: cfg.RelayRecipientDomains(),
 			MaxStanzaBytes:   cfg.Relay.MaxStanzaSize,

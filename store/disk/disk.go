@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"mediaslot/internal/fsync"
 	"mediaslot/store"
 )
 
@@ -99,16 +100,7 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64) er
 		}
 		return err
 	}
-	return syncDir(filepath.Dir(dst))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return fsync.Dir(filepath.Dir(dst))
 }
 
 // Open implements store.Store; the result is an *os.File.

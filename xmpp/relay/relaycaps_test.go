@@ -1,4 +1,4 @@
-package xmpp
+package relay
 
 import (
 	"context"
@@ -70,7 +70,7 @@ func (q *seenRecorder) MarkSeen(ctx context.Context, recipient string) error {
 func TestRelayMarksOnlyRecipientDomainsSeen(t *testing.T) {
 	f := newRelayFixture(t, offline.Limits{})
 	rec := &seenRecorder{Queue: f.q}
-	f.h.relay.q = rec
+	f.r.q = rec
 	f.in(t, privAd)
 	f.in(t, `<presence from='eve@elsewhere.example/x' to='upload.example.net'/>`)
 	f.in(t, `<presence from='bob@example.net/laptop' to='upload.example.net'/>`)

@@ -1,10 +1,13 @@
-package xmpp
+package httpupload
 
 import (
+	"context"
 	"encoding/xml"
+	"log/slog"
 	"testing"
 
 	"mediaslot/upload"
+	"mediaslot/xmpp/wire"
 )
 
 // TestSlotReplyMatchesMarshal checks the hand-written slot reply against
@@ -28,14 +31,14 @@ func TestSlotReplyMatchesMarshal(t *testing.T) {
 		{PutURL: `https://up.example.net/upload/0123/a&b "c" <d>'e'.jpg?e=1&t=x`, GetURL: "&"},
 		{PutURL: "tab\tnewline\ncr\rend&", GetURL: "https://up.example.net/file/0123/ünïcode%20name.jpg\x00\xff"},
 	} {
-		for _, reply := range []iq{
+		for _, reply := range []wire.IQ{
 			{ID: "a7d8f3c2", From: "upload.example.net", To: "alice@example.net/phone"},
 			{ID: `id&"<>'`, From: "upload.example.net", To: "alice@example.net/ré"},
 		} {
 			reply.Type = "result"
 			for ns, want := range map[string]any{
-				nsUpload:       slotResult{Put: slotURL{slot.PutURL}, Get: slotURL{slot.GetURL}},
-				nsUploadLegacy: legacySlotResult{Put: slot.PutURL, Get: slot.GetURL},
+				NS:       slotResult{Put: slotURL{slot.PutURL}, Get: slotURL{slot.GetURL}},
+				nsLegacy: legacySlotResult{Put: slot.PutURL, Get: slot.GetURL},
 			} {
 				r := reply
 				r.Payload = want
@@ -43,7 +46,10 @@ func TestSlotReplyMatchesMarshal(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if got := result(reply, slotPayload(ns, slot)); string(got) != string(ref) {
+				var got []byte
+				send := func(_ context.Context, b []byte, _ wire.SendMode) error { got = b; return nil }
+				wire.Answer(context.Background(), send, slog.New(slog.DiscardHandler), reply, slotPayload(ns, slot), nil)
+				if string(got) != string(ref) {
 					t.Errorf("%s:\n got %s\nwant %s", ns, got, ref)
 				}
 			}

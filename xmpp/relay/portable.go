@@ -1,9 +1,11 @@
-package xmpp
+package relay
 
 import (
 	"bytes"
 	"encoding/xml"
 	"io"
+
+	"mediaslot/xmpp/wire"
 )
 
 // portable rewrites tokens as encoding/xml's Decoder.Token returns them
@@ -67,7 +69,7 @@ func (p *portable) Token() (xml.Token, error) {
 // Encoder, which also declares the prefixes that namespaced attributes need.
 func encodeTokens(b *bytes.Buffer, toks []xml.Token, parentNS string) error {
 	e := xml.NewEncoder(b)
-	r := newPortable(&sliceReader{toks: toks}, parentNS)
+	r := newPortable(wire.TokenReader(toks), parentNS)
 	for {
 		t, err := r.Token()
 		if err == io.EOF {

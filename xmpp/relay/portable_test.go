@@ -1,4 +1,4 @@
-package xmpp
+package relay
 
 import (
 	"bytes"
@@ -86,31 +86,4 @@ func TestPortableKeepsMeaning(t *testing.T) {
 	if err != nil || string(again) != string(out) {
 		t.Errorf("second pass changed the text:\n%s\n%s", out, again)
 	}
-}
-
-// FuzzEscapeText: escapeText writes what the Encoder writes for text and
-// what xml.EscapeText writes for attribute values.
-func FuzzEscapeText(f *testing.F) {
-	for _, s := range []string{"plain", "a&b<c>d\"e'f\tg\nh\ri", "\x00\x1f\x7f\u00e9\ufffd\xff\xed\xa0\x80\U0010FFFF\uFFFE"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		var got, want bytes.Buffer
-		escapeText(&got, s, true)
-		_ = xml.EscapeText(&want, []byte(s))
-		if got.String() != want.String() {
-			t.Fatalf("attribute %q:\n got %q\nwant %q", s, got.String(), want.String())
-		}
-		got.Reset()
-		want.Reset()
-		escapeText(&got, s, false)
-		e := xml.NewEncoder(&want)
-		if err := e.EncodeToken(xml.CharData(s)); err != nil {
-			t.Fatal(err)
-		}
-		_ = e.Flush()
-		if got.String() != want.String() {
-			t.Fatalf("text %q:\n got %q\nwant %q", s, got.String(), want.String())
-		}
-	})
 }

@@ -1,4 +1,4 @@
-package xmpp
+package relay
 
 import (
 	"encoding/xml"
@@ -66,12 +66,8 @@ type presenceTable struct {
 	seen   map[string]bool                // bare JIDs with any presence on this connection
 }
 
-func newPresenceTable() *presenceTable {
-	return &presenceTable{online: make(map[string]map[string]struct{}), seen: make(map[string]bool)}
-}
-
-// update records a presence; it reports whether bare just became available.
-func (p *presenceTable) update(bare, full string, available bool) (cameOnline bool) {
+// update records a presence.
+func (p *presenceTable) update(bare, full string, available bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.seen[bare] = true
@@ -81,15 +77,13 @@ func (p *presenceTable) update(bare, full string, available bool) (cameOnline bo
 		if len(res) == 0 {
 			delete(p.online, bare)
 		}
-		return false
+		return
 	}
 	if res == nil {
 		res = make(map[string]struct{})
 		p.online[bare] = res
 	}
-	_, had := res[full]
 	res[full] = struct{}{}
-	return !had
 }
 
 // state reports whether bare is available, and whether any presence of
@@ -100,6 +94,7 @@ func (p *presenceTable) state(bare string) (online, known bool) {
 	return len(p.online[bare]) > 0, p.seen[bare]
 }
 
+// reset empties the table; it must be called before the table's first use.
 func (p *presenceTable) reset() {
 	p.mu.Lock()
 	p.online = make(map[string]map[string]struct{})

@@ -1,4 +1,4 @@
-package xmpp
+package httpupload
 
 import (
 	"encoding/xml"
@@ -13,6 +13,7 @@ import (
 
 	"mediaslot/refusal"
 	"mediaslot/upload"
+	"mediaslot/xmpp/wire"
 )
 
 // FuzzParseSlotRequest: whatever a client puts in a slot request, the
@@ -47,8 +48,8 @@ func FuzzParseSlotRequest(f *testing.F) {
 			}
 			toks = append(toks, xml.CopyToken(tok))
 		}
-		req, ref := parseSlotRequest(&sliceReader{toks: toks})
-		wantReq, wantRef := referenceParse(&sliceReader{toks: toks})
+		req, ref := parseSlotRequest(wire.TokenReader(toks))
+		wantReq, wantRef := referenceParse(wire.TokenReader(toks))
 		if (ref == nil) != (wantRef == nil) || (ref != nil && ref.Text != wantRef.Text) || req != wantReq {
 			t.Fatalf("parse of %q:\n got %+v %+v\nwant %+v %+v", in, req, ref, wantReq, wantRef)
 		}
@@ -96,7 +97,7 @@ func referenceParse(r xml.TokenReader) (upload.Request, *refusal.Error) {
 	if err := xml.NewTokenDecoder(xmlstream.MultiReader(xmlstream.Token(start), r)).Decode(&req); err != nil {
 		return upload.Request{}, badRequest("The slot request is not well-formed")
 	}
-	if req.XMLName.Space == nsUploadLegacy {
+	if req.XMLName.Space == nsLegacy {
 		req.Filename, req.Size, req.ContentType = req.LegacyFilename, req.LegacySize, req.LegacyContentType
 	}
 	if req.Size == "" {

@@ -1,4 +1,4 @@
-package xmpp
+package httpupload
 
 import (
 	"bytes"
@@ -11,10 +11,8 @@ import (
 
 	"mediaslot/refusal"
 	"mediaslot/upload"
+	"mediaslot/xmpp/wire"
 )
-
-// nsPurpose is the namespace of XEP-0363 v1.2 upload purposes.
-const nsPurpose = "urn:xmpp:http:upload:purpose:0"
 
 func badRequest(format string, a ...any) *refusal.Error {
 	return refusal.New(refusal.BadRequest, format, a...)
@@ -89,7 +87,7 @@ func parseSlotRequest(r xml.TokenReader) (upload.Request, *refusal.Error) {
 			depth--
 		}
 	}
-	if start.Name.Space == nsUploadLegacy {
+	if start.Name.Space == nsLegacy {
 		fields = children
 	}
 	if fields.size == "" {
@@ -155,20 +153,20 @@ func (f *slotFields) field(name string) *string {
 // namespace, written directly: encoding/xml's reflection cost a fifth of a
 // slot request. The disk store needs no PUT headers: its authorisation is
 // in the URL.
-func slotPayload(ns string, s upload.Slot) rawXML {
+func slotPayload(ns string, s upload.Slot) wire.RawXML {
 	var b bytes.Buffer
-	if ns == nsUploadLegacy {
-		b.WriteString(`<slot xmlns="` + nsUploadLegacy + `"><put>`)
-		escape(&b, s.PutURL)
+	if ns == nsLegacy {
+		b.WriteString(`<slot xmlns="` + nsLegacy + `"><put>`)
+		wire.Escape(&b, s.PutURL)
 		b.WriteString(`</put><get>`)
-		escape(&b, s.GetURL)
+		wire.Escape(&b, s.GetURL)
 		b.WriteString(`</get></slot>`)
 		return b.Bytes()
 	}
-	b.WriteString(`<slot xmlns="` + nsUpload + `"><put url="`)
-	escape(&b, s.PutURL)
+	b.WriteString(`<slot xmlns="` + NS + `"><put url="`)
+	wire.Escape(&b, s.PutURL)
 	b.WriteString(`"></put><get url="`)
-	escape(&b, s.GetURL)
+	wire.Escape(&b, s.GetURL)
 	b.WriteString(`"></get></slot>`)
 	return b.Bytes()
 }

@@ -1,4 +1,4 @@
-package xmpp
+package relay
 
 import (
 	"bytes"
@@ -7,9 +7,12 @@ import (
 	"strings"
 	"time"
 
+	"mellium.im/xmpp/forward"
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 
 	"mediaslot/offline"
+	"mediaslot/xmpp/wire"
 )
 
 // errOffline stops a drain when the recipient went away meanwhile.
@@ -22,8 +25,8 @@ var errOffline = errors.New("recipient went offline")
 // report connected users when the component connects (ejabberd): the user
 // may well be online, and a queue entry would wait for a presence that may
 // not come for days.
-func (r *relay) online(bare string) bool {
-	p := r.privileges()
+func (r *Relay) online(bare string) bool {
+	p := *r.priv.Load()
 	if !p.presence {
 		return true
 	}
@@ -36,13 +39,14 @@ func (r *relay) online(bare string) bool {
 
 // handlePresence tracks local users' availability and starts delivering
 // their queue when they come online.
-func (r *relay) handlePresence(ctx context.Context, st stanza, send sender) {
-	from, err := jid.Parse(st.attr("from"))
+func (r *Relay) handlePresence(ctx context.Context, st wire.Stanza, send wire.Sender) {
+	r.log.Debug("presence", "from", st.Attr("from"), "type", st.Attr("type"))
+	from, err := jid.Parse(st.Attr("from"))
 	if err != nil || from.Localpart() == "" || from.Resourcepart() == "" {
 		return
 	}
 	var available bool
-	switch st.attr("type") {
+	switch st.Attr("type") {
 	case "":
 		available = true
 	case "unavailable":
@@ -70,16 +74,14 @@ func (r *relay) handlePresence(ctx context.Context, st stanza, send sender) {
 
 // drain delivers bare's queue in a goroutine; one drain per recipient at a
 // time, so the order holds. A request during a drain makes it run once more.
-func (r *relay) drain(ctx context.Context, bare string, send sender) {
+func (r *Relay) drain(ctx context.Context, bare string, send wire.Sender) {
 	r.mu.Lock()
-	if d := r.drains[bare]; d != nil {
-		d.again = true
-		r.mu.Unlock()
+	_, running := r.drains[bare]
+	r.drains[bare] = running // a running drain goes again
+	r.mu.Unlock()
+	if running {
 		return
 	}
-	d := &drainState{}
-	r.drains[bare] = d
-	r.mu.Unlock()
 	go func() {
 		for {
 			n, err := r.q.Drain(ctx, bare, func(e offline.Entry) error {
@@ -92,16 +94,17 @@ func (r *relay) drain(ctx context.Context, bare string, send sender) {
 				r.log.Debug("drained queue", "recipient", bare, "delivered", n, "err", err)
 			}
 			if n > 0 {
-				r.observer().RelayDrained(n)
+				r.obs.RelayDrained(n)
 			}
 			r.mu.Lock()
-			if !d.again || err != nil {
+			again := r.drains[bare] && err == nil
+			if r.drains[bare] = false; !again {
 				delete(r.drains, bare)
-				r.mu.Unlock()
+			}
+			r.mu.Unlock()
+			if !again {
 				return
 			}
-			d.again = false
-			r.mu.Unlock()
 		}
 	}()
 }
@@ -112,7 +115,7 @@ func (r *relay) drain(ctx context.Context, bare string, send sender) {
 // from the component with an XEP-0033 ofrom address naming the sender. A
 // message from the queue carries an XEP-0203 delay stamped when the relay
 // accepted it.
-func (r *relay) deliver(ctx context.Context, send sender, e offline.Entry, delayed bool) error {
+func (r *Relay) deliver(ctx context.Context, send wire.Sender, e offline.Entry, delayed bool) error {
 	stored := e.Stanza
 	end := bytes.IndexByte(stored, '>')
 	if end < 0 || !bytes.HasSuffix(stored, []byte("</message>")) {
@@ -122,19 +125,19 @@ func (r *relay) deliver(ctx context.Context, send sender, e offline.Entry, delay
 	inner := stored[end+1 : len(stored)-len("</message>")]
 	var delay []byte
 	if delayed {
-		delay = []byte(`<delay xmlns="` + nsDelay + `" from="` + r.jid + `" stamp="` + e.Accepted.UTC().Format(time.RFC3339) + `"/>`)
+		delay = []byte(`<delay xmlns="` + stanza.NSDelay + `" from="` + r.jid + `" stamp="` + e.Accepted.UTC().Format(time.RFC3339) + `"/>`)
 	}
 	var b bytes.Buffer
 	senderJID, _ := jid.Parse(e.Sender)
-	p := r.privileges()
+	p := *r.priv.Load()
 	if p.message && strings.EqualFold(senderJID.Domainpart(), p.server) {
 		b.WriteString(`<message from="` + r.jid + `" to="`)
-		escape(&b, p.server)
-		b.WriteString(`"><privilege xmlns="` + p.ns + `"><forwarded xmlns="` + nsForward + `">`)
-		b.WriteString(`<message xmlns="` + nsClient + `"` + string(startTag[len("<message"):]) + ` from="`)
-		escape(&b, senderJID.Bare().String())
+		wire.Escape(&b, p.server)
+		b.WriteString(`"><privilege xmlns="` + p.ns + `"><forwarded xmlns="` + forward.NS + `">`)
+		b.WriteString(`<message xmlns="` + stanza.NSClient + `"` + string(startTag[len("<message"):]) + ` from="`)
+		wire.Escape(&b, senderJID.Bare().String())
 		b.WriteString(`" to="`)
-		escape(&b, e.Recipient)
+		wire.Escape(&b, e.Recipient)
 		b.WriteString(`">`)
 		b.Write(inner)
 		b.Write(delay)
@@ -142,7 +145,7 @@ func (r *relay) deliver(ctx context.Context, send sender, e offline.Entry, delay
 	} else {
 		b.Write(startTag)
 		b.WriteString(` from="` + r.jid + `" to="`)
-		escape(&b, e.Recipient)
+		wire.Escape(&b, e.Recipient)
 		b.WriteString(`">`)
 		// name the sender inside the addresses the relay rendered last
 		open := []byte(`<addresses xmlns="` + nsAddress + `">`)
@@ -150,7 +153,7 @@ func (r *relay) deliver(ctx context.Context, send sender, e offline.Entry, delay
 			i += len(open)
 			b.Write(inner[:i])
 			b.WriteString(`<address type="ofrom" jid="`)
-			escape(&b, e.Sender)
+			wire.Escape(&b, e.Sender)
 			b.WriteString(`"/>`)
 			b.Write(inner[i:])
 		} else {
@@ -159,5 +162,5 @@ func (r *relay) deliver(ctx context.Context, send sender, e offline.Entry, delay
 		b.Write(delay)
 		b.WriteString(`</message>`)
 	}
-	return send(ctx, b.Bytes(), written)
+	return send(ctx, b.Bytes(), wire.Written)
 }

@@ -1,17 +1,15 @@
-package xmpp
+package relay
 
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"mediaslot/offline"
 	"mediaslot/testserver"
-	"mediaslot/upload"
+	"mediaslot/xmpp/wire"
 )
 
 // stuckQueue is a queue whose disk does not answer until release closes.
@@ -33,15 +31,15 @@ func (q stuckQueue) Enqueue(ctx context.Context, sender string, recipients []str
 func TestRelayFloodDoesNotStallOthers(t *testing.T) {
 	f := newRelayFixture(t, offline.Limits{})
 	stuck := stuckQueue{Queue: f.q, release: make(chan struct{})}
-	f.h.relay.q = stuck
+	f.r.q = stuck
 	out := make(chan string, 4*relayShardDepth)
-	send := func(_ context.Context, stanza []byte, _ sendMode) error {
+	send := func(_ context.Context, stanza []byte, _ wire.SendMode) error {
 		out <- string(stanza)
 		return nil
 	}
 	f.inVia(t, privAd, send)
 
-	const flood = 2 * relaySenderInFlight
+	const flood = 2 * SenderInFlight
 	loop := make(chan struct{})
 	go func() {
 		defer close(loop)
@@ -76,54 +74,14 @@ func TestRelayFloodDoesNotStallOthers(t *testing.T) {
 			}
 		}
 	}
-	if busy != flood-relaySenderInFlight {
-		t.Errorf("%d refusals for %d flooded messages, want %d (all past the sender's share)", busy, flood, flood-relaySenderInFlight)
+	if busy != flood-SenderInFlight {
+		t.Errorf("%d refusals for %d flooded messages, want %d (all past the sender's share)", busy, flood, flood-SenderInFlight)
 	}
 
 	// the disk comes back: what was accepted is stored, nothing refused is
 	close(stuck.release)
 	testserver.WaitFor(t, 10*time.Second, "accepted messages stored", func() bool {
 		s, err := f.q.Stats()
-		return err == nil && s.Entries == relaySenderInFlight
+		return err == nil && s.Entries == SenderInFlight
 	})
-}
-
-// blockingSlots issues slots only when release closes.
-type blockingSlots struct {
-	fakeSlots
-	called, release chan struct{}
-}
-
-func (s blockingSlots) Issue(ctx context.Context, r upload.Request) (upload.Slot, error) {
-	close(s.called)
-	<-s.release
-	return s.fakeSlots.Issue(ctx, r)
-}
-
-// Stalled tells how long the read loop has held one stanza, for readiness.
-func TestComponentStalled(t *testing.T) {
-	srv := newFakeServer(t, "127.0.0.1:0")
-	slots := blockingSlots{called: make(chan struct{}), release: make(chan struct{})}
-	c, err := New(Options{JID: "upload.example.net", Server: srv.address, Secret: "secret", Slots: slots,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	l := srv.nextLink(t)
-	if d := c.Stalled(); d != 0 {
-		t.Fatalf("Stalled() = %v on an idle link", d)
-	}
-	l.send(`<iq type='get' id='s' from='alice@example.net/x' to='upload.example.net'><request xmlns='urn:xmpp:http:upload:0' filename='a.jpg' size='10'/></iq>`)
-	<-slots.called
-	first := c.Stalled()
-	testserver.WaitFor(t, 10*time.Second, "Stalled to grow", func() bool { return c.Stalled() > first })
-	close(slots.release)
-	if r := l.reply(t); !strings.Contains(r, `type="result"`) {
-		t.Fatalf("reply: %s", r)
-	}
-	testserver.WaitFor(t, 10*time.Second, "Stalled back to 0", func() bool { return c.Stalled() == 0 })
 }

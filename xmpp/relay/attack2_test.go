@@ -1,15 +1,15 @@
-package xmpp
+package relay
 
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"mediaslot/offline"
+	"mediaslot/xmpp/wire"
 )
 
 // A remote server routes its users' directed presence to the component,
@@ -25,7 +25,7 @@ func TestPresenceTableIgnoresOtherDomains(t *testing.T) {
 		f.in(t, `<presence from='u`+u+`@evil.org/r`+u+`' to='upload.example.net'/>`)
 		f.in(t, `<presence from='u`+u+`@evil.org/r`+u+`' to='upload.example.net' type='unavailable'/>`)
 	}
-	p := f.h.relay.presence
+	p := &f.r.presence
 	p.mu.Lock()
 	online, seen := len(p.online), len(p.seen)
 	p.mu.Unlock()
@@ -89,9 +89,9 @@ func TestRelayRemoteSendersTakeNoInFlightPlace(t *testing.T) {
 	f := newRelayFixture(t, offline.Limits{})
 	stuck := stuckQueue{Queue: f.q, release: make(chan struct{})}
 	defer close(stuck.release)
-	f.h.relay.q = stuck
+	f.r.q = stuck
 	var refused atomic.Int64
-	send := func(_ context.Context, stanza []byte, _ sendMode) error {
+	send := func(_ context.Context, stanza []byte, _ wire.SendMode) error {
 		if strings.Contains(string(stanza), "<forbidden ") {
 			refused.Add(1)
 		}
@@ -100,7 +100,7 @@ func TestRelayRemoteSendersTakeNoInFlightPlace(t *testing.T) {
 	f.inVia(t, privAd, send)
 	// a local sender's message holds every shard's worker on the disk
 	for i := range relayShards {
-		f.h.relay.shards[i] <- func() { <-stuck.release }
+		f.r.shards[i] <- func() { <-stuck.release }
 	}
 	big := `<body>` + strings.Repeat("x", 60<<10) + `</body>`
 	n := relayInFlightBytes/(60<<10) + 10
@@ -110,7 +110,7 @@ func TestRelayRemoteSendersTakeNoInFlightPlace(t *testing.T) {
 	if got := refused.Load(); got != int64(n) {
 		t.Errorf("%d of %d messages from another domain refused at once", got, n)
 	}
-	r := f.h.relay
+	r := f.r
 	r.mu.Lock()
 	inBytes := r.inBytes
 	r.mu.Unlock()
@@ -118,46 +118,13 @@ func TestRelayRemoteSendersTakeNoInFlightPlace(t *testing.T) {
 		t.Fatalf("messages from another domain hold %d bytes among the stanzas waiting for the disk", inBytes)
 	}
 	var busy atomic.Int64
-	f.inVia(t, relayMsg("local", `<body>hi</body>`, "to:bob@example.net"), func(_ context.Context, stanza []byte, _ sendMode) error {
+	f.inVia(t, relayMsg("local", `<body>hi</body>`, "to:bob@example.net"), func(_ context.Context, stanza []byte, _ wire.SendMode) error {
 		busy.Add(1)
 		return nil
 	})
 	if busy.Load() != 0 {
 		t.Error("a local sender was refused after a flood from another domain")
 	}
-}
-
-// A stanza's size, which the relay's bound on waiting stanzas counts, is
-// about what it holds in memory also when it is made of many small
-// tokens: 256 KiB of empty elements held 8 MiB and counted 128 KiB, so a
-// sender's 128 waiting stanzas could hold 1 GiB where the bound meant 32 MiB.
-func TestStanzaSizeCountsTokens(t *testing.T) {
-	for name, inner := range map[string]string{
-		"empty elements": strings.Repeat("<a/>", 256<<10/4),
-		"attributes":     "<a " + attrs(250<<10) + "/>",
-	} {
-		raw := `<stream xmlns='jabber:component:accept'><message from='a@b/c' to='d'><x xmlns='a'>` + inner + `</x></message>`
-		runtime.GC()
-		var m0, m1 runtime.MemStats
-		runtime.ReadMemStats(&m0)
-		st := parseStanza(t, raw) // the decoder is garbage once it returns
-		runtime.GC()
-		runtime.ReadMemStats(&m1)
-		live := int64(m1.HeapAlloc) - int64(m0.HeapAlloc)
-		if int64(st.size)*4 < live {
-			t.Errorf("%s: size %d, %d bytes live", name, st.size, live)
-		}
-		runtime.KeepAlive(st)
-	}
-}
-
-// attrs returns n bytes of distinct empty attributes.
-func attrs(n int) string {
-	var b strings.Builder
-	for i := 0; b.Len() < n; i++ {
-		b.WriteString("b" + strconv.Itoa(i) + "='' ")
-	}
-	return b.String()
 }
 
 // A ping from another domain's user waits for no relay message (those are
@@ -169,10 +136,10 @@ func TestRemotePingTakesNoInFlightPlace(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	for i := range relayShards {
-		f.h.relay.shards[i] <- func() { <-release }
+		f.r.shards[i] <- func() { <-release }
 	}
 	var answered atomic.Int64
-	send := func(_ context.Context, stanza []byte, _ sendMode) error {
+	send := func(_ context.Context, stanza []byte, _ wire.SendMode) error {
 		if strings.Contains(string(stanza), `type="result"`) {
 			answered.Add(1)
 		}
@@ -185,7 +152,7 @@ func TestRemotePingTakesNoInFlightPlace(t *testing.T) {
 	if got := answered.Load(); got != n {
 		t.Errorf("%d of %d remote pings answered at once", got, n)
 	}
-	r := f.h.relay
+	r := f.r
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.inBytes != 0 || len(r.inFlight) != 0 {

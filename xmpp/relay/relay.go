@@ -1,4 +1,11 @@
-package xmpp
+// Package relay is mediaslot's offline media relay over the component
+// link (docs/RELAY.md): it takes XEP-0033 messages to the component,
+// checks them (sender and recipient domains, sizes, XEP-0231 data against
+// its cid), delivers them at once to recipients who are online and queues
+// them (package offline) for the others until their presence arrives. It
+// follows the server's XEP-0356 privileges and forwarded presences, and
+// deletes a queue entry once the link confirmed its delivery (wire.Written).
+package relay
 
 import (
 	"bytes"
@@ -10,36 +17,32 @@ import (
 	"errors"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
-	"time"
+	"sync/atomic"
 
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/ping"
+	"mellium.im/xmpp/stanza"
 
 	"mediaslot/offline"
 	"mediaslot/refusal"
+	"mediaslot/xmpp/wire"
 )
 
-// The offline media relay: a client sends one message to the component with
-// XEP-0033 addresses; the component delivers it to each recipient who is
-// online at once and keeps it in its own durable queue for the others until
-// their available presence arrives. See docs/RELAY.md.
-
 const (
-	nsAddress = "http://jabber.org/protocol/address"
-	nsBoB     = "urn:xmpp:bob"
-	nsDelay   = "urn:xmpp:delay"
-	// XEP-0091's legacy delay, which some clients still show.
+	nsAddress = "http://jabber.org/protocol/address" // XEP-0033; not in mellium
+	nsBoB     = "urn:xmpp:bob"                       // XEP-0231; not in mellium
+	// XEP-0091's legacy delay, which some clients still show; not in mellium.
 	nsLegacyDelay = "jabber:x:delay"
-	nsForward     = "urn:xmpp:forward:0"
-	nsClient      = "jabber:client"
 )
 
 // Queue is the durable store for recipients who are offline (package offline).
 type Queue interface {
 	// Enqueue stores the stanza for every recipient, or for none; it returns
 	// once the stanza is on disk.
-	Enqueue(ctx context.Context, sender string, recipients []string, stanza []byte) error
+	Enqueue(ctx context.Context, sender string, recipients []string, msg []byte) error
 	// Drain hands a recipient's entries to deliver, oldest first, deleting
 	// each one only after deliver returned nil.
 	Drain(ctx context.Context, recipient string, deliver func(offline.Entry) error) (int, error)
@@ -51,8 +54,30 @@ type Queue interface {
 	MarkSeen(ctx context.Context, recipient string) error
 }
 
-// RelayPolicy bounds what the relay accepts.
-type RelayPolicy struct {
+// Observer is told what the relay does, for metrics. Methods run on the
+// read loop and on worker goroutines: they must be quick and safe for
+// concurrent use.
+type Observer interface {
+	// RelayAccepted is called for each relay message accepted: delivered
+	// recipients got it at once, queued ones will when they come back.
+	RelayAccepted(delivered, queued int)
+	// RelayDrained is called when queued messages were delivered to a
+	// recipient who came back.
+	RelayDrained(delivered int)
+	// RelayRefused is called for each relay message refused, with the
+	// stanza error condition sent back (forbidden, policy-violation, …).
+	RelayRefused(condition string)
+}
+
+// nobody is the Observer of a Relay made without one.
+type nobody struct{}
+
+func (nobody) RelayAccepted(_, _ int) {}
+func (nobody) RelayDrained(int)       {}
+func (nobody) RelayRefused(string)    {}
+
+// Policy bounds what the relay accepts.
+type Policy struct {
 	SenderDomains    []string // whose users may send through the relay
 	RecipientDomains []string // whose users may receive through it
 	MaxStanzaBytes   int      // size of the message as stored
@@ -60,19 +85,20 @@ type RelayPolicy struct {
 	MaxRecipients    int
 }
 
-type relay struct {
+// Relay is the offline media relay: the component link hands it messages,
+// presences and its senders' pings (see Handle).
+type Relay struct {
 	jid      string
-	policy   RelayPolicy
+	policy   Policy
 	q        Queue
 	previews Previewer // nil: no thumbnails made
 	log      *slog.Logger
-	obs      Observer // nil: nobody
-	now      func() time.Time
-	presence *presenceTable
+	obs      Observer
+	presence presenceTable
+	priv     atomic.Pointer[privileges] // what the server granted on this connection
 
 	mu     sync.Mutex
-	priv   privileges
-	drains map[string]*drainState // recipients being drained
+	drains map[string]bool // recipients being drained: whether to go again
 
 	// Messages run off the read loop, as they wait for the disk. One worker
 	// per shard keeps each sender's messages in order; shards run in
@@ -84,27 +110,31 @@ type relay struct {
 	inBytes  int            // of all senders' stanzas on a shard
 }
 
-type drainState struct{ again bool }
-
 // relayShards bounds how many senders' messages wait for the same commit:
 // 256 gave a fifth more durable enqueues a second than 16 (BenchmarkRelayEnqueue).
 const relayShards = 256
 
 // What waits for the relay's shards, off the read loop. A sender gets
-// relaySenderInFlight stanzas there (one commit each: a burst of that many
-// is taken, a flood is refused); a shard holds several senders' worth, so
-// one flooding sender leaves room for the others hashed to its shard; and
-// relayInFlightBytes bounds the memory of all of them together (stanzas
-// as read, see stanza.size).
+// SenderInFlight stanzas there (one commit each: a burst of that many is
+// taken, a flood is refused); a shard holds several senders' worth, so one
+// flooding sender leaves room for the others hashed to its shard; and
+// relayInFlightBytes bounds the memory of all of them together (stanzas as
+// read, see wire.Stanza.Size).
 const (
-	relaySenderInFlight = 128
-	relayShardDepth     = 4 * relaySenderInFlight
-	relayInFlightBytes  = 32 << 20
+	SenderInFlight     = 128
+	relayShardDepth    = 4 * SenderInFlight
+	relayInFlightBytes = 32 << 20
 )
 
-func newRelay(componentJID string, p RelayPolicy, q Queue, log *slog.Logger) *relay {
-	r := &relay{jid: componentJID, policy: p, q: q, log: log, now: time.Now, presence: newPresenceTable(),
-		drains: map[string]*drainState{}, inFlight: map[string]int{}}
+// New returns the relay of component componentJID, queueing in q;
+// previews and obs may be nil.
+func New(componentJID string, p Policy, q Queue, previews Previewer, log *slog.Logger, obs Observer) *Relay {
+	if obs == nil {
+		obs = nobody{}
+	}
+	r := &Relay{jid: componentJID, policy: p, q: q, previews: previews, log: log, obs: obs,
+		drains: map[string]bool{}, inFlight: map[string]int{}}
+	r.LinkUp()
 	for range relayShards {
 		c := make(chan func(), relayShardDepth)
 		r.shards = append(r.shards, c)
@@ -117,51 +147,71 @@ func newRelay(componentJID string, p RelayPolicy, q Queue, log *slog.Logger) *re
 	return r
 }
 
-// linkUp forgets what the last connection taught: the server advertises its
+// LinkUp forgets what the last connection taught: the server advertises its
 // privileges and current presences again on every connection.
-func (r *relay) linkUp() {
-	r.mu.Lock()
-	r.priv = privileges{}
-	r.mu.Unlock()
+func (r *Relay) LinkUp() {
+	r.priv.Store(&privileges{})
 	r.presence.reset()
 }
 
-func (r *relay) privileges() privileges {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.priv
+// Handle takes messages (relay messages, the server's privilege
+// advertisement), presences, and pings from senders who may use the relay,
+// answered once the sender's earlier messages are dealt with, refusals
+// included: clients ping to learn that (client.SendMedia). Other pings,
+// whose senders have no messages waiting, are left to the link.
+func (r *Relay) Handle(ctx context.Context, st wire.Stanza, send wire.Sender) bool {
+	switch st.Start.Name.Local {
+	case "presence":
+		r.handlePresence(ctx, st, send)
+		return true
+	case "message":
+		r.handleMessage(ctx, st, send)
+		return true
+	}
+	start, _, ok := st.Payload()
+	if st.Attr("type") != "get" || !ok || start.Name != (xml.Name{Space: ping.NS, Local: "ping"}) {
+		return false
+	}
+	reply := wire.Reply(st, r.jid)
+	if r.checkSender(reply.To) != nil {
+		return false
+	}
+	if !r.after(reply.To, st.Size, func() { wire.Answer(ctx, send, r.log, reply, nil, nil) }) {
+		wire.Answer(ctx, send, r.log, reply, nil, errBusy.Stanza(""))
+	}
+	return true
 }
 
+// Disco adds XEP-0033 addressing to the component's features.
+func (r *Relay) Disco(info *wire.Info) { info.AddFeatures(nsAddress) }
+
 // handleMessage is called on the read loop for every message to the component.
-func (r *relay) handleMessage(ctx context.Context, st stanza, send sender) {
-	typ := st.attr("type")
+func (r *Relay) handleMessage(ctx context.Context, st wire.Stanza, send wire.Sender) {
+	typ := st.Attr("type")
 	if typ == "error" {
 		return
 	}
-	from := st.attr("from")
-	var addresses *xml.StartElement
-	for _, c := range st.children() {
+	from := st.Attr("from")
+	addressed := false
+	for _, c := range st.Children() {
 		switch {
-		case (c.start.Name.Space == nsPrivilege1 || c.start.Name.Space == nsPrivilege2) && c.start.Name.Local == "privilege":
+		case (c.Start.Name.Space == nsPrivilege1 || c.Start.Name.Space == nsPrivilege2) && c.Start.Name.Local == "privilege":
 			if !r.isServer(from) {
 				// Another component, a remote domain or a user: Prosody
 				// routes the namespace from any of them to us.
 				r.log.Warn("ignored a privilege advertisement not from the server", "from", from)
 				return
 			}
-			if p, ok := parsePrivileges(from, c.reader()); ok {
-				r.mu.Lock()
-				r.priv = p
-				r.mu.Unlock()
+			if p, ok := parsePrivileges(from, c.Reader()); ok {
+				r.priv.Store(&p)
 				r.log.Info("server privileges", "server", from, "namespace", p.ns, "message", p.message, "presence", p.presence)
 			}
 			return
-		case c.start.Name == xml.Name{Space: nsAddress, Local: "addresses"}:
-			s := c.start
-			addresses = &s
+		case c.Start.Name == xml.Name{Space: nsAddress, Local: "addresses"}:
+			addressed = true
 		}
 	}
-	if addresses == nil {
+	if !addressed {
 		return // not for the relay; nothing to answer
 	}
 	if err := r.checkSender(from); err != nil {
@@ -171,7 +221,7 @@ func (r *relay) handleMessage(ctx context.Context, st stanza, send sender) {
 		r.refuse(ctx, send, st, err)
 		return
 	}
-	queued := r.after(from, st.size, func() {
+	queued := r.after(from, st.Size, func() {
 		if err := r.accept(ctx, st, send); err != nil {
 			var ref *refusal.Error
 			if !errors.As(err, &ref) {
@@ -187,7 +237,7 @@ func (r *relay) handleMessage(ctx context.Context, st stanza, send sender) {
 }
 
 // checkSender refuses a sender who may not use the relay.
-func (r *relay) checkSender(from string) *refusal.Error {
+func (r *Relay) checkSender(from string) *refusal.Error {
 	j, err := jid.Parse(from)
 	if err != nil {
 		return refusal.New(refusal.BadRequest, "The sender address is not a JID")
@@ -208,7 +258,7 @@ var errBusy = refusal.New(refusal.OverQuota, "Too many of your messages are wait
 // one of the relay's recipient domains, which the operator declares the
 // server's own. Other components on the same server have other domains,
 // and the server does not let them, nor remote domains, send from these.
-func (r *relay) isServer(from string) bool {
+func (r *Relay) isServer(from string) bool {
 	if from == "" || strings.ContainsAny(from, "@/") {
 		return false
 	}
@@ -218,16 +268,16 @@ func (r *relay) isServer(from string) bool {
 
 // after runs f on from's shard, once the messages from has sent so far are
 // stored, delivered or refused. It never blocks: it reports false, and
-// runs nothing, if from (by bare JID) already has relaySenderInFlight
+// runs nothing, if from (by bare JID) already has SenderInFlight
 // stanzas waiting, if the shard is full, or if size more bytes would take
 // all senders' waiting stanzas past relayInFlightBytes.
-func (r *relay) after(from string, size int, f func()) bool {
+func (r *Relay) after(from string, size int, f func()) bool {
 	sender := from
 	if j, err := jid.Parse(from); err == nil {
 		sender = j.Bare().String()
 	}
 	r.mu.Lock()
-	if r.inFlight[sender] >= relaySenderInFlight || r.inBytes+size > relayInFlightBytes {
+	if r.inFlight[sender] >= SenderInFlight || r.inBytes+size > relayInFlightBytes {
 		r.mu.Unlock()
 		return false
 	}
@@ -246,7 +296,7 @@ func (r *relay) after(from string, size int, f func()) bool {
 }
 
 // landed releases what after counted for a stanza.
-func (r *relay) landed(sender string, size int) {
+func (r *Relay) landed(sender string, size int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.inBytes -= size
@@ -262,12 +312,12 @@ type recipient struct {
 
 // accept validates a relay message and delivers or queues it for every
 // recipient. It stores or delivers nothing unless all checks pass.
-func (r *relay) accept(ctx context.Context, st stanza, send sender) error {
-	fromJID, err := jid.Parse(st.attr("from")) // checkSender passed it
+func (r *Relay) accept(ctx context.Context, st wire.Stanza, send wire.Sender) error {
+	fromJID, err := jid.Parse(st.Attr("from")) // checkSender passed it
 	if err != nil {
 		return refusal.New(refusal.BadRequest, "The sender address is not a JID")
 	}
-	typ := st.attr("type")
+	typ := st.Attr("type")
 	switch typ {
 	case "":
 		typ = "normal"
@@ -276,28 +326,26 @@ func (r *relay) accept(ctx context.Context, st stanza, send sender) error {
 		return refusal.New(refusal.BadRequest, "The relay carries chat and normal messages, not %s", typ)
 	}
 	var ad addressing
-	var kids []child
-	for _, c := range st.children() {
+	var kids []wire.Child
+	for _, c := range st.Children() {
 		switch {
-		case c.start.Name == xml.Name{Space: nsAddress, Local: "addresses"}:
+		case c.Start.Name == xml.Name{Space: nsAddress, Local: "addresses"}:
 			if ad, err = r.addresses(c); err != nil {
 				return err
 			}
 			continue
-		case c.start.Name == xml.Name{Space: nsDelay, Local: "delay"}, c.start.Name == xml.Name{Space: nsLegacyDelay, Local: "x"}:
+		case c.Start.Name == xml.Name{Space: stanza.NSDelay, Local: "delay"}, c.Start.Name == xml.Name{Space: nsLegacyDelay, Local: "x"}:
 			// Only the relay dates what it delivers late: a date
 			// the sender wrote would show recipients a forged time.
 			continue
 		}
-		for _, d := range bobElements(c) {
-			if err := r.checkBoB(d); err != nil {
-				return err
-			}
+		if err := r.checkBoB(c); err != nil {
+			return err
 		}
 		kids = append(kids, c)
 	}
 	recips := ad.recipients
-	stored, err := r.render(typ, st.attr("id"), st.start.Name.Space, kids, ad)
+	stored, err := r.render(typ, st.Attr("id"), st.Start.Name.Space, kids, ad)
 	if err != nil {
 		return err
 	}
@@ -306,7 +354,7 @@ func (r *relay) accept(ctx context.Context, st stanza, send sender) error {
 	}
 	if withThumb := r.withPreview(ctx, kids); len(withThumb) != len(kids) {
 		// keep the preview only if the message still fits
-		if b, err := r.render(typ, st.attr("id"), st.start.Name.Space, withThumb, ad); err == nil && len(b) <= r.policy.MaxStanzaBytes {
+		if b, err := r.render(typ, st.Attr("id"), st.Start.Name.Space, withThumb, ad); err == nil && len(b) <= r.policy.MaxStanzaBytes {
 			stored = b
 		}
 	}
@@ -347,7 +395,7 @@ func (r *relay) accept(ctx context.Context, st stanza, send sender) error {
 			requeued++
 		}
 	}
-	r.observer().RelayAccepted(len(now)-requeued, len(queue)+requeued)
+	r.obs.RelayAccepted(len(now)-requeued, len(queue)+requeued)
 	for _, bare := range queue {
 		if r.online(bare) {
 			r.drain(ctx, bare, send)
@@ -362,37 +410,35 @@ func (r *relay) accept(ctx context.Context, st stanza, send sender) error {
 // noreply), which XEP-0033 says a relay passes on unchanged.
 type addressing struct {
 	recipients []recipient
-	passOn     []child
+	passOn     []wire.Child
 }
 
 // addresses reads an XEP-0033 <addresses/>. An ofrom address from the
 // sender is dropped: only the relay names the sender (see deliver).
-func (r *relay) addresses(c child) (addressing, error) {
+func (r *Relay) addresses(c wire.Child) (addressing, error) {
 	var out addressing
-	for _, a := range (stanza{tokens: c.tokens[1:]}).children() {
-		if a.start.Name != (xml.Name{Space: nsAddress, Local: "address"}) {
+	for _, a := range (wire.Stanza{Tokens: c.Tokens[1:]}).Children() {
+		if a.Start.Name != (xml.Name{Space: nsAddress, Local: "address"}) {
 			continue
 		}
-		typ := attrOf(a.start, "type")
+		typ := wire.AttrOf(a.Start, "type")
 		switch typ {
 		case "to", "cc", "bcc":
 		case "replyto", "replyroom", "noreply":
-			for _, d := range bobElements(a) {
-				if err := r.checkBoB(d); err != nil {
-					return out, err
-				}
+			if err := r.checkBoB(a); err != nil {
+				return out, err
 			}
 			out.passOn = append(out.passOn, a)
 			continue
 		default:
 			continue
 		}
-		if attrOf(a.start, "delivered") == "true" {
+		if wire.AttrOf(a.Start, "delivered") == "true" {
 			continue
 		}
-		addr := attrOf(a.start, "jid")
+		addr := wire.AttrOf(a.Start, "jid")
 		if addr == "" {
-			return out, refusal.New(refusal.BadRequest, "Only JID addresses are supported, not %q", attrOf(a.start, "uri"))
+			return out, refusal.New(refusal.BadRequest, "Only JID addresses are supported, not %q", wire.AttrOf(a.Start, "uri"))
 		}
 		j, err := jid.Parse(addr)
 		if err != nil || j.Localpart() == "" {
@@ -415,12 +461,12 @@ func (r *relay) addresses(c child) (addressing, error) {
 // bobElements returns every XEP-0231 <data/> in c, c itself or nested at
 // any depth (inside a forwarded message, say): a client shows each one.
 // One pass, whatever the nesting.
-func bobElements(c child) []child {
-	var out []child
+func bobElements(c wire.Child) []wire.Child {
+	var out []wire.Child
 	type opened struct{ at, depth int }
 	var open []opened // <data/> elements not yet closed, innermost last
 	depth := 0
-	for i, tok := range c.tokens {
+	for i, tok := range c.Tokens {
 		switch t := tok.(type) {
 		case xml.StartElement:
 			depth++
@@ -430,7 +476,7 @@ func bobElements(c child) []child {
 		case xml.EndElement:
 			if n := len(open); n > 0 && open[n-1].depth == depth {
 				o := open[n-1]
-				out = append(out, child{start: c.tokens[o.at].(xml.StartElement), tokens: c.tokens[o.at : i+1]})
+				out = append(out, wire.Child{Start: c.Tokens[o.at].(xml.StartElement), Tokens: c.Tokens[o.at : i+1]})
 				open = open[:n-1]
 			}
 			depth--
@@ -439,9 +485,19 @@ func bobElements(c child) []child {
 	return out
 }
 
-// checkBoB enforces XEP-0231 on an embedded thumbnail: valid base64, within
-// the size limit, and a cid that is the SHA-1 of the data.
-func (r *relay) checkBoB(c child) error {
+// checkBoB enforces XEP-0231 on every embedded thumbnail in c (see
+// bobElements): valid base64, within the size limit, and a cid that is the
+// SHA-1 of the data.
+func (r *Relay) checkBoB(c wire.Child) error {
+	for _, d := range bobElements(c) {
+		if err := r.checkData(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *Relay) checkData(c wire.Child) error {
 	cid, text := bobData(c)
 	if base64.StdEncoding.DecodedLen(len(text)) > r.policy.MaxBoBBytes+3 {
 		return refusal.New(refusal.PolicyViolation, "The embedded data is larger than %d bytes", r.policy.MaxBoBBytes)
@@ -462,49 +518,32 @@ func (r *relay) checkBoB(c child) error {
 }
 
 // bobData returns the cid attribute of a XEP-0231 <data/> element and its
-// text without whitespace, which base64 allows between characters. The
-// usual single run of text without whitespace is returned as it is, not
-// copied.
-func bobData(c child) (cid string, text []byte) {
-	for _, a := range c.start.Attr {
+// text without XML whitespace, which base64 allows between characters.
+func bobData(c wire.Child) (cid string, text []byte) {
+	for _, a := range c.Start.Attr {
 		if a.Name.Space == "" && a.Name.Local == "cid" {
 			cid = a.Value
 		}
 	}
 	depth := 0
-	for _, tok := range c.tokens {
+	for _, tok := range c.Tokens {
 		switch t := tok.(type) {
 		case xml.StartElement:
 			depth++
 		case xml.EndElement:
 			depth--
 		case xml.CharData:
-			if depth != 1 {
-				continue // text of nested elements is not the data
-			}
-			if text == nil && !hasSpace(t) {
-				text = t[:len(t):len(t)] // a later append copies
-				continue
-			}
-			for _, b := range t {
-				if b != ' ' && b != '\t' && b != '\r' && b != '\n' {
-					text = append(text, b)
-				}
+			if depth == 1 { // text of nested elements is not the data
+				text = append(text, t...)
 			}
 		}
 	}
-	return cid, text
-}
-
-// hasSpace reports whether t has a byte up to ' ', which base64 never has
-// but whitespace (and control characters) are.
-func hasSpace(t []byte) bool {
-	for _, b := range t {
-		if b <= ' ' {
-			return true
+	return cid, bytes.Map(func(r rune) rune {
+		if r == ' ' || r == '\t' || r == '\r' || r == '\n' {
+			return -1
 		}
-	}
-	return false
+		return r
+	}, text)
 }
 
 // render builds the message as stored and delivered: type, id and payload
@@ -513,19 +552,19 @@ func hasSpace(t []byte) bool {
 // reply (replyto, replyroom, noreply as the sender wrote them). Payload
 // elements in the stanza's own namespace (streamNS) are written without one,
 // so they take the namespace of whatever stanza they are delivered in.
-func (r *relay) render(typ, id, streamNS string, kids []child, ad addressing) ([]byte, error) {
+func (r *Relay) render(typ, id, streamNS string, kids []wire.Child, ad addressing) ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteString(`<message type="`)
-	escape(&b, typ)
+	wire.Escape(&b, typ)
 	b.WriteString(`"`)
 	if id != "" {
 		b.WriteString(` id="`)
-		escape(&b, id)
+		wire.Escape(&b, id)
 		b.WriteString(`"`)
 	}
 	b.WriteString(`>`)
 	for _, c := range kids {
-		if err := encodeTokens(&b, c.tokens, streamNS); err != nil {
+		if err := encodeTokens(&b, c.Tokens, streamNS); err != nil {
 			return nil, err
 		}
 	}
@@ -535,11 +574,11 @@ func (r *relay) render(typ, id, streamNS string, kids []child, ad addressing) ([
 			continue
 		}
 		b.WriteString(`<address type="` + rc.kind + `" jid="`)
-		escape(&b, rc.bare)
+		wire.Escape(&b, rc.bare)
 		b.WriteString(`" delivered="true"/>`)
 	}
 	for _, a := range ad.passOn {
-		if err := encodeTokens(&b, a.tokens, nsAddress); err != nil {
+		if err := encodeTokens(&b, a.Tokens, nsAddress); err != nil {
 			return nil, err
 		}
 	}
@@ -548,9 +587,9 @@ func (r *relay) render(typ, id, streamNS string, kids []child, ad addressing) ([
 }
 
 // refuse answers a relay message with an error, and logs and counts it.
-func (r *relay) refuse(ctx context.Context, send sender, st stanza, ref *refusal.Error) {
-	r.log.Info("relay refused message", "from", st.attr("from"), "reason", ref.Text)
-	r.observer().RelayRefused(string(ref.Kind.Condition()))
+func (r *Relay) refuse(ctx context.Context, send wire.Sender, st wire.Stanza, ref *refusal.Error) {
+	r.log.Info("relay refused message", "from", st.Attr("from"), "reason", ref.Text)
+	r.obs.RelayRefused(string(ref.Kind.Condition()))
 	msg := struct {
 		XMLName xml.Name             `xml:"message"`
 		Type    string               `xml:"type,attr"`
@@ -558,10 +597,10 @@ func (r *relay) refuse(ctx context.Context, send sender, st stanza, ref *refusal
 		From    string               `xml:"from,attr"`
 		To      string               `xml:"to,attr"`
 		Error   *refusal.StanzaError `xml:",omitempty"`
-	}{Type: "error", ID: st.attr("id"), From: r.jid, To: st.attr("from"), Error: ref.Stanza("")}
-	b, err := marshal(msg)
+	}{Type: "error", ID: st.Attr("id"), From: r.jid, To: st.Attr("from"), Error: ref.Stanza("")}
+	b, err := wire.Marshal(msg)
 	if err == nil {
-		err = send(ctx, b, batched)
+		err = send(ctx, b, wire.Batched)
 	}
 	if err != nil {
 		r.log.Debug("error reply not sent", "to", msg.To, "err", err)
@@ -569,10 +608,5 @@ func (r *relay) refuse(ctx context.Context, send sender, st stanza, ref *refusal
 }
 
 func domainIn(d string, list []string) bool {
-	for _, x := range list {
-		if strings.EqualFold(x, d) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(list, func(x string) bool { return strings.EqualFold(x, d) })
 }

@@ -1,4 +1,4 @@
-package xmpp
+package relay
 
 import (
 	"bytes"
@@ -6,18 +6,21 @@ import (
 	"encoding/base64"
 	"encoding/xml"
 	"fmt"
-	"io"
 	"strings"
 
+	"mellium.im/xmpp/file"
+	"mellium.im/xmpp/oob"
+
 	"mediaslot/upload"
+	"mediaslot/xmpp/wire"
 )
 
+// Namespaces of media sharing that mellium has none of; XEP-0066 (oob.NS)
+// and XEP-0446 (file.NSMeta) come from mellium.
 const (
-	nsOOB      = "jabber:x:oob"
-	nsSFS      = "urn:xmpp:sfs:0"
-	nsMetadata = "urn:xmpp:file:metadata:0"
-	nsThumbs   = "urn:xmpp:thumbs:1"
-	nsURLData  = "http://jabber.org/protocol/url-data"
+	nsSFS     = "urn:xmpp:sfs:0"                      // XEP-0447
+	nsThumbs  = "urn:xmpp:thumbs:1"                   // XEP-0264
+	nsURLData = "http://jabber.org/protocol/url-data" // XEP-0103
 )
 
 // Previewer makes thumbnails of images uploaded through this mediaslot
@@ -31,13 +34,13 @@ type Previewer interface {
 // XEP-0446 metadata (a new XEP-0447 <file-sharing/> if it has none) and the
 // PNG as XEP-0231 data, so recipients see the picture before they download
 // it. Messages that already carry a thumbnail or BoB data are left alone.
-func (r *relay) withPreview(ctx context.Context, kids []child) []child {
+func (r *Relay) withPreview(ctx context.Context, kids []wire.Child) []wire.Child {
 	if r.previews == nil {
 		return kids
 	}
 	var link string
 	for _, c := range kids {
-		for _, tok := range c.tokens {
+		for _, tok := range c.Tokens {
 			if se, ok := tok.(xml.StartElement); ok && (se.Name.Space == nsBoB || se.Name.Space == nsThumbs) {
 				return kids
 			}
@@ -57,10 +60,10 @@ func (r *relay) withPreview(ctx context.Context, kids []child) []child {
 		nsThumbs, "cid:"+p.CID(), p.Thumbnail.MediaType, p.Width, p.Height)
 	data := fmt.Sprintf(`<data xmlns=%q cid=%q type=%q max-age="86400">%s</data>`,
 		nsBoB, p.CID(), p.Thumbnail.MediaType, base64.StdEncoding.EncodeToString(p.Data))
-	out := make([]child, 0, len(kids)+2)
+	out := make([]wire.Child, 0, len(kids)+2)
 	placed := false
 	for _, c := range kids {
-		if !placed && c.start.Name == (xml.Name{Space: nsSFS, Local: "file-sharing"}) {
+		if !placed && c.Start.Name == (xml.Name{Space: nsSFS, Local: "file-sharing"}) {
 			if withThumb, ok := insertInFile(c, thumb); ok {
 				c, placed = withThumb, true
 			}
@@ -69,12 +72,12 @@ func (r *relay) withPreview(ctx context.Context, kids []child) []child {
 	}
 	if !placed {
 		var b bytes.Buffer
-		fmt.Fprintf(&b, `<file-sharing xmlns=%q disposition="inline"><file xmlns=%q><media-type>`, nsSFS, nsMetadata)
-		escape(&b, p.MediaType)
+		fmt.Fprintf(&b, `<file-sharing xmlns=%q disposition="inline"><file xmlns=%q><media-type>`, nsSFS, file.NSMeta)
+		wire.Escape(&b, p.MediaType)
 		b.WriteString(`</media-type><name>`)
-		escape(&b, p.Name)
+		wire.Escape(&b, p.Name)
 		fmt.Fprintf(&b, `</name><size>%d</size>%s</file><sources><url-data xmlns=%q target="`, p.Size, thumb, nsURLData)
-		escape(&b, link)
+		wire.Escape(&b, link)
 		b.WriteString(`"/></sources></file-sharing>`)
 		out = append(out, parseChild(b.String()))
 	}
@@ -83,24 +86,24 @@ func (r *relay) withPreview(ctx context.Context, kids []child) []child {
 
 // linkIn returns a download link named by an OOB <x/>, an SFS url-data
 // source, or a body that is nothing but a URL.
-func linkIn(c child) string {
+func linkIn(c wire.Child) string {
 	switch {
-	case c.start.Name == xml.Name{Space: nsOOB, Local: "x"}:
+	case c.Start.Name == xml.Name{Space: oob.NS, Local: "x"}:
 		var x struct {
 			URL string `xml:"url"`
 		}
-		if xml.NewTokenDecoder(c.reader()).Decode(&x) == nil {
+		if xml.NewTokenDecoder(c.Reader()).Decode(&x) == nil {
 			return strings.TrimSpace(x.URL)
 		}
-	case c.start.Name == xml.Name{Space: nsSFS, Local: "file-sharing"}:
-		for _, tok := range c.tokens {
+	case c.Start.Name == xml.Name{Space: nsSFS, Local: "file-sharing"}:
+		for _, tok := range c.Tokens {
 			if se, ok := tok.(xml.StartElement); ok && se.Name == (xml.Name{Space: nsURLData, Local: "url-data"}) {
-				return attrOf(se, "target")
+				return wire.AttrOf(se, "target")
 			}
 		}
-	case c.start.Name.Local == "body":
+	case c.Start.Name.Local == "body":
 		var body string
-		if xml.NewTokenDecoder(c.reader()).Decode(&body) == nil {
+		if xml.NewTokenDecoder(c.Reader()).Decode(&body) == nil {
 			body = strings.TrimSpace(body)
 			if (strings.HasPrefix(body, "https://") || strings.HasPrefix(body, "http://")) && !strings.ContainsAny(body, " \n\t") {
 				return body
@@ -112,21 +115,21 @@ func linkIn(c child) string {
 
 // insertInFile puts the thumbnail element at the end of the XEP-0446 <file/>
 // inside an SFS element.
-func insertInFile(c child, thumb string) (child, bool) {
+func insertInFile(c wire.Child, thumb string) (wire.Child, bool) {
 	depth, inFile := 0, 0
-	for i, tok := range c.tokens {
+	for i, tok := range c.Tokens {
 		switch t := tok.(type) {
 		case xml.StartElement:
 			depth++
-			if inFile == 0 && t.Name == (xml.Name{Space: nsMetadata, Local: "file"}) {
+			if inFile == 0 && t.Name == (xml.Name{Space: file.NSMeta, Local: "file"}) {
 				inFile = depth
 			}
 		case xml.EndElement:
 			if inFile != 0 && depth == inFile {
-				toks := append([]xml.Token{}, c.tokens[:i]...)
-				toks = append(toks, parseChild(thumb).tokens...)
-				toks = append(toks, c.tokens[i:]...)
-				return child{start: c.start, tokens: toks}, true
+				toks := append([]xml.Token{}, c.Tokens[:i]...)
+				toks = append(toks, parseChild(thumb).Tokens...)
+				toks = append(toks, c.Tokens[i:]...)
+				return wire.Child{Start: c.Start, Tokens: toks}, true
 			}
 			depth--
 		}
@@ -135,18 +138,7 @@ func insertInFile(c child, thumb string) (child, bool) {
 }
 
 // parseChild turns a well-formed element written here into a child.
-func parseChild(s string) child {
-	d := xml.NewDecoder(strings.NewReader(s))
-	var c child
-	for {
-		tok, err := d.Token()
-		if err == io.EOF || err != nil {
-			return c
-		}
-		tok = xml.CopyToken(tok)
-		if se, ok := tok.(xml.StartElement); ok && c.tokens == nil {
-			c.start = se
-		}
-		c.tokens = append(c.tokens, tok)
-	}
+func parseChild(s string) wire.Child {
+	st, _ := wire.Parse(s)
+	return wire.Child{Start: st.Start, Tokens: append([]xml.Token{st.Start}, st.Tokens...)}
 }

@@ -1,4 +1,4 @@
-package xmpp
+package relay
 
 import (
 	"strings"
@@ -62,7 +62,8 @@ func TestRelayPrivilege2UnknownRecipientIsQueued(t *testing.T) {
 
 // A reconnection forgets what the old connection reported, on either server.
 func TestPresenceTableReset(t *testing.T) {
-	p := newPresenceTable()
+	p := &presenceTable{}
+	p.reset()
 	p.update("a@x", "a@x/1", true)
 	p.update("b@x", "b@x/1", true)
 	p.update("b@x", "b@x/1", false)
