@@ -22,6 +22,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -114,6 +115,9 @@ type Service struct {
 
 // New returns a Service.
 func New(opt Options) (*Service, error) {
+	if opt.Records == nil {
+		return nil, errors.New("upload: no slot record store (Options.Records)")
+	}
 	s := &Service{
 		opt:      opt,
 		limit:    newLimiter(opt.SlotRate, opt.SlotBurst),
