@@ -11,6 +11,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"time"
 
 	"mellium.im/xmpp/jid"
 	mupload "mellium.im/xmpp/upload"
@@ -45,22 +46,38 @@ type Observer interface {
 	SlotRefused(reason string)
 }
 
-// Handler answers slot requests on the read loop: Issue does not wait for
-// a commit, and a goroutine per request cost more than the request itself.
+// Handler answers slot requests. With slot records in bbolt it answers on
+// the read loop: Issue does not wait for a commit there, and a goroutine
+// per request would cost more than the request. With records in a
+// database across the network, Issue waits for a round trip, so requests
+// are answered by at most workers goroutines, each Issue bounded by
+// issueTimeout, and a request finding them all busy is refused at once:
+// a slow database never holds up the read loop, nor piles up requests.
 type Handler struct {
-	jid   string // the component's JID, the from of replies to stanzas without a to
-	slots Slots
-	log   *slog.Logger
-	obs   Observer
+	jid     string // the component's JID, the from of replies to stanzas without a to
+	slots   Slots
+	log     *slog.Logger
+	obs     Observer
+	workers chan struct{} // one token per request being issued; nil: on the read loop
 }
 
+// issueTimeout bounds one Issue off the read loop; clients give up on a
+// slot request after about 30 s, and an answer they still read is better
+// than none.
+const issueTimeout = 10 * time.Second
+
 // New returns the Handler of component componentJID, issuing slots from
-// slots; obs may be nil.
-func New(componentJID string, slots Slots, log *slog.Logger, obs Observer) *Handler {
+// slots; obs may be nil. workers > 0 issues slots off the read loop, at
+// most that many at once; 0 issues them on it.
+func New(componentJID string, slots Slots, workers int, log *slog.Logger, obs Observer) *Handler {
 	if obs == nil {
 		obs = nobody{}
 	}
-	return &Handler{jid: componentJID, slots: slots, log: log, obs: obs}
+	h := &Handler{jid: componentJID, slots: slots, log: log, obs: obs}
+	if workers > 0 {
+		h.workers = make(chan struct{}, workers)
+	}
+	return h
 }
 
 // Handle answers st if it is a slot request, and reports whether it was.
@@ -90,7 +107,29 @@ func (h *Handler) Handle(ctx context.Context, st wire.Stanza, send wire.Sender) 
 		return true
 	}
 	req.Owner, req.Domain = from.Bare().String(), from.Domainpart()
+	if h.workers == nil {
+		h.issue(ctx, send, reply, ns, req)
+		return true
+	}
+	select {
+	case h.workers <- struct{}{}:
+	default:
+		h.refused(ctx, send, reply, ns, refusal.New(refusal.Unavailable, "Too many slot requests are waiting for the upload service's database; try again shortly"))
+		return true
+	}
+	go func() {
+		defer func() { <-h.workers }()
+		ictx, cancel := context.WithTimeout(ctx, issueTimeout)
+		defer cancel()
+		h.issue(ictx, send, reply, ns, req)
+	}()
+	return true
+}
+
+// issue has the upload service issue the slot req asks for, and answers.
+func (h *Handler) issue(ctx context.Context, send wire.Sender, reply wire.IQ, ns string, req upload.Request) {
 	slot, err := h.slots.Issue(ctx, req)
+	var ref *refusal.Error
 	switch {
 	case errors.As(err, &ref):
 		h.log.Debug("slot refused", "from", req.Owner, "reason", ref.Text)
@@ -104,7 +143,6 @@ func (h *Handler) Handle(ctx context.Context, st wire.Stanza, send wire.Sender) 
 		h.obs.SlotIssued()
 		wire.Answer(ctx, send, h.log, reply, slotPayload(ns, slot), nil)
 	}
-	return true
 }
 
 // refused answers a refused request with the XEP-0363 error, in the

@@ -60,15 +60,15 @@ func TestObserverSlots(t *testing.T) {
 			t.Fatalf("%s: handled with %d replies, want 1", attrs, replies)
 		}
 	}
-	h := New("upload.example.net", testSlots{}, log, ev)
+	h := New("upload.example.net", testSlots{}, 0, log, ev)
 	ask(h, `filename="a.jpg" size="10"`)
 	ask(h, `filename="big.mp4" size="10"`)
 	ask(h, `filename="quota.txt" size="10"`)
 	ask(h, `filename="a.jpg"`) // no size
-	ask(New("upload.example.net", testSlots{broken: true}, log, ev), `filename="a.jpg" size="10"`)
+	ask(New("upload.example.net", testSlots{broken: true}, 0, log, ev), `filename="a.jpg" size="10"`)
 	if got, want := strings.Join(ev.got, " "), "issued refused:too_large refused:quota refused:bad_request refused:internal"; got != want {
 		t.Errorf("events %q, want %q", got, want)
 	}
 	// a handler made without an observer tells nobody and does not fail
-	ask(New("upload.example.net", testSlots{}, log, nil), `filename="a.jpg" size="10"`)
+	ask(New("upload.example.net", testSlots{}, 0, log, nil), `filename="a.jpg" size="10"`)
 }
