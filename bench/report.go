@@ -338,7 +338,7 @@ func (r *Report) GoRows() []string {
 	var out []string
 	for _, n := range g.Names() {
 		var cells []string
-		for _, unit := range []string{"ns/op", "MB/s", "slots/s", "stanzas/s", "cpu-µs/slot", "cpu-µs/stanza", "s/10k", "mediaslot-MB/s", "bare-MB/s", "mediaslot/bare", "B/op", "allocs/op"} {
+		for _, unit := range []string{"ns/op", "MB/s", "slots/s", "stanzas/s", "cpu-µs/slot", "db-cpu-µs/slot", "cpu-µs/stanza", "s/10k", "mediaslot-MB/s", "bare-MB/s", "mediaslot/bare", "B/op", "allocs/op"} {
 			if v := g.Get(n, unit); v != 0 {
 				cells = append(cells, fmt.Sprintf("%s %s", trimFloat(v), unit))
 			}

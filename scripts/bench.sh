@@ -105,7 +105,7 @@ profile() { # name binary benchmark benchtime
 	pprof_top "$1" "$2"
 }
 profile slot-path "$OUT/xmpp.test" BenchmarkSlotIQService "$(q 3s 300ms)"
-profile slot-issue "$OUT/upload.test" BenchmarkIssueParallel "$(q 3s 300ms)"
+profile slot-issue "$OUT/upload.test" 'BenchmarkIssueParallel$/^bbolt' "$(q 3s 300ms)"
 profile slot-path-s3 "$OUT/xmpp.test" BenchmarkSlotIQServiceS3 "$(q 3s 300ms)"
 profile put-path "$OUT/upload.test" BenchmarkPut "$(q 20x 2x)"
 
