@@ -38,6 +38,8 @@ use_ipv6             = false
 modules_enabled = {
   "roster"; "saslauth"; "tls"; "disco"; "ping"; "version"; "time"; "posix";
   "privilege";                     -- prosody-modules, XEP-0356 (urn:xmpp:privilege:2); must ALSO be enabled on the Component
+  "offline";                       -- plain messages to offline users kept, as on a stock Debian Prosody (Prosody autoloads it;
+                                   -- listed to say so; TestRelayNotStoredByServerOffline checks the relay's are not kept too)
 }
 modules_disabled = { "s2s" }       -- no s2s listener, no outgoing DNS/s2s
 
