@@ -28,10 +28,10 @@ import (
 )
 
 var (
-	variantsN      = flag.Int("variants.n", 500, "BenchmarkProsodyFlushVariants: messages per variant and round")
-	variantsRounds = flag.Int("variants.rounds", 3, "BenchmarkProsodyFlushVariants: rounds")
+	variantsN       = flag.Int("variants.n", 500, "BenchmarkProsodyFlushVariants: messages per variant and round")
+	variantsRounds  = flag.Int("variants.rounds", 3, "BenchmarkProsodyFlushVariants: rounds")
 	variantsLuaProf = flag.String("variants.luaprof", "", "BenchmarkProsodyFlushVariants: load bench/testdata/mod_luaprof.lua into Prosody and write its profile of each variant of the last round to DIR/luaprof.N (N-1 = the variant's index)")
-	variantsPerf   = flag.String("variants.perf", "", "BenchmarkProsodyFlushVariants: record Prosody with perf in the last round into DIR/variant-I.data")
+	variantsPerf    = flag.String("variants.perf", "", "BenchmarkProsodyFlushVariants: record Prosody with perf in the last round into DIR/variant-I.data")
 )
 
 // luaProf resets Prosody's mod_luaprof and returns the function that makes
