@@ -71,6 +71,7 @@ type flushVariant struct {
 	thumb      int  // bytes of BoB thumbnail (0: a ~1 KB message)
 	pingEvery  int  // one XEP-0199 ping after this many messages
 	window     int  // pings unanswered at most before the next write
+	coalesce   bool // a batch of pingEvery messages and its ping in one write, not one write each
 }
 
 // BenchmarkProsodyFlushVariants (issue 17.3) measures what a relay flush
@@ -89,6 +90,7 @@ func BenchmarkProsodyFlushVariants(b *testing.B) {
 		{name: "one ping per 16 messages", privileged: true, thumb: 5600, pingEvery: 16, window: 1},
 		{name: "one ping per 64 messages", privileged: true, thumb: 5600, pingEvery: 64, window: 1},
 		{name: "one ping per 256 messages (a drain batch)", privileged: true, thumb: 5600, pingEvery: 256, window: 1},
+		{name: "one ping per 64, each batch in one write", privileged: true, thumb: 5600, pingEvery: 64, window: 1, coalesce: true},
 		{name: "per 64, to the full JID", privileged: true, fullJID: true, thumb: 5600, pingEvery: 64, window: 1},
 		{name: "per 64, not privileged (from the component)", privileged: false, thumb: 5600, pingEvery: 64, window: 1},
 		{name: "per 64, 1 KB message (no thumbnail)", privileged: true, thumb: 0, pingEvery: 64, window: 1},
@@ -121,7 +123,8 @@ func BenchmarkProsodyFlushVariants(b *testing.B) {
 	defer comp.close()
 
 	type sample struct{ cpu, wall []float64 }
-	results := make([]sample, len(variants)+1)
+	baselines := []int{5600, 0} // thumbnail bytes of mod_offline's messages
+	results := make([]sample, len(variants)+len(baselines))
 	n := *variantsN
 	waitFor := func(counter *atomic.Int64, want int64) {
 		testserver.WaitFor(b, 2*time.Minute, "messages", func() bool { return counter.Load() >= want })
@@ -146,7 +149,7 @@ func BenchmarkProsodyFlushVariants(b *testing.B) {
 				}
 				w := prosody.Watch()
 				t0 := time.Now()
-				if err := comp.deliver(msgs, v.pingEvery, v.window); err != nil {
+				if err := comp.deliver(msgs, v.pingEvery, v.window, v.coalesce); err != nil {
 					b.Fatal(err)
 				}
 				waitFor(&got, int64(n))
@@ -159,16 +162,18 @@ func BenchmarkProsodyFlushVariants(b *testing.B) {
 				results[i].cpu = append(results[i].cpu, u.CPUSeconds)
 				results[i].wall = append(results[i].wall, wall)
 			}
-			cpu, wall := offlineFlush(ctx, b, srv, prosody, n, round)
-			results[len(variants)].cpu = append(results[len(variants)].cpu, cpu)
-			results[len(variants)].wall = append(results[len(variants)].wall, wall)
+			for j, thumb := range baselines {
+				cpu, wall := offlineFlush(ctx, b, srv, prosody, n, round, thumb)
+				results[len(variants)+j].cpu = append(results[len(variants)+j].cpu, cpu)
+				results[len(variants)+j].wall = append(results[len(variants)+j].wall, wall)
+			}
 		}
 	}
 	base := results[0]
 	var out strings.Builder
 	fmt.Fprintf(&out, "%d messages per variant, %d rounds; Prosody CPU per message over all rounds, flush time median\n", n, *variantsRounds)
 	fmt.Fprintf(&out, "| variant | Prosody CPU µs/message | vs now | flush s (median) | vs now |\n|---|---|---|---|---|\n")
-	names := append(slicesOfNames(variants), "baseline: Prosody's mod_offline flush at login")
+	names := append(slicesOfNames(variants), "baseline: Prosody's mod_offline flush at login", "baseline, 1 KB message (no thumbnail)")
 	for i, r := range results {
 		cpu := sum(r.cpu) * 1e6 / float64(n*len(r.cpu))
 		fmt.Fprintf(&out, "| %s | %.0f | %.2f | %.3f | %.2f |\n", names[i], cpu, sum(r.cpu)/sum(base.cpu), medianOf(r.wall), medianOf(r.wall)/medianOf(base.wall))
@@ -201,19 +206,23 @@ func medianOf(v []float64) float64 {
 // offlineFlush: alice sends n plain messages to dave, offline (Prosody's
 // mod_offline keeps them), then dave logs in; it returns Prosody's CPU
 // and the time from dave's presence to his last message.
-func offlineFlush(ctx context.Context, b *testing.B, srv *testserver.Server, prosody Proc, n, round int) (cpu, wall float64) {
+func offlineFlush(ctx context.Context, b *testing.B, srv *testserver.Server, prosody Proc, n, round, thumbBytes int) (cpu, wall float64) {
 	alice, err := client.Dial(ctx, client.Options{JID: jid.MustParse(srv.JID("alice")), Password: "alice", Server: srv.C2SAddr(), Insecure: true})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer alice.Close()
-	thumb := make([]byte, 5600)
-	_, _ = rand.Read(thumb)
+	var thumbnail *client.Thumbnail
+	if thumbBytes > 0 {
+		thumb := make([]byte, thumbBytes)
+		_, _ = rand.Read(thumb)
+		thumbnail = &client.Thumbnail{Data: thumb, MediaType: "image/png", Width: 96, Height: 72}
+	}
 	dave := jid.MustParse(srv.JID("dave"))
 	for k := range n {
-		name := fmt.Sprintf("o-%d-%d.jpg", round, k)
+		name := fmt.Sprintf("o-%d-%d-%d.jpg", thumbBytes, round, k)
 		m := client.Media{URL: "http://127.0.0.1/file/" + strings.Repeat("0", 32) + "/" + name, Name: name, MediaType: "image/jpeg", Size: 2_345_678, Width: 4000, Height: 3000,
-			Thumbnail: &client.Thumbnail{Data: thumb, MediaType: "image/png", Width: 96, Height: 72}}
+			Thumbnail: thumbnail}
 		if err := alice.SendMedia(ctx, m, client.Delivery{To: []jid.JID{dave}}); err != nil {
 			b.Fatal(err)
 		}
@@ -321,36 +330,30 @@ func dialComponent(ctx context.Context, b *testing.B, srv *testserver.Server) *b
 }
 
 // deliver writes msgs with a ping after every pingEvery of them, waiting
-// for answers whenever more than window pings are unanswered, and at the end
-// for all of them.
-func (c *benchComponent) deliver(msgs [][]byte, pingEvery, window int) error {
+// for answers whenever window pings are unanswered, and at the end for all
+// of them; with coalesce, each batch and its ping go in one write.
+func (c *benchComponent) deliver(msgs [][]byte, pingEvery, window int, coalesce bool) error {
 	pending := 0
-	wait := func() error {
-		if _, ok := <-c.answers; !ok {
-			return fmt.Errorf("component stream closed")
-		}
-		pending--
-		return nil
-	}
+	var buf []byte
 	for k, m := range msgs {
-		buf := m
-		if (k+1)%pingEvery == 0 || k == len(msgs)-1 {
+		buf = append(buf, m...)
+		last := (k+1)%pingEvery == 0 || k == len(msgs)-1
+		if last {
 			c.next++
-			buf = append(slices.Clip(m), []byte(`<iq type="get" id="p`+fmt.Sprint(c.next)+`" from="`+c.srv.ComponentJID()+`" to="`+c.srv.Domain+`"><ping xmlns="urn:xmpp:ping"/></iq>`)...)
+			buf = append(buf, `<iq type="get" id="p`+fmt.Sprint(c.next)+`" from="`+c.srv.ComponentJID()+`" to="`+c.srv.Domain+`"><ping xmlns="urn:xmpp:ping"/></iq>`...)
 			pending++
 		}
-		if _, err := c.conn.Write(buf); err != nil {
-			return err
-		}
-		for pending >= window {
-			if err := wait(); err != nil {
+		if !coalesce || last {
+			if _, err := c.conn.Write(buf); err != nil {
 				return err
 			}
+			buf = buf[:0]
 		}
-	}
-	for pending > 0 {
-		if err := wait(); err != nil {
-			return err
+		for pending >= window || (k == len(msgs)-1 && pending > 0) {
+			if _, ok := <-c.answers; !ok {
+				return fmt.Errorf("component stream closed")
+			}
+			pending--
 		}
 	}
 	return nil
