@@ -28,16 +28,18 @@ import (
 )
 
 var (
-	variantsN       = flag.Int("variants.n", 500, "BenchmarkProsodyFlushVariants: messages per variant and round")
-	variantsRounds  = flag.Int("variants.rounds", 3, "BenchmarkProsodyFlushVariants: rounds")
-	variantsLuaProf = flag.String("variants.luaprof", "", "BenchmarkProsodyFlushVariants: load bench/testdata/mod_luaprof.lua into Prosody and write its profile of each variant of the last round to DIR/luaprof.N (N-1 = the variant's index)")
-	variantsPerf    = flag.String("variants.perf", "", "BenchmarkProsodyFlushVariants: record Prosody with perf in the last round into DIR/variant-I.data")
+	variantsN       = flag.Int("variants.n", 500, "BenchmarkFlushVariants: messages per variant and round")
+	variantsRounds  = flag.Int("variants.rounds", 3, "BenchmarkFlushVariants: rounds")
+	variantsLuaProf = flag.String("variants.luaprof", "", "BenchmarkFlushVariants: load bench/testdata/mod_luaprof.lua into Prosody and write its profile of each variant of the last round to DIR/luaprof.N (N-1 = the variant's index)")
+	variantsPerf    = flag.String("variants.perf", "", "BenchmarkFlushVariants: record the server with perf in the last round into DIR/SERVER-variant-I.data")
+	variantsServers = flag.String("variants.servers", "prosody,ejabberd", "BenchmarkFlushVariants: the XMPP servers")
 )
 
 // luaProf resets Prosody's mod_luaprof and returns the function that makes
 // it write what it sampled since, if -variants.luaprof.
-func luaProf(pid int) func() {
-	if *variantsLuaProf == "" {
+func luaProf(srv variantServer) func() {
+	pid := srv.pid
+	if *variantsLuaProf == "" || srv.name != "prosody" {
 		return func() {}
 	}
 	_ = syscall.Kill(pid, syscall.SIGUSR1)
@@ -63,7 +65,7 @@ func perfRecord(b *testing.B, dir string, pid int, name string) func() {
 }
 
 // flushVariant is one way a component could hand Prosody the messages of a
-// flush, for BenchmarkProsodyFlushVariants.
+// flush, for BenchmarkFlushVariants.
 type flushVariant struct {
 	name       string
 	privileged bool // XEP-0356 forward as from the sender; else from the component
@@ -74,16 +76,45 @@ type flushVariant struct {
 	coalesce   bool // a batch of pingEvery messages and its ping in one write, not one write each
 }
 
-// BenchmarkProsodyFlushVariants (issue 17.3) measures what a relay flush
-// costs Prosody, and how long it takes, depending on what the component
-// sends: the test connects as the component itself (Prosody grants it the
-// privileges mediaslot gets) and delivers N media messages to bob, online,
-// in each variant, in alternating rounds; mediaslot's flush today is
-// "now" (a privileged forward to the bare JID, each followed by a ping
-// whose answer is awaited). The baseline is Prosody's own mod_offline
-// flushing the same messages to dave at login. Prosody's CPU is read from
-// /proc. It only measures; -benchtime 1x.
-func BenchmarkProsodyFlushVariants(b *testing.B) {
+// variantServer is the XMPP server of BenchmarkFlushVariants.
+type variantServer struct {
+	testserver.XMPP
+	name, domain string
+	ns           string // the XEP-0356 namespace it speaks
+	pid          int
+}
+
+// BenchmarkFlushVariants (issue 17.3) measures what a relay flush costs
+// the XMPP server, and how long it takes, depending on what the component
+// sends: the test connects as the component itself (the server grants it
+// the privileges mediaslot gets) and delivers N media messages to bob,
+// online, in each variant, in alternating rounds; mediaslot's flush today
+// is "now" (a privileged forward to the bare JID, each followed by a ping
+// whose answer is awaited). The baseline is the server's own mod_offline
+// flushing the same messages to dave at login. The server's CPU is read
+// from /proc. It only measures; -benchtime 1x.
+func BenchmarkFlushVariants(b *testing.B) {
+	for _, name := range strings.Split(*variantsServers, ",") {
+		b.Run(name, func(b *testing.B) {
+			switch name {
+			case "prosody":
+				if *variantsLuaProf != "" {
+					b.Setenv("PROSODY_LUAPROF", filepath.Join(testserver.ModuleRoot(b), "bench", "testdata"))
+					b.Setenv("LUAPROF_OUT", filepath.Join(*variantsLuaProf, "luaprof"))
+				}
+				s := testserver.Prosody(b)
+				flushVariants(b, variantServer{XMPP: s, name: name, domain: s.Domain, ns: "urn:xmpp:privilege:2", pid: s.PID()})
+			case "ejabberd":
+				s := testserver.Ejabberd(b)
+				flushVariants(b, variantServer{XMPP: s, name: name, domain: s.Domain, ns: "urn:xmpp:privilege:1", pid: s.PID()})
+			default:
+				b.Fatalf("-variants.servers: unknown server %q", name)
+			}
+		})
+	}
+}
+
+func flushVariants(b *testing.B, srv variantServer) {
 	variants := []flushVariant{
 		{name: "now: forward, bare JID, ping+wait per message", privileged: true, thumb: 5600, pingEvery: 1, window: 1},
 		{name: "ping per message, 16 unanswered", privileged: true, thumb: 5600, pingEvery: 1, window: 16},
@@ -91,19 +122,14 @@ func BenchmarkProsodyFlushVariants(b *testing.B) {
 		{name: "one ping per 64 messages", privileged: true, thumb: 5600, pingEvery: 64, window: 1},
 		{name: "one ping per 256 messages (a drain batch)", privileged: true, thumb: 5600, pingEvery: 256, window: 1},
 		{name: "one ping per 64, each batch in one write", privileged: true, thumb: 5600, pingEvery: 64, window: 1, coalesce: true},
-		{name: "per 64, to the full JID", privileged: true, fullJID: true, thumb: 5600, pingEvery: 64, window: 1},
-		{name: "per 64, not privileged (from the component)", privileged: false, thumb: 5600, pingEvery: 64, window: 1},
-		{name: "per 64, 1 KB message (no thumbnail)", privileged: true, thumb: 0, pingEvery: 64, window: 1},
+		{name: "per 16, to the full JID", privileged: true, fullJID: true, thumb: 5600, pingEvery: 16, window: 1},
+		{name: "per 16, not privileged (from the component)", privileged: false, thumb: 5600, pingEvery: 16, window: 1},
+		{name: "per 16, 1 KB message (no thumbnail)", privileged: true, thumb: 0, pingEvery: 16, window: 1},
 		{name: "now, 1 KB message (no thumbnail)", privileged: true, thumb: 0, pingEvery: 1, window: 1},
 	}
-	if *variantsLuaProf != "" {
-		b.Setenv("PROSODY_LUAPROF", filepath.Join(testserver.ModuleRoot(b), "bench", "testdata"))
-		b.Setenv("LUAPROF_OUT", filepath.Join(*variantsLuaProf, "luaprof"))
-	}
-	srv := testserver.Prosody(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	prosody := Proc{Name: "prosody", PID: srv.PID()}
+	prosody := Proc{Name: srv.name, PID: srv.pid}
 	account := func(user string) client.Options {
 		return client.Options{JID: jid.MustParse(srv.JID(user)), Password: user, Server: srv.C2SAddr(), Insecure: true}
 	}
@@ -143,8 +169,8 @@ func BenchmarkProsodyFlushVariants(b *testing.B) {
 				got.Store(0)
 				stopPerf := func() {}
 				if round == *variantsRounds-1 {
-					stopPerf0 := perfRecord(b, *variantsPerf, prosody.PID, fmt.Sprintf("variant-%d", i))
-					stopLua := luaProf(prosody.PID)
+					stopPerf0 := perfRecord(b, *variantsPerf, prosody.PID, fmt.Sprintf("%s-variant-%d", srv.name, i))
+					stopLua := luaProf(srv)
 					stopPerf = func() { stopPerf0(); stopLua() }
 				}
 				w := prosody.Watch()
@@ -171,9 +197,9 @@ func BenchmarkProsodyFlushVariants(b *testing.B) {
 	}
 	base := results[0]
 	var out strings.Builder
-	fmt.Fprintf(&out, "%d messages per variant, %d rounds; Prosody CPU per message over all rounds, flush time median\n", n, *variantsRounds)
-	fmt.Fprintf(&out, "| variant | Prosody CPU µs/message | vs now | flush s (median) | vs now |\n|---|---|---|---|---|\n")
-	names := append(slicesOfNames(variants), "baseline: Prosody's mod_offline flush at login", "baseline, 1 KB message (no thumbnail)")
+	fmt.Fprintf(&out, "%s: %d messages per variant, %d rounds; %s CPU per message over all rounds, flush time median\n", srv.name, n, *variantsRounds, srv.name)
+	fmt.Fprintf(&out, "| variant | %s CPU µs/message | vs now | flush s (median) | vs now |\n|---|---|---|---|---|\n", srv.name)
+	names := append(slicesOfNames(variants), "baseline: the server's mod_offline flush at login", "baseline, 1 KB message (no thumbnail)")
 	for i, r := range results {
 		cpu := sum(r.cpu) * 1e6 / float64(n*len(r.cpu))
 		fmt.Fprintf(&out, "| %s | %.0f | %.2f | %.3f | %.2f |\n", names[i], cpu, sum(r.cpu)/sum(base.cpu), medianOf(r.wall), medianOf(r.wall)/medianOf(base.wall))
@@ -206,7 +232,7 @@ func medianOf(v []float64) float64 {
 // offlineFlush: alice sends n plain messages to dave, offline (Prosody's
 // mod_offline keeps them), then dave logs in; it returns Prosody's CPU
 // and the time from dave's presence to his last message.
-func offlineFlush(ctx context.Context, b *testing.B, srv *testserver.Server, prosody Proc, n, round, thumbBytes int) (cpu, wall float64) {
+func offlineFlush(ctx context.Context, b *testing.B, srv variantServer, prosody Proc, n, round, thumbBytes int) (cpu, wall float64) {
 	alice, err := client.Dial(ctx, client.Options{JID: jid.MustParse(srv.JID("alice")), Password: "alice", Server: srv.C2SAddr(), Insecure: true})
 	if err != nil {
 		b.Fatal(err)
@@ -235,7 +261,7 @@ func offlineFlush(ctx context.Context, b *testing.B, srv *testserver.Server, pro
 	defer dc.Close()
 	stopLua := func() {}
 	if round == *variantsRounds-1 {
-		stopLua = luaProf(prosody.PID)
+		stopLua = luaProf(srv)
 	}
 	defer stopLua()
 	w := prosody.Watch()
@@ -254,7 +280,7 @@ func offlineFlush(ctx context.Context, b *testing.B, srv *testserver.Server, pro
 
 // variantStanza is one delivery as v sends it: the stored media message,
 // with its delay, forwarded as from alice or sent from the component.
-func variantStanza(srv *testserver.Server, v flushVariant, to, id string) []byte {
+func variantStanza(srv variantServer, v flushVariant, to, id string) []byte {
 	url := "http://127.0.0.1/file/" + strings.Repeat("0", 32) + "/" + id + ".jpg"
 	var payload strings.Builder
 	payload.WriteString(`<body>` + url + `</body><x xmlns="jabber:x:oob"><url>` + url + `</url></x>`)
@@ -273,7 +299,7 @@ func variantStanza(srv *testserver.Server, v flushVariant, to, id string) []byte
 	payload.WriteString(`<addresses xmlns="http://jabber.org/protocol/address"><address type="to" jid="` + srv.JID("bob") + `" delivered="true"/></addresses>`)
 	payload.WriteString(`<delay xmlns="urn:xmpp:delay" from="` + srv.ComponentJID() + `" stamp="2026-12-03T10:00:00Z"/>`)
 	if v.privileged {
-		return []byte(`<message from="` + srv.ComponentJID() + `" to="` + srv.Domain + `"><privilege xmlns="urn:xmpp:privilege:2"><forwarded xmlns="urn:xmpp:forward:0">` +
+		return []byte(`<message from="` + srv.ComponentJID() + `" to="` + srv.domain + `"><privilege xmlns="` + srv.ns + `"><forwarded xmlns="urn:xmpp:forward:0">` +
 			`<message xmlns="jabber:client" type="chat" id="` + id + `" from="` + srv.JID("alice") + `" to="` + to + `">` + payload.String() +
 			`</message></forwarded></privilege></message>`)
 	}
@@ -284,13 +310,13 @@ func variantStanza(srv *testserver.Server, v flushVariant, to, id string) []byte
 // answers to its pings counted by a reader goroutine.
 type benchComponent struct {
 	conn    net.Conn
-	srv     *testserver.Server
+	srv     variantServer
 	answers chan string
 	close   func()
 	next    int
 }
 
-func dialComponent(ctx context.Context, b *testing.B, srv *testserver.Server) *benchComponent {
+func dialComponent(ctx context.Context, b *testing.B, srv variantServer) *benchComponent {
 	conn, err := net.Dial("tcp", srv.ComponentAddr())
 	if err != nil {
 		b.Fatal(err)
@@ -340,7 +366,7 @@ func (c *benchComponent) deliver(msgs [][]byte, pingEvery, window int, coalesce 
 		last := (k+1)%pingEvery == 0 || k == len(msgs)-1
 		if last {
 			c.next++
-			buf = append(buf, `<iq type="get" id="p`+fmt.Sprint(c.next)+`" from="`+c.srv.ComponentJID()+`" to="`+c.srv.Domain+`"><ping xmlns="urn:xmpp:ping"/></iq>`...)
+			buf = append(buf, `<iq type="get" id="p`+fmt.Sprint(c.next)+`" from="`+c.srv.ComponentJID()+`" to="`+c.srv.domain+`"><ping xmlns="urn:xmpp:ping"/></iq>`...)
 			pending++
 		}
 		if !coalesce || last {
