@@ -36,29 +36,73 @@ var (
 )
 
 // luaProf resets Prosody's mod_luaprof and returns the function that makes
-// it write what it sampled since, if -variants.luaprof.
-func luaProf(srv variantServer) func() {
-	pid := srv.pid
+// it write what it sampled since, if -variants.luaprof. The module
+// answers a reset by writing its count to LUAPROF_OUT.resets and a dump
+// by writing LUAPROF_OUT.N: the benchmark waits for those.
+func luaProf(b *testing.B, srv variantServer) func() {
 	if *variantsLuaProf == "" || srv.name != "prosody" {
 		return func() {}
 	}
-	_ = syscall.Kill(pid, syscall.SIGUSR1)
-	time.Sleep(100 * time.Millisecond) // the signal is handled in Prosody's loop; an experiment, not a test
-	return func() { _ = syscall.Kill(pid, syscall.SIGUSR2); time.Sleep(100 * time.Millisecond) }
+	luaProfs++
+	out, n := filepath.Join(*variantsLuaProf, "luaprof"), fmt.Sprint(luaProfs)
+	_ = syscall.Kill(srv.pid, syscall.SIGUSR1)
+	testserver.WaitFor(b, 10*time.Second, "mod_luaprof's reset", func() bool {
+		got, _ := os.ReadFile(out + ".resets")
+		return string(got) == n
+	})
+	return func() {
+		_ = syscall.Kill(srv.pid, syscall.SIGUSR2)
+		testserver.WaitFor(b, 10*time.Second, "mod_luaprof's profile", func() bool {
+			_, err := os.Stat(out + "." + n)
+			return err == nil
+		})
+	}
 }
 
-// perfRecord starts `perf record -g` on pid into path, if dir is set; the
-// returned function stops it.
+// luaProfs counts the profiles asked of mod_luaprof.
+var luaProfs int
+
+// perfRecord runs `perf record -g` on pid into dir/name.data, if dir is
+// set, from when it returns until the returned function is called: perf
+// starts with its events disabled and is switched on and off through its
+// control FIFO, which acknowledges each command.
 func perfRecord(b *testing.B, dir string, pid int, name string) func() {
 	if dir == "" {
 		return func() {}
 	}
-	cmd := exec.Command("perf", "record", "-q", "-F", "1999", "-g", "-p", fmt.Sprint(pid), "-o", filepath.Join(dir, name+".data"))
+	ctl, ack := filepath.Join(b.TempDir(), "ctl"), filepath.Join(b.TempDir(), "ack")
+	for _, f := range []string{ctl, ack} {
+		if err := syscall.Mkfifo(f, 0o600); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cmd := exec.Command("perf", "record", "-q", "-F", "1999", "-g", "-D", "-1", "--control", "fifo:"+ctl+","+ack,
+		"-p", fmt.Sprint(pid), "-o", filepath.Join(dir, name+".data"))
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond) // perf attaches asynchronously; an experiment, not a test
+	ctlW, err := os.OpenFile(ctl, os.O_WRONLY, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ackR, err := os.Open(ack)
+	if err != nil {
+		b.Fatal(err)
+	}
+	command := func(c string) {
+		if _, err := ctlW.WriteString(c + "\n"); err != nil {
+			b.Fatal(err)
+		}
+		buf := make([]byte, 5)
+		if _, err := ackR.Read(buf); err != nil {
+			b.Fatalf("perf %s: %v", c, err)
+		}
+	}
+	command("enable")
 	return func() {
+		command("disable")
+		ctlW.Close()
+		ackR.Close()
 		_ = cmd.Process.Signal(os.Interrupt)
 		_ = cmd.Wait()
 	}
@@ -170,7 +214,7 @@ func flushVariants(b *testing.B, srv variantServer) {
 				stopPerf := func() {}
 				if round == *variantsRounds-1 {
 					stopPerf0 := perfRecord(b, *variantsPerf, prosody.PID, fmt.Sprintf("%s-variant-%d", srv.name, i))
-					stopLua := luaProf(srv)
+					stopLua := luaProf(b, srv)
 					stopPerf = func() { stopPerf0(); stopLua() }
 				}
 				w := prosody.Watch()
@@ -261,7 +305,7 @@ func offlineFlush(ctx context.Context, b *testing.B, srv variantServer, prosody 
 	defer dc.Close()
 	stopLua := func() {}
 	if round == *variantsRounds-1 {
-		stopLua = luaProf(srv)
+		stopLua = luaProf(b, srv)
 	}
 	defer stopLua()
 	w := prosody.Watch()

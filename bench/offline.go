@@ -172,11 +172,11 @@ func (r *OfflineResult) Duplicates(side string) (dup, order int) {
 // offlineRow is one line of the comparison: the value of each side, the
 // ratio relay/offline and the issue's target for it.
 type offlineRow struct {
-	name, format     string
-	offline, relay   float64
-	target           string
-	met              func(ratio, relay float64) bool
-	relayOnlyMetrics bool
+	name, format   string
+	offline, relay float64
+	target         string
+	met            func(ratio, relay float64) bool
+	relayOnly      bool
 }
 
 // Markdown is the comparison as a markdown table.
@@ -189,7 +189,7 @@ func (r *OfflineResult) Markdown() string {
 		{name: "accept, messages/s (median)", format: "%.0f", offline: r.Median(SideOffline, "enqueue_per_s"), relay: r.Median(SideRelay, "enqueue_per_s"),
 			target: "≥ 1.5", met: func(q, _ float64) bool { return q >= 1.5 }},
 		{name: srv + " CPU µs per accepted message", format: "%.0f", offline: r.PerMessage(SideOffline, srv, "enqueue"), relay: r.PerMessage(SideRelay, srv, "enqueue")},
-		{name: "mediaslot CPU µs per accepted message", format: "%.0f", relay: r.PerMessage(SideRelay, "mediaslot", "enqueue"), relayOnlyMetrics: true},
+		{name: "mediaslot CPU µs per accepted message", format: "%.0f", relay: r.PerMessage(SideRelay, "mediaslot", "enqueue"), relayOnly: true},
 		{name: "flush: presence to last message, s (median)", format: "%.2f", offline: r.Median(SideOffline, "flush_s"), relay: r.Median(SideRelay, "flush_s"),
 			target: "≤ 1.0", met: func(q, _ float64) bool { return q <= 1.0 }},
 		{name: "flush, messages/s (median)", format: "%.0f", offline: r.Median(SideOffline, "flush_per_s"), relay: r.Median(SideRelay, "flush_per_s")},
@@ -197,7 +197,7 @@ func (r *OfflineResult) Markdown() string {
 			target: "relay ≤ 50 ms", met: func(_, v float64) bool { return v <= 50 }},
 		{name: srv + " CPU µs per flushed message", format: "%.0f", offline: r.PerMessage(SideOffline, srv, "flush"), relay: r.PerMessage(SideRelay, srv, "flush"),
 			target: "≤ 1.0", met: func(q, _ float64) bool { return q <= 1.0 }},
-		{name: "mediaslot CPU µs per flushed message", format: "%.0f", relay: r.PerMessage(SideRelay, "mediaslot", "flush"), relayOnlyMetrics: true},
+		{name: "mediaslot CPU µs per flushed message", format: "%.0f", relay: r.PerMessage(SideRelay, "mediaslot", "flush"), relayOnly: true},
 		{name: "client CPU µs per message (accept + flush)", format: "%.0f",
 			offline: r.PerMessage(SideOffline, clientProc, "enqueue") + r.PerMessage(SideOffline, clientProc, "flush"),
 			relay:   r.PerMessage(SideRelay, clientProc, "enqueue") + r.PerMessage(SideRelay, clientProc, "flush")},
@@ -206,7 +206,7 @@ func (r *OfflineResult) Markdown() string {
 	fmt.Fprintf(&b, "| metric | %s's mod_offline | mediaslot's relay | relay/%s | target (issue 17) |\n|---|---|---|---|---|\n", srv, srv)
 	for _, rw := range rows {
 		off, ratio := "-", "-"
-		if !rw.relayOnlyMetrics {
+		if !rw.relayOnly {
 			off = fmt.Sprintf(rw.format, rw.offline)
 			if rw.offline > 0 {
 				ratio = fmt.Sprintf("%.2f", rw.relay/rw.offline)

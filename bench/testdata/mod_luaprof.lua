@@ -6,7 +6,8 @@
 -- It counts instructions, not time: work inside C functions (string.gsub,
 -- expat, socket writes) shows only through the Lua line that called them;
 -- perf sees those. It slows Prosody about threefold while loaded.
--- SIGUSR1 resets the counts; SIGUSR2 writes them to $LUAPROF_OUT.N.
+-- SIGUSR1 resets the counts and writes how many resets there were to
+-- $LUAPROF_OUT.resets; SIGUSR2 writes the counts to $LUAPROF_OUT.N.
 local getinfo, sethook = debug.getinfo, debug.sethook
 local self_c, incl_c, total = {}, {}, 0
 local function key(info)
@@ -30,11 +31,18 @@ sethook(hook, "", 1000)
 sethook(debug.getregistry()[1], hook, "", 1000) -- the main thread (LUA_RIDX_MAINTHREAD)
 local cc = coroutine.create
 coroutine.create = function(f) local co = cc(f); sethook(co, hook, "", 1000); return co end
-local n = 0
-module:hook_global("signal/SIGUSR1", function() self_c, incl_c, total = {}, {}, 0 end)
+local out = os.getenv("LUAPROF_OUT") or "/tmp/luaprof"
+local n, resets = 0, 0
+module:hook_global("signal/SIGUSR1", function()
+  self_c, incl_c, total = {}, {}, 0
+  resets = resets + 1
+  local f = io.open(out .. ".resets.tmp", "w")
+  f:write(tostring(resets)); f:close()
+  os.rename(out .. ".resets.tmp", out .. ".resets")
+end)
 module:hook_global("signal/SIGUSR2", function()
   n = n + 1
-  local f = io.open((os.getenv("LUAPROF_OUT") or "/tmp/luaprof/out") .. "." .. n, "w")
+  local f = io.open(out .. "." .. n .. ".tmp", "w")
   local function dump(title, t)
     local arr = {}
     for k, v in pairs(t) do arr[#arr + 1] = { k, v } end
@@ -44,4 +52,5 @@ module:hook_global("signal/SIGUSR2", function()
   end
   dump("self", self_c); dump("inclusive", incl_c)
   f:close()
+  os.rename(out .. "." .. n .. ".tmp", out .. "." .. n)
 end)
