@@ -163,6 +163,7 @@ func flushVariants(b *testing.B, srv variantServer) {
 		{name: "now: forward, bare JID, ping+wait per message", privileged: true, thumb: 5600, pingEvery: 1, window: 1},
 		{name: "ping per message, 16 unanswered", privileged: true, thumb: 5600, pingEvery: 1, window: 16},
 		{name: "one ping per 16 messages", privileged: true, thumb: 5600, pingEvery: 16, window: 1},
+		{name: "one ping per 16 messages, 4 pings unanswered", privileged: true, thumb: 5600, pingEvery: 16, window: 4},
 		{name: "one ping per 64 messages", privileged: true, thumb: 5600, pingEvery: 64, window: 1},
 		{name: "one ping per 256 messages (a drain batch)", privileged: true, thumb: 5600, pingEvery: 256, window: 1},
 		{name: "one ping per 64, each batch in one write", privileged: true, thumb: 5600, pingEvery: 64, window: 1, coalesce: true},
@@ -198,6 +199,9 @@ func flushVariants(b *testing.B, srv variantServer) {
 	n := *variantsN
 	waitFor := func(counter *atomic.Int64, want int64) {
 		testserver.WaitFor(b, 2*time.Minute, "messages", func() bool { return counter.Load() >= want })
+		if counter.Load() > want {
+			b.Fatalf("%d messages arrived, want %d", counter.Load(), want)
+		}
 	}
 	for range b.N {
 		for round := range *variantsRounds {
@@ -210,6 +214,7 @@ func flushVariants(b *testing.B, srv variantServer) {
 				for k := range msgs {
 					msgs[k] = variantStanza(srv, v, to, fmt.Sprintf("v%d-%d-%d", i, round, k))
 				}
+				fmt.Fprintf(os.Stderr, "bench variants: %s round %d/%d: %s\n", srv.name, round+1, *variantsRounds, v.name)
 				got.Store(0)
 				stopPerf := func() {}
 				if round == *variantsRounds-1 {
@@ -370,11 +375,14 @@ func dialComponent(ctx context.Context, b *testing.B, srv variantServer) *benchC
 		b.Fatalf("connecting as %s: %v", srv.ComponentJID(), err)
 	}
 	c := &benchComponent{conn: conn, srv: srv, answers: make(chan string, 1024)}
+	// The server grants the privileges when the component connects and
+	// says so in an advertisement; a forward sent before it is refused.
+	privileged := make(chan struct{})
 	c.close = func() { _ = sess.Close(); _ = conn.Close() }
 	go func() {
 		r := sess.TokenReader()
 		defer r.Close()
-		depth := 0
+		depth, advertised := 0, false
 		for {
 			tok, err := r.Token()
 			if err != nil {
@@ -383,6 +391,10 @@ func dialComponent(ctx context.Context, b *testing.B, srv variantServer) *benchC
 			}
 			switch t := tok.(type) {
 			case xml.StartElement:
+				if depth == 1 && t.Name.Local == "privilege" && !advertised {
+					close(privileged)
+					advertised = true
+				}
 				if depth == 0 && t.Name.Local == "iq" {
 					for _, a := range t.Attr {
 						if a.Name.Local == "id" {
@@ -396,6 +408,11 @@ func dialComponent(ctx context.Context, b *testing.B, srv variantServer) *benchC
 			}
 		}
 	}()
+	select {
+	case <-privileged:
+	case <-ctx.Done():
+		b.Fatalf("no privilege advertisement from %s", srv.domain)
+	}
 	return c
 }
 
