@@ -150,7 +150,7 @@ type SchemaError struct {
 
 func (e *SchemaError) Error() string {
 	return fmt.Sprintf("pgdb: the database's schema is at version %d but this mediaslot knows versions up to %d (unknown: %v): "+
-		"it was migrated by a newer mediaslot; run that version (or newer), or point [data] dsn at another database",
+		"it was migrated by a newer mediaslot; run that version (or newer), or point data.dsn at another database",
 		e.Version, e.Latest, e.Unknown)
 }
 
