@@ -16,6 +16,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"mediaslot/refusal"
 	"mediaslot/store"
 	"mediaslot/store/disk"
 	"mediaslot/testserver"
@@ -48,7 +49,7 @@ func TestQuotaSumCannotOverflow(t *testing.T) {
 			}
 			for _, size := range []int64{math.MaxInt64, math.MaxInt64 - 500, math.MaxInt64 - 1000} {
 				_, err := f.svc.Issue(ctx, f.request("alice@example.net", size))
-				if ref := refusal(t, err); ref.Reason != OverQuota || !ref.RetryAt.IsZero() {
+				if ref := refused(t, err); ref.Kind != refusal.OverQuota || !ref.RetryAt.IsZero() {
 					t.Fatalf("a slot of %d bytes beside a pending one: %+v", size, ref)
 				}
 			}
@@ -337,7 +338,7 @@ func TestDailyEntriesBoundedPerOwner(t *testing.T) {
 		t.Fatalf("a slot that fits: %v", err)
 	}
 	_, err := f.svc.Issue(context.Background(), f.request("alice@example.net", 1))
-	if ref := refusal(t, err); ref.Reason != OverQuota || ref.RetryAt.Before(start.Add(24*time.Hour)) || ref.RetryAt.After(start.Add(24*time.Hour+time.Minute)) {
+	if ref := refused(t, err); ref.Kind != refusal.OverQuota || ref.RetryAt.Before(start.Add(24*time.Hour)) || ref.RetryAt.After(start.Add(24*time.Hour+time.Minute)) {
 		t.Fatalf("over the daily quota: %+v, want a retry within the minute after %v", ref, start.Add(24*time.Hour))
 	}
 }
@@ -375,7 +376,7 @@ func TestDomainQuotaRefusalReadsBounded(t *testing.T) {
 	for _, q := range []Quota{{DomainBytes: 1000}, {UserBytes: 1000}} {
 		f.svc.opt.Quota = q
 		_, err := f.svc.Issue(context.Background(), f.request("alice@example.net", 10))
-		if ref := refusal(t, err); ref.Reason != OverQuota || !ref.RetryAt.IsZero() {
+		if ref := refused(t, err); ref.Kind != refusal.OverQuota || !ref.RetryAt.IsZero() {
 			t.Fatalf("%+v: refusal %+v: want no date past the files it reads", q, ref)
 		}
 	}

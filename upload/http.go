@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"mediaslot/refusal"
 	"mediaslot/store"
 )
 
@@ -181,14 +182,15 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request) {
 }
 
 // overQuota refuses a PUT that would take its owner over a quota (lowered
-// since the slot was issued, or the slot's hold has ended): 413 Content
-// Too Large, which RFC 9110 (15.5.14) gives a Retry-After when the
-// condition is temporary, with the same text the slot request would get.
-func overQuota(w http.ResponseWriter, ref *Refusal) {
+// since the slot was issued, or the slot's hold has ended) with the status
+// of the refusal's kind (413 Content Too Large for OverQuota) and a
+// Retry-After, which RFC 9110 (15.5.14) gives 413 when the condition is
+// temporary, with the same text the slot request would get.
+func overQuota(w http.ResponseWriter, ref *refusal.Error) {
 	if !ref.RetryAt.IsZero() {
 		w.Header().Set("Retry-After", ref.RetryAt.UTC().Format(http.TimeFormat))
 	}
-	httpError(w, http.StatusRequestEntityTooLarge, ref.Text)
+	httpError(w, ref.Kind.Status(), ref.Text)
 }
 
 // putFailed answers a failed store write; nothing of the upload was kept.

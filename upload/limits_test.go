@@ -10,11 +10,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"mediaslot/refusal"
 )
 
-func refusal(t *testing.T, err error) *Refusal {
+func refused(t *testing.T, err error) *refusal.Error {
 	t.Helper()
-	var ref *Refusal
+	var ref *refusal.Error
 	if !errors.As(err, &ref) {
 		t.Fatalf("want a refusal, got %v", err)
 	}
@@ -48,8 +50,8 @@ func TestDailyQuota(t *testing.T) {
 	f.put(t, s2, make([]byte, 300))
 
 	_, err := f.svc.Issue(ctx, f.request("alice@example.net", 200))
-	ref := refusal(t, err)
-	if ref.Reason != OverQuota || !ref.RetryAt.Equal(first.Add(24*time.Hour)) || !strings.Contains(ref.Text, "Daily upload quota") {
+	ref := refused(t, err)
+	if ref.Kind != refusal.OverQuota || !ref.RetryAt.Equal(first.Add(24*time.Hour)) || !strings.Contains(ref.Text, "Daily upload quota") {
 		t.Fatalf("refusal %+v, want OverQuota retrying at %v", ref, first.Add(24*time.Hour))
 	}
 	if _, err := f.svc.Issue(ctx, f.request("alice@example.net", 100)); err != nil {
@@ -74,20 +76,20 @@ func TestStoredQuotasAndExpiry(t *testing.T) {
 	start := f.clock.now()
 	a, _ := f.svc.Issue(ctx, f.request("alice@example.net", 800))
 	f.put(t, a, make([]byte, 800))
-	ref := refusal(t, second(f.svc.Issue(ctx, f.request("alice@example.net", 300))))
-	if ref.Reason != OverQuota || !strings.Contains(ref.Text, "Your storage quota") || ref.RetryAt.Before(start.Add(48*time.Hour)) {
+	ref := refused(t, second(f.svc.Issue(ctx, f.request("alice@example.net", 300))))
+	if ref.Kind != refusal.OverQuota || !strings.Contains(ref.Text, "Your storage quota") || ref.RetryAt.Before(start.Add(48*time.Hour)) {
 		t.Fatalf("user quota: %+v", ref)
 	}
 	b, _ := f.svc.Issue(ctx, f.request("bob@example.net", 600))
 	f.put(t, b, make([]byte, 600))
-	if ref := refusal(t, second(f.svc.Issue(ctx, f.request("carol@example.net", 200)))); !strings.Contains(ref.Text, "quota of example.net") {
+	if ref := refused(t, second(f.svc.Issue(ctx, f.request("carol@example.net", 200)))); !strings.Contains(ref.Text, "quota of example.net") {
 		t.Fatalf("domain quota: %+v", ref)
 	}
-	if ref := refusal(t, second(f.svc.Issue(ctx, f.request("dave@other.net", 500)))); ref.Reason != Forbidden {
+	if ref := refused(t, second(f.svc.Issue(ctx, f.request("dave@other.net", 500)))); ref.Kind != refusal.Forbidden {
 		t.Fatalf("other domain: %+v", ref)
 	}
 	f.svc.opt.AllowedJIDs = []string{"dave@other.net"}
-	if ref := refusal(t, second(f.svc.Issue(ctx, f.request("dave@other.net", 500)))); !strings.Contains(ref.Text, "service's storage") {
+	if ref := refused(t, second(f.svc.Issue(ctx, f.request("dave@other.net", 500)))); !strings.Contains(ref.Text, "service's storage") {
 		t.Fatalf("total quota: %+v", ref)
 	}
 
@@ -148,10 +150,10 @@ func TestPurposes(t *testing.T) {
 			t.Errorf("purpose %q before %v: delete after %v (%v), want %v", c.p, c.before, rec.DeleteAfter, err, c.want)
 		}
 	}
-	if ref := refusal(t, second(issue(PurposeEphemeral, now.Add(time.Minute)))); ref.Reason != BadRequest {
+	if ref := refused(t, second(issue(PurposeEphemeral, now.Add(time.Minute)))); ref.Kind != refusal.BadRequest {
 		t.Errorf("expire-before too soon: %+v", ref)
 	}
-	if ref := refusal(t, second(issue("archive", time.Time{}))); ref.Reason != Unsupported {
+	if ref := refused(t, second(issue("archive", time.Time{}))); ref.Kind != refusal.Unsupported {
 		t.Errorf("unknown purpose: %+v", ref)
 	}
 }
@@ -171,7 +173,7 @@ func TestAccessLists(t *testing.T) {
 		if (err == nil) != ok {
 			t.Errorf("%s: %v, want allowed=%v", owner, err, ok)
 		}
-		if err != nil && refusal(t, err).Reason != Forbidden {
+		if err != nil && refused(t, err).Kind != refusal.Forbidden {
 			t.Errorf("%s: %v, want Forbidden", owner, err)
 		}
 	}
@@ -186,8 +188,8 @@ func TestSlotRateLimit(t *testing.T) {
 			t.Fatalf("request %d of the burst: %v", i, err)
 		}
 	}
-	ref := refusal(t, second(f.svc.Issue(ctx, f.request("alice@example.net", 1))))
-	if ref.Reason != OverQuota || !ref.RetryAt.Equal(f.clock.now().Add(500*time.Millisecond)) || !strings.Contains(ref.Text, "Too many upload requests") {
+	ref := refused(t, second(f.svc.Issue(ctx, f.request("alice@example.net", 1))))
+	if ref.Kind != refusal.OverQuota || !ref.RetryAt.Equal(f.clock.now().Add(500*time.Millisecond)) || !strings.Contains(ref.Text, "Too many upload requests") {
 		t.Fatalf("over the rate: %+v", ref)
 	}
 	if _, err := f.svc.Issue(ctx, f.request("bob@example.net", 1)); err != nil {

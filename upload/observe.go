@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strconv"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -27,26 +26,6 @@ type Observer interface {
 	// (200, 206) or sent on to the store (302); bytes counts what mediaslot
 	// itself sent of the body (0 for a redirect).
 	Downloaded(bytes int64)
-}
-
-// String returns the reason as a metric label: bad_request, too_large,
-// forbidden, unavailable, quota or unsupported.
-func (r Reason) String() string {
-	switch r {
-	case BadRequest:
-		return "bad_request"
-	case TooLarge:
-		return "too_large"
-	case Forbidden:
-		return "forbidden"
-	case Unavailable:
-		return "unavailable"
-	case OverQuota:
-		return "quota"
-	case Unsupported:
-		return "unsupported"
-	}
-	return "reason_" + strconv.Itoa(int(r))
 }
 
 // errNotChecked is StoreErr's answer until a store that can be probed was.

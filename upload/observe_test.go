@@ -93,12 +93,3 @@ func TestStoreErr(t *testing.T) {
 		t.Errorf("after probing the store back: %v", err)
 	}
 }
-
-func TestReasonLabels(t *testing.T) {
-	for r, want := range map[Reason]string{BadRequest: "bad_request", TooLarge: "too_large", Forbidden: "forbidden",
-		Unavailable: "unavailable", OverQuota: "quota", Unsupported: "unsupported", Reason(99): "reason_99"} {
-		if got := r.String(); got != want {
-			t.Errorf("%d: %q, want %q", r, got, want)
-		}
-	}
-}

@@ -1,12 +1,13 @@
 package upload
 
 import (
-	"fmt"
 	"mime"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"mediaslot/refusal"
 )
 
 // Request is a client's request for an upload slot, already parsed from XMPP.
@@ -34,60 +35,31 @@ const (
 // Purposes lists the supported purposes, for service discovery.
 var Purposes = []Purpose{PurposeMessage, PurposeProfile, PurposeEphemeral, PurposePermanent}
 
-// Reason classifies why a slot was refused; the XMPP side maps each to the
-// XEP-0363 error condition clients understand.
-type Reason int
-
-// Reasons a slot request is refused.
-const (
-	BadRequest  Reason = iota // malformed request: modify/bad-request
-	TooLarge                  // over the size limit: modify/not-acceptable + <file-too-large>
-	Forbidden                 // requester not allowed: auth/forbidden
-	Unavailable               // mediaslot cannot issue slots now: wait/service-unavailable
-	OverQuota                 // over a quota or the request rate: wait/resource-constraint + <retry> at RetryAt
-	Unsupported               // an upload purpose mediaslot does not know: cancel/feature-not-implemented
-)
-
-// Refusal is the error Issue returns when it does not issue a slot. Text is
-// meant for a person: clients display it.
-type Refusal struct {
-	Reason  Reason
-	Text    string
-	MaxSize int64     // for TooLarge
-	RetryAt time.Time // for OverQuota: when the request will pass; zero if it never will by waiting
-}
-
-func (r *Refusal) Error() string { return r.Text }
-
-func refuse(reason Reason, format string, a ...any) *Refusal {
-	return &Refusal{Reason: reason, Text: fmt.Sprintf(format, a...)}
-}
-
 // maxFilenameBytes matches common file system limits (ext4, APFS, NTFS in UTF-16 units).
 const maxFilenameBytes = 255
 
 // checkFilename refuses names that cannot be a plain file name. Names never
 // become paths in mediaslot, but they end up in URLs, in Content-Disposition
 // and on recipients' disks, where separators and control characters do harm.
-func checkFilename(name string) *Refusal {
+func checkFilename(name string) *refusal.Error {
 	switch {
 	case name == "":
-		return refuse(BadRequest, "The filename is missing or empty")
+		return refusal.New(refusal.BadRequest, "The filename is missing or empty")
 	case len(name) > maxFilenameBytes:
-		return refuse(BadRequest, "The filename is longer than %d bytes", maxFilenameBytes)
+		return refusal.New(refusal.BadRequest, "The filename is longer than %d bytes", maxFilenameBytes)
 	case !utf8.ValidString(name):
-		return refuse(BadRequest, "The filename is not valid UTF-8")
+		return refusal.New(refusal.BadRequest, "The filename is not valid UTF-8")
 	case name == "." || name == "..":
-		return refuse(BadRequest, "The filename %q is not a file name", name)
+		return refusal.New(refusal.BadRequest, "The filename %q is not a file name", name)
 	case strings.ContainsAny(name, "/\\"):
-		return refuse(BadRequest, "The filename must not contain / or \\")
+		return refusal.New(refusal.BadRequest, "The filename must not contain / or \\")
 	}
 	for _, c := range name {
 		if c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0) {
-			return refuse(BadRequest, "The filename contains control characters")
+			return refusal.New(refusal.BadRequest, "The filename contains control characters")
 		}
 		if invisible(c) {
-			return refuse(BadRequest, "The filename contains the invisible character U+%04X, which can disguise the file's real name or extension", c)
+			return refusal.New(refusal.BadRequest, "The filename contains the invisible character U+%04X, which can disguise the file's real name or extension", c)
 		}
 	}
 	return nil
@@ -115,7 +87,7 @@ func normalType(v string) string {
 }
 
 // check applies the slot policy to a request.
-func (p Policy) check(r Request) *Refusal {
+func (p Policy) check(r Request) *refusal.Error {
 	// Strangers learn nothing about limits or formats.
 	if ref := p.access(r.Owner, r.Domain); ref != nil {
 		return ref
@@ -124,13 +96,13 @@ func (p Policy) check(r Request) *Refusal {
 		return ref
 	}
 	if r.Size <= 0 {
-		return refuse(BadRequest, "The size must be a positive number of bytes")
+		return refusal.New(refusal.BadRequest, "The size must be a positive number of bytes")
 	}
 	if r.ContentType != "" && normalType(r.ContentType) == "" {
-		return refuse(BadRequest, "The content-type %q is not a media type", r.ContentType)
+		return refusal.New(refusal.BadRequest, "The content-type %q is not a media type", r.ContentType)
 	}
 	if r.Size > p.MaxFileSize {
-		ref := refuse(TooLarge, "File too large. Maximum is %d bytes", p.MaxFileSize)
+		ref := refusal.New(refusal.TooLarge, "File too large. Maximum is %d bytes", p.MaxFileSize)
 		ref.MaxSize = p.MaxFileSize
 		return ref
 	}
@@ -149,18 +121,18 @@ func contains(list []string, v string) bool {
 // access applies the allow and deny lists: a denied JID or domain is
 // refused even if allowed; otherwise the JID's domain or the JID itself must
 // be allowed.
-func (p Policy) access(owner, domain string) *Refusal {
+func (p Policy) access(owner, domain string) *refusal.Error {
 	if contains(p.DeniedJIDs, owner) || contains(p.DeniedDomains, domain) {
-		return refuse(Forbidden, "This account may not upload files")
+		return refusal.New(refusal.Forbidden, "This account may not upload files")
 	}
 	if !contains(p.AllowedDomains, domain) && !contains(p.AllowedJIDs, owner) {
-		return refuse(Forbidden, "Uploads are limited to accounts on %s", strings.Join(p.AllowedDomains, ", "))
+		return refusal.New(refusal.Forbidden, "Uploads are limited to accounts on %s", strings.Join(p.AllowedDomains, ", "))
 	}
 	return nil
 }
 
 // deleteAfter returns when a file of this request is deleted (zero: never).
-func (p Policy) deleteAfter(r Request, now time.Time) (time.Time, *Refusal) {
+func (p Policy) deleteAfter(r Request, now time.Time) (time.Time, *refusal.Error) {
 	var def time.Time
 	if p.FileLifetime > 0 {
 		def = now.Add(p.FileLifetime)
@@ -177,14 +149,14 @@ func (p Policy) deleteAfter(r Request, now time.Time) (time.Time, *Refusal) {
 		// The sweeper runs every minute: delete early enough to be gone in time.
 		t := r.ExpireBefore.Add(-2 * sweepInterval)
 		if t.Before(now.Add(p.SlotLifetime)) {
-			return time.Time{}, refuse(BadRequest, "expire-before must be later than %s", now.Add(p.SlotLifetime+2*sweepInterval).UTC().Format(time.RFC3339))
+			return time.Time{}, refusal.New(refusal.BadRequest, "expire-before must be later than %s", now.Add(p.SlotLifetime+2*sweepInterval).UTC().Format(time.RFC3339))
 		}
 		if !def.IsZero() && def.Before(t) {
 			return def, nil
 		}
 		return t, nil
 	}
-	return time.Time{}, refuse(Unsupported, "The upload purpose %q is not supported", r.Purpose)
+	return time.Time{}, refusal.New(refusal.Unsupported, "The upload purpose %q is not supported", r.Purpose)
 }
 
 // Policy decides which slot requests are granted.

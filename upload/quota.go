@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"mediaslot/refusal"
+
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -21,7 +23,7 @@ import (
 // and so do the held bytes of pending slots (see holds); extra is what the
 // request adds to them: its size for a new slot, 0 for a slot that already
 // holds its size.
-func (s *Service) checkQuota(tx *bolt.Tx, r Request, held [3]int64, extra int64, now time.Time) *Refusal {
+func (s *Service) checkQuota(tx *bolt.Tx, r Request, held [3]int64, extra int64, now time.Time) *refusal.Error {
 	q := s.opt.Quota
 	if q.DailyBytes > 0 {
 		if ref := s.dailyQuota(tx, r, held[0], extra, now); ref != nil {
@@ -60,7 +62,7 @@ func (s *Service) checkQuota(tx *bolt.Tx, r Request, held [3]int64, extra int64,
 	return nil
 }
 
-func (s *Service) dailyQuota(tx *bolt.Tx, r Request, held, extra int64, now time.Time) *Refusal {
+func (s *Service) dailyQuota(tx *bolt.Tx, r Request, held, extra int64, now time.Time) *refusal.Error {
 	limit := s.opt.Quota.DailyBytes
 	prefix := append([]byte(r.Owner), 0)
 	from := ownerKey(r.Owner, uint64(now.Add(-24*time.Hour).UnixNano()), "")
@@ -172,14 +174,14 @@ func freedGlobal(tx *bolt.Tx, need int64, byDomain bool, domain string) time.Tim
 	return time.Time{}
 }
 
-func quotaRefusal(at time.Time, format string, a ...any) *Refusal {
+func quotaRefusal(at time.Time, format string, a ...any) *refusal.Error {
 	text := fmt.Sprintf(format, a...)
 	if at.IsZero() {
 		text += "; delete files or ask the administrator"
 	} else {
 		text += fmt.Sprintf("; you can upload again after %s", at.UTC().Format("2006-01-02 15:04 MST"))
 	}
-	return &Refusal{Reason: OverQuota, Text: text, RetryAt: at}
+	return &refusal.Error{Kind: refusal.OverQuota, Text: text, RetryAt: at}
 }
 
 // human writes a byte count the way people read it.
@@ -379,7 +381,7 @@ func (s *Service) release(id string) {
 // been lowered or the slot's hold may have ended, and keeps its hold while
 // the upload runs. A slot over a quota loses its hold; the client may try
 // again when the refusal says. The caller must call endUpload.
-func (s *Service) startUpload(id string, rec record, now time.Time) *Refusal {
+func (s *Service) startUpload(id string, rec record, now time.Time) *refusal.Error {
 	h := s.holds
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -391,7 +393,7 @@ func (s *Service) startUpload(id string, rec record, now time.Time) *Refusal {
 			extra = rec.Size
 		}
 		r := Request{Owner: rec.Owner, Size: rec.Size}
-		var ref *Refusal
+		var ref *refusal.Error
 		err := s.opt.DB.View(func(tx *bolt.Tx) error {
 			ref = s.checkQuota(tx, r, h.held(tx, r.Owner), extra, now)
 			return nil

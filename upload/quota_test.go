@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"mediaslot/refusal"
+
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -36,8 +38,8 @@ func TestQuotaHoldsPendingSlots(t *testing.T) {
 					slots = append(slots, s)
 					continue
 				}
-				ref := refusal(t, err)
-				if ref.Reason != OverQuota || !strings.Contains(ref.Text, c.want) || !strings.Contains(ref.Text, "90.0 KiB in pending uploads") {
+				ref := refused(t, err)
+				if ref.Kind != refusal.OverQuota || !strings.Contains(ref.Text, c.want) || !strings.Contains(ref.Text, "90.0 KiB in pending uploads") {
 					t.Fatalf("slot %d: %+v", i, ref)
 				}
 				// the hold ends with the slot's upload window
@@ -83,7 +85,7 @@ func TestQuotaExactUnderConcurrency(t *testing.T) {
 				<-start
 				s, err := f.svc.Issue(context.Background(), f.request("alice@example.net", 1000))
 				if err != nil {
-					if refusal(t, err).Reason != OverQuota {
+					if refused(t, err).Kind != refusal.OverQuota {
 						t.Error(err)
 					}
 					return

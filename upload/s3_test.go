@@ -18,6 +18,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"mediaslot/internal/groupcommit"
+	"mediaslot/refusal"
 	"mediaslot/store"
 	"mediaslot/store/memstore"
 	"mediaslot/store/s3"
@@ -302,8 +303,8 @@ func TestS3DownRefusesSlots(t *testing.T) {
 	st.SetCheckErr(s3.ErrUnreachable)
 	f.svc.checkStore(context.Background())
 	_, err := f.svc.Issue(context.Background(), f.request("alice@example.net", 1))
-	var ref *Refusal
-	if !errors.As(err, &ref) || ref.Reason != Unavailable || !strings.Contains(ref.Text, "unavailable") {
+	var ref *refusal.Error
+	if !errors.As(err, &ref) || ref.Kind != refusal.Unavailable || !strings.Contains(ref.Text, "unavailable") {
 		t.Fatalf("Issue with the store down: %v", err)
 	}
 	st.SetCheckErr(nil)
@@ -333,7 +334,7 @@ func TestS3QuotaHolds(t *testing.T) {
 		t.Fatalf("presigned PUT: %s", resp.Status)
 	}
 	f.clock.add(f.svc.opt.SlotLifetime)
-	ref := refusal(t, second(f.svc.Issue(ctx, f.request("alice@example.net", 200))))
+	ref := refused(t, second(f.svc.Issue(ctx, f.request("alice@example.net", 200))))
 	if want := f.clock.now().Add(f.svc.opt.SlotLifetime + sweepGrace + sweepInterval); !ref.RetryAt.Equal(want) {
 		t.Fatalf("refusal %+v, want a retry at %v", ref, want)
 	}

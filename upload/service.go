@@ -34,6 +34,7 @@ import (
 
 	"mediaslot/internal/groupcommit"
 	"mediaslot/internal/thumbnail"
+	"mediaslot/refusal"
 	"mediaslot/store"
 )
 
@@ -167,14 +168,14 @@ func New(opt Options) (*Service, error) {
 func (s *Service) MaxFileSize() int64 { return s.opt.MaxFileSize }
 
 // Issue checks r against the policy and, if it passes, records and returns a
-// new slot. Refusals are *Refusal errors; anything else is an internal failure.
+// new slot. Refusals are *refusal.Error errors; anything else is an internal failure.
 func (s *Service) Issue(ctx context.Context, r Request) (Slot, error) {
 	if ref := s.opt.Policy.check(r); ref != nil {
 		return Slot{}, ref
 	}
 	now := s.now()
 	if ok, next := s.limit.take(r.Owner, now); !ok {
-		return Slot{}, &Refusal{Reason: OverQuota, RetryAt: next,
+		return Slot{}, &refusal.Error{Kind: refusal.OverQuota, RetryAt: next,
 			Text: fmt.Sprintf("Too many upload requests; try again in %d seconds", int(next.Sub(now).Seconds())+1)}
 	}
 	deleteAfter, ref := s.opt.Policy.deleteAfter(r, now)
@@ -182,7 +183,7 @@ func (s *Service) Issue(ctx context.Context, r Request) (Slot, error) {
 		return Slot{}, ref
 	}
 	if err := s.health.err(); err != nil {
-		return Slot{}, refuse(Unavailable, "The file store is unavailable; try again later")
+		return Slot{}, refusal.New(refusal.Unavailable, "The file store is unavailable; try again later")
 	}
 	var raw [16]byte
 	binary.BigEndian.PutUint64(raw[:8], uint64(now.UnixMilli())<<16) // 48 bits of time
@@ -221,7 +222,7 @@ func (s *Service) Issue(ctx context.Context, r Request) (Slot, error) {
 		s.unsynced.Delete(id)
 		s.release(id)
 		s.log.Error("recording slot", "err", err)
-		return Slot{}, refuse(Unavailable, "The upload service cannot record slots right now; try again later")
+		return Slot{}, refusal.New(refusal.Unavailable, "The upload service cannot record slots right now; try again later")
 	}
 	name := url.PathEscape(r.Filename)
 	slot := Slot{ID: id, GetURL: s.base + "/file/" + id + "/" + name, Expires: expires}
@@ -230,7 +231,7 @@ func (s *Service) Issue(ctx context.Context, r Request) (Slot, error) {
 		if err != nil {
 			s.release(id) // the client never gets the URL
 			s.log.Error("presigning upload", "err", err)
-			return Slot{}, refuse(Unavailable, "The file store is unavailable; try again later")
+			return Slot{}, refusal.New(refusal.Unavailable, "The file store is unavailable; try again later")
 		}
 		slot.PutURL, slot.PutHeaders = u, slotHeaders(hdr)
 		return slot, nil

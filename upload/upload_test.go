@@ -19,6 +19,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"mediaslot/internal/groupcommit"
+	"mediaslot/refusal"
 	"mediaslot/store"
 	"mediaslot/store/disk"
 )
@@ -330,29 +331,29 @@ func TestPolicy(t *testing.T) {
 	f := newFixture(t)
 	cases := []struct {
 		req    Request
-		reason Reason
+		reason refusal.Kind
 	}{
-		{Request{Domain: "evil.org", Filename: "a", Size: 1}, Forbidden},
-		{Request{Domain: "example.net", Filename: "", Size: 1}, BadRequest},
-		{Request{Domain: "example.net", Filename: "a/b", Size: 1}, BadRequest},
-		{Request{Domain: "example.net", Filename: "..", Size: 1}, BadRequest},
-		{Request{Domain: "example.net", Filename: "a\x00b", Size: 1}, BadRequest},
-		{Request{Domain: "example.net", Filename: "a\nb", Size: 1}, BadRequest},
-		{Request{Domain: "example.net", Filename: strings.Repeat("é", 128), Size: 1}, BadRequest},
-		{Request{Domain: "example.net", Filename: "\xff.jpg", Size: 1}, BadRequest},
-		{Request{Domain: "example.net", Filename: "a", Size: 0}, BadRequest},
-		{Request{Domain: "example.net", Filename: "a", Size: -5}, BadRequest},
-		{Request{Domain: "example.net", Filename: "a", Size: 1, ContentType: "not a type"}, BadRequest},
-		{Request{Domain: "example.net", Filename: "a", Size: 1<<20 + 1}, TooLarge},
+		{Request{Domain: "evil.org", Filename: "a", Size: 1}, refusal.Forbidden},
+		{Request{Domain: "example.net", Filename: "", Size: 1}, refusal.BadRequest},
+		{Request{Domain: "example.net", Filename: "a/b", Size: 1}, refusal.BadRequest},
+		{Request{Domain: "example.net", Filename: "..", Size: 1}, refusal.BadRequest},
+		{Request{Domain: "example.net", Filename: "a\x00b", Size: 1}, refusal.BadRequest},
+		{Request{Domain: "example.net", Filename: "a\nb", Size: 1}, refusal.BadRequest},
+		{Request{Domain: "example.net", Filename: strings.Repeat("é", 128), Size: 1}, refusal.BadRequest},
+		{Request{Domain: "example.net", Filename: "\xff.jpg", Size: 1}, refusal.BadRequest},
+		{Request{Domain: "example.net", Filename: "a", Size: 0}, refusal.BadRequest},
+		{Request{Domain: "example.net", Filename: "a", Size: -5}, refusal.BadRequest},
+		{Request{Domain: "example.net", Filename: "a", Size: 1, ContentType: "not a type"}, refusal.BadRequest},
+		{Request{Domain: "example.net", Filename: "a", Size: 1<<20 + 1}, refusal.TooLarge},
 	}
 	for _, c := range cases {
 		_, err := f.svc.Issue(context.Background(), c.req)
-		var ref *Refusal
-		if !errors.As(err, &ref) || ref.Reason != c.reason || ref.Text == "" {
+		var ref *refusal.Error
+		if !errors.As(err, &ref) || ref.Kind != c.reason || ref.Text == "" {
 			t.Errorf("%+v: got %v, want reason %d", c.req, err, c.reason)
 			continue
 		}
-		if c.reason == TooLarge && ref.MaxSize != 1<<20 {
+		if c.reason == refusal.TooLarge && ref.MaxSize != 1<<20 {
 			t.Errorf("TooLarge without MaxSize: %+v", ref)
 		}
 	}
@@ -370,8 +371,8 @@ func TestFilenameInvisibleCharacters(t *testing.T) {
 	for _, c := range []rune{0x202e, 0x202a, 0x202b, 0x202c, 0x202d, 0x2066, 0x2067, 0x2068, 0x2069, 0x200e, 0x200f, 0x061c,
 		0x200b, 0x2060, 0xfeff, 0x00ad, 0x2028, 0x2029, 0xe0001} {
 		name := "photo" + string(c) + "gpj.exe"
-		ref := refusal(t, second(f.svc.Issue(context.Background(), f.request("alice@example.net", 1).withName(name))))
-		if want := fmt.Sprintf("U+%04X", c); ref.Reason != BadRequest || !strings.Contains(ref.Text, want) {
+		ref := refused(t, second(f.svc.Issue(context.Background(), f.request("alice@example.net", 1).withName(name))))
+		if want := fmt.Sprintf("U+%04X", c); ref.Kind != refusal.BadRequest || !strings.Contains(ref.Text, want) {
 			t.Errorf("%q: %+v, want BadRequest naming %s", name, ref, want)
 		}
 	}

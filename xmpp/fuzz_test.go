@@ -11,6 +11,7 @@ import (
 
 	"mellium.im/xmlstream"
 
+	"mediaslot/refusal"
 	"mediaslot/upload"
 )
 
@@ -65,7 +66,7 @@ func FuzzParseSlotRequest(f *testing.F) {
 
 // referenceParse is the slot request parser before parseSlotRequest walked
 // the tokens itself: encoding/xml's Decode into tagged fields.
-func referenceParse(r xml.TokenReader) (upload.Request, *upload.Refusal) {
+func referenceParse(r xml.TokenReader) (upload.Request, *refusal.Error) {
 	type slotRequest struct {
 		XMLName           xml.Name
 		Filename          string `xml:"filename,attr"`
@@ -87,7 +88,7 @@ func referenceParse(r xml.TokenReader) (upload.Request, *upload.Refusal) {
 	seen := map[xml.Name]bool{}
 	for _, a := range start.Attr {
 		if seen[a.Name] {
-			return upload.Request{}, badRequest("The attribute " + a.Name.Local + " appears twice")
+			return upload.Request{}, badRequest("The attribute %s appears twice", a.Name.Local)
 		}
 		seen[a.Name] = true
 	}

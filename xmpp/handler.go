@@ -9,6 +9,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"mediaslot/refusal"
 	"mediaslot/upload"
 )
 
@@ -84,25 +85,25 @@ func (h *handler) handle(ctx context.Context, st stanza, send sender) {
 	defer func() {
 		if p := recover(); p != nil {
 			h.log.Error("panic answering stanza", "panic", p, "stack", string(debug.Stack()))
-			h.answer(ctx, send, reply, nil, newError("wait", "internal-server-error", "The upload service failed on this request"))
+			h.answer(ctx, send, reply, nil, refusal.New(refusal.Internal, "The upload service failed on this request").Stanza(""))
 		}
 	}()
 	start, payload, ok := st.payload()
 	if !ok {
-		h.answer(ctx, send, reply, nil, newError("modify", "bad-request", "The IQ has no payload"))
+		h.answer(ctx, send, reply, nil, refusal.New(refusal.BadRequest, "The IQ has no payload").Stanza(""))
 		return
 	}
 	name := start.Name
 	switch {
 	case typ == "get" && name == xml.Name{Space: nsDiscoInfo, Local: "query"}:
 		if node := attrOf(start, "node"); node != "" {
-			h.answer(ctx, send, reply, nil, newError("cancel", "item-not-found", "No such node"))
+			h.answer(ctx, send, reply, nil, refusal.New(refusal.NotFound, "No such node").Stanza(""))
 			return
 		}
 		h.answer(ctx, send, reply, uploadInfo(h.slots.MaxFileSize(), h.relay != nil), nil)
 	case typ == "get" && name == xml.Name{Space: nsDiscoItems, Local: "query"}:
 		if node := attrOf(start, "node"); node != "" {
-			h.answer(ctx, send, reply, nil, newError("cancel", "item-not-found", "No such node"))
+			h.answer(ctx, send, reply, nil, refusal.New(refusal.NotFound, "No such node").Stanza(""))
 			return
 		}
 		h.answer(ctx, send, reply, discoItems{}, nil)
@@ -114,7 +115,7 @@ func (h *handler) handle(ctx context.Context, st stanza, send sender) {
 			// Others have none there (see relay.handleMessage), and
 			// must not take places among them.
 			if !h.relay.after(reply.To, st.size, func() { h.answer(ctx, send, reply, nil, nil) }) {
-				h.answer(ctx, send, reply, nil, newError(errBusy.typ, errBusy.condition, errBusy.text))
+				h.answer(ctx, send, reply, nil, errBusy.Stanza(""))
 			}
 			return
 		}
@@ -123,39 +124,39 @@ func (h *handler) handle(ctx context.Context, st stanza, send sender) {
 		h.answer(ctx, send, reply, versionResult{Name: "mediaslot", Version: h.version}, nil)
 	case name.Local == "request" && (name.Space == nsUpload || name.Space == nsUploadLegacy):
 		if typ != "get" {
-			h.answer(ctx, send, reply, nil, newError("modify", "bad-request", "Slot requests are IQs of type get"))
+			h.answer(ctx, send, reply, nil, refusal.New(refusal.BadRequest, "Slot requests are IQs of type get").Stanza(""))
 			return
 		}
 		req, ref := parseSlotRequest(payload)
 		if ref != nil {
 			h.slotRefused(ref)
-			h.answer(ctx, send, reply, nil, refusalError(name.Space, ref))
+			h.answer(ctx, send, reply, nil, ref.Stanza(name.Space))
 			return
 		}
 		from, err := jid.Parse(reply.To)
 		if err != nil {
-			h.answer(ctx, send, reply, nil, newError("modify", "bad-request", "The sender address is not a JID"))
+			h.answer(ctx, send, reply, nil, refusal.New(refusal.BadRequest, "The sender address is not a JID").Stanza(""))
 			return
 		}
 		req.Owner, req.Domain = from.Bare().String(), from.Domainpart()
 		h.issue(ctx, send, reply, name.Space, req)
 	default:
-		h.answer(ctx, send, reply, nil, newError("cancel", "service-unavailable", ""))
+		h.answer(ctx, send, reply, nil, refusal.New(refusal.NotServed, "").Stanza(""))
 	}
 }
 
 func (h *handler) issue(ctx context.Context, send sender, reply iq, ns string, req upload.Request) {
 	slot, err := h.slots.Issue(ctx, req)
-	var ref *upload.Refusal
+	var ref *refusal.Error
 	switch {
 	case errors.As(err, &ref):
 		h.log.Debug("slot refused", "from", req.Owner, "reason", ref.Text)
 		h.slotRefused(ref)
-		h.answer(ctx, send, reply, nil, refusalError(ns, ref))
+		h.answer(ctx, send, reply, nil, ref.Stanza(ns))
 	case err != nil:
 		h.log.Error("issuing slot", "err", err)
 		h.observer().SlotRefused("internal")
-		h.answer(ctx, send, reply, nil, newError("wait", "internal-server-error", "The upload service could not issue a slot"))
+		h.answer(ctx, send, reply, nil, refusal.New(refusal.Internal, "The upload service could not issue a slot").Stanza(""))
 	default:
 		h.log.Debug("slot issued", "from", req.Owner, "slot", slot.ID, "size", req.Size)
 		h.observer().SlotIssued()
@@ -164,7 +165,7 @@ func (h *handler) issue(ctx context.Context, send sender, reply iq, ns string, r
 }
 
 // answer sends a result with payload, or an error if e is set.
-func (h *handler) answer(ctx context.Context, send sender, reply iq, payload any, e *stanzaError) {
+func (h *handler) answer(ctx context.Context, send sender, reply iq, payload any, e *refusal.StanzaError) {
 	var b []byte
 	var err error
 	if raw, ok := payload.(rawXML); ok && e == nil {

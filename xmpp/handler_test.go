@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"mediaslot/refusal"
 	"mediaslot/upload"
 )
 
@@ -29,19 +30,19 @@ func (f fakeSlots) Issue(_ context.Context, r upload.Request) (upload.Slot, erro
 	}
 	switch r.Filename {
 	case "big.mp4":
-		return upload.Slot{}, &upload.Refusal{Reason: upload.TooLarge, Text: "File too large. Maximum is 104857600 bytes", MaxSize: 104857600}
+		return upload.Slot{}, &refusal.Error{Kind: refusal.TooLarge, Text: "File too large. Maximum is 104857600 bytes", MaxSize: 104857600}
 	case "forbidden.txt":
-		return upload.Slot{}, &upload.Refusal{Reason: upload.Forbidden, Text: "Uploads are limited to accounts on example.net"}
+		return upload.Slot{}, &refusal.Error{Kind: refusal.Forbidden, Text: "Uploads are limited to accounts on example.net"}
 	case "":
-		return upload.Slot{}, &upload.Refusal{Reason: upload.BadRequest, Text: "The filename is missing or empty"}
+		return upload.Slot{}, &refusal.Error{Kind: refusal.BadRequest, Text: "The filename is missing or empty"}
 	case "panic.txt":
 		panic("boom")
 	case "quota.txt":
-		return upload.Slot{}, &upload.Refusal{Reason: upload.OverQuota, Text: "Daily upload quota of 1.0 GiB reached",
+		return upload.Slot{}, &refusal.Error{Kind: refusal.OverQuota, Text: "Daily upload quota of 1.0 GiB reached",
 			RetryAt: time.Date(2026, 9, 1, 8, 15, 0, 0, time.UTC)}
 	}
 	if r.Purpose != "" && r.Purpose != upload.PurposeEphemeral {
-		return upload.Slot{}, &upload.Refusal{Reason: upload.Unsupported, Text: "The upload purpose \"" + string(r.Purpose) + "\" is not supported"}
+		return upload.Slot{}, &refusal.Error{Kind: refusal.Unsupported, Text: "The upload purpose \"" + string(r.Purpose) + "\" is not supported"}
 	}
 	return upload.Slot{
 		ID:     "0123456789abcdef0123456789abcdef",

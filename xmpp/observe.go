@@ -1,6 +1,6 @@
 package xmpp
 
-import "mediaslot/upload"
+import "mediaslot/refusal"
 
 // Observer is told what the component does, for metrics. The package
 // imports no metrics library: internal/metrics implements Observer with
@@ -13,7 +13,7 @@ type Observer interface {
 	// SlotIssued is called for each slot granted.
 	SlotIssued()
 	// SlotRefused is called for each slot request answered with an error:
-	// reason is an upload.Reason's String (bad_request, too_large,
+	// reason is a refusal.Kind's String (bad_request, too_large,
 	// forbidden, unavailable, quota, …) or "internal".
 	SlotRefused(reason string)
 	// RelayAccepted is called for each relay message accepted: delivered
@@ -53,6 +53,6 @@ func (r *relay) observer() Observer {
 }
 
 // slotRefused tells the observer of a refused slot request.
-func (h *handler) slotRefused(ref *upload.Refusal) {
-	h.observer().SlotRefused(ref.Reason.String())
+func (h *handler) slotRefused(ref *refusal.Error) {
+	h.observer().SlotRefused(ref.Kind.String())
 }

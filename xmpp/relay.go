@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/xml"
 	"errors"
-	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"mediaslot/offline"
+	"mediaslot/refusal"
 )
 
 // The offline media relay: a client sends one message to the component with
@@ -132,17 +132,6 @@ func (r *relay) privileges() privileges {
 	return r.priv
 }
 
-// refusal is a relay error for the sender.
-type refusal struct {
-	typ, condition, text string
-}
-
-func (e *refusal) Error() string { return e.text }
-
-func refuseMsg(typ, condition, format string, a ...any) *refusal {
-	return &refusal{typ: typ, condition: condition, text: fmt.Sprintf(format, a...)}
-}
-
 // handleMessage is called on the read loop for every message to the component.
 func (r *relay) handleMessage(ctx context.Context, st stanza, send sender) {
 	typ := st.attr("type")
@@ -179,44 +168,38 @@ func (r *relay) handleMessage(ctx context.Context, st stanza, send sender) {
 		// At once: a remote server may send from any number of made-up
 		// accounts, each of which would get its own share of the
 		// stanzas waiting for the disk (see after).
-		r.log.Info("relay refused message", "from", from, "reason", err.text)
-		r.observer().RelayRefused(err.condition)
-		r.sendError(ctx, send, st, err)
+		r.refuse(ctx, send, st, err)
 		return
 	}
 	queued := r.after(from, st.size, func() {
 		if err := r.accept(ctx, st, send); err != nil {
-			var ref *refusal
+			var ref *refusal.Error
 			if !errors.As(err, &ref) {
 				r.log.Error("relaying message", "from", from, "err", err)
-				ref = refuseMsg("wait", "internal-server-error", "The relay could not store the message; try again later")
+				ref = refusal.New(refusal.Internal, "The relay could not store the message; try again later")
 			}
-			r.log.Info("relay refused message", "from", from, "reason", ref.text)
-			r.observer().RelayRefused(ref.condition)
-			r.sendError(ctx, send, st, ref)
+			r.refuse(ctx, send, st, ref)
 		}
 	})
 	if !queued {
-		r.log.Info("relay refused message", "from", from, "reason", errBusy.text)
-		r.observer().RelayRefused(errBusy.condition)
-		r.sendError(ctx, send, st, errBusy)
+		r.refuse(ctx, send, st, errBusy)
 	}
 }
 
 // checkSender refuses a sender who may not use the relay.
-func (r *relay) checkSender(from string) *refusal {
+func (r *relay) checkSender(from string) *refusal.Error {
 	j, err := jid.Parse(from)
 	if err != nil {
-		return refuseMsg("modify", "bad-request", "The sender address is not a JID")
+		return refusal.New(refusal.BadRequest, "The sender address is not a JID")
 	}
 	if !domainIn(j.Domainpart(), r.policy.SenderDomains) {
-		return refuseMsg("auth", "forbidden", "The relay is limited to accounts on %s", strings.Join(r.policy.SenderDomains, ", "))
+		return refusal.New(refusal.Forbidden, "The relay is limited to accounts on %s", strings.Join(r.policy.SenderDomains, ", "))
 	}
 	return nil
 }
 
 // errBusy refuses a stanza that would make the read loop wait for a shard.
-var errBusy = refuseMsg("wait", "resource-constraint", "Too many of your messages are waiting to be stored; try again later")
+var errBusy = refusal.New(refusal.OverQuota, "Too many of your messages are waiting to be stored; try again later")
 
 // isServer reports whether from is the XMPP server the component is
 // attached to, the only entity whose XEP-0356 advertisement counts: a bare
@@ -282,7 +265,7 @@ type recipient struct {
 func (r *relay) accept(ctx context.Context, st stanza, send sender) error {
 	fromJID, err := jid.Parse(st.attr("from")) // checkSender passed it
 	if err != nil {
-		return refuseMsg("modify", "bad-request", "The sender address is not a JID")
+		return refusal.New(refusal.BadRequest, "The sender address is not a JID")
 	}
 	typ := st.attr("type")
 	switch typ {
@@ -290,7 +273,7 @@ func (r *relay) accept(ctx context.Context, st stanza, send sender) error {
 		typ = "normal"
 	case "chat", "normal":
 	default:
-		return refuseMsg("modify", "bad-request", "The relay carries chat and normal messages, not %s", typ)
+		return refusal.New(refusal.BadRequest, "The relay carries chat and normal messages, not %s", typ)
 	}
 	var ad addressing
 	var kids []child
@@ -319,7 +302,7 @@ func (r *relay) accept(ctx context.Context, st stanza, send sender) error {
 		return err
 	}
 	if len(stored) > r.policy.MaxStanzaBytes {
-		return refuseMsg("modify", "policy-violation", "The message is %d bytes; the relay accepts at most %d", len(stored), r.policy.MaxStanzaBytes)
+		return refusal.New(refusal.PolicyViolation, "The message is %d bytes; the relay accepts at most %d", len(stored), r.policy.MaxStanzaBytes)
 	}
 	if withThumb := r.withPreview(ctx, kids); len(withThumb) != len(kids) {
 		// keep the preview only if the message still fits
@@ -348,7 +331,7 @@ func (r *relay) accept(ctx context.Context, st stanza, send sender) error {
 		if err := r.q.Enqueue(ctx, sender, queue, stored); err != nil {
 			var lim *offline.LimitError
 			if errors.As(err, &lim) {
-				return refuseMsg("wait", "resource-constraint", "The relay cannot queue the message: %s; try again later", lim.Limit())
+				return refusal.New(refusal.OverQuota, "The relay cannot queue the message: %s; try again later", lim.Limit())
 			}
 			return err
 		}
@@ -409,22 +392,22 @@ func (r *relay) addresses(c child) (addressing, error) {
 		}
 		addr := attrOf(a.start, "jid")
 		if addr == "" {
-			return out, refuseMsg("modify", "bad-request", "Only JID addresses are supported, not %q", attrOf(a.start, "uri"))
+			return out, refusal.New(refusal.BadRequest, "Only JID addresses are supported, not %q", attrOf(a.start, "uri"))
 		}
 		j, err := jid.Parse(addr)
 		if err != nil || j.Localpart() == "" {
-			return out, refuseMsg("modify", "bad-request", "The recipient %q is not a user's JID", addr)
+			return out, refusal.New(refusal.BadRequest, "The recipient %q is not a user's JID", addr)
 		}
 		if !domainIn(j.Domainpart(), r.policy.RecipientDomains) {
-			return out, refuseMsg("auth", "forbidden", "The relay only delivers to accounts on %s, not to %s", strings.Join(r.policy.RecipientDomains, ", "), j.Bare())
+			return out, refusal.New(refusal.Forbidden, "The relay only delivers to accounts on %s, not to %s", strings.Join(r.policy.RecipientDomains, ", "), j.Bare())
 		}
 		out.recipients = append(out.recipients, recipient{kind: typ, bare: j.Bare().String()})
 	}
 	if len(out.recipients) == 0 {
-		return out, refuseMsg("modify", "bad-request", "The message names no recipient")
+		return out, refusal.New(refusal.BadRequest, "The message names no recipient")
 	}
 	if len(out.recipients) > r.policy.MaxRecipients {
-		return out, refuseMsg("modify", "policy-violation", "The message names %d recipients; the relay accepts at most %d", len(out.recipients), r.policy.MaxRecipients)
+		return out, refusal.New(refusal.PolicyViolation, "The message names %d recipients; the relay accepts at most %d", len(out.recipients), r.policy.MaxRecipients)
 	}
 	return out, nil
 }
@@ -461,19 +444,19 @@ func bobElements(c child) []child {
 func (r *relay) checkBoB(c child) error {
 	cid, text := bobData(c)
 	if base64.StdEncoding.DecodedLen(len(text)) > r.policy.MaxBoBBytes+3 {
-		return refuseMsg("modify", "policy-violation", "The embedded data is larger than %d bytes", r.policy.MaxBoBBytes)
+		return refusal.New(refusal.PolicyViolation, "The embedded data is larger than %d bytes", r.policy.MaxBoBBytes)
 	}
 	data := make([]byte, base64.StdEncoding.DecodedLen(len(text)))
 	n, err := base64.StdEncoding.Decode(data, text)
 	if err != nil {
-		return refuseMsg("modify", "not-acceptable", "The embedded data is not valid base64")
+		return refusal.New(refusal.NotAcceptable, "The embedded data is not valid base64")
 	}
 	if n > r.policy.MaxBoBBytes {
-		return refuseMsg("modify", "policy-violation", "The embedded data is %d bytes; the relay accepts at most %d", n, r.policy.MaxBoBBytes)
+		return refusal.New(refusal.PolicyViolation, "The embedded data is %d bytes; the relay accepts at most %d", n, r.policy.MaxBoBBytes)
 	}
 	sum := sha1.Sum(data[:n])
 	if want := "sha1+" + hex.EncodeToString(sum[:]) + "@bob.xmpp.org"; !strings.EqualFold(cid, want) {
-		return refuseMsg("modify", "not-acceptable", "The cid of the embedded data must be %s", want)
+		return refusal.New(refusal.NotAcceptable, "The cid of the embedded data must be %s", want)
 	}
 	return nil
 }
@@ -564,15 +547,18 @@ func (r *relay) render(typ, id, streamNS string, kids []child, ad addressing) ([
 	return b.Bytes(), nil
 }
 
-func (r *relay) sendError(ctx context.Context, send sender, st stanza, ref *refusal) {
+// refuse answers a relay message with an error, and logs and counts it.
+func (r *relay) refuse(ctx context.Context, send sender, st stanza, ref *refusal.Error) {
+	r.log.Info("relay refused message", "from", st.attr("from"), "reason", ref.Text)
+	r.observer().RelayRefused(string(ref.Kind.Condition()))
 	msg := struct {
-		XMLName xml.Name     `xml:"message"`
-		Type    string       `xml:"type,attr"`
-		ID      string       `xml:"id,attr,omitempty"`
-		From    string       `xml:"from,attr"`
-		To      string       `xml:"to,attr"`
-		Error   *stanzaError `xml:",omitempty"`
-	}{Type: "error", ID: st.attr("id"), From: r.jid, To: st.attr("from"), Error: newError(ref.typ, ref.condition, ref.text)}
+		XMLName xml.Name             `xml:"message"`
+		Type    string               `xml:"type,attr"`
+		ID      string               `xml:"id,attr,omitempty"`
+		From    string               `xml:"from,attr"`
+		To      string               `xml:"to,attr"`
+		Error   *refusal.StanzaError `xml:",omitempty"`
+	}{Type: "error", ID: st.attr("id"), From: r.jid, To: st.attr("from"), Error: ref.Stanza("")}
 	b, err := marshal(msg)
 	if err == nil {
 		err = send(ctx, b, batched)

@@ -9,25 +9,26 @@ import (
 	"strings"
 	"time"
 
+	"mediaslot/refusal"
 	"mediaslot/upload"
 )
 
 // nsPurpose is the namespace of XEP-0363 v1.2 upload purposes.
 const nsPurpose = "urn:xmpp:http:upload:purpose:0"
 
-func badRequest(text string) *upload.Refusal {
-	return &upload.Refusal{Reason: upload.BadRequest, Text: text}
+func badRequest(format string, a ...any) *refusal.Error {
+	return refusal.New(refusal.BadRequest, format, a...)
 }
 
 // parseSlotRequest decodes a XEP-0363 <request/> into an upload.Request
 // (owner and domain left for the caller). Version 0.3 and later put the
 // fields in attributes; the legacy namespace (v0.2) uses child elements.
-// It refuses what cannot be parsed with a bad-request Refusal; the upload
+// It refuses what cannot be parsed with a bad-request refusal; the upload
 // policy judges the values. It walks the tokens itself, matching what
 // encoding/xml's Decode into tagged fields would take (names matched by
 // local name, the last of repeated fields, the direct text of a child),
 // because reflection cost a fifth of a slot request.
-func parseSlotRequest(r xml.TokenReader) (upload.Request, *upload.Refusal) {
+func parseSlotRequest(r xml.TokenReader) (upload.Request, *refusal.Error) {
 	tok, err := r.Token()
 	start, ok := tok.(xml.StartElement)
 	if err != nil || !ok {
@@ -39,7 +40,7 @@ func parseSlotRequest(r xml.TokenReader) (upload.Request, *upload.Refusal) {
 	for i, a := range start.Attr {
 		for _, b := range start.Attr[:i] {
 			if b.Name == a.Name {
-				return upload.Request{}, badRequest("The attribute " + a.Name.Local + " appears twice")
+				return upload.Request{}, badRequest("The attribute %s appears twice", a.Name.Local)
 			}
 		}
 		fields.set(a.Name.Local, a.Value)
@@ -170,39 +171,4 @@ func slotPayload(ns string, s upload.Slot) rawXML {
 	escape(&b, s.GetURL)
 	b.WriteString(`"></get></slot>`)
 	return b.Bytes()
-}
-
-type fileTooLarge struct {
-	XMLName xml.Name
-	Max     int64 `xml:"max-file-size"`
-}
-
-// retry is XEP-0363's hint when a temporary refusal will pass.
-type retry struct {
-	XMLName xml.Name
-	Stamp   string `xml:"stamp,attr"`
-}
-
-// refusalError maps a policy refusal to the XEP-0363 error clients expect.
-func refusalError(ns string, ref *upload.Refusal) *stanzaError {
-	switch ref.Reason {
-	case upload.TooLarge:
-		e := newError("modify", "not-acceptable", ref.Text)
-		e.App = fileTooLarge{XMLName: xml.Name{Space: ns, Local: "file-too-large"}, Max: ref.MaxSize}
-		return e
-	case upload.Forbidden:
-		return newError("auth", "forbidden", ref.Text)
-	case upload.Unavailable:
-		return newError("wait", "service-unavailable", ref.Text)
-	case upload.OverQuota:
-		e := newError("wait", "resource-constraint", ref.Text)
-		if !ref.RetryAt.IsZero() {
-			e.App = retry{XMLName: xml.Name{Space: ns, Local: "retry"}, Stamp: ref.RetryAt.UTC().Format(time.RFC3339)}
-		}
-		return e
-	case upload.Unsupported:
-		return newError("cancel", "feature-not-implemented", ref.Text)
-	default:
-		return newError("modify", "bad-request", ref.Text)
-	}
 }

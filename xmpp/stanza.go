@@ -10,11 +10,12 @@ import (
 	"fmt"
 	"io"
 	"unicode/utf8"
+
+	"mediaslot/refusal"
 )
 
 // Namespaces used on the wire.
 const (
-	nsStanzas      = "urn:ietf:params:xml:ns:xmpp-stanzas"
 	nsDiscoInfo    = "http://jabber.org/protocol/disco#info"
 	nsDiscoItems   = "http://jabber.org/protocol/disco#items"
 	nsPing         = "urn:xmpp:ping"
@@ -223,53 +224,11 @@ func result(reply iq, payload rawXML) []byte {
 // iq is an outgoing IQ stanza. On a component stream every stanza needs from
 // and to (ejabberd closes the stream otherwise), so both are always written.
 type iq struct {
-	XMLName xml.Name     `xml:"iq"`
-	ID      string       `xml:"id,attr"`
-	Type    string       `xml:"type,attr"`
-	From    string       `xml:"from,attr"`
-	To      string       `xml:"to,attr"`
-	Payload any          `xml:",omitempty"`
-	Error   *stanzaError `xml:",omitempty"`
-}
-
-// stanzaError is an RFC 6120 stanza error with an optional application
-// condition (XEP-0363's <file-too-large/>, <retry/>).
-type stanzaError struct {
-	XMLName   xml.Name `xml:"error"`
-	Type      string   `xml:"type,attr"`
-	Condition xml.Name // defined condition, in nsStanzas
-	Text      string
-	App       any
-}
-
-// MarshalXML writes the condition and text with their namespace, which a
-// struct tag cannot express for a condition chosen at run time.
-func (e stanzaError) MarshalXML(enc *xml.Encoder, _ xml.StartElement) error {
-	start := xml.StartElement{Name: xml.Name{Local: "error"}, Attr: []xml.Attr{{Name: xml.Name{Local: "type"}, Value: e.Type}}}
-	if err := enc.EncodeToken(start); err != nil {
-		return err
-	}
-	cond := xml.StartElement{Name: xml.Name{Local: e.Condition.Local}, Attr: []xml.Attr{{Name: xml.Name{Local: "xmlns"}, Value: nsStanzas}}}
-	if err := enc.EncodeToken(cond); err != nil {
-		return err
-	}
-	if err := enc.EncodeToken(cond.End()); err != nil {
-		return err
-	}
-	if e.Text != "" {
-		t := xml.StartElement{Name: xml.Name{Local: "text"}, Attr: []xml.Attr{{Name: xml.Name{Local: "xmlns"}, Value: nsStanzas}}}
-		if err := enc.EncodeElement(e.Text, t); err != nil {
-			return err
-		}
-	}
-	if e.App != nil {
-		if err := enc.Encode(e.App); err != nil {
-			return err
-		}
-	}
-	return enc.EncodeToken(start.End())
-}
-
-func newError(typ, condition, text string) *stanzaError {
-	return &stanzaError{Type: typ, Condition: xml.Name{Space: nsStanzas, Local: condition}, Text: text}
+	XMLName xml.Name             `xml:"iq"`
+	ID      string               `xml:"id,attr"`
+	Type    string               `xml:"type,attr"`
+	From    string               `xml:"from,attr"`
+	To      string               `xml:"to,attr"`
+	Payload any                  `xml:",omitempty"`
+	Error   *refusal.StanzaError `xml:",omitempty"`
 }

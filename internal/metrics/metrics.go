@@ -17,6 +17,7 @@ import (
 
 	"mediaslot/internal/connlimit"
 	"mediaslot/offline"
+	"mediaslot/refusal"
 	"mediaslot/upload"
 	"mediaslot/xmpp"
 )
@@ -53,8 +54,8 @@ var (
 
 // slotRefusalReasons are the reasons whose series exist from the start, at 0.
 var slotRefusalReasons = []string{
-	upload.BadRequest.String(), upload.TooLarge.String(), upload.Forbidden.String(),
-	upload.Unavailable.String(), upload.OverQuota.String(), upload.Unsupported.String(), "internal",
+	refusal.BadRequest.String(), refusal.TooLarge.String(), refusal.Forbidden.String(),
+	refusal.Unavailable.String(), refusal.OverQuota.String(), refusal.Unsupported.String(), refusal.Internal.String(),
 }
 
 // New returns the metrics of one mediaslot process, with build information
