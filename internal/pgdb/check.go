@@ -39,9 +39,10 @@ type Status struct {
 	Pending int    // migrations this binary would apply at start
 }
 
-// checkTimeout bounds each probe's connection when the DSN sets no
-// connect_timeout: a silent firewall must not hang --check-config.
-const checkTimeout = 10 * time.Second
+// connectTimeout bounds a connection attempt when the DSN sets no
+// connect_timeout (pgx's default is none): a host that drops packets must
+// not hang --check-config, the start, or the pool's reconnections.
+const connectTimeout = 10 * time.Second
 
 // Check probes the database at dsn as --check-config does, changing
 // nothing: it connects (reachability, authentication, the database), then
@@ -65,7 +66,7 @@ func check(ctx context.Context, dsn string, ms []migration) (Status, error) {
 		return st, dsnError(err)
 	}
 	if cfg.ConnectTimeout == 0 {
-		cfg.ConnectTimeout = checkTimeout
+		cfg.ConnectTimeout = connectTimeout
 	}
 	st.Where = fmt.Sprintf("%s@%s/%s", cfg.User, address(cfg), cfg.Database)
 	conn, err := pgx.ConnectConfig(ctx, cfg)
@@ -145,6 +146,10 @@ func connectError(cfg *pgx.ConnConfig, err error) error {
 		case "28000": // invalid_authorization_specification: pg_hba.conf, NOLOGIN
 			return &ProbeError{Probe: "login", Err: err,
 				Fix: fmt.Sprintf("PostgreSQL at %s does not let user %q log in to database %q from here: add a line for it to pg_hba.conf (and reload), and give the role LOGIN", where, cfg.User, cfg.Database)}
+		case "42501": // insufficient_privilege: no CONNECT on the database
+			return &ProbeError{Probe: "privileges", Err: err,
+				Fix: fmt.Sprintf("user %q may not connect to database %q: GRANT CONNECT ON DATABASE %s TO %s",
+					cfg.User, cfg.Database, pgx.Identifier{cfg.Database}.Sanitize(), pgx.Identifier{cfg.User}.Sanitize())}
 		case "3D000": // invalid_catalog_name
 			return &ProbeError{Probe: "database", Err: err,
 				Fix: fmt.Sprintf("database %q does not exist at %s: create it (CREATE DATABASE %s OWNER %s) or fix the database name of data.dsn",
