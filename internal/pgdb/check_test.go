@@ -109,6 +109,13 @@ func TestCheck(t *testing.T) {
 		if _, err := check(ctx, pg.DSNAs("reader", "pw", db), ms); err != nil {
 			t.Errorf("with the grants: %v", err)
 		}
+		// It starts on the schema its owner migrated, without the
+		// privilege to create.
+		pool, err = open(ctx, pg.DSNAs("reader", "pw", db), ms)
+		if err != nil {
+			t.Fatalf("Open as a role that may only use the tables: %v", err)
+		}
+		pool.Close()
 	})
 	t.Run("newer", func(t *testing.T) {
 		dsn := pg.NewDB(t)
