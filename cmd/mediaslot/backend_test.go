@@ -2,8 +2,11 @@ package main
 
 import (
 	"errors"
+	"io"
 	"net/url"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"mediaslot/config"
@@ -49,5 +52,23 @@ func TestOpenData(t *testing.T) {
 	var pe *pgdb.ProbeError
 	if !errors.As(err, &pe) || pe.Probe != "login" {
 		t.Errorf("a wrong password: %v", err)
+	}
+}
+
+// db check reads bbolt files: on a configuration whose data is in
+// PostgreSQL it says where to look instead of reporting a missing file.
+func TestDBCheckPostgresConfig(t *testing.T) {
+	cfg, _ := dbConfig(t, t.TempDir())
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b, "backend = \"postgres\"\ndsn = \"postgres://ms@127.0.0.1/ms\"\n"...)
+	if err := os.WriteFile(cfg, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = runDB(t.Context(), []string{"check", "--config", cfg}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "PostgreSQL") || !strings.Contains(err.Error(), "--check-config") {
+		t.Errorf("db check on a postgres configuration: %v", err)
 	}
 }
