@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,10 +14,7 @@ import (
 	"time"
 
 	"mediaslot/config"
-	"mediaslot/internal/boltmem"
 	"mediaslot/internal/connlimit"
-	"mediaslot/internal/dbfile"
-	"mediaslot/internal/groupcommit"
 	"mediaslot/internal/redact"
 	"mediaslot/offline"
 	"mediaslot/store"
@@ -62,7 +60,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	log := slog.New(redact.Handler(newLogger(cfg.Log, stderr).Handler(),
-		cfg.Component.Secret, cfg.Upload.TokenKey, cfg.Store.S3.SecretAccessKey))
+		cfg.Component.Secret, cfg.Upload.TokenKey, cfg.Store.S3.SecretAccessKey, cfg.Data.Password))
 	slog.SetDefault(log)
 	obs := newObservers(cfg.Admin)
 
@@ -73,17 +71,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	db, err := dbfile.Open(ctx, dbPath(cfg), dbfile.Options())
+	data, err := openData(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := boltmem.Close(db); err != nil {
-			log.Error("closing the database", "err", err)
-		}
-	}()
-	writer := groupcommit.New(db)
-	defer writer.Close()
+	defer data.Close(log)
+	// The seam of issue 15: with data.backend = "postgres", the slot
+	// record store (upload) and the relay queue (offline) are built on
+	// data.pool here, as their bbolt twins below are on data.db and
+	// data.writer; they come with the records and queue branches.
+	if data.pool != nil {
+		return errors.New(`data.backend = "postgres": this build has no PostgreSQL record store and relay queue yet`)
+	}
+	db, writer := data.db, data.writer
 
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {
@@ -208,7 +208,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}()
 	log.Info("mediaslot serving", "version", version, "http", ln.Addr().String(), "public_url", cfg.HTTP.PublicURL,
-		"component", cfg.Component.JID, "server", cfg.Component.Server, "store", cfg.Store.Type)
+		"component", cfg.Component.JID, "server", cfg.Component.Server, "store", cfg.Store.Type, "data", cfg.Data.Backend)
 	stopAdmin, err := obs.serve(cfg.Admin, readiness(comp, svc, ln, cfg.Component.Server), log)
 	if err != nil {
 		return err
