@@ -18,6 +18,7 @@ import (
 	"mediaslot/internal/groupcommit"
 	"mediaslot/store/disk"
 	"mediaslot/upload"
+	"mediaslot/upload/slotstore/boltslots"
 )
 
 // BenchmarkPutVsBare alternates a 64 MiB PUT through mediaslot's HTTP
@@ -36,9 +37,13 @@ func BenchmarkPutVsBare(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	rs, err := boltslots.Open(db, w, boltslots.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
 	svc, err := upload.New(upload.Options{
-		Policy: upload.Policy{MaxFileSize: 1 << 30, SlotLifetime: 5 * time.Minute, AllowedDomains: []string{"example.net"}},
-		DB:     db, Writer: w, Store: st, Key: []byte("0123456789abcdef0123456789abcdef"), PublicURL: "http://mediaslot",
+		Policy:  upload.Policy{MaxFileSize: 1 << 30, SlotLifetime: 5 * time.Minute, AllowedDomains: []string{"example.net"}},
+		Records: rs, Store: st, Key: []byte("0123456789abcdef0123456789abcdef"), PublicURL: "http://mediaslot",
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"mediaslot/refusal"
 	"mediaslot/store"
 	"mediaslot/store/disk"
@@ -28,7 +26,9 @@ import (
 // overflow to a negative number, which passed every quota, and its hold
 // then turned the domain's and the service's held sums negative, opening
 // them to everybody else.
-func TestQuotaSumCannotOverflow(t *testing.T) {
+func TestQuotaSumCannotOverflow(t *testing.T) { forEachRecords(t, testQuotaSumCannotOverflow) }
+
+func testQuotaSumCannotOverflow(t *testing.T, rb recordsBackend) {
 	for _, c := range []struct {
 		name  string
 		quota Quota
@@ -39,7 +39,7 @@ func TestQuotaSumCannotOverflow(t *testing.T) {
 		{"total", Quota{TotalBytes: 1 << 40}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			f := newFixture(t)
+			f := newDiskFixture(t, rb)
 			f.svc.opt.MaxFileSize = math.MaxInt64
 			f.svc.opt.Quota = c.quota
 			ctx := context.Background()
@@ -82,13 +82,10 @@ func (f *fixture) halfPut(t *testing.T, s Slot, size int, before func()) {
 	if _, err := c.Write(make([]byte, size/2)); err != nil {
 		t.Fatal(err)
 	}
-	// the upload is running once its hold is marked so
+	// the upload is running once its hold is kept for it
 	testserver.WaitFor(t, 10*time.Second, "the PUT to start", func() bool {
-		h := f.svc.holds
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		x := h.slots[s.ID]
-		return x != nil && x.putting
+		started, _ := f.svc.active.Load(s.ID)
+		return started == true
 	})
 	if before != nil {
 		before()
@@ -104,8 +101,10 @@ func (f *fixture) halfPut(t *testing.T, s Slot, size int, before func()) {
 // owner out of the quota for good) nor loses it while the slot may still
 // be used: the client can retry the same URL, and once the window closes
 // the bytes are free again, also when the window closed during the PUT.
-func TestQuotaHoldAfterHalfUpload(t *testing.T) {
-	f := newFixture(t)
+func TestQuotaHoldAfterHalfUpload(t *testing.T) { forEachRecords(t, testQuotaHoldAfterHalfUpload) }
+
+func testQuotaHoldAfterHalfUpload(t *testing.T, rb recordsBackend) {
+	f := newDiskFixture(t, rb)
 	f.svc.opt.Quota = Quota{DailyBytes: 1000}
 	ctx := context.Background()
 	s, err := f.svc.Issue(ctx, f.request("alice@example.net", 800))
@@ -121,7 +120,7 @@ func TestQuotaHoldAfterHalfUpload(t *testing.T) {
 		t.Fatalf("after the retry: %v", err)
 	}
 
-	g := newFixture(t)
+	g := newDiskFixture(t, rb)
 	g.svc.opt.Quota = Quota{DailyBytes: 1000}
 	s, err = g.svc.Issue(ctx, g.request("alice@example.net", 800))
 	if err != nil {
@@ -133,7 +132,7 @@ func TestQuotaHoldAfterHalfUpload(t *testing.T) {
 		t.Fatalf("the hold of a failed upload outlived its window: %v", err)
 	}
 
-	h := newFixture(t)
+	h := newDiskFixture(t, rb)
 	h.svc.opt.Quota = Quota{DailyBytes: 1000}
 	s, err = h.svc.Issue(ctx, h.request("alice@example.net", 800))
 	if err != nil {
@@ -149,8 +148,8 @@ func TestQuotaHoldAfterHalfUpload(t *testing.T) {
 	if _, err := h.svc.Issue(ctx, h.request("alice@example.net", 800)); err != nil {
 		t.Fatalf("the hold of an upload that failed after its window leaked: %v", err)
 	}
-	if n := len(h.svc.holds.slots); n != 1 {
-		t.Errorf("%d holds, want 1", n)
+	if _, err := h.svc.Issue(ctx, h.request("alice@example.net", 200)); err != nil {
+		t.Errorf("a hold leaked: %v", err)
 	}
 }
 
@@ -177,8 +176,10 @@ func TestPutContentTypeCaseAndParameters(t *testing.T) {
 // A GET or HEAD of a slot whose upload is half done answers 404, never the
 // bytes that have arrived; a sweep past the window and its grace leaves
 // the running upload alone, and settles the slot once it has failed.
-func TestGetAndSweepDuringPut(t *testing.T) {
-	f := newFixture(t)
+func TestGetAndSweepDuringPut(t *testing.T) { forEachRecords(t, testGetAndSweepDuringPut) }
+
+func testGetAndSweepDuringPut(t *testing.T, rb recordsBackend) {
+	f := newDiskFixture(t, rb)
 	f.svc.opt.Quota = Quota{DailyBytes: 1000}
 	ctx := context.Background()
 	s, err := f.svc.Issue(ctx, f.request("alice@example.net", 800))
@@ -195,18 +196,18 @@ func TestGetAndSweepDuringPut(t *testing.T) {
 		if _, err := f.svc.Sweep(ctx); err != nil {
 			t.Error(err)
 		}
-		if _, err := f.svc.lookup(s.ID); err != nil {
+		if _, err := f.svc.lookup(ctx, s.ID); err != nil {
 			t.Errorf("the sweep forgot a slot whose upload runs: %v", err)
 		}
 	})
 	if _, err := f.svc.Sweep(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.lookup(s.ID); err == nil {
+	if _, err := f.svc.lookup(ctx, s.ID); err == nil {
 		t.Error("the slot of the failed upload is still there")
 	}
-	if n := len(f.svc.holds.slots); n != 0 {
-		t.Errorf("%d holds left", n)
+	if _, err := f.svc.Issue(ctx, f.request("alice@example.net", 1000)); err != nil {
+		t.Errorf("a hold is left: %v", err)
 	}
 }
 
@@ -267,7 +268,7 @@ func TestSweepPastOnePoisonedSlot(t *testing.T) {
 			if _, err := f.svc.Sweep(ctx); err == nil || !strings.Contains(err.Error(), first.ID) {
 				t.Errorf("the sweep does not report the slot it could not settle: %v", err)
 			}
-			if _, err := f.svc.lookup(second.ID); !errors.Is(err, errNoSlot) {
+			if _, err := f.svc.lookup(ctx, second.ID); !errors.Is(err, errNoSlot) {
 				t.Fatalf("the slot after the poisoned one was not settled: %v", err)
 			}
 			if _, err := f.svc.Issue(ctx, f.request("alice@example.net", 500)); err != nil {
@@ -295,90 +296,8 @@ func TestReconcilePastOnePoisonedSlot(t *testing.T) {
 	s, _ := crashAfterStore(t, f)
 	g := f.restart(t)
 	g.svc.reconcile(context.Background())
-	if rec, err := g.svc.lookup(s.ID); err != nil || !rec.Complete {
+	if rec, err := g.svc.lookup(context.Background(), s.ID); err != nil || !rec.Complete {
 		t.Fatalf("the crashed upload after the poisoned slot: %+v %v", rec, err)
-	}
-}
-
-// A slot request reads the owner's daily entries, so their number must not
-// grow with the uploads: one an upload, 864,000 a day at the default slot
-// rate, made every slot request of that owner take 145 ms and allocate 80
-// MB. Uploads of one minute share an entry (at most 1441 in 24 hours), and
-// the daily quota still counts every byte, for no less than 24 hours.
-func TestDailyEntriesBoundedPerOwner(t *testing.T) {
-	f := newFixture(t)
-	const uploads = 20000
-	step := 24 * time.Hour / uploads
-	start := f.clock.now().Add(time.Second / 3) // not on a minute
-	if err := f.svc.opt.DB.Update(func(tx *bolt.Tx) error {
-		for i := range uploads {
-			id := fmt.Sprintf("%032x", i)
-			if err := issued(tx, id, record{Owner: "alice@example.net", Filename: "f", Size: 10, Expires: start.Add(time.Hour)}); err != nil {
-				return err
-			}
-			if _, err := completed(tx, id, start.Add(time.Duration(i)*step), "application/octet-stream"); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	_ = f.svc.opt.DB.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketDaily).ForEach(func(k, v []byte) error { n++; return nil })
-	})
-	if n > 1441 {
-		t.Errorf("%d daily entries for %d uploads in 24 hours", n, uploads)
-	}
-	last := start.Add((uploads - 1) * step)
-	f.clock.add(last.Sub(f.clock.now()))
-	f.svc.opt.Quota = Quota{DailyBytes: uploads*10 + 5}
-	if _, err := f.svc.Issue(context.Background(), f.request("alice@example.net", 5)); err != nil {
-		t.Fatalf("a slot that fits: %v", err)
-	}
-	_, err := f.svc.Issue(context.Background(), f.request("alice@example.net", 1))
-	if ref := refused(t, err); ref.Kind != refusal.OverQuota || ref.RetryAt.Before(start.Add(24*time.Hour)) || ref.RetryAt.After(start.Add(24*time.Hour+time.Minute)) {
-		t.Fatalf("over the daily quota: %+v, want a retry within the minute after %v", ref, start.Add(24*time.Hour))
-	}
-}
-
-// A request refused by a full domain (or user) quota reads a bounded
-// number of the files that expire first, everybody's (or the user's), to
-// say when it would pass: it read them all (2 µs each), which a full
-// service of small files made seconds a request. Past the bound, the
-// refusal gives no date.
-func TestDomainQuotaRefusalReadsBounded(t *testing.T) {
-	f := newFixture(t)
-	f.svc.opt.FileLifetime = time.Hour
-	now := f.clock.now()
-	if err := f.svc.opt.DB.Update(func(tx *bolt.Tx) error {
-		add := func(id, owner string, size int64, deleteAfter time.Time) error {
-			if err := issued(tx, id, record{Owner: owner, Filename: "f", Size: size, Expires: now.Add(time.Hour), DeleteAfter: deleteAfter}); err != nil {
-				return err
-			}
-			_, err := completed(tx, id, now, "application/octet-stream")
-			return err
-		}
-		// other domains' files, and empty files of alice's, expire first
-		for i := range freedScan {
-			if err := add(fmt.Sprintf("%032x", i), "x@other.net", 1, now.Add(time.Hour)); err != nil {
-				return err
-			}
-			if err := add(fmt.Sprintf("%031x1", i), "alice@example.net", 0, now.Add(time.Hour)); err != nil {
-				return err
-			}
-		}
-		return add(fmt.Sprintf("%032x", freedScan), "alice@example.net", 1000, now.Add(2*time.Hour))
-	}); err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []Quota{{DomainBytes: 1000}, {UserBytes: 1000}} {
-		f.svc.opt.Quota = q
-		_, err := f.svc.Issue(context.Background(), f.request("alice@example.net", 10))
-		if ref := refused(t, err); ref.Kind != refusal.OverQuota || !ref.RetryAt.IsZero() {
-			t.Fatalf("%+v: refusal %+v: want no date past the files it reads", q, ref)
-		}
 	}
 }
 
@@ -386,7 +305,11 @@ func TestDomainQuotaRefusalReadsBounded(t *testing.T) {
 // default slot rate issue 1200) are all settled by one sweep: they piled
 // up in the file without end.
 func TestSweepKeepsUpWithAbandonedSlots(t *testing.T) {
-	f := newFixture(t)
+	forEachRecords(t, testSweepKeepsUpWithAbandonedSlots)
+}
+
+func testSweepKeepsUpWithAbandonedSlots(t *testing.T, rb recordsBackend) {
+	f := newDiskFixture(t, rb)
 	ctx := context.Background()
 	const slots = 2*sweepBatch + 500
 	for i := range slots {
@@ -398,10 +321,7 @@ func TestSweepKeepsUpWithAbandonedSlots(t *testing.T) {
 	if n, err := f.svc.Sweep(ctx); err != nil || n != slots {
 		t.Fatalf("Sweep settled %d of %d abandoned slots: %v", n, slots, err)
 	}
-	_ = f.svc.opt.DB.View(func(tx *bolt.Tx) error {
-		if k, _ := tx.Bucket(bucketPending).Cursor().First(); k != nil {
-			t.Error("pending slots left")
-		}
-		return nil
-	})
+	if ids, err := f.svc.opt.Records.DuePending(ctx, endOfTime, 1); err != nil || len(ids) != 0 {
+		t.Errorf("pending slots left: %v %v", ids, err)
+	}
 }

@@ -1,12 +1,18 @@
 package upload
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -15,9 +21,14 @@ import (
 
 	"mediaslot/internal/dbfile"
 	"mediaslot/internal/groupcommit"
+	"mediaslot/internal/pgdb"
 	"mediaslot/store"
 	"mediaslot/store/disk"
 	"mediaslot/store/s3"
+	"mediaslot/testserver"
+	"mediaslot/upload/slotstore"
+	"mediaslot/upload/slotstore/boltslots"
+	"mediaslot/upload/slotstore/pgslots"
 )
 
 // Benchmarks of the slot and HTTP hot paths. They measure, they never fail
@@ -30,6 +41,13 @@ const benchFileSize = 64 << 20
 // serve` opens it, behind a group-commit Writer, with the real clock.
 func newBenchService(b *testing.B, st store.Store) *Service {
 	b.Helper()
+	_, direct := st.(store.Presigner)
+	return newBenchServiceOn(b, benchBolt(b, direct), st)
+}
+
+// benchBolt is a slot store on a fresh bbolt file opened as `mediaslot
+// serve` opens it, behind a group-commit Writer.
+func benchBolt(b *testing.B, direct bool) slotstore.Store {
 	opts := dbfile.Options()
 	db, err := bolt.Open(filepath.Join(b.TempDir(), "mediaslot.db"), 0o600, &opts)
 	if err != nil {
@@ -37,6 +55,18 @@ func newBenchService(b *testing.B, st store.Store) *Service {
 	}
 	w := groupcommit.New(db)
 	b.Cleanup(func() { w.Close(); db.Close() })
+	rs, err := boltslots.Open(db, w, boltslots.Options{Direct: direct})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return rs
+}
+
+// newBenchServiceOn is a Service with slot records in rs, with the real
+// clock.
+func newBenchServiceOn(b *testing.B, rs slotstore.Store, st store.Store) *Service {
+	b.Helper()
+	var err error
 	if st == nil {
 		if st, err = disk.New(filepath.Join(b.TempDir(), "files")); err != nil {
 			b.Fatal(err)
@@ -44,8 +74,7 @@ func newBenchService(b *testing.B, st store.Store) *Service {
 	}
 	svc, err := New(Options{
 		Policy:    Policy{MaxFileSize: 1 << 30, SlotLifetime: 5 * time.Minute, AllowedDomains: []string{"example.net"}},
-		DB:        db,
-		Writer:    w,
+		Records:   rs,
 		Store:     st,
 		Key:       []byte("0123456789abcdef0123456789abcdef"),
 		PublicURL: "https://upload.example.net",
@@ -70,56 +99,139 @@ func cpuTime(b *testing.B) time.Duration {
 
 // reportRate waits for the slot records still lingering in the Writer,
 // then adds slots/s and the process's CPU time per slot (all goroutines:
-// handler, group commit, GC) to a benchmark's results.
-func reportRate(b *testing.B, svc *Service, cpu0 time.Duration) {
-	if err := svc.opt.Writer.Flush(context.Background()); err != nil {
+// handler, group commit, GC) to a benchmark's results, and the database
+// server's, if it has one.
+func reportRate(b *testing.B, svc *Service, cpu0 time.Duration, db dbCPU, db0 time.Duration) {
+	// a sweep's listing returns once every record issued before is in
+	if _, err := svc.opt.Records.DuePending(context.Background(), time.Time{}, 1); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "slots/s")
 	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/slot")
+	if d := db() - db0; d > 0 {
+		b.ReportMetric(float64(d)/float64(time.Microsecond)/float64(b.N), "db-cpu-µs/slot")
+	}
 }
 
-// BenchmarkIssue issues slots one after another: policy, token, and the
-// record handed to the group-commit Writer, which commits (fsyncs) it in
-// the background. Its ns/op is the latency a lone client sees inside
-// mediaslot; cpu-µs/slot includes the commits.
+// BenchmarkIssue issues slots one after another, with the default quotas
+// (daily and per user) checked, owners taking turns: policy, token, and
+// the record with its quota check in the slot store. bbolt: the check
+// against memory and a read snapshot, the record handed to the group-commit
+// Writer, which commits (fsyncs) it in the background; its ns/op is the
+// latency a lone client sees inside mediaslot, and cpu-µs/slot includes
+// the commits. postgres: one round trip that checks, inserts and commits
+// (synchronous_commit, fsync on), on a private server; db-cpu-µs/slot is
+// the server's CPU (all its processes) per slot.
 func BenchmarkIssue(b *testing.B) {
-	svc := newBenchService(b, nil)
-	ctx := context.Background()
-	cpu0 := cpuTime(b)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		if _, err := svc.Issue(ctx, benchRequest); err != nil {
-			b.Fatal(err)
+	forEachBenchRecords(b, func(b *testing.B, rs slotstore.Store, db dbCPU) {
+		svc := newBenchServiceOn(b, rs, nil)
+		svc.opt.Quota = defaultQuotas
+		ctx := context.Background()
+		cpu0, db0 := cpuTime(b), db()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := range b.N {
+			if _, err := svc.Issue(ctx, benchOwner(i)); err != nil {
+				b.Fatal(err)
+			}
 		}
-	}
-	reportRate(b, svc, cpu0)
+		reportRate(b, svc, cpu0, db, db0)
+	})
 }
 
 // BenchmarkIssueParallel issues slots from 16 goroutines (8 per CPU on the
 // two-core reference machine), as 16 requests in flight do: they share
-// commits.
+// commits (bbolt), or 16 connections (postgres).
 func BenchmarkIssueParallel(b *testing.B) {
-	svc := newBenchService(b, nil)
-	issueParallel(b, svc)
+	forEachBenchRecords(b, func(b *testing.B, rs slotstore.Store, db dbCPU) {
+		svc := newBenchServiceOn(b, rs, nil)
+		svc.opt.Quota = defaultQuotas
+		issueParallel(b, svc, db)
+	})
 }
 
-func issueParallel(b *testing.B, svc *Service) {
+// defaultQuotas are those of config.Default: a daily and a user quota.
+var defaultQuotas = Quota{DailyBytes: 1 << 30, UserBytes: 10 << 30}
+
+// dbCPU returns the CPU time the database server has used so far (zero
+// for bbolt, whose work is the process's own).
+type dbCPU func() time.Duration
+
+// forEachBenchRecords runs bench with slot records in a fresh bbolt file
+// and in a fresh database of a private PostgreSQL server (started once).
+func forEachBenchRecords(b *testing.B, bench func(b *testing.B, rs slotstore.Store, db dbCPU)) {
+	b.Run("bbolt", func(b *testing.B) { bench(b, benchBolt(b, false), func() time.Duration { return 0 }) })
+	// Started by the parent: each run of a sub-benchmark (one per b.N
+	// tried) ends with its cleanups.
+	pg := sync.OnceValue(func() *testserver.Postgres { return testserver.StartPostgres(b) })
+	b.Run("postgres", func(b *testing.B) {
+		pool, err := pgdb.Open(context.Background(), pg().NewDB(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(pool.Close)
+		bench(b, pgslots.New(pool), func() time.Duration { return serverCPU(b, pg().PID()) })
+	})
+}
+
+// serverCPU sums utime and stime of the postmaster pid and its children
+// (connection backends, writers) from /proc.
+func serverCPU(b *testing.B, pid int) time.Duration {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		b.Fatal(err)
+	}
+	const tick = 10 * time.Millisecond // USER_HZ: 100 on Linux
+	var total time.Duration
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		// pid (comm) state ppid ... utime stime: fields 4, 14 and 15;
+		// comm may hold spaces and parentheses
+		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		if ppid, _ := strconv.Atoi(f[1]); p != pid && ppid != pid {
+			continue
+		}
+		utime, _ := strconv.ParseInt(f[11], 10, 64)
+		stime, _ := strconv.ParseInt(f[12], 10, 64)
+		total += time.Duration(utime+stime) * tick
+	}
+	return total
+}
+
+// benchOwner is benchRequest from the i-th of 1000 accounts that take
+// turns, as many users do.
+func benchOwner(i int) Request {
+	r := benchRequest
+	r.Owner = "u" + strconv.Itoa(i%1000) + "@example.net"
+	return r
+}
+
+func issueParallel(b *testing.B, svc *Service, db dbCPU) {
 	ctx := context.Background()
-	cpu0 := cpuTime(b)
+	cpu0, db0 := cpuTime(b), db()
+	var n atomic.Int64
 	b.ReportAllocs()
 	b.SetParallelism(max(1, 16/runtime.GOMAXPROCS(0)))
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := svc.Issue(ctx, benchRequest); err != nil {
+			if _, err := svc.Issue(ctx, benchOwner(int(n.Add(1)))); err != nil {
 				b.Error(err)
 				return
 			}
 		}
 	})
-	reportRate(b, svc, cpu0)
+	reportRate(b, svc, cpu0, db, db0)
 }
 
 // BenchmarkIssueS3 is BenchmarkIssueParallel with the S3 store: the slot
@@ -138,7 +250,7 @@ func BenchmarkIssueS3(b *testing.B) {
 	if svc.direct == nil {
 		b.Fatal("the S3 store is not a Presigner")
 	}
-	issueParallel(b, svc)
+	issueParallel(b, svc, func() time.Duration { return 0 })
 }
 
 // BenchmarkTokenVerify checks a PUT URL's token, as every PUT does.

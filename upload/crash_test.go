@@ -20,9 +20,7 @@ func crashAfterStore(t *testing.T, f *fixture) (Slot, []byte) {
 	t.Helper()
 	body := bytes.Repeat([]byte("crash "), 1000)
 	s := f.issue(t, "photo.jpg", int64(len(body)), "")
-	if err := f.svc.opt.Writer.Flush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	f.sync(t)
 	if err := f.svc.opt.Store.Put(context.Background(), s.ID, bytes.NewReader(body), int64(len(body))); err != nil {
 		t.Fatal(err)
 	}
@@ -43,11 +41,15 @@ func diskFixture(t *testing.T) (*fixture, string) {
 // the restart, recorded by the reconciliation at start with the type its
 // name says, and counted against the quotas.
 func TestCrashBeforeRecordReconciledAtStart(t *testing.T) {
-	f := newFixture(t)
+	forEachRecords(t, testCrashBeforeRecordReconciledAtStart)
+}
+
+func testCrashBeforeRecordReconciledAtStart(t *testing.T, rb recordsBackend) {
+	f := newDiskFixture(t, rb)
 	s, body := crashAfterStore(t, f)
 	g := f.restart(t)
 	g.svc.reconcile(context.Background())
-	if rec, err := g.svc.lookup(s.ID); err != nil || !rec.Complete || rec.StoredType != "image/jpeg" {
+	if rec, err := g.svc.lookup(context.Background(), s.ID); err != nil || !rec.Complete || rec.StoredType != "image/jpeg" {
 		t.Fatalf("record after the reconciliation at start: %+v %v", rec, err)
 	}
 	resp, got := do(t, "GET", g.url(s.GetURL), nil, nil)
@@ -113,8 +115,10 @@ func TestCrashPartialFileReplacedByPut(t *testing.T) {
 
 // The sweeper keeps a whole file whose record a crash cut off, where it
 // used to delete it; it still deletes abandoned slots.
-func TestSweepKeepsWholeFileOfCrash(t *testing.T) {
-	f := newFixture(t)
+func TestSweepKeepsWholeFileOfCrash(t *testing.T) { forEachRecords(t, testSweepKeepsWholeFileOfCrash) }
+
+func testSweepKeepsWholeFileOfCrash(t *testing.T, rb recordsBackend) {
+	f := newDiskFixture(t, rb)
 	s, _ := crashAfterStore(t, f)
 	never := f.issue(t, "n.bin", 10, "")
 	g := f.restart(t)
@@ -122,10 +126,10 @@ func TestSweepKeepsWholeFileOfCrash(t *testing.T) {
 	if n, err := g.svc.Sweep(context.Background()); err != nil || n != 2 {
 		t.Fatalf("Sweep: %d %v", n, err)
 	}
-	if rec, err := g.svc.lookup(s.ID); err != nil || !rec.Complete {
+	if rec, err := g.svc.lookup(context.Background(), s.ID); err != nil || !rec.Complete {
 		t.Fatalf("the crashed upload: %+v %v", rec, err)
 	}
-	if _, err := g.svc.lookup(never.ID); err == nil || !strings.Contains(err.Error(), "no such slot") {
+	if _, err := g.svc.lookup(context.Background(), never.ID); err == nil || !strings.Contains(err.Error(), "no such slot") {
 		t.Fatalf("abandoned slot: %v", err)
 	}
 }

@@ -84,7 +84,7 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, "no such upload slot")
 		return
 	}
-	rec, err := s.lookup(id)
+	rec, err := s.lookup(r.Context(), id)
 	if errors.Is(err, errNoSlot) {
 		httpError(w, http.StatusNotFound, "no such upload slot")
 		return
@@ -130,7 +130,7 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request) {
 	if normalType(served) == "" {
 		served = "application/octet-stream"
 	}
-	if _, busy := s.active.LoadOrStore(id, struct{}{}); busy {
+	if _, busy := s.active.LoadOrStore(id, false); busy {
 		httpError(w, http.StatusConflict, "an upload to this slot is already in progress")
 		return
 	}
@@ -140,11 +140,19 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.endPut(rec.Owner)
-	if ref := s.startUpload(id, rec, s.now()); ref != nil {
+	if ref, err := s.startUpload(r.Context(), id, rec, s.now()); ref != nil {
 		overQuota(w, ref)
 		return
+	} else if errors.Is(err, errNoSlot) {
+		httpError(w, http.StatusNotFound, "no such upload slot")
+		return
+	} else if err != nil {
+		s.log.Error("starting an upload", "slot", id, "err", err)
+		httpError(w, http.StatusServiceUnavailable, "the upload service cannot take uploads right now; try again later")
+		return
 	}
-	defer s.endUpload(id)
+	defer s.endUpload(r.Context(), id)
+	s.active.Store(id, true)
 	// A stalled client must not hold the upload open: each read of the body
 	// must arrive within putIdleTimeout, and the whole body at putMinRate.
 	body := &idleReader{r: r.Body, rc: http.NewResponseController(w), until: time.Now().Add(atRate(rec.Size, putMinRate, putGrace))}
@@ -232,7 +240,7 @@ func inline(mediaType string) bool {
 func (s *Service) file(w http.ResponseWriter, r *http.Request, id string) (record, bool) {
 	rec, err := record{}, errNoSlot
 	if validID(id) {
-		rec, err = s.lookup(id)
+		rec, err = s.lookup(r.Context(), id)
 	}
 	if err == nil && !rec.Complete {
 		err = errNoSlot

@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"mime"
 	"path"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 
 	"mediaslot/store"
 )
@@ -58,45 +57,58 @@ const (
 // down, and the sweep stops.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
 	now := s.now()
-	// Slot records may still be on their way to the file (Issue does not
-	// wait for them).
-	if err := s.opt.Writer.Flush(ctx); err != nil {
-		return 0, err
-	}
 	n := 0
 	var errs []error
 	// Batch after batch while they are full and settle something: slots
 	// issued faster than a batch a minute (17 a second: two accounts at
 	// the default slot rate) and abandoned piled up without end.
 	for full := true; full && len(errs) < sweepMaxErrors && ctx.Err() == nil; {
-		var pending, old []string
-		_ = s.opt.DB.View(func(tx *bolt.Tx) error {
-			pending = due(tx, bucketPending, now.Add(-sweepGrace), sweepBatch)
-			old = due(tx, bucketExpiry, now, sweepBatch)
-			return nil
-		})
+		pending, err := s.opt.Records.DuePending(ctx, now.Add(-sweepGrace), sweepBatch)
+		if err != nil {
+			return n, errors.Join(append(errs, err)...)
+		}
+		old, err := s.opt.Records.DueExpired(ctx, now, sweepBatch)
+		if err != nil {
+			return n, errors.Join(append(errs, err)...)
+		}
+		// The store is asked slot by slot; the records change in one step
+		// a batch.
 		settled := 0
-		for _, id := range pending {
+		var forget, gone []string
+		for _, p := range pending {
 			if len(errs) >= sweepMaxErrors {
 				break
 			}
-			ok, err := s.settlePending(ctx, id)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("slot %s: %w", id, err))
-			} else if ok {
+			if _, busy := s.active.Load(p.ID); busy {
+				continue // a slow upload, still running
+			}
+			complete, err := s.settlePending(ctx, p.ID, p.Record)
+			switch {
+			case err != nil:
+				errs = append(errs, fmt.Errorf("slot %s: %w", p.ID, err))
+			case complete:
 				settled++
+			default:
+				forget = append(forget, p.ID)
 			}
 		}
 		for _, id := range old {
 			if len(errs) >= sweepMaxErrors {
 				break
 			}
-			if err := s.deleteExpired(ctx, id); err != nil {
+			if err := s.opt.Store.Delete(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
 				errs = append(errs, fmt.Errorf("slot %s: %w", id, err))
 				continue
 			}
-			settled++
+			gone = append(gone, id)
 		}
+		if err := s.opt.Records.Forget(ctx, forget...); err != nil {
+			return n, errors.Join(append(errs, err)...)
+		}
+		if err := s.opt.Records.Expire(ctx, gone...); err != nil {
+			return n, errors.Join(append(errs, err)...)
+		}
+		settled += len(forget) + len(gone)
 		n += settled
 		full = settled > 0 && (len(pending) == sweepBatch || len(old) == sweepBatch)
 	}
@@ -108,39 +120,16 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 // start) fails on before it takes the store for down and stops.
 const sweepMaxErrors = 10
 
-// settlePending settles a pending slot whose window closed sweepGrace ago,
-// reporting whether it did (not if it completed meanwhile or its upload
-// still runs).
-func (s *Service) settlePending(ctx context.Context, id string) (bool, error) {
-	rec, err := s.lookup(id)
-	if err != nil || rec.Complete {
-		return false, nil
-	}
-	if _, busy := s.active.Load(id); busy {
-		return false, nil // a slow upload, still running
-	}
-	// A file that arrived whole (directly in S3, or through a PUT whose
-	// record a crash cut off) is kept; anything else is deleted.
-	rec, err = s.confirm(ctx, id, rec)
+// settlePending checks a pending slot in the store, reporting whether it
+// is complete now: a file that arrived whole (directly in S3, or through a
+// PUT whose record a crash cut off) is kept; anything else is deleted, and
+// the slot stays pending.
+func (s *Service) settlePending(ctx context.Context, id string, rec record) (bool, error) {
+	rec, err := s.confirm(ctx, id, rec)
 	if err != nil && !errors.Is(err, errNoSlot) {
 		return false, err
 	}
-	if rec.Complete {
-		return true, nil
-	}
-	if err := s.opt.Writer.Update(ctx, func(tx *bolt.Tx) error { return forgotten(tx, id) }); err != nil {
-		return false, err
-	}
-	s.release(id)
-	return true, nil
-}
-
-// deleteExpired deletes a stored file past its lifetime, and its record.
-func (s *Service) deleteExpired(ctx context.Context, id string) error {
-	if err := s.opt.Store.Delete(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	return s.opt.Writer.Update(ctx, func(tx *bolt.Tx) error { return expired(tx, id) })
+	return rec.Complete, nil
 }
 
 // reconcile settles, at start, the pending slots whose file is already in
@@ -149,33 +138,26 @@ func (s *Service) deleteExpired(ctx context.Context, id string) error {
 // the record. Until then such a file would answer 404 to GET and 409 to
 // another PUT, for the slot lifetime and the sweeper's grace.
 func (s *Service) reconcile(ctx context.Context) {
-	var ids []string
-	_ = s.opt.DB.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketPending).Cursor()
-		for k, _ := c.First(); k != nil; k, _ = c.Next() {
-			ids = append(ids, string(k[8:]))
-		}
-		return nil
-	})
+	pending, err := s.opt.Records.DuePending(ctx, endOfTime, math.MaxInt32)
+	if err != nil {
+		s.log.Warn("listing pending uploads at start; the sweeper will settle them", "err", err)
+		return
+	}
 	n, failed := 0, 0
-	for _, id := range ids {
-		if _, busy := s.active.Load(id); busy {
+	for _, p := range pending {
+		if _, busy := s.active.Load(p.ID); busy {
 			continue
 		}
-		rec, err := s.lookup(id)
-		if err != nil || rec.Complete {
-			continue
-		}
-		rec, err = s.confirm(ctx, id, rec)
-		if err != nil && !errors.Is(err, errNoSlot) {
+		complete, err := s.settlePending(ctx, p.ID, p.Record)
+		if err != nil {
 			// as in Sweep: past one slot, not past a store that is down
-			s.log.Warn("checking a pending upload at start; the sweeper will", "slot", id, "err", err)
+			s.log.Warn("checking a pending upload at start; the sweeper will", "slot", p.ID, "err", err)
 			if failed++; failed >= sweepMaxErrors {
 				return
 			}
 			continue
 		}
-		if rec.Complete {
+		if complete {
 			n++
 		}
 	}
@@ -183,6 +165,10 @@ func (s *Service) reconcile(ctx context.Context) {
 		s.log.Info("recorded uploads stored before a restart", "count", n)
 	}
 }
+
+// endOfTime is after every slot's upload window (a time every backend
+// can store).
+var endOfTime = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // confirm checks a pending upload in the store. If the object is there with
 // the slot's size, the slot becomes complete; a wrong one is deleted and the

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"mediaslot/refusal"
+	"mediaslot/upload/slotstore"
 )
 
 func refused(t *testing.T, err error) *refusal.Error {
@@ -31,15 +32,17 @@ func (f *fixture) put(t *testing.T, s Slot, body []byte) {
 }
 
 func (f *fixture) request(owner string, size int64) Request {
-	return Request{Owner: owner, Domain: domainOf(owner), Filename: "f.bin", Size: size}
+	return Request{Owner: owner, Domain: slotstore.DomainOf(owner), Filename: "f.bin", Size: size}
 }
 
 func (r Request) withName(name string) Request { r.Filename = name; return r }
 
 // The daily quota counts the uploads of the last 24 hours and says
 // when the next upload will fit: when the oldest leave the window.
-func TestDailyQuota(t *testing.T) {
-	f := newFixture(t)
+func TestDailyQuota(t *testing.T) { forEachRecords(t, testDailyQuota) }
+
+func testDailyQuota(t *testing.T, rb recordsBackend) {
+	f := newDiskFixture(t, rb)
 	f.svc.opt.Quota.DailyBytes = 1000
 	ctx := context.Background()
 	first := f.clock.now()
@@ -68,8 +71,10 @@ func TestDailyQuota(t *testing.T) {
 }
 
 // Stored quotas (user, domain, total) are freed when files expire.
-func TestStoredQuotasAndExpiry(t *testing.T) {
-	f := newFixture(t)
+func TestStoredQuotasAndExpiry(t *testing.T) { forEachRecords(t, testStoredQuotasAndExpiry) }
+
+func testStoredQuotasAndExpiry(t *testing.T, rb recordsBackend) {
+	f := newDiskFixture(t, rb)
 	f.svc.opt.FileLifetime = 48 * time.Hour
 	f.svc.opt.Quota = Quota{UserBytes: 1000, DomainBytes: 1500, TotalBytes: 1800}
 	ctx := context.Background()
@@ -131,7 +136,7 @@ func TestPurposes(t *testing.T) {
 			return record{}, err
 		}
 		f.put(t, s, []byte("abc"))
-		return f.svc.lookup(s.ID)
+		return f.svc.lookup(context.Background(), s.ID)
 	}
 	for _, c := range []struct {
 		p      Purpose

@@ -1,13 +1,11 @@
 package upload
 
 import (
-	"encoding/binary"
+	"context"
 	"errors"
 	"io"
 	"net/http"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 
 	"mediaslot/store"
 )
@@ -47,18 +45,10 @@ func (s *Service) StoreErr() error {
 	return s.health.last
 }
 
-// StoredBytes returns the bytes of all complete files, from the usage
-// counter that every completed and every deleted upload updates: one key
-// lookup, cheap enough for every metrics scrape.
+// StoredBytes returns the bytes of all complete files, from the quota
+// accounting: cheap enough for every metrics scrape.
 func (s *Service) StoredBytes() (int64, error) {
-	var n int64
-	err := s.opt.DB.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketUsage).Get([]byte("g")); len(v) == 8 {
-			n = int64(binary.BigEndian.Uint64(v))
-		}
-		return nil
-	})
-	return n, err
+	return s.opt.Records.StoredBytes(context.Background())
 }
 
 // uploaded tells the Observer of a file that became complete.

@@ -55,7 +55,7 @@ func (s *Service) Preview(ctx context.Context, link string) (Preview, bool) {
 	if _, err := url.PathUnescape(rest); err != nil || !validID(id) {
 		return Preview{}, false
 	}
-	rec, err := s.lookup(id)
+	rec, err := s.lookup(ctx, id)
 	if err != nil || !rec.Complete || !previewTypes[normalType(rec.StoredType)] || rec.Size > previewMaxFile {
 		return Preview{}, false
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,9 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
-	bolt "go.etcd.io/bbolt"
 
-	"mediaslot/internal/groupcommit"
 	"mediaslot/refusal"
 	"mediaslot/store"
 	"mediaslot/store/memstore"
@@ -59,8 +56,14 @@ type presigning interface {
 // expire by the fixture's clock.
 func memFixture(t *testing.T, dl Download) (*fixture, *memstore.Store) {
 	t.Helper()
+	return memFixtureOn(t, boltRecords, dl)
+}
+
+// memFixtureOn is memFixture with slot records in rb.
+func memFixtureOn(t *testing.T, rb recordsBackend, dl Download) (*fixture, *memstore.Store) {
+	t.Helper()
 	st := memstore.Serve(t)
-	f := newFixtureWith(t, st, dl)
+	f := newFixtureOn(t, rb, st, dl)
 	st.SetClock(f.clock.now)
 	return f, st
 }
@@ -70,6 +73,10 @@ func memFixture(t *testing.T, dl Download) (*fixture, *memstore.Store) {
 func eachPresigner(t *testing.T, dl Download, test func(t *testing.T, f *fixture, st presigning)) {
 	t.Run("memstore", func(t *testing.T) {
 		f, st := memFixture(t, dl)
+		test(t, f, st)
+	})
+	t.Run("memstore postgres", func(t *testing.T) {
+		f, st := memFixtureOn(t, pgRecords(testserver.StartPostgres(t)), dl)
 		test(t, f, st)
 	})
 	testserver.EachS3(t, func(t *testing.T, gw *testserver.S3) {
@@ -235,15 +242,11 @@ func TestS3RewriteAfterConfirm(t *testing.T) {
 // its headers: the operator is told what that means.
 func TestS3PublicWarns(t *testing.T) {
 	st := memstore.New("")
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "m.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := groupcommit.New(db)
-	t.Cleanup(func() { w.Close(); db.Close() })
+	f := &fixture{}
+	boltRecords.open(t, f, true)
 	for _, mode := range []DownloadMode{Redirect, Public} {
 		var log bytes.Buffer
-		if _, err := New(Options{DB: db, Writer: w, Store: st, Download: Download{Mode: mode, PublicURL: "https://cdn.example.net"},
+		if _, err := New(Options{Records: f.reopen(t), Store: st, Download: Download{Mode: mode, PublicURL: "https://cdn.example.net"},
 			Logger: slog.New(slog.NewTextHandler(&log, nil))}); err != nil {
 			t.Fatal(err)
 		}
@@ -285,12 +288,12 @@ func testS3ConfirmAndSweep(t *testing.T, f *fixture, st presigning) {
 		t.Fatalf("Sweep settled %d slots (%v), want 3", n, err)
 	}
 	for _, id := range []string{never.ID, trunc.ID} {
-		if _, err := f.svc.lookup(id); !errors.Is(err, errNoSlot) {
+		if _, err := f.svc.lookup(context.Background(), id); !errors.Is(err, errNoSlot) {
 			t.Errorf("abandoned slot %s still recorded: %v", id, err)
 		}
 	}
 	// the upload nobody downloaded yet was confirmed by the sweep
-	if rec, err := f.svc.lookup(done.ID); err != nil || !rec.Complete {
+	if rec, err := f.svc.lookup(context.Background(), done.ID); err != nil || !rec.Complete {
 		t.Fatalf("completed upload: %+v %v", rec, err)
 	}
 }
@@ -317,8 +320,10 @@ func TestS3DownRefusesSlots(t *testing.T) {
 // Direct (S3) uploads are not seen to start, so a slot holds its size
 // until the upload is confirmed or the sweeper settles the slot, not only
 // until its window closes: an upload may still arrive just after.
-func TestS3QuotaHolds(t *testing.T) {
-	f, _ := memFixture(t, Download{})
+func TestS3QuotaHolds(t *testing.T) { forEachRecords(t, testS3QuotaHolds) }
+
+func testS3QuotaHolds(t *testing.T, rb recordsBackend) {
+	f, _ := memFixtureOn(t, rb, Download{})
 	f.svc.opt.Quota = Quota{DailyBytes: 1000}
 	ctx := context.Background()
 	s, err := f.svc.Issue(ctx, f.request("alice@example.net", 600))
@@ -349,7 +354,7 @@ func TestS3QuotaHolds(t *testing.T) {
 	if _, err := f.svc.Sweep(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.svc.lookup(never.ID); !errors.Is(err, errNoSlot) {
+	if _, err := f.svc.lookup(context.Background(), never.ID); !errors.Is(err, errNoSlot) {
 		t.Fatalf("abandoned slot: %v", err)
 	}
 	if _, err := f.svc.Issue(ctx, f.request("alice@example.net", 300)); err != nil {

@@ -1,11 +1,12 @@
 // Package upload issues upload slots and serves the uploads and downloads of
 // the embedded disk store.
 //
-// A slot is a 128-bit id with a record in bbolt (owner, name, size, type,
-// expiry, state). The id starts with the time of issue in milliseconds
-// (48 bits), so that new records append to bbolt's B+tree instead of each
-// rewriting a random page (a commit of 20 slots wrote 45 pages with random
-// ids, 11 with these); 80 random bits make it unguessable. It is also the
+// A slot is a 128-bit id with a record in a slotstore.Store (owner, name,
+// size, type, expiry, state). The id starts with the time of issue in
+// milliseconds (48 bits), so that new records append to a B+tree (bbolt's,
+// PostgreSQL's index) instead of each rewriting a random page (a commit of
+// 20 slots wrote 45 pages with random ids, 11 with these); 80 random bits
+// make it unguessable. It is also the
 // S3 object key: S3 scales a busy key prefix by itself, far beyond the
 // uploads one XMPP service sees.
 //
@@ -30,12 +31,10 @@ import (
 	"sync"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
-	"mediaslot/internal/groupcommit"
 	"mediaslot/internal/thumbnail"
 	"mediaslot/refusal"
 	"mediaslot/store"
+	"mediaslot/upload/slotstore"
 )
 
 // Slot is an issued upload slot.
@@ -50,8 +49,8 @@ type Slot struct {
 // Options configure a Service.
 type Options struct {
 	Policy
-	DB     *bolt.DB
-	Writer *groupcommit.Writer // commits to DB; shared with other users of DB
+	// Records keeps the slot records and the quota accounting.
+	Records slotstore.Store
 	// Store holds the files. A store.Presigner (S3) takes uploads directly:
 	// slots then carry its presigned PUT URLs, and the HTTP front only
 	// answers downloads, as Download says.
@@ -105,11 +104,7 @@ type Service struct {
 	base   string
 	log    *slog.Logger
 	now    func() time.Time
-	active sync.Map // slot ids with a PUT in progress
-	// unsynced holds the records of answered slots until they are
-	// committed (id -> record).
-	unsynced sync.Map
-	holds    *holds // quota reservations of pending slots
+	active sync.Map // slot ids with a PUT in progress: true once its body is read
 
 	mu      sync.Mutex
 	putting map[string]int // PUTs in progress per owner
@@ -117,18 +112,8 @@ type Service struct {
 	previews *thumbnail.Maker // the relay's thumbnails, once per slot
 }
 
-// New returns a Service. The bbolt bucket is created if needed.
+// New returns a Service.
 func New(opt Options) (*Service, error) {
-	if err := opt.DB.Update(func(tx *bolt.Tx) error {
-		for _, b := range allBuckets {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		return nil, err
-	}
 	s := &Service{
 		opt:      opt,
 		limit:    newLimiter(opt.SlotRate, opt.SlotBurst),
@@ -136,7 +121,6 @@ func New(opt Options) (*Service, error) {
 		base:     strings.TrimRight(opt.PublicURL, "/"),
 		log:      opt.Logger,
 		now:      opt.Now,
-		holds:    newHolds(),
 		previews: thumbnail.NewMaker(PreviewMaxSide, previewsKept, previewWait),
 	}
 	if s.log == nil {
@@ -157,9 +141,6 @@ func New(opt Options) (*Service, error) {
 	}
 	if s.opt.Download.URLLifetime <= 0 {
 		s.opt.Download.URLLifetime = time.Minute
-	}
-	if err := s.loadHolds(); err != nil {
-		return nil, err
 	}
 	return s, nil
 }
@@ -196,40 +177,31 @@ func (s *Service) Issue(ctx context.Context, r Request) (Slot, error) {
 		Filename:    r.Filename,
 		Size:        r.Size,
 		ContentType: r.ContentType,
-		Purpose:     r.Purpose,
+		Purpose:     string(r.Purpose),
 		Issued:      now,
 		Expires:     expires,
 		DeleteAfter: deleteAfter,
 	}
-	if err := s.reserve(id, rec, r, now); err != nil {
-		return Slot{}, err
-	}
-	// The slot is answered without waiting for its record's commit, which
-	// costs more than the rest of the slot: until then lookup finds the
-	// record in unsynced, so a PUT that overtakes the commit waits for
-	// nothing. A crash before the commit may forget a slot whose upload
-	// has not started; its PUT then gets 404 and the client asks again.
-	// Uploaded bytes are acknowledged only once durably recorded.
-	s.unsynced.Store(id, rec)
-	err := s.opt.Writer.Submit(ctx, func(tx *bolt.Tx) error { return issued(tx, id, rec) }, func(err error) {
-		s.unsynced.Delete(id)
-		if err != nil {
-			s.release(id)
-			s.log.Error("recording slot", "slot", id, "err", err)
-		}
-	})
+	// The record and the quota check in one step of the store: two
+	// requests that race never both pass a quota only one fits. The bbolt
+	// store answers before the record's commit (docs/OPERATIONS.md).
+	over, err := s.opt.Records.Issue(ctx, id, rec, s.holdUntil(expires), s.quotas(), now)
 	if err != nil {
-		s.unsynced.Delete(id)
-		s.release(id)
 		s.log.Error("recording slot", "err", err)
 		return Slot{}, refusal.New(refusal.Unavailable, "The upload service cannot record slots right now; try again later")
+	}
+	if over != nil {
+		return Slot{}, s.overRefusal(over, r.Owner, r.Size, now)
 	}
 	name := url.PathEscape(r.Filename)
 	slot := Slot{ID: id, GetURL: s.base + "/file/" + id + "/" + name, Expires: expires}
 	if s.direct != nil {
 		u, hdr, err := s.direct.PresignPut(ctx, id, r.Size, r.ContentType, s.opt.SlotLifetime)
 		if err != nil {
-			s.release(id) // the client never gets the URL
+			// the client never gets the URL
+			if err := s.opt.Records.Forget(context.WithoutCancel(ctx), id); err != nil {
+				s.log.Error("forgetting a slot not handed out", "slot", id, "err", err)
+			}
 			s.log.Error("presigning upload", "err", err)
 			return Slot{}, refusal.New(refusal.Unavailable, "The file store is unavailable; try again later")
 		}
@@ -269,17 +241,41 @@ func validID(id string) bool {
 	return true
 }
 
-// lookup reads a slot's record, from unsynced while it is on its way to
-// the file. unsynced is read first: a record leaves it only once committed.
-func (s *Service) lookup(id string) (record, error) {
-	if r, ok := s.unsynced.Load(id); ok {
-		return r.(record), nil
+// record is what the slot store keeps of a slot.
+type record = slotstore.Record
+
+// errNoSlot is the slot store's answer for a slot it does not have.
+var errNoSlot = slotstore.ErrNotFound
+
+// lookup reads a slot's record.
+func (s *Service) lookup(ctx context.Context, id string) (record, error) {
+	return s.opt.Records.Lookup(ctx, id)
+}
+
+// startUpload checks a PUT against the quotas again, since they may have
+// been lowered or the slot's hold may have ended, and keeps its hold while
+// the upload runs. A slot over a quota loses its hold; the client may try
+// again when the refusal says. Unless it refuses or fails, the caller must
+// call endUpload.
+func (s *Service) startUpload(ctx context.Context, id string, rec record, now time.Time) (*refusal.Error, error) {
+	over, err := s.opt.Records.StartUpload(ctx, id, s.quotas(), now)
+	if over != nil {
+		return s.overRefusal(over, rec.Owner, rec.Size, now), nil
 	}
-	var r record
-	err := s.opt.DB.View(func(tx *bolt.Tx) error {
-		var err error
-		r, err = getRecord(tx, id)
-		return err
-	})
-	return r, err
+	return nil, err
+}
+
+// endUpload lets an upload's hold end with its window again (if the upload
+// failed; a completed one has already been settled).
+func (s *Service) endUpload(ctx context.Context, id string) {
+	if err := s.opt.Records.EndUpload(context.WithoutCancel(ctx), id, s.now()); err != nil {
+		s.log.Error("ending an upload's hold", "slot", id, "err", err)
+	}
+}
+
+// complete records a stored upload as complete, turning its hold into
+// usage, durably (the caller acknowledges the upload next). It reports
+// whether the slot was complete already.
+func (s *Service) complete(ctx context.Context, id, served string) (record, bool, error) {
+	return s.opt.Records.Complete(context.WithoutCancel(ctx), id, s.now(), served)
 }

@@ -56,6 +56,15 @@ func TestSlotSuite(t *testing.T) {
 		},
 	}
 	cases = append(cases, storeCase{
+		name: "disk postgres",
+		new: func(t *testing.T) *fixture {
+			return newDiskFixture(t, pgRecords(testserver.StartPostgres(t)))
+		},
+		putOK:  201,
+		tamper: flipQueryParam("t"),
+		wait:   func(f *fixture, d time.Duration) { f.clock.add(d) },
+	})
+	cases = append(cases, storeCase{
 		name: "memstore",
 		new: func(t *testing.T) *fixture {
 			f, _ := memFixture(t, Download{Mode: Proxy})

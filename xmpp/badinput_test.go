@@ -13,6 +13,7 @@ import (
 	"mediaslot/internal/groupcommit"
 	"mediaslot/store/disk"
 	"mediaslot/upload"
+	"mediaslot/upload/slotstore/boltslots"
 )
 
 // realSlots is the upload service as serve builds it, on a temp dir.
@@ -38,9 +39,13 @@ func realSlotsWith(t *testing.T, change func(*upload.Policy)) *upload.Service {
 	policy := upload.Policy{MaxFileSize: 1 << 20, SlotLifetime: 5 * time.Minute, FileLifetime: 7 * 24 * time.Hour,
 		AllowedDomains: []string{"example.net"}, DeniedJIDs: []string{"mallory@example.net"}}
 	change(&policy)
+	rs, err := boltslots.Open(db, w, boltslots.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	svc, err := upload.New(upload.Options{
-		Policy: policy,
-		DB:     db, Writer: w, Store: st, Key: []byte("0123456789abcdef0123456789abcdef"),
+		Policy:  policy,
+		Records: rs, Store: st, Key: []byte("0123456789abcdef0123456789abcdef"),
 		PublicURL: "https://up.example.net", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

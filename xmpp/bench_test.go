@@ -28,6 +28,7 @@ import (
 	"mediaslot/store/disk"
 	"mediaslot/store/s3"
 	"mediaslot/upload"
+	"mediaslot/upload/slotstore/boltslots"
 	"mediaslot/xmpp/relay"
 	"mediaslot/xmpp/wire"
 )
@@ -167,9 +168,14 @@ func slotIQService(b *testing.B, st store.Store) {
 	}
 	w := groupcommit.New(db)
 	b.Cleanup(func() { w.Close(); db.Close() })
+	_, direct := st.(store.Presigner)
+	rs, err := boltslots.Open(db, w, boltslots.Options{Direct: direct})
+	if err != nil {
+		b.Fatal(err)
+	}
 	svc, err := upload.New(upload.Options{
-		Policy: upload.Policy{MaxFileSize: 104857600, SlotLifetime: 5 * time.Minute, AllowedDomains: []string{"example.net"}},
-		DB:     db, Writer: w, Store: st, Key: []byte("0123456789abcdef0123456789abcdef"),
+		Policy:  upload.Policy{MaxFileSize: 104857600, SlotLifetime: 5 * time.Minute, AllowedDomains: []string{"example.net"}},
+		Records: rs, Store: st, Key: []byte("0123456789abcdef0123456789abcdef"),
 		PublicURL: "https://upload.example.net", Logger: benchLogger(),
 	})
 	if err != nil {

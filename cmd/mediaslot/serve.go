@@ -21,6 +21,7 @@ import (
 	"mediaslot/store/disk"
 	"mediaslot/store/s3"
 	"mediaslot/upload"
+	"mediaslot/upload/slotstore/boltslots"
 	"mediaslot/xmpp"
 	"mediaslot/xmpp/relay"
 )
@@ -89,6 +90,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
+	_, direct := st.(store.Presigner)
+	records, err := boltslots.Open(db, writer, boltslots.Options{Direct: direct, Logger: log})
+	if err != nil {
+		return err
+	}
 	svc, err := upload.New(upload.Options{
 		Download: upload.Download{
 			Mode:        upload.DownloadMode(cfg.Store.S3.Download),
@@ -113,8 +119,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			SlotBurst:         cfg.Upload.SlotBurst,
 			MaxUploadsPerUser: cfg.Upload.MaxUploadsPerUser,
 		},
-		DB:            db,
-		Writer:        writer,
+		Records:       records,
 		Store:         st,
 		CheckInterval: time.Duration(cfg.Store.CheckInterval),
 		Key:           key,

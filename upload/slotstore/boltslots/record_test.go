@@ -1,6 +1,7 @@
-package upload
+package boltslots
 
 import (
+	"encoding/json"
 	"path/filepath"
 	"testing"
 	"time"
@@ -37,8 +38,8 @@ func TestRecordEncoding(t *testing.T) {
 	}
 	defer db.Close()
 	for i, c := range cases {
-		old, err := decodeRecord([]byte(c.old))
-		if err != nil {
+		var old record
+		if err := json.Unmarshal([]byte(c.old), &old); err != nil {
 			t.Fatalf("case %d: an old record does not decode: %v", i, err)
 		}
 		if !sameRecord(old, c.rec) {

@@ -1,20 +1,21 @@
-package upload
+package boltslots
 
 import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
-	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"mediaslot/upload/slotstore"
 )
 
-// The upload state in the shared bbolt file. Every change of a slot goes
+// The slot state in the shared bbolt file. Every change of a slot goes
 // through the transitions below (issued, completed, forgotten, expired),
 // which keep the record, its indexes and the quota counters consistent in
-// one transaction.
+// one transaction. The layout is that of every earlier version's files
+// (TestOpensEarlierFile).
 var (
 	bucketSlots   = []byte("slots")   // id -> record (JSON)
 	bucketPending = []byte("pending") // BE(PUT deadline) id -> nil: slots waiting for their upload
@@ -26,32 +27,13 @@ var (
 
 var allBuckets = [][]byte{bucketSlots, bucketPending, bucketExpiry, bucketUsage, bucketDaily, bucketFiles}
 
-// record is what mediaslot remembers of a slot, from issue to expiry.
-type record struct {
-	Owner       string    `json:"o"`           // bare JID that requested the slot
-	Filename    string    `json:"f"`           // as requested, unescaped
-	Size        int64     `json:"s"`           // exact byte count the PUT must send
-	ContentType string    `json:"c,omitempty"` // as declared in the request; "" if none
-	Purpose     Purpose   `json:"p,omitempty"` // XEP-0363 v1.2 upload purpose
-	Issued      time.Time `json:"i"`
-	Expires     time.Time `json:"e"`           // end of the PUT window
-	DeleteAfter time.Time `json:"x,omitzero"`  // when the file is deleted; zero: never
-	Complete    bool      `json:"d,omitempty"` // the bytes are stored
-	Stored      time.Time `json:"u,omitzero"`  // when the PUT completed
-	StoredType  string    `json:"t,omitempty"` // content type served on GET
-}
-
-var errNoSlot = errors.New("no such slot")
+type record = slotstore.Record
 
 func getRecord(tx *bolt.Tx, id string) (record, error) {
 	v := tx.Bucket(bucketSlots).Get([]byte(id))
 	if v == nil {
-		return record{}, errNoSlot
+		return record{}, slotstore.ErrNotFound
 	}
-	return decodeRecord(v)
-}
-
-func decodeRecord(v []byte) (record, error) {
 	var r record
 	err := json.Unmarshal(v, &r)
 	return r, err
@@ -84,30 +66,31 @@ func ownerKey(owner string, t uint64, id string) []byte {
 	return append(k, id...)
 }
 
+// never is the key time of files that are never deleted.
+const never = 1<<63 - 1
+
 func deleteAfterKey(r record) uint64 {
 	if r.DeleteAfter.IsZero() {
-		return 1<<63 - 1
+		return never
 	}
 	return uint64(r.DeleteAfter.Unix())
 }
 
-func domainOf(owner string) string {
-	_, d, _ := strings.Cut(owner, "@")
-	return d
+func usageKeys(owner string) [][]byte {
+	return [][]byte{[]byte("u\x00" + owner), []byte("d\x00" + slotstore.DomainOf(owner)), []byte("g")}
 }
 
-func usageKeys(owner string) [][]byte {
-	return [][]byte{[]byte("u\x00" + owner), []byte("d\x00" + domainOf(owner)), []byte("g")}
+func getUint(v []byte) int64 {
+	if len(v) != 8 {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(v))
 }
 
 func addUsage(tx *bolt.Tx, owner string, delta int64) error {
 	b := tx.Bucket(bucketUsage)
 	for _, k := range usageKeys(owner) {
-		var cur int64
-		if v := b.Get(k); len(v) == 8 {
-			cur = int64(binary.BigEndian.Uint64(v))
-		}
-		if err := b.Put(k, binary.BigEndian.AppendUint64(nil, uint64(max(0, cur+delta)))); err != nil {
+		if err := b.Put(k, sizeValue(max(0, getUint(b.Get(k))+delta))); err != nil {
 			return err
 		}
 	}
@@ -115,6 +98,13 @@ func addUsage(tx *bolt.Tx, owner string, delta int64) error {
 }
 
 func sizeValue(n int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(n)) }
+
+// dailyKey is the daily bucket's key of owner's uploads at t. Entries of
+// earlier versions, one an upload with its slot id after the time, are
+// read the same way and leave with the window.
+func dailyKey(owner string, t time.Time) []byte {
+	return ownerKey(owner, uint64(t.UnixNano()), "")
+}
 
 // issued records a new slot waiting for its upload.
 func issued(tx *bolt.Tx, id string, r record) error {
@@ -152,35 +142,15 @@ func completed(tx *bolt.Tx, id string, now time.Time, servedType string) (record
 	// Drop this owner's entries that left the 24-hour window: each owner's
 	// history is pruned when they upload again.
 	prefix := append([]byte(r.Owner), 0)
-	limit := ownerKey(r.Owner, uint64(now.Add(-24*time.Hour).UnixNano()), "")
+	limit := dailyKey(r.Owner, now.Add(-slotstore.DailyWindow))
 	c := daily.Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && bytes.Compare(k, limit) < 0; k, _ = c.Next() {
 		if err := c.Delete(); err != nil {
 			return r, err
 		}
 	}
-	k := ownerKey(r.Owner, dailyStamp(now), "")
-	var sum int64
-	if v := daily.Get(k); len(v) == 8 {
-		sum = int64(binary.BigEndian.Uint64(v))
-	}
-	return r, daily.Put(k, sizeValue(sum+r.Size))
-}
-
-// dailyStamp is the time an upload completed at t counts from for the
-// daily quota: t rounded up to the minute. The uploads of one minute share
-// an entry, so that a slot request reads at most 1441 entries of its
-// owner's, however many files they uploaded: with one entry an upload,
-// 864,000 a day at the default slot rate, each request took 145 ms and 80
-// MB. Rounded up, bytes stay counted up to a minute longer, never shorter.
-// Entries of earlier versions, one an upload with its slot id after the
-// time, are read the same way and leave with the window.
-func dailyStamp(t time.Time) uint64 {
-	m := t.Truncate(time.Minute)
-	if m.Before(t) {
-		m = m.Add(time.Minute)
-	}
-	return uint64(m.UnixNano())
+	k := dailyKey(r.Owner, slotstore.DailyStamp(now))
+	return r, daily.Put(k, sizeValue(getUint(daily.Get(k))+r.Size))
 }
 
 // forgotten removes a slot that never got its upload.
