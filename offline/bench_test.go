@@ -14,14 +14,6 @@ import (
 
 const benchStanza = 8 << 10
 
-// noLimits lets a benchmark or a test of scale queue as much as it likes.
-var noLimits = Limits{
-	MaxMessages: 1 << 30, MaxBytes: 1 << 50, SenderShare: 1,
-	MaxSenderMessages: 1 << 30, MaxSenderBytes: 1 << 50,
-	MaxTotalMessages: 1 << 30, MaxTotalBytes: 1 << 50,
-	MaxUnseenMessages: 1 << 30, MaxUnseenBytes: 1 << 50,
-}
-
 // BenchmarkEnqueueParallel measures durable enqueues of 8 KB stanzas from
 // 64 concurrent senders per CPU, each stanza to one of 1000 recipients, as
 // the relay sees them when many clients send at once. The file starts
@@ -29,8 +21,8 @@ var noLimits = Limits{
 // of delivered stanzas in a server's steady state.
 func BenchmarkEnqueueParallel(b *testing.B) {
 	for _, o := range dbOptions {
-		b.Run(o.name, func(b *testing.B) {
-			enqueueParallel(b, openQueue(b, filepath.Join(b.TempDir(), "q.db"), o.opt, noLimits))
+		b.Run(o.Name, func(b *testing.B) {
+			enqueueParallel(b, openQueue(b, filepath.Join(b.TempDir(), "q.db"), o.Opt, NoLimits))
 		})
 	}
 }
@@ -49,8 +41,8 @@ func BenchmarkEnqueueAfterPurge(b *testing.B) {
 		dbOptions[1],
 	}
 	for _, o := range options {
-		b.Run(o.name, func(b *testing.B) {
-			q := openQueue(b, filepath.Join(b.TempDir(), "q.db"), o.opt, noLimits)
+		b.Run(o.Name, func(b *testing.B) {
+			q := openQueue(b, filepath.Join(b.TempDir(), "q.db"), o.Opt, NoLimits)
 			fill(b, q, "old@example.org", make([]byte, benchStanza), purged)
 			if n, err := q.Purge(context.Background(), time.Now().Add(DefaultTTL+time.Hour)); err != nil || n != purged {
 				b.Fatalf("Purge = %d, %v", n, err)

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 )
 
@@ -24,8 +23,6 @@ const (
 	entryVersion = 1
 	acceptedOff  = 1 // offset of the accepted time, stamped in place by Enqueue
 	entryHeader  = 1 + 8 + 2 + 4
-	maxSender    = math.MaxUint16
-	maxStanza    = math.MaxUint32
 )
 
 var errCorrupt = errors.New("offline: corrupt entry")
@@ -34,11 +31,11 @@ var errCorrupt = errors.New("offline: corrupt entry")
 // part of it. Accepted must lie within the years 1678 to 2262, the range of
 // int64 Unix nanoseconds.
 func encodeEntry(e Entry) ([]byte, error) {
-	if len(e.Sender) > maxSender {
-		return nil, fmt.Errorf("offline: sender is %d bytes, more than %d", len(e.Sender), maxSender)
+	if len(e.Sender) > MaxSender {
+		return nil, fmt.Errorf("offline: sender is %d bytes, more than %d", len(e.Sender), MaxSender)
 	}
-	if uint64(len(e.Stanza)) > maxStanza {
-		return nil, fmt.Errorf("offline: stanza is %d bytes, more than %d", len(e.Stanza), uint64(maxStanza))
+	if uint64(len(e.Stanza)) > MaxStanza {
+		return nil, fmt.Errorf("offline: stanza is %d bytes, more than %d", len(e.Stanza), uint64(MaxStanza))
 	}
 	b := make([]byte, 0, entryHeader+len(e.Sender)+len(e.Stanza))
 	b = append(b, entryVersion)

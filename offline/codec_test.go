@@ -16,7 +16,7 @@ func FuzzDecodeEntry(f *testing.F) {
 	f.Fuzz(func(t *testing.T, sender string, accepted int64, stanza, raw []byte) {
 		in := Entry{Sender: sender, Accepted: time.Unix(0, accepted), Stanza: stanza}
 		switch v, err := encodeEntry(in); {
-		case len(sender) > maxSender:
+		case len(sender) > MaxSender:
 			if err == nil {
 				t.Fatalf("encoded a %d-byte sender", len(sender))
 			}
@@ -67,7 +67,7 @@ func TestDecodeEntryRejectsDamage(t *testing.T) {
 }
 
 func TestEncodeEntryRefusesLongSender(t *testing.T) {
-	if _, err := encodeEntry(Entry{Sender: string(make([]byte, maxSender+1))}); err == nil {
+	if _, err := encodeEntry(Entry{Sender: string(make([]byte, MaxSender+1))}); err == nil {
 		t.Fatal("no error for a sender over 65535 bytes")
 	}
 }

@@ -1,4 +1,4 @@
-package offline
+package offline_test
 
 import (
 	"bufio"
@@ -15,11 +15,13 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"mediaslot/internal/groupcommit"
+	"mediaslot/offline"
+	"mediaslot/offline/queuetest"
 )
 
 // crashDBEnv, when set to "options-name:path", makes
 // TestCrashKeepsAcknowledged the child that enqueues into that bbolt file,
-// opened with those dbOptions, until it is killed.
+// opened with those offline.DBOptions, until it is killed.
 const crashDBEnv = "MEDIASLOT_OFFLINE_CRASH_DB"
 
 const (
@@ -34,15 +36,15 @@ const (
 func TestCrashKeepsAcknowledged(t *testing.T) {
 	if env := os.Getenv(crashDBEnv); env != "" {
 		name, path, _ := strings.Cut(env, ":")
-		for _, o := range dbOptions {
-			if o.name == name {
-				enqueueUntilKilled(path, o.opt)
+		for _, o := range offline.DBOptions {
+			if o.Name == name {
+				enqueueUntilKilled(path, o.Opt)
 			}
 		}
 		t.Fatalf("%s=%s: unknown options", crashDBEnv, env)
 	}
-	for _, o := range dbOptions {
-		t.Run(o.name, func(t *testing.T) { crashAndCheck(t, o.name, o.opt) })
+	for _, o := range offline.DBOptions {
+		t.Run(o.Name, func(t *testing.T) { crashAndCheck(t, o.Name, o.Opt) })
 	}
 }
 
@@ -80,12 +82,12 @@ func crashAndCheck(t *testing.T, name string, opt *bolt.Options) {
 	}
 	t.Logf("killed after %d acknowledgements (%v)", lines, err)
 
-	q := openQueue(t, path, opt, Limits{})
-	checkConsistent(t, q.db)
-	all := senderRuns(t, drainAll(t, q, "all"))
+	q, _ := offline.OpenFile(t, path, opt, offline.Limits{})
+	offline.CheckConsistent(t, q)
+	all := queuetest.SenderRuns(t, queuetest.DrainAll(t, q, "all"))
 	for g := range crashSenders {
 		s := fmt.Sprint(g)
-		own := senderRuns(t, drainAll(t, q, "own"+s))
+		own := queuetest.SenderRuns(t, queuetest.DrainAll(t, q, "own"+s))
 		if own[s] < acked[s] || own[s] != all[s] {
 			t.Errorf("sender %s: %d acknowledged, %d stored for own%s, %d for all", s, acked[s], own[s], s, all[s])
 		}
@@ -104,7 +106,7 @@ func enqueueUntilKilled(path string, opt *bolt.Options) {
 	if err != nil {
 		fail(err)
 	}
-	q, err := Open(db, groupcommit.New(db), noLimits)
+	q, err := offline.Open(db, groupcommit.New(db), offline.NoLimits)
 	if err != nil {
 		fail(err)
 	}

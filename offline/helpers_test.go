@@ -17,7 +17,7 @@ import (
 
 // testQueue is a Queue on a fresh bbolt file, closed when the test ends.
 type testQueue struct {
-	*Queue
+	*BoltQueue
 	db *bolt.DB
 	w  *groupcommit.Writer
 }
@@ -30,8 +30,8 @@ var dbOptions = []dbOption{
 }
 
 type dbOption struct {
-	name string
-	opt  *bolt.Options
+	Name string
+	Opt  *bolt.Options
 }
 
 // serveOptions are those cmd/mediaslot/serve.go opens the file with
@@ -58,7 +58,7 @@ func openQueue(tb testing.TB, path string, opt *bolt.Options, l Limits) testQueu
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return testQueue{Queue: q, db: db, w: w}
+	return testQueue{BoltQueue: q, db: db, w: w}
 }
 
 // newWriter returns a Writer on db, closed before db when the test ends.

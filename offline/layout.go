@@ -72,16 +72,11 @@ var (
 	keyTotals      = []byte("totals")
 )
 
-// maxRecipient is the longest a JID can be (RFC 7622), well within
-// bbolt's limit on key size.
-const maxRecipient = 3071
-
-var errRecipient = fmt.Errorf("offline: recipient must be 1 to %d bytes", maxRecipient)
-
-// recipientPrefix returns the part of a q key that names r.
+// recipientPrefix returns the part of a q key that names r. MaxRecipient
+// is well within bbolt's limit on key size.
 func recipientPrefix(r string) ([]byte, error) {
-	if r == "" || len(r) > maxRecipient {
-		return nil, errRecipient
+	if err := CheckRecipient(r); err != nil {
+		return nil, err
 	}
 	p := make([]byte, 0, 2+len(r)+8)
 	p = binary.BigEndian.AppendUint16(p, uint16(len(r)))
@@ -130,6 +125,8 @@ func uint64s(v ...uint64) []byte {
 type counter struct {
 	entries, bytes uint64
 }
+
+func (c counter) exported() Counter { return Counter{c.entries, c.bytes} }
 
 type totals struct {
 	entries    uint64 // one per recipient of each stanza

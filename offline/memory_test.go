@@ -48,7 +48,7 @@ func TestLargeQueueKeepsResidentMemoryFlat(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := groupcommit.New(db)
-	q, err := Open(db, w, noLimits)
+	q, err := Open(db, w, NoLimits)
 	if err != nil {
 		t.Fatal(err)
 	}

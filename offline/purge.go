@@ -13,17 +13,14 @@ import (
 // expiry does not hold the Writer, and every Enqueue waiting on it, for long.
 const purgeBatch = 1024
 
-// Purge deletes the entries of stanzas accepted before now minus the TTL,
-// and those of recipients never seen (see MarkSeen) accepted before now
-// minus the UnseenTTL, and returns how many entries that took off
-// recipients' queues. It reads the time indexes only up to the first
+// Purge implements Queue.Purge. It reads the time indexes only up to the first
 // entry it keeps, and never a stanza, so running it often is cheap.
 // Stanzas are deleted in transactions of up to 1024, fewer when their
 // recipients' entries are scattered through a large file; if ctx ends or a
 // transaction fails, those deleted so far stay deleted and are counted.
 // Drain checks the TTL too, so Purge is what frees the disk, not what
 // bounds the age of a delivered stanza.
-func (q *Queue) Purge(ctx context.Context, now time.Time) (int, error) {
+func (q *BoltQueue) Purge(ctx context.Context, now time.Time) (int, error) {
 	old := timeKey(now.Add(-q.limits.TTL), 0)
 	purged, err := q.purge(ctx, func(b buckets) ([]Entry, int, bool, error) {
 		expired, more := expiredEntries(b, old)
@@ -42,7 +39,7 @@ func (q *Queue) Purge(ctx context.Context, now time.Time) (int, error) {
 // purge removes what collect finds, in transactions, until it finds
 // nothing more. collect returns the entries to remove, how many keys it
 // deleted itself (progress, though no entry), and whether more may follow.
-func (q *Queue) purge(ctx context.Context, collect func(buckets) (expired []Entry, cleaned int, more bool, err error)) (int, error) {
+func (q *BoltQueue) purge(ctx context.Context, collect func(buckets) (expired []Entry, cleaned int, more bool, err error)) (int, error) {
 	purged := 0
 	for {
 		removed, cleaned := 0, 0

@@ -240,7 +240,7 @@ func benchRelayMessage(b *testing.B, id, sender, recipient string) string {
 
 // countingQueue counts the stanzas the relay stored.
 type countingQueue struct {
-	*offline.Queue
+	offline.Queue
 	stored atomic.Int64
 }
 

@@ -22,7 +22,7 @@ import (
 )
 
 // relayQueue is the relay's queue on a bbolt file of its own.
-func relayQueue(t *testing.T) *offline.Queue {
+func relayQueue(t *testing.T) offline.Queue {
 	t.Helper()
 	db, err := bolt.Open(filepath.Join(t.TempDir(), "q.db"), 0o600, nil)
 	if err != nil {

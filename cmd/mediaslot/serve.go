@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,7 +20,6 @@ import (
 	"mediaslot/store/disk"
 	"mediaslot/store/s3"
 	"mediaslot/upload"
-	"mediaslot/upload/slotstore/boltslots"
 	"mediaslot/xmpp"
 	"mediaslot/xmpp/relay"
 )
@@ -77,21 +75,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer data.Close(log)
-	// The seam of issue 15: with data.backend = "postgres", the slot
-	// record store (upload) and the relay queue (offline) are built on
-	// data.pool here, as their bbolt twins below are on data.db and
-	// data.writer; they come with the records and queue branches.
-	if data.pool != nil {
-		return errors.New(`data.backend = "postgres": this build has no PostgreSQL record store and relay queue yet`)
-	}
-	db, writer := data.db, data.writer
 
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	_, direct := st.(store.Presigner)
-	records, err := boltslots.Open(db, writer, boltslots.Options{Direct: direct, Logger: log})
+	records, err := data.records(direct, log)
 	if err != nil {
 		return err
 	}
@@ -142,8 +132,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Logger:       log,
 		Observer:     obs.xmpp,
 	}
+	if data.pool != nil {
+		// Each slot waits for a round trip to PostgreSQL: off the read
+		// loop, as many at once as the pool has connections.
+		opts.SlotWorkers = int(data.pool.Config().MaxConns)
+	}
 	if cfg.Relay.Enabled {
-		q, err := offline.Open(db, writer, offline.Limits{
+		q, err := data.queue(ctx, offline.Limits{
 			MaxMessages: cfg.Relay.MaxMessages,
 			MaxBytes:    cfg.Relay.MaxBytes,
 			TTL:         time.Duration(cfg.Relay.TTL),
@@ -284,7 +279,7 @@ const purgeInterval = 10 * time.Minute
 
 // purgeLoop drops relay messages older than their TTL, or than the unseen
 // TTL for recipients never seen online, until ctx ends.
-func purgeLoop(ctx context.Context, q *offline.Queue, log *slog.Logger) {
+func purgeLoop(ctx context.Context, q offline.Queue, log *slog.Logger) {
 	t := time.NewTicker(purgeInterval)
 	defer t.Stop()
 	for {

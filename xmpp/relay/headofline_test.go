@@ -14,7 +14,7 @@ import (
 
 // stuckQueue is a queue whose disk does not answer until release closes.
 type stuckQueue struct {
-	*offline.Queue
+	offline.Queue
 	release chan struct{}
 }
 

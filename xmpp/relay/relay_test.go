@@ -28,7 +28,7 @@ import (
 // on out.
 type relayFixture struct {
 	r   *Relay
-	q   *offline.Queue
+	q   offline.Queue
 	log *slog.Logger
 	out chan string
 }
@@ -189,7 +189,7 @@ func TestRelayOnlineAndOffline(t *testing.T) {
 	waitQueue(t, f.q, "carol@example.net", false)
 }
 
-func waitQueue(t *testing.T, q *offline.Queue, who string, pending bool) {
+func waitQueue(t *testing.T, q offline.Queue, who string, pending bool) {
 	t.Helper()
 	testserver.WaitFor(t, 10*time.Second, fmt.Sprintf("Pending(%s) = %v", who, pending), func() bool { return q.Pending(who) == pending })
 }

@@ -53,7 +53,7 @@ func TestRelayPresenceMarksRecipientSeen(t *testing.T) {
 
 // seenRecorder notes the recipients the relay marks seen.
 type seenRecorder struct {
-	*offline.Queue
+	offline.Queue
 	mu   sync.Mutex
 	seen []string
 }
