@@ -13,17 +13,13 @@ import (
 	"time"
 
 	"mediaslot/config"
-	"mediaslot/internal/boltmem"
 	"mediaslot/internal/connlimit"
-	"mediaslot/internal/dbfile"
-	"mediaslot/internal/groupcommit"
 	"mediaslot/internal/redact"
 	"mediaslot/offline"
 	"mediaslot/store"
 	"mediaslot/store/disk"
 	"mediaslot/store/s3"
 	"mediaslot/upload"
-	"mediaslot/upload/slotstore/boltslots"
 	"mediaslot/xmpp"
 	"mediaslot/xmpp/relay"
 )
@@ -63,7 +59,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	log := slog.New(redact.Handler(newLogger(cfg.Log, stderr).Handler(),
-		cfg.Component.Secret, cfg.Upload.TokenKey, cfg.Store.S3.SecretAccessKey))
+		cfg.Component.Secret, cfg.Upload.TokenKey, cfg.Store.S3.SecretAccessKey, cfg.Data.Password))
 	slog.SetDefault(log)
 	obs := newObservers(cfg.Admin)
 
@@ -74,24 +70,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	db, err := dbfile.Open(ctx, dbPath(cfg), dbfile.Options())
+	data, err := openData(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := boltmem.Close(db); err != nil {
-			log.Error("closing the database", "err", err)
-		}
-	}()
-	writer := groupcommit.New(db)
-	defer writer.Close()
+	defer data.Close(log)
 
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	_, direct := st.(store.Presigner)
-	records, err := boltslots.Open(db, writer, boltslots.Options{Direct: direct, Logger: log})
+	records, err := data.records(direct, log)
 	if err != nil {
 		return err
 	}
@@ -142,8 +132,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Logger:       log,
 		Observer:     obs.xmpp,
 	}
+	if data.pool != nil {
+		// Each slot waits for a round trip to PostgreSQL: off the read
+		// loop, as many at once as the pool has connections.
+		opts.SlotWorkers = int(data.pool.Config().MaxConns)
+	}
 	if cfg.Relay.Enabled {
-		q, err := offline.Open(db, writer, offline.Limits{
+		q, err := data.queue(ctx, offline.Limits{
 			MaxMessages: cfg.Relay.MaxMessages,
 			MaxBytes:    cfg.Relay.MaxBytes,
 			TTL:         time.Duration(cfg.Relay.TTL),
@@ -213,7 +208,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}()
 	log.Info("mediaslot serving", "version", version, "http", ln.Addr().String(), "public_url", cfg.HTTP.PublicURL,
-		"component", cfg.Component.JID, "server", cfg.Component.Server, "store", cfg.Store.Type)
+		"component", cfg.Component.JID, "server", cfg.Component.Server, "store", cfg.Store.Type, "data", cfg.Data.Backend)
 	stopAdmin, err := obs.serve(cfg.Admin, readiness(comp, svc, ln, cfg.Component.Server), log)
 	if err != nil {
 		return err
