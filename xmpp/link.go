@@ -51,10 +51,26 @@ type Options struct {
 	// uploaded here that carry none.
 	Previews relay.Previewer
 	Logger   *slog.Logger
+	// Siblings, for several instances on one component JID, passes the
+	// server's answers to the pings that confirm deliveries on to the
+	// instance that sent them: ejabberd hands them to any connection.
+	// Their notes come back through Component.Acked. nil for one instance.
+	Siblings Siblings
 	// Observer is told of the link, slots and relay messages, for
 	// metrics; nil tells nobody.
 	Observer Observer
 }
+
+// Siblings carries notes to the other instances of a cluster
+// (internal/siblings).
+type Siblings interface {
+	Self() string // this instance's name: lowercase letters and digits
+	Send(ctx context.Context, to, note string) error
+}
+
+// forwardQueue bounds the answers waiting to go to a sibling; past it
+// they are dropped, and the sibling's delivery goes again after its wait.
+const forwardQueue = 1024
 
 // Component keeps the XEP-0114 link to the XMPP server up and answers what
 // arrives on it.
@@ -73,6 +89,8 @@ type Component struct {
 	// ackTo is where the IQs that confirm deliveries go: a domain the
 	// server answers itself, without asking another server.
 	ackTo string
+	// forward holds siblings' answers (instance, id) until sent on.
+	forward chan [2]string
 }
 
 // New checks the options and returns a Component; Run connects it.
@@ -98,7 +116,32 @@ func New(opt Options) (*Component, error) {
 	if len(opt.Relay.RecipientDomains) > 0 {
 		ackTo = opt.Relay.RecipientDomains[0]
 	}
-	return &Component{opt: opt, addr: addr, log: opt.Logger, h: h, ackTo: ackTo}, nil
+	c := &Component{opt: opt, addr: addr, log: opt.Logger, h: h, ackTo: ackTo}
+	if opt.Siblings != nil {
+		c.acks.self = opt.Siblings.Self()
+		c.forward = make(chan [2]string, forwardQueue)
+	}
+	return c, nil
+}
+
+// Acked takes the server's answer to one of this instance's confirming
+// pings that reached a sibling (a note of Options.Siblings).
+func (c *Component) Acked(id string) { c.acks.answered(id) }
+
+// forwardAcks sends siblings' answers on, off the read loop, until ctx ends.
+func (c *Component) forwardAcks(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case f := <-c.forward:
+			sctx, cancel := context.WithTimeout(ctx, ackTimeout)
+			if err := c.opt.Siblings.Send(sctx, f[0], f[1]); err != nil {
+				c.log.Warn("passing a delivery's confirmation to a sibling", "sibling", f[0], "err", err)
+			}
+			cancel()
+		}
+	}
 }
 
 // newDispatcher returns the dispatch of component componentJID: slot
@@ -140,6 +183,9 @@ const (
 // be made (the server may start after mediaslot, or restart). It returns
 // ctx.Err() after closing the stream.
 func (c *Component) Run(ctx context.Context) error {
+	if c.forward != nil {
+		go c.forwardAcks(ctx)
+	}
 	backoff := minBackoff
 	for {
 		began := time.Now()
@@ -282,10 +328,25 @@ func (c *Component) serve(ctx context.Context, sess *xmpp.Session) error {
 }
 
 // isAck reports whether st is the server's answer to a delivery's ping,
-// and tells its waiter. Only the server's answer counts: a client that
-// guessed an id could otherwise confirm a delivery the server never read.
+// and tells its waiter, here or, through Siblings, in the instance that
+// sent it. Only the server's answer counts: a client that guessed an id
+// could otherwise confirm a delivery the server never read.
 func (c *Component) isAck(st wire.Stanza) bool {
 	typ := st.Attr("type")
-	return st.Start.Name.Local == "iq" && (typ == "result" || typ == "error") &&
-		strings.EqualFold(st.Attr("from"), c.ackTo) && c.acks.answered(st.Attr("id"))
+	if st.Start.Name.Local != "iq" || (typ != "result" && typ != "error") || !strings.EqualFold(st.Attr("from"), c.ackTo) {
+		return false
+	}
+	id := st.Attr("id")
+	if c.acks.answered(id) {
+		return true
+	}
+	inst, ok := owner(id)
+	if !ok || c.forward == nil || inst == c.acks.self {
+		return false
+	}
+	select {
+	case c.forward <- [2]string{inst, id}:
+	default: // the sibling's delivery goes again after its wait
+	}
+	return true
 }
