@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"mediaslot/offline"
+	"mediaslot/offline/offlinetest"
 	"mediaslot/testserver"
 )
 
@@ -38,7 +40,7 @@ func (e busEnd) Send(_ context.Context, to, note string) error {
 func TestAckReachesTheSiblingThatAsked(t *testing.T) {
 	srv := newFakeServer(t, "127.0.0.1:0")
 	bus := &memBus{comps: map[string]*Component{}}
-	q := relayQueue(t)
+	q := offlinetest.New(t, offline.Limits{})
 	a, _, _ := startComponent(t, Options{Server: srv.address, Queue: q, Relay: relayPolicy, Siblings: busEnd{bus, "a1"}})
 	la := srv.nextLink(t)
 	b, _, _ := startComponent(t, Options{Server: srv.address, Siblings: busEnd{bus, "b2"}})

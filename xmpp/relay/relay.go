@@ -314,9 +314,6 @@ type recipient struct {
 // recipient. It stores or delivers nothing unless all checks pass.
 func (r *Relay) accept(ctx context.Context, st wire.Stanza, send wire.Sender) error {
 	fromJID, err := jid.Parse(st.Attr("from")) // checkSender passed it
-	if err != nil {
-		return refusal.New(refusal.BadRequest, "The sender address is not a JID")
-	}
 	typ := st.Attr("type")
 	switch typ {
 	case "":
@@ -344,7 +341,6 @@ func (r *Relay) accept(ctx context.Context, st wire.Stanza, send wire.Sender) er
 		}
 		kids = append(kids, c)
 	}
-	recips := ad.recipients
 	stored, err := r.render(typ, st.Attr("id"), st.Start.Name.Space, kids, ad)
 	if err != nil {
 		return err
@@ -364,7 +360,7 @@ func (r *Relay) accept(ctx context.Context, st wire.Stanza, send wire.Sender) er
 	sender := fromJID.String()
 	var queue, now []string
 	seen := map[string]bool{}
-	for _, rc := range recips {
+	for _, rc := range ad.recipients {
 		if seen[rc.bare] {
 			continue
 		}
@@ -533,17 +529,18 @@ func bobData(c wire.Child) (cid string, text []byte) {
 		case xml.EndElement:
 			depth--
 		case xml.CharData:
-			if depth == 1 { // text of nested elements is not the data
-				text = append(text, t...)
+			if depth != 1 {
+				continue // text of nested elements is not the data
+			}
+			text = slices.Grow(text, len(t))
+			for _, b := range t {
+				if b != ' ' && b != '\t' && b != '\r' && b != '\n' {
+					text = append(text, b)
+				}
 			}
 		}
 	}
-	return cid, bytes.Map(func(r rune) rune {
-		if r == ' ' || r == '\t' || r == '\r' || r == '\n' {
-			return -1
-		}
-		return r
-	}, text)
+	return cid, text
 }
 
 // render builds the message as stored and delivered: type, id and payload
