@@ -73,3 +73,10 @@ func (p *MemPresence) Reset(context.Context) error {
 	p.known = map[string]bool{}
 	return nil
 }
+
+// Len returns how many users the store knows of: what it holds in memory.
+func (p *MemPresence) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.known)
+}
