@@ -341,7 +341,7 @@ type recipient struct {
 // accept validates a relay message and delivers or queues it for every
 // recipient. It stores or delivers nothing unless all checks pass.
 func (r *Relay) accept(ctx context.Context, st wire.Stanza, send wire.Sender) error {
-	fromJID, err := jid.Parse(st.Attr("from")) // checkSender passed it
+	fromJID, _ := jid.Parse(st.Attr("from")) // checkSender passed it
 	typ := st.Attr("type")
 	switch typ {
 	case "":
@@ -352,6 +352,7 @@ func (r *Relay) accept(ctx context.Context, st wire.Stanza, send wire.Sender) er
 	}
 	var ad addressing
 	var kids []wire.Child
+	var err error
 	for _, c := range st.Children() {
 		switch {
 		case c.Start.Name == xml.Name{Space: nsAddress, Local: "addresses"}:
