@@ -81,7 +81,7 @@ func BenchmarkDrain(b *testing.B) {
 		b.StopTimer()
 		fill(b, q, "bob@example.org", stanza, queued)
 		b.StartTimer()
-		n, err := q.Drain(context.Background(), "bob@example.org", func(Entry) error { return nil })
+		n, err := q.Drain(context.Background(), "bob@example.org", func(Entry) error { return nil }, nil)
 		if err != nil || n != queued {
 			b.Fatalf("Drain = %d, %v", n, err)
 		}

@@ -138,7 +138,7 @@ func TestMeasureDiskAtCaps(t *testing.T) {
 			for round := range rounds {
 				from := round * recipients / 4
 				for i := from; i < from+recipients/2; i++ {
-					if _, err := q.Drain(ctx, rcpt[i%recipients], func(Entry) error { return nil }); err != nil {
+					if _, err := q.Drain(ctx, rcpt[i%recipients], func(Entry) error { return nil }, nil); err != nil {
 						t.Fatal(err)
 					}
 				}

@@ -14,7 +14,7 @@ import (
 // it may block (on the network, say) without holding up writers. A
 // corrupt entry stops Drain with an error until Purge removes it at the
 // end of its TTL.
-func (q *BoltQueue) Drain(ctx context.Context, recipient string, deliver func(Entry) error) (delivered int, err error) {
+func (q *BoltQueue) Drain(ctx context.Context, recipient string, deliver func(Entry) error, confirm func() error) (delivered int, err error) {
 	prefix, err := recipientPrefix(recipient)
 	if err != nil {
 		return 0, err
@@ -28,7 +28,7 @@ func (q *BoltQueue) Drain(ctx context.Context, recipient string, deliver func(En
 		func(next uint64) ([]Entry, error) { return q.readBatch(recipient, prefix, next) },
 		func(ctx context.Context, done []Entry) error { return q.forget(ctx, recipient, prefix, done) },
 		func() time.Time { return q.now().Add(-q.limits.TTL) },
-		deliver)
+		deliver, confirm)
 }
 
 // readBatch returns the next entries of a recipient from Seq next on.

@@ -1,6 +1,7 @@
 package offline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,24 +18,38 @@ const (
 	DrainBatchBytes = 4 << 20 // stanza bytes; a batch holds at least one entry
 )
 
+// ConfirmEvery is how many deliveries a Drain with a confirm step confirms
+// at once: with one ping per 16 messages a flush costs ejabberd half the
+// CPU and Prosody a tenth less than with one per message, while a lost
+// confirmation sends at most 16 again (docs/RELAY.md).
+const ConfirmEvery = 16
+
 // DrainBatches is the loop of every backend's Drain, so that the order,
 // the TTL and the at-least-once rule cannot drift apart between them. It
 // reads batches with read (entries of the recipient from Seq next on, in
 // Seq order, at most DrainBatch of them and DrainBatchBytes of stanzas
-// unless one alone is larger), hands each to deliver, and deletes the
-// delivered and expired ones with forget before reading on. An entry
-// accepted before expiry() is deleted without being delivered. Delivered
-// is delivered: forget runs even if ctx has ended, or the recipient gets
-// those entries again.
-func DrainBatches(ctx context.Context, recipient string, read func(next uint64) ([]Entry, error), forget func(context.Context, []Entry) error, expiry func() time.Time, deliver func(Entry) error) (delivered int, err error) {
+// unless one alone is larger), hands each to deliver, confirms them with
+// confirm (if not nil) every ConfirmEvery deliveries and at the end of the
+// batch, and deletes the confirmed and expired ones with forget before
+// reading on. What deliver took before it failed is confirmed too, or it
+// would go twice. An entry accepted before expiry() is deleted without
+// being delivered. Delivered is delivered: forget runs even if ctx has
+// ended, or the recipient gets those entries again.
+func DrainBatches(ctx context.Context, recipient string, read func(next uint64) ([]Entry, error), forget func(context.Context, []Entry) error, expiry func() time.Time, deliver func(Entry) error, confirm func() error) (delivered int, err error) {
+	if confirm == nil {
+		confirm = func() error { return nil }
+	}
 	for next := uint64(0); ; {
 		batch, err := read(next)
 		if err != nil || len(batch) == 0 {
 			return delivered, err
 		}
 		expired := expiry()
-		done := 0 // delivered or expired
+		done := 0        // delivered or expired
+		safe := 0        // of those, confirmed or expired: batch[:safe] may go
+		unconfirmed := 0 // delivered since the last confirm
 		var failed error
+		confirmFailed := false
 		for _, e := range batch {
 			if failed = ctx.Err(); failed != nil {
 				break
@@ -43,13 +58,29 @@ func DrainBatches(ctx context.Context, recipient string, read func(next uint64) 
 				if failed = deliver(e); failed != nil {
 					break
 				}
-				delivered++
+				unconfirmed++
 			}
 			done++
+			if unconfirmed == 0 {
+				safe = done
+			} else if unconfirmed == ConfirmEvery {
+				if failed = confirm(); failed != nil {
+					confirmFailed = true
+					break
+				}
+				delivered, unconfirmed, safe = delivered+unconfirmed, 0, done
+			}
 		}
-		if done > 0 {
-			if err := forget(context.WithoutCancel(ctx), batch[:done]); err != nil {
-				return delivered, errors.Join(failed, fmt.Errorf("offline: deleting delivered or expired entries of %s failed, up to %d will be delivered again: %w", recipient, done, err))
+		if unconfirmed > 0 && !confirmFailed {
+			if err := confirm(); err != nil {
+				failed = cmp.Or(failed, err)
+			} else {
+				delivered, safe = delivered+unconfirmed, done
+			}
+		}
+		if safe > 0 {
+			if err := forget(context.WithoutCancel(ctx), batch[:safe]); err != nil {
+				return delivered, errors.Join(failed, fmt.Errorf("offline: deleting delivered or expired entries of %s failed, up to %d will be delivered again: %w", recipient, safe, err))
 			}
 		}
 		if failed != nil {

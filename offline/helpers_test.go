@@ -82,7 +82,7 @@ func drainAll(tb testing.TB, q testQueue, recipient string) []Entry {
 	n, err := q.Drain(context.Background(), recipient, func(e Entry) error {
 		got = append(got, e)
 		return nil
-	})
+	}, nil)
 	if err != nil || n != len(got) {
 		tb.Fatalf("Drain(%s) = %d, %v; delivered %d", recipient, n, err, len(got))
 	}

@@ -71,7 +71,7 @@ func TestLargeQueueKeepsResidentMemoryFlat(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		n, err := q.Drain(context.Background(), rcpt, func(Entry) error { return nil })
+		n, err := q.Drain(context.Background(), rcpt, func(Entry) error { return nil }, nil)
 		if want := stanzas/recipients + 300; n != want || err != nil {
 			t.Fatalf("Drain(%s) = %d, %v; want %d", rcpt, n, err, want)
 		}

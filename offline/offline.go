@@ -46,8 +46,12 @@ type Queue interface {
 	Enqueue(ctx context.Context, sender string, recipients []string, stanza []byte) error
 
 	// Drain calls deliver for each entry of recipient, oldest first, until
-	// none is left, and returns how many deliver accepted. An entry is
-	// deleted only after deliver returned nil for it. An entry older than
+	// none is left, and returns how many were delivered. An entry is
+	// deleted only after deliver returned nil for it and, if confirm is
+	// not nil, a later confirm returned nil: deliver may then hand an
+	// entry on without waiting until it is safe, and confirm waits until
+	// everything handed on so far is (the relay writes deliveries to the
+	// server and confirms ConfirmEvery of them with one ping). An entry older than
 	// the TTL is deleted without being delivered, as Purge would have.
 	// Drain stops at the first error from deliver, or when ctx ends, and
 	// returns that error; that entry and all later ones stay queued. If
@@ -56,7 +60,7 @@ type Queue interface {
 	// block. Entries enqueued while Drain runs are delivered by it too.
 	// Drains of one recipient run one at a time: a second waits for the
 	// first.
-	Drain(ctx context.Context, recipient string, deliver func(Entry) error) (delivered int, err error)
+	Drain(ctx context.Context, recipient string, deliver func(Entry) error, confirm func() error) (delivered int, err error)
 
 	// Pending reports whether recipient has queued entries; an error
 	// counts as "nothing pending" (the next presence tries again). It is

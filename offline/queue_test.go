@@ -28,7 +28,7 @@ func TestDrainIsAtLeastOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := failing.Drain(context.Background(), "r", func(Entry) error { return nil })
+	n, err := failing.Drain(context.Background(), "r", func(Entry) error { return nil }, nil)
 	if n != 2 || err == nil {
 		t.Fatalf("Drain = %d, %v; want 2 and a deletion error", n, err)
 	}

@@ -90,7 +90,7 @@ func TestRelayDrainCrashLosesNothing(t *testing.T) {
 	if _, err := q.Drain(context.Background(), "bob@example.net", func(e offline.Entry) error {
 		left[string(e.Stanza)] = true
 		return nil
-	}); err != nil {
+	}, nil); err != nil {
 		t.Fatal(err)
 	}
 	lost := 0
@@ -163,4 +163,49 @@ func attrValueOf(t *testing.T, x, name string) string {
 		t.Fatalf("no %s in %s", name, x)
 	}
 	return v
+}
+
+// A drain writes its deliveries without waiting and confirms them a group
+// at a time, with one ping after offline.ConfirmEvery of them (and after
+// the last): no entry goes before the server answered the ping that
+// followed it.
+func TestRelayDrainConfirmsInGroups(t *testing.T) {
+	srv := newFakeServer(t, "127.0.0.1:0")
+	q := offlinetest.New(t, offline.Limits{})
+	startComponent(t, Options{Server: srv.address, Queue: q, Relay: relayPolicy})
+	l := srv.nextLink(t)
+	l.send(privAd)
+	const n = offline.ConfirmEvery + 4
+	ctx := context.Background()
+	for i := range n {
+		if err := q.Enqueue(ctx, "alice@example.net/phone", []string{"bob@example.net"}, fmt.Appendf(nil, "<message type='chat' id='q%d'><body>%d</body></message>", i, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.send(`<presence from='bob@example.net/laptop' to='upload.example.net'/>`)
+	entries := func() int64 {
+		st, err := q.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Entries
+	}
+	// Deletions go per drain batch (one write), after the last ping of
+	// the batch was answered: here, both groups.
+	for _, group := range []int{offline.ConfirmEvery, n - offline.ConfirmEvery} {
+		for range group {
+			if got := l.reply(t); !strings.Contains(got, "<body") {
+				t.Fatalf("want a delivery, got %s", got)
+			}
+		}
+		ping := l.reply(t)
+		if !strings.Contains(ping, `<ping xmlns="urn:xmpp:ping"`) {
+			t.Fatalf("want the group's ping after %d deliveries, got %s", group, ping)
+		}
+		if entries() != n {
+			t.Fatal("entries deleted before the server answered the ping that followed them")
+		}
+		l.send(`<iq type='result' id='` + attrValueOf(t, ping, "id") + `' from='example.net' to='upload.example.net'/>`)
+	}
+	testserver.WaitFor(t, 10*time.Second, "the entries deleted", func() bool { return entries() == 0 })
 }

@@ -292,8 +292,11 @@ func (c *Component) send(ctx context.Context, stanza []byte, mode wire.SendMode)
 	if conn == nil {
 		return errLinkDown
 	}
-	if mode != wire.Written {
+	switch mode {
+	case wire.Batched:
 		return conn.send(stanza)
+	case wire.Unconfirmed:
+		return conn.sendWritten(stanza)
 	}
 	id, answered := c.acks.add()
 	defer c.acks.drop(id)

@@ -17,7 +17,7 @@ import (
 // connection the Drain reads through; Drains of others wait for a
 // connection beyond the pool's reserve (reservedConns). Each batch is one query; the
 // deletions of a batch go to the writer, so they share its commits.
-func (q *Queue) Drain(ctx context.Context, recipient string, deliver func(offline.Entry) error) (delivered int, err error) {
+func (q *Queue) Drain(ctx context.Context, recipient string, deliver func(offline.Entry) error, confirm func() error) (delivered int, err error) {
 	if err := offline.CheckRecipient(recipient); err != nil {
 		return 0, err
 	}
@@ -47,7 +47,7 @@ func (q *Queue) Drain(ctx context.Context, recipient string, deliver func(offlin
 			return q.call(ctx, &op{forget: &forget{recipient: recipient, seqs: seqs}})
 		},
 		func() time.Time { return q.now().Add(-q.limits.TTL) },
-		deliver)
+		deliver, confirm)
 }
 
 // lockRecipient takes the advisory lock of recipient's Drains on a

@@ -163,7 +163,7 @@ func TestDrainLockAcrossInstances(t *testing.T) {
 				<-release
 			}
 			return nil
-		})
+		}, nil)
 		if err != nil {
 			t.Error(err)
 		}
@@ -176,7 +176,7 @@ func TestDrainLockAcrossInstances(t *testing.T) {
 		_, err := b.Drain(ctx, "r", func(offline.Entry) error {
 			bDelivered.Add(1)
 			return nil
-		})
+		}, nil)
 		bDone <- err
 	}()
 	pool := openPool(t, dsn)
@@ -221,13 +221,13 @@ func TestDrainLockWaitEndsWithContext(t *testing.T) {
 			close(entered)
 			<-release
 			return errors.New("offline again")
-		})
+		}, nil)
 	}()
 	<-entered
 	ctx, cancel := context.WithCancel(context.Background())
 	bDone := make(chan error, 1)
 	go func() {
-		_, err := b.Drain(ctx, "r", func(offline.Entry) error { return nil })
+		_, err := b.Drain(ctx, "r", func(offline.Entry) error { return nil }, nil)
 		bDone <- err
 	}()
 	pool := openPool(t, dsn)
@@ -284,7 +284,7 @@ func TestDrainsOutnumberConnections(t *testing.T) {
 	var wg sync.WaitGroup
 	for r := range recipients {
 		wg.Go(func() {
-			n, err := q.Drain(context.Background(), "r"+strconv.Itoa(r), func(offline.Entry) error { return nil })
+			n, err := q.Drain(context.Background(), "r"+strconv.Itoa(r), func(offline.Entry) error { return nil }, nil)
 			if err != nil || n != each {
 				t.Errorf("Drain(r%d) = %d, %v; want %d", r, n, err, each)
 			}

@@ -52,7 +52,7 @@ func BenchDrain(b *testing.B, q offline.Queue, start func()) {
 		start()
 	}
 	b.ResetTimer()
-	n, err := q.Drain(context.Background(), "bob@example.org", func(offline.Entry) error { return nil })
+	n, err := q.Drain(context.Background(), "bob@example.org", func(offline.Entry) error { return nil }, nil)
 	if err != nil || n != b.N {
 		b.Fatalf("Drain = %d, %v", n, err)
 	}

@@ -78,7 +78,7 @@ func DrainAll(tb testing.TB, q offline.Queue, recipient string) []offline.Entry 
 	n, err := q.Drain(context.Background(), recipient, func(e offline.Entry) error {
 		got = append(got, e)
 		return nil
-	})
+	}, nil)
 	if err != nil || n != len(got) {
 		tb.Fatalf("Drain(%s) = %d, %v; delivered %d", recipient, n, err, len(got))
 	}
@@ -163,6 +163,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("DrainStopsAtFailure", func(t *testing.T) { testDrainStopsAtFailure(t, open) })
 	t.Run("DrainStopsWhenContextEnds", func(t *testing.T) { testDrainStopsWhenContextEnds(t, open) })
 	t.Run("DeletedOnlyAfterDeliver", func(t *testing.T) { testDeletedOnlyAfterDeliver(t, open) })
+	t.Run("DeletedOnlyAfterConfirm", func(t *testing.T) { testDeletedOnlyAfterConfirm(t, open) })
 	t.Run("AtLeastOnce", func(t *testing.T) { testAtLeastOnce(t, open) })
 	t.Run("OneDrainAtATime", func(t *testing.T) { testOneDrainAtATime(t, open) })
 	t.Run("Purge", func(t *testing.T) { testPurge(t, open) })

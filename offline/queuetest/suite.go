@@ -143,7 +143,7 @@ func testDrainStopsAtFailure(t *testing.T, open Open) {
 		}
 		got = append(got, string(e.Stanza))
 		return nil
-	})
+	}, nil)
 	if n != 4 || !errors.Is(err, boom) || !slices.Equal(got, []string{"0", "1", "2", "3"}) {
 		t.Fatalf("Drain = %d, %v, delivered %v", n, err, got)
 	}
@@ -168,7 +168,7 @@ func testDrainStopsWhenContextEnds(t *testing.T, open Open) {
 			cancel()
 		}
 		return nil
-	})
+	}, nil)
 	if n != 2 || !errors.Is(err, context.Canceled) {
 		t.Fatalf("Drain = %d, %v; want 2, canceled", n, err)
 	}
@@ -194,7 +194,7 @@ func testDeletedOnlyAfterDeliver(t *testing.T, open Open) {
 		}
 		i++
 		return nil
-	})
+	}, nil)
 	if err != nil || i != n {
 		t.Fatalf("Drain delivered %d, %v", i, err)
 	}
@@ -227,7 +227,7 @@ func testAtLeastOnce(t *testing.T, open Open) {
 				panic(errCrash{})
 			}
 			return nil
-		})
+		}, nil)
 	}()
 	if got := Stanzas(DrainAll(t, q, "r")); !slices.Equal(got, []string{"a", "b", "c"}) {
 		t.Fatalf("after the crash, drained %v; want a and b again, then c", got)
@@ -266,7 +266,7 @@ func testOneDrainAtATime(t *testing.T, open Open) {
 				mu.Unlock()
 				active.Add(-1)
 				return nil
-			})
+			}, nil)
 			if err != nil {
 				t.Error(err)
 			}
@@ -341,7 +341,7 @@ func testPurgeDuringDrain(t *testing.T, open Open) {
 	_, err := q.Drain(ctx, "r", func(offline.Entry) error {
 		_, err := q.Purge(ctx, time.Now().Add(2*time.Hour))
 		return err
-	})
+	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -458,7 +458,7 @@ func testOrderWhileDraining(t *testing.T, open Open) {
 		if _, err := q.Drain(ctx, "r", func(e offline.Entry) error {
 			delivered = append(delivered, e)
 			return nil
-		}); err != nil {
+		}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -773,6 +773,85 @@ func testRestart(t *testing.T, open Open) {
 	Enqueue(t, q, "s", "0:0", "r")
 	if got := DrainAll(t, q, "r"); len(got) != 1 {
 		t.Fatalf("drained %d after a new Enqueue", len(got))
+	}
+	q.check(t)
+}
+
+// With a confirm step, an entry is deleted only once a confirm after its
+// delivery returned nil: confirm comes every ConfirmEvery deliveries and
+// at the end of each batch; a failed confirm keeps every delivery since
+// the last good one (they go again, in order); and what was delivered
+// before a failed delivery is confirmed, not sent twice.
+func testDeletedOnlyAfterConfirm(t *testing.T, open Open) {
+	q := open(t, offline.Limits{SenderShare: 1}, time.Now)
+	const n = offline.DrainBatch + 10
+	for i := range n {
+		Enqueue(t, q, "s", strconv.Itoa(i), "r")
+	}
+	delivered, confirms := 0, 0
+	confirmedUpTo := 0
+	_, err := q.Drain(ctx, "r", func(e offline.Entry) error {
+		if s := stats(t, q); s.Entries < int64(n-confirmedUpTo) {
+			t.Fatalf("delivering entry %d: %d entries stored, but only %d were confirmed", delivered, s.Entries, confirmedUpTo)
+		}
+		delivered++
+		return nil
+	}, func() error {
+		if d := delivered - confirmedUpTo; d > offline.ConfirmEvery || d == 0 {
+			t.Fatalf("confirm after %d unconfirmed deliveries, want 1 to %d", d, offline.ConfirmEvery)
+		}
+		confirms++
+		confirmedUpTo = delivered
+		return nil
+	})
+	// 256 = 16 x 16 in the first batch, 10 in the second: one confirm
+	// each
+	if err != nil || delivered != n || confirms != offline.DrainBatch/offline.ConfirmEvery+1 {
+		t.Fatalf("Drain delivered %d with %d confirms, %v", delivered, confirms, err)
+	}
+	if s := stats(t, q); s.Entries != 0 {
+		t.Fatalf("%d entries left", s.Entries)
+	}
+
+	// A failed confirm keeps what it would have confirmed.
+	for i := range 40 {
+		Enqueue(t, q, "s", strconv.Itoa(i), "r")
+	}
+	boom := errors.New("link down")
+	calls := 0
+	got, err := q.Drain(ctx, "r", func(offline.Entry) error { return nil }, func() error {
+		if calls++; calls == 2 {
+			return boom
+		}
+		return nil
+	})
+	if got != offline.ConfirmEvery || !errors.Is(err, boom) {
+		t.Fatalf("Drain with the second confirm failing = %d, %v; want %d, %v", got, err, offline.ConfirmEvery, boom)
+	}
+	want := make([]string, 0, 40-offline.ConfirmEvery)
+	for i := offline.ConfirmEvery; i < 40; i++ {
+		want = append(want, strconv.Itoa(i))
+	}
+	if left := Stanzas(DrainAll(t, q, "r")); !slices.Equal(left, want) {
+		t.Fatalf("after a failed confirm, left %v, want %v", left, want)
+	}
+
+	// A failed delivery: what went before it is confirmed and deleted.
+	for i := range 5 {
+		Enqueue(t, q, "s", strconv.Itoa(i), "r")
+	}
+	confirms = 0
+	got, err = q.Drain(ctx, "r", func(e offline.Entry) error {
+		if string(e.Stanza) == "3" {
+			return boom
+		}
+		return nil
+	}, func() error { confirms++; return nil })
+	if got != 3 || !errors.Is(err, boom) || confirms != 1 {
+		t.Fatalf("Drain failing at the 4th = %d, %v with %d confirms; want 3, %v, 1", got, err, confirms, boom)
+	}
+	if left := Stanzas(DrainAll(t, q, "r")); !slices.Equal(left, []string{"3", "4"}) {
+		t.Fatalf("after a failed delivery, left %v", left)
 	}
 	q.check(t)
 }

@@ -126,7 +126,7 @@ func (r *Relay) drain(ctx context.Context, bare string, send wire.Sender) {
 					checked = time.Now()
 				}
 				return r.deliver(ctx, send, e, true)
-			})
+			}, func() error { return send(ctx, nil, wire.Written) })
 			if n > 0 || (err != nil && !errors.Is(err, errOffline)) {
 				r.log.Debug("drained queue", "recipient", bare, "delivered", n, "err", err)
 			}
@@ -199,7 +199,14 @@ func (r *Relay) deliver(ctx context.Context, send wire.Sender, e offline.Entry, 
 		b.Write(delay)
 		b.WriteString(`</message>`)
 	}
-	return send(ctx, b.Bytes(), wire.Written)
+	// From the queue, deliveries are confirmed in groups by the drain;
+	// a message handed on live is confirmed by itself before the relay
+	// counts it delivered.
+	mode := wire.Written
+	if delayed {
+		mode = wire.Unconfirmed
+	}
+	return send(ctx, b.Bytes(), mode)
 }
 
 // waker is a queue that can list the online recipients who have entries

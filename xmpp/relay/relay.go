@@ -44,8 +44,8 @@ type Queue interface {
 	// once the stanza is on disk.
 	Enqueue(ctx context.Context, sender string, recipients []string, msg []byte) error
 	// Drain hands a recipient's entries to deliver, oldest first, deleting
-	// each one only after deliver returned nil.
-	Drain(ctx context.Context, recipient string, deliver func(offline.Entry) error) (int, error)
+	// each one only after deliver returned nil and a later confirm did.
+	Drain(ctx context.Context, recipient string, deliver func(offline.Entry) error, confirm func() error) (int, error)
 	// Pending reports whether recipient has queued entries.
 	Pending(recipient string) bool
 	// MarkSeen records that the server reported a presence of recipient,

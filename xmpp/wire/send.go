@@ -32,6 +32,12 @@ const (
 	// after, and a message is requeued if it fails. Never from the read
 	// loop, which is what reads the server's answer.
 	Written
+	// Unconfirmed: the stanza is written to the socket at once, and the
+	// Sender returns without waiting for the server: a later Written
+	// stanza confirms it too, since the server reads a stream in order
+	// (a Written send of a nil stanza sends only the confirming ping).
+	// For a drain's deliveries, confirmed offline.ConfirmEvery at a time.
+	Unconfirmed
 )
 
 // Marshal encodes v for a Sender.
