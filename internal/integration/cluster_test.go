@@ -42,7 +42,7 @@ type instance struct {
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
-	dead bool // killed by the test and not ready again
+	dead bool // not started, or killed by the test, and not ready since
 }
 
 // startCluster starts n instances for srv with their records and queue in
@@ -51,13 +51,27 @@ type instance struct {
 // is ready: connected to the XMPP server, the store probed.
 func startCluster(t *testing.T, srv testserver.XMPP, dsn string, gw *testserver.S3, n int) *cluster {
 	t.Helper()
+	c := newCluster(t, srv, dsn, gw, n, "")
+	for _, in := range c.insts {
+		in.start(t)
+	}
+	for _, in := range c.insts {
+		in.waitReady(t)
+	}
+	return c
+}
+
+// newCluster configures n instances as startCluster does, extra appended
+// to each configuration, and starts none.
+func newCluster(t *testing.T, srv testserver.XMPP, dsn string, gw *testserver.S3, n int, extra string) *cluster {
+	t.Helper()
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	c := &cluster{t: t}
 	for i := range n {
 		admin := freePort(t)
-		extra := fmt.Sprintf("[upload]\ntoken_key = %q\n[admin]\nlisten = %q\n%s", hex.EncodeToString(key), admin, s3Config(gw, "proxy"))
-		cfg, addr := writeConfig(t, srv, extra)
+		more := fmt.Sprintf("[upload]\ntoken_key = %q\n[admin]\nlisten = %q\n%s%s", hex.EncodeToString(key), admin, s3Config(gw, "proxy"), extra)
+		cfg, addr := writeConfig(t, srv, more)
 		b, err := os.ReadFile(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -66,7 +80,7 @@ func startCluster(t *testing.T, srv testserver.XMPP, dsn string, gw *testserver.
 		if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), "[data]\ndir = \"data\"\n", data, 1)), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		in := &instance{n: i + 1, cfg: cfg, http: addr, admin: admin, log: &logBuffer{}}
+		in := &instance{n: i + 1, cfg: cfg, http: addr, admin: admin, log: &logBuffer{}, dead: true}
 		c.insts = append(c.insts, in)
 		t.Cleanup(func() {
 			in.stop(t)
@@ -74,10 +88,6 @@ func startCluster(t *testing.T, srv testserver.XMPP, dsn string, gw *testserver.
 				t.Logf("instance %d log:\n%s", in.n, tail(in.log.String(), 40))
 			}
 		})
-		in.start(t)
-	}
-	for _, in := range c.insts {
-		in.waitReady(t)
 	}
 	return c
 }
@@ -368,4 +378,79 @@ func TestClusterFailover(t *testing.T) {
 		}
 	}
 	t.Logf("%d accepted uploads, each served by all three instances", len(l.accepted))
+}
+
+// Prosody takes one connection per component and answers a second with a
+// conflict: a second mediaslot waits as a hot standby, trying again every
+// component.reconnect_max (its default, 4 s, here), and takes over when the
+// active one dies: within reconnect_max and a handshake. Measured: the time
+// from the active instance's SIGKILL to the standby ready, and to a slot
+// answered by it. A relay message
+// queued for offline bob before the kill is delivered by the standby when
+// bob comes online (the queue is in PostgreSQL), and a file uploaded
+// through the dead instance's slot is served by the standby.
+func TestProsodyStandby(t *testing.T) {
+	srv := testserver.Prosody(t)
+	pg := testserver.StartPostgres(t)
+	gw := testserver.VersityGW(t)
+	c := newCluster(t, srv, pg.NewDB(t), gw, 2, "")
+	for _, in := range c.insts {
+		b, err := os.ReadFile(in.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(in.cfg, []byte(strings.Replace(string(b), `reconnect_max = "1s"`, `reconnect_max = "4s"`, 1)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	active, standby := c.insts[0], c.insts[1]
+	active.start(t)
+	active.waitReady(t)
+	standby.start(t)
+	// refused and retrying at its longest interval, as a standby is after a while
+	testserver.WaitFor(t, 30*time.Second, "the standby refused by Prosody and retrying every 4 s", func() bool {
+		return strings.Contains(standby.log.String(), "retry_in=4s")
+	})
+	if standby.ready() {
+		t.Fatal("the standby is ready while the active instance is connected")
+	}
+
+	cl, err := client.Dial(t.Context(), client.Options{JID: jid.MustParse(srv.JID("alice")), Password: "alice", Server: srv.C2SAddr(), Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	service := jid.MustParse(srv.ComponentJID())
+	data := []byte("before the takeover")
+	slot, err := cl.RequestSlot(t.Context(), service, client.File{Name: "a.txt", Size: int64(len(data)), ContentType: "text/plain"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Upload(t.Context(), slot, bytes.NewReader(data), int64(len(data)), "text/plain", nil); err != nil {
+		t.Fatal(err)
+	}
+	startSlixRelay(t, srv, "send", "carol", relayStanza(t, srv, "standby1", `<body>`+slot.GetURL+`</body>`, "bob"), 1).wait(t)
+
+	killed := time.Now()
+	active.kill(t)
+	standby.waitReady(t)
+	ready := time.Since(killed)
+	var answered time.Duration
+	testserver.WaitFor(t, 20*time.Second, "a slot answered by the standby", func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		_, err := cl.RequestSlot(ctx, service, client.File{Name: "b.txt", Size: 1, ContentType: "text/plain"})
+		answered = time.Since(killed)
+		return err == nil
+	})
+	t.Logf("takeover after the active instance's SIGKILL (reconnect_max 4s): standby ready after %v, first slot answered after %v",
+		ready.Round(time.Millisecond), answered.Round(time.Millisecond))
+
+	var got bytes.Buffer
+	if _, err := cl.Download(t.Context(), through(slot.GetURL, standby), &got, 100); err != nil || got.String() != string(data) {
+		t.Fatalf("the file uploaded before the takeover, through the standby: %q, %v", got.String(), err)
+	}
+	if r := startSlixRelay(t, srv, "receive", "bob", "1", 15).wait(t); len(r.Messages) != 1 || !strings.Contains(r.Messages[0], slot.GetURL) {
+		t.Errorf("relay message queued before the takeover: %+v", r)
+	}
 }
