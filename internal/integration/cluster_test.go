@@ -454,3 +454,76 @@ func TestProsodyStandby(t *testing.T) {
 		t.Errorf("relay message queued before the takeover: %+v", r)
 	}
 }
+
+// ejabberd 23.01 with domain_balancing by bare source and component_number
+// 3, as make demo-cluster runs it, and docs/EJABBERD.md says: each user's
+// slot requests always reach the same instance (their order holds); while
+// that instance is dead, ejabberd drops them without an answer, and the
+// other users are served; once it is back (it takes the free slot), its
+// users are served again.
+func TestEjabberdBalancingBySource(t *testing.T) {
+	srv := testserver.EjabberdBalanced(t, 3)
+	pg := testserver.StartPostgres(t)
+	gw := testserver.VersityGW(t)
+	c := startCluster(t, srv, pg.NewDB(t), gw, 3)
+	service := jid.MustParse(srv.ComponentJID())
+
+	clients := map[string]*client.Client{}
+	for _, u := range testserver.Users {
+		cl, err := client.Dial(t.Context(), client.Options{JID: jid.MustParse(srv.JID(u)), Password: u, Server: srv.C2SAddr(), Insecure: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		clients[u] = cl
+	}
+	// issuer asks for a slot as user and returns the instance that answered
+	// (its URLs carry its address), or nil without an answer within 3 s.
+	issuer := func(user string) *instance {
+		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+		defer cancel()
+		slot, err := clients[user].RequestSlot(ctx, service, client.File{Name: "x.txt", Size: 1, ContentType: "text/plain"})
+		if se := (*client.StanzaError)(nil); errors.As(err, &se) {
+			t.Fatalf("slot for %s refused: %v", user, err)
+		} else if err != nil {
+			return nil // no answer within 3 s
+		}
+		for _, in := range c.insts {
+			if strings.HasPrefix(slot.GetURL, "http://"+in.http+"/") {
+				return in
+			}
+		}
+		t.Fatalf("slot URL %s of no instance", slot.GetURL)
+		return nil
+	}
+	home := map[string]*instance{}
+	for _, u := range testserver.Users {
+		for range 5 {
+			in := issuer(u)
+			if in == nil || (home[u] != nil && in != home[u]) {
+				t.Fatalf("%s's slot requests answered by %v, then %v", u, home[u], in)
+			}
+			home[u] = in
+		}
+	}
+	victim := home["alice"]
+	victim.kill(t)
+	dropped := 0
+	for _, u := range testserver.Users {
+		in := issuer(u)
+		switch {
+		case home[u] == victim && in != nil:
+			t.Errorf("%s, whose instance is dead, was answered by instance %d: ejabberd no longer drops them, docs/EJABBERD.md says it does", u, in.n)
+		case home[u] == victim:
+			dropped++
+		case in != home[u]:
+			t.Errorf("%s answered by %v instead of instance %d while another instance is dead", u, in, home[u].n)
+		}
+	}
+	victim.start(t)
+	victim.waitReady(t)
+	back := time.Now()
+	testserver.WaitFor(t, 20*time.Second, "alice served again", func() bool { return issuer("alice") != nil })
+	t.Logf("while instance %d was dead, %d of %d users got no answer to their slot requests; alice served again %v after it was ready",
+		victim.n, dropped, len(testserver.Users), time.Since(back).Round(time.Millisecond))
+}
