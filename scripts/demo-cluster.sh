@@ -223,6 +223,7 @@ mediaslot demo ready: 3 instances; XMPP domain $DOMAIN, c2s 127.0.0.1:$C2S (STAR
   data            PostgreSQL on 127.0.0.1:$PGPORT, database and user mediaslot (password in $DEMO_DIR/postgres.secret)
   instances       admin http://127.0.0.1:${ADMIN[0]}/, :${ADMIN[1]}/, :${ADMIN[2]}/ (metrics, healthz, readyz); PIDs in $DEMO_DIR/mediaslot-{1,2,3}.pid
   failover        kill -9 \$(cat $DEMO_DIR/mediaslot-2.pid); it stays dead until: scripts/demo-cluster.sh restart 2
+                  ($([ "$BALANCING" = bare_source ] && echo "bare_source: the users hashed to its slot get no answers meanwhile" || echo "random: the others answer everyone"))
   try             go-sendxmpp -u alice@$DOMAIN -p alice -j 127.0.0.1:$C2S -n -h FILE bob@$DOMAIN
   state           $DEMO_DIR (make demo-clean wipes it); logs $DEMO_DIR/mediaslot-N/mediaslot.log, $EDIR/log/ejabberd.log
   stop            Ctrl-C
