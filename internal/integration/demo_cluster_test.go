@@ -133,7 +133,9 @@ func TestDemoCluster(t *testing.T) {
 	}
 
 	// restart N brings it back
-	out, err := exec.Command(script, "restart", strconv.Itoa(victim)).CombinedOutput()
+	restart := exec.Command(script, "restart", strconv.Itoa(victim))
+	restart.Env = d.cmd.Env
+	out, err := restart.CombinedOutput()
 	if err != nil {
 		t.Fatalf("restart %d: %v\n%s", victim, err, out)
 	}
