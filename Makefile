@@ -6,7 +6,7 @@ COMMIT  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 comma   := ,
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build demo demo-s3 demo-pg demo-clean test test-s3-servers lint bench fuzz
+.PHONY: build demo demo-s3 demo-pg demo-cluster demo-clean test test-s3-servers lint bench fuzz
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/mediaslot ./cmd/mediaslot
 
@@ -23,8 +23,14 @@ demo-s3: build
 demo-pg: build
 	DEMO_DATA=postgres scripts/demo.sh
 
+# Three mediaslot instances as one service: ejabberd (one component, three
+# connections), PostgreSQL, versitygw and nginx in front on 127.0.0.1:5050;
+# state in ./.demo-cluster/ (docs/EJABBERD.md, "Several instances").
+demo-cluster: build
+	scripts/demo-cluster.sh
+
 demo-clean:
-	rm -rf .demo
+	rm -rf .demo .demo-cluster
 
 # Everything CI runs: installs missing packages, checks formatting, vet and
 # staticcheck, then unit and integration tests against a real Prosody and real clients.

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -85,6 +86,20 @@ type EjabberdServer struct {
 // stopping about 2 s: share one server between subtests.
 func Ejabberd(t testing.TB) *EjabberdServer {
 	t.Helper()
+	return startEjabberd(t, 0)
+}
+
+// EjabberdBalanced is Ejabberd for n mediaslot instances connected as
+// the one component: with testdata/ejabberd/balancing.yml.in appended, as
+// make demo-cluster has it (domain_balancing by bare source JID, n slots).
+func EjabberdBalanced(t testing.TB, n int) *EjabberdServer {
+	t.Helper()
+	return startEjabberd(t, n)
+}
+
+// startEjabberd starts Ejabberd, balanced over n slots if n > 0.
+func startEjabberd(t testing.TB, n int) *EjabberdServer {
+	t.Helper()
 	erl, libs := ejabberdRuntime(t)
 	dir := t.TempDir()
 	s := &EjabberdServer{
@@ -108,9 +123,16 @@ func Ejabberd(t testing.TB) *EjabberdServer {
 	if err != nil {
 		t.Fatalf("testserver: %v", err)
 	}
+	if n > 0 {
+		b, err := os.ReadFile(Testdata(t, "ejabberd", "balancing.yml.in"))
+		if err != nil {
+			t.Fatalf("testserver: %v", err)
+		}
+		tmpl = append(tmpl, b...)
+	}
 	cfg := RenderEjabberdConfig(string(tmpl), map[string]string{
 		"DIR": dir, "DOMAIN": s.Domain, "SECRET": s.Secret,
-		"C2S": port(s.C2S), "COMP": port(s.Component), "HTTP": port(s.HTTP),
+		"C2S": port(s.C2S), "COMP": port(s.Component), "HTTP": port(s.HTTP), "N": strconv.Itoa(n),
 	})
 	if err := os.WriteFile(s.Config, []byte(cfg), 0o644); err != nil {
 		t.Fatalf("testserver: %v", err)

@@ -12,21 +12,45 @@ import (
 	"mediaslot/store"
 )
 
-// Run does the Service's background work until ctx ends: it probes the
-// store and settles slots whose upload window has closed.
+// Run does the Service's background work until ctx ends: RunProbes and
+// RunJanitor together, as one instance alone runs them.
 func (s *Service) Run(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { defer close(done); s.RunJanitor(ctx) }()
+	s.RunProbes(ctx)
+	<-done
+}
+
+// RunProbes probes the store until ctx ends. Every instance of a cluster
+// runs its own: its slot answers and its readiness follow its own view of
+// the store (StoreErr).
+func (s *Service) RunProbes(ctx context.Context) {
 	s.checkStore(ctx)
-	s.reconcile(ctx)
 	check := time.NewTicker(s.checkEvery())
 	defer check.Stop()
-	sweep := time.NewTicker(sweepInterval)
-	defer sweep.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-check.C:
 			s.checkStore(ctx)
+		}
+	}
+}
+
+// RunJanitor settles, until ctx ends, the slots whose upload window has
+// closed (Sweep), after settling at once the uploads a crash or a stop cut
+// off (reconcile). Instances sharing their slot records run it once per
+// cluster, under a lease: the one that takes it over from a dead holder
+// reconciles what that one left.
+func (s *Service) RunJanitor(ctx context.Context) {
+	s.reconcile(ctx)
+	sweep := time.NewTicker(sweepInterval)
+	defer sweep.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
 		case <-sweep.C:
 			if n, err := s.Sweep(ctx); err != nil {
 				s.log.Error("settling expired slots", "err", err)

@@ -51,6 +51,12 @@ func (o *observers) watchQueue(q metrics.QueueStats) {
 	}
 }
 
+func (o *observers) watchLease(name string, held func() bool) {
+	if o.m != nil {
+		o.m.WatchLease(name, held)
+	}
+}
+
 // serve starts the admin listener on addr; stop shuts it down.
 func (o *observers) serve(cfg config.Admin, ready func() []string, log *slog.Logger) (stop func(), err error) {
 	if o.m == nil {

@@ -12,6 +12,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"mediaslot/config"
 	"mediaslot/internal/connlimit"
 	"mediaslot/internal/lease"
@@ -124,6 +126,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	obs.watchStore(svc)
+	once := &perCluster{pool: data.pool, log: log, obs: obs}
 	opts := xmpp.Options{
 		JID:          cfg.Component.JID,
 		Server:       cfg.Component.Server,
@@ -174,7 +177,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			MaxBoBBytes:      cfg.Relay.MaxBoBSize,
 			MaxRecipients:    cfg.Relay.MaxRecipients,
 		}
-		go purgeLoop(ctx, q, log)
+		once.run(ctx, "relay-purge", func(ctx context.Context) { purgeLoop(ctx, q, log) })
 	}
 	comp, err := xmpp.New(opts)
 	if err != nil {
@@ -229,7 +232,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer stopAdmin()
 
-	go svc.Run(ctx)
+	go svc.RunProbes(ctx)
+	once.run(ctx, "upload-janitor", svc.RunJanitor)
 	compDone := make(chan error, 1)
 	go func() { compDone <- comp.Run(ctx) }()
 
@@ -286,6 +290,32 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger) (store.
 		}()
 	}
 	return st, nil
+}
+
+// perCluster starts the background work that must run once per cluster,
+// not once per instance: with the PostgreSQL backend, whose database the
+// instances share, under a lease (internal/lease) that a sibling takes
+// over when its holder dies; with bbolt, whose file one process owns,
+// always. Exported as mediaslot_lease_held{lease=NAME} and logged.
+type perCluster struct {
+	pool *pgxpool.Pool // nil with bbolt
+	log  *slog.Logger
+	obs  *observers
+}
+
+// leaseInterval is how often a lease's holder checks its connection and
+// the others try to take it: a dead holder's work resumes on a sibling
+// within about this time. A variable for tests.
+var leaseInterval = 5 * time.Second
+
+func (p *perCluster) run(ctx context.Context, name string, work func(context.Context)) {
+	if p.pool == nil {
+		go work(ctx)
+		return
+	}
+	l := &lease.Lease{Pool: p.pool, Name: name, Interval: leaseInterval, Log: p.log}
+	p.obs.watchLease(name, l.Held)
+	go l.Run(ctx, work)
 }
 
 // purgeInterval is how often expired relay messages are dropped.

@@ -258,6 +258,15 @@ func TestEjabberdDocSnippets(t *testing.T) {
 			t.Errorf("docs/EJABBERD.md %q differs from testdata/ejabberd/ejabberd.yml.in rendered with %v:\n--- docs\n%s--- template\n%s", name, ejabberdDocValues, got, want)
 		}
 	}
+	// the balancing of make demo-cluster, appended to the template there
+	tmpl, err = os.ReadFile(testserver.Testdata(t, "ejabberd", "balancing.yml.in"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = testserver.RenderEjabberdConfig(string(tmpl), ejabberdDocValues)
+	if got, want := markedBlock(t, string(doc), "balancing", "yaml"), configBlock(t, cfg, "#", "balancing"); got != want {
+		t.Errorf("docs/EJABBERD.md \"balancing\" differs from testdata/ejabberd/balancing.yml.in rendered with %v:\n--- docs\n%s--- template\n%s", ejabberdDocValues, got, want)
+	}
 }
 
 // ejabberdDocValues are the placeholder values docs/EJABBERD.md shows.
@@ -265,4 +274,5 @@ var ejabberdDocValues = map[string]string{
 	"DOMAIN": "example.net",
 	"COMP":   "5347",
 	"SECRET": "a-long-random-secret",
+	"N":      "3",
 }

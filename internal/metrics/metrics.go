@@ -185,6 +185,21 @@ func (m *Metrics) WatchHTTP(l HTTPListener) {
 	m.reg.MustRegister(&httpCollector{l: l})
 }
 
+// WatchLease adds mediaslot_lease_held{lease=name}: 1 while this instance
+// holds the cluster-wide lease of name (and runs its work), else 0. Summed
+// over a cluster's instances it is 1, or 0 for a moment after a holder died.
+func (m *Metrics) WatchLease(name string, held func() bool) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: "lease_held",
+		Help:        "1 while this instance holds the cluster-wide lease of background work named by lease, else 0.",
+		ConstLabels: prometheus.Labels{"lease": name},
+	}, func() float64 {
+		if held() {
+			return 1
+		}
+		return 0
+	}))
+}
+
 // Store is what WatchStore reads: upload.Service.
 type Store interface {
 	StoreErr() error

@@ -139,6 +139,7 @@ func TestMetricsDocumented(t *testing.T) {
 	m.WatchQueue(queue{})
 	m.WatchStore(storeState{})
 	m.WatchHTTP(httpState{})
+	m.WatchLease("upload-janitor", func() bool { return true })
 	m.RelayRefused("forbidden") // labelled by condition: no series until the first
 	families, err := m.reg.Gather()
 	if err != nil {
