@@ -139,8 +139,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if data.pool != nil {
 		// Each slot waits for a round trip to PostgreSQL: off the read
-		// loop, as many at once as the pool has connections.
-		opts.SlotWorkers = int(data.pool.Config().MaxConns)
+		// loop, slotWorkers at a time, waiting for a pool connection
+		// within the Issue's bound.
+		opts.SlotWorkers = slotWorkers
 	}
 	if cfg.Relay.Enabled {
 		q, err := data.queue(ctx, offline.Limits{
@@ -185,8 +186,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if bus, ok := opts.Siblings.(*siblings.Bus); ok {
 		go bus.Listen(ctx, comp.Acked, nil)
-		wake := &lease.Lease{Pool: data.pool, Name: "relay-wake", Log: log}
-		go wake.Run(ctx, func(ctx context.Context) { wakeLoop(ctx, comp, log) })
+		once.run(ctx, "relay-wake", func(ctx context.Context) { wakeLoop(ctx, comp, log) })
 	}
 
 	ln, err := httpListener(cfg.HTTP, log)
@@ -349,6 +349,11 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
 }
+
+// slotWorkers bounds the slot requests waiting for PostgreSQL at once
+// (xmpp.Options.SlotWorkers): a burst of a few clients' requests must not
+// be refused for want of a pool connection (4 on two cores), only a flood.
+const slotWorkers = 64
 
 // wakeEvery is how often the instance holding the relay-wake lease looks
 // for online recipients with queued messages that no drain is delivering
