@@ -6,7 +6,7 @@ COMMIT  := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 comma   := ,
 LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: build demo demo-s3 demo-clean test test-s3-servers lint bench fuzz
+.PHONY: build demo demo-s3 demo-pg demo-clean test test-s3-servers lint bench fuzz
 build:
 	go build -ldflags "$(LDFLAGS)" -o bin/mediaslot ./cmd/mediaslot
 
@@ -17,6 +17,11 @@ demo: build
 # The same with versitygw (a real S3 server) on 127.0.0.1:7070 and mediaslot on the S3 store.
 demo-s3: build
 	DEMO_STORE=s3 scripts/demo.sh
+
+# The same with its data (slot records, quotas, the relay queue) in a PostgreSQL the
+# demo starts on 127.0.0.1:5433, its files in .demo/postgres/.
+demo-pg: build
+	DEMO_DATA=postgres scripts/demo.sh
 
 demo-clean:
 	rm -rf .demo

@@ -30,6 +30,7 @@ const (
 	EnvComponentSecret = "MEDIASLOT_COMPONENT_SECRET"
 	EnvTokenKey        = "MEDIASLOT_TOKEN_KEY"
 	EnvS3Secret        = "MEDIASLOT_S3_SECRET_ACCESS_KEY"
+	EnvDataPassword    = "MEDIASLOT_DATA_PASSWORD"
 )
 
 // Config is the whole configuration of `mediaslot serve`.
@@ -132,9 +133,67 @@ type S3 struct {
 	CORSOrigins     []string `toml:"cors_origins"`
 }
 
-// Data is where mediaslot keeps its own state (the bbolt file).
+// Data is where mediaslot keeps its own state: the token key in Dir, and
+// the slot records, quota accounting and relay queue in the backend, a
+// bbolt file in Dir or the PostgreSQL database of DSN.
 type Data struct {
-	Dir string `toml:"dir"`
+	Dir     string `toml:"dir"`
+	Backend string `toml:"backend"`
+	// DSN names the PostgreSQL database; the password is best kept out
+	// of it, in Password (from PasswordFile or EnvDataPassword), which
+	// ConnString puts in.
+	DSN          string `toml:"dsn"`
+	Password     string `toml:"password"`
+	PasswordFile string `toml:"password_file"`
+}
+
+// The data backends of Data.Backend.
+const (
+	BackendBbolt    = "bbolt"
+	BackendPostgres = "postgres"
+)
+
+// ConnString is the DSN with the password put in (when one is set apart),
+// for pgx: in the URL's user part, or as a password=... pair. A URL that
+// does not parse, or a password both in the DSN and apart, is an error.
+func (d Data) ConnString() (string, error) {
+	if !isURLDSN(d.DSN) {
+		if d.Password == "" {
+			return d.DSN, nil
+		}
+		// key=value pairs: a later key overrides an earlier one; the
+		// value is quoted, with \ and ' escaped.
+		q := strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(d.Password)
+		return strings.TrimSpace(d.DSN) + " password='" + q + "'", nil
+	}
+	u, err := url.Parse(d.DSN)
+	if err != nil {
+		return "", fmt.Errorf("data.dsn is not a valid URL: %v", redactURLError(err))
+	}
+	if d.Password == "" {
+		return d.DSN, nil
+	}
+	if u.User == nil || u.User.Username() == "" {
+		return "", fmt.Errorf("data.dsn names no user (postgres://USER@HOST/DATABASE) for the password of data.password, password_file or %s", EnvDataPassword)
+	}
+	if _, has := u.User.Password(); has {
+		return "", fmt.Errorf("data.dsn has a password and data.password (or password_file, %s) another: keep one, preferably outside dsn", EnvDataPassword)
+	}
+	u.User = url.UserPassword(u.User.Username(), d.Password)
+	return u.String(), nil
+}
+
+func isURLDSN(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// redactURLError is a *url.Error without the URL, which may hold a password.
+func redactURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 // Admin is the admin HTTP listener: /metrics (Prometheus), /healthz and
@@ -224,7 +283,7 @@ func Default() Config {
 			URLLifetime: Duration(time.Minute),
 			CORSOrigins: []string{},
 		}},
-		Data:  Data{Dir: "data"},
+		Data:  Data{Dir: "data", Backend: BackendBbolt},
 		Log:   Log{Level: "info", Format: "text"},
 		Admin: Admin{Listen: ""},
 	}
@@ -243,7 +302,7 @@ func Load(path string) (Config, error) {
 		return Config{}, fmt.Errorf("%s: %w", path, err)
 	}
 	base := filepath.Dir(path)
-	for _, p := range []*string{&c.Store.Dir, &c.Data.Dir, &c.Component.SecretFile, &c.Upload.TokenKeyFile, &c.HTTP.TLSCert, &c.HTTP.TLSKey} {
+	for _, p := range []*string{&c.Store.Dir, &c.Data.Dir, &c.Component.SecretFile, &c.Upload.TokenKeyFile, &c.Data.PasswordFile, &c.HTTP.TLSCert, &c.HTTP.TLSKey} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(base, *p)
 		}
@@ -279,7 +338,10 @@ func (c *Config) loadSecrets() error {
 	if c.Upload.TokenKey, err = secret(c.Upload.TokenKey, EnvTokenKey, c.Upload.TokenKeyFile); err != nil {
 		return err
 	}
-	c.Store.S3.SecretAccessKey, err = secret(c.Store.S3.SecretAccessKey, EnvS3Secret, "")
+	if c.Store.S3.SecretAccessKey, err = secret(c.Store.S3.SecretAccessKey, EnvS3Secret, ""); err != nil {
+		return err
+	}
+	c.Data.Password, err = secret(c.Data.Password, EnvDataPassword, c.Data.PasswordFile)
 	return err
 }
 
@@ -398,6 +460,20 @@ func (c Config) Validate() error {
 	}
 	if c.Data.Dir == "" {
 		bad("data.dir must be set")
+	}
+	switch c.Data.Backend {
+	case BackendBbolt:
+		if c.Data.DSN != "" {
+			bad("data.dsn is set but data.backend is %q: set backend = %q to use PostgreSQL, or remove dsn", BackendBbolt, BackendPostgres)
+		}
+	case BackendPostgres:
+		if c.Data.DSN == "" {
+			bad("data.dsn must name the PostgreSQL database for backend = %q, e.g. postgres://mediaslot@db.example.net:5432/mediaslot?sslmode=verify-full", BackendPostgres)
+		} else if _, err := c.Data.ConnString(); err != nil {
+			bad("%v", err)
+		}
+	default:
+		bad("data.backend %q is unknown (known: %s, %s)", c.Data.Backend, BackendBbolt, BackendPostgres)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -53,7 +53,7 @@ func reference(example []byte) []byte {
 	b.WriteString("probes what it names (see [OPERATIONS.md](OPERATIONS.md)). The same keys and defaults, as a file\n")
 	b.WriteString("to copy, are in [config/mediaslot.example.toml](../config/mediaslot.example.toml).\n\n")
 	b.WriteString("Secrets may come from the environment instead of the file: `" + EnvComponentSecret + "`,\n")
-	b.WriteString("`" + EnvTokenKey + "` and `" + EnvS3Secret + "` override the keys they name.\n")
+	b.WriteString("`" + EnvTokenKey + "`, `" + EnvS3Secret + "` and `" + EnvDataPassword + "` override the keys they name.\n")
 
 	var doc []string
 	var group *keyGroup

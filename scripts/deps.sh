@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a make target needs, if they are missing.
 #   scripts/deps.sh prosody   the demo stack (prosody, prosody-modules, lua-unbound, openssl)
+#   scripts/deps.sh postgres  the demo stack and postgresql (make demo-pg)
 #   scripts/deps.sh test      also the real clients of the integration suite, ejabberd (second server)
 #                             systemd (systemd-analyze checks contrib/mediaslot.service) and nginx
 #                             (the TLS proxy of docs/OPERATIONS.md is tested) and postgresql (the tests start
@@ -8,6 +9,7 @@
 # Needs root (or sudo) only when something is missing.
 set -euo pipefail
 want=(prosody prosody-modules lua-unbound openssl ca-certificates)
+[ "${1:-prosody}" = postgres ] && want+=(postgresql)
 [ "${1:-prosody}" = test ] && want+=(go-sendxmpp python3-slixmpp python3-aiohttp ejabberd systemd nginx postgresql)
 missing=()
 for p in "${want[@]}"; do

@@ -2,6 +2,8 @@ package testserver
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -111,7 +113,12 @@ func StartPostgres(t testing.TB) *Postgres {
 		t.Fatalf("testserver: %v", err)
 	}
 	t.Cleanup(func() {
-		p.Stop(t)
+		// Immediate shutdown: the data is removed next, so the shutdown
+		// checkpoint's writes and fsyncs would be wasted.
+		p.mu.Lock()
+		p.proc.stopWith(t, "postgres", syscall.SIGQUIT, pgStopTimeout)
+		p.proc = nil
+		p.mu.Unlock()
 		if t.Failed() {
 			logTails(t, p.logPath())
 		}
@@ -122,25 +129,9 @@ func StartPostgres(t testing.TB) *Postgres {
 	if err := p.chown(p.Dir); err != nil {
 		t.Fatalf("testserver: %v", err)
 	}
-	pwfile := filepath.Join(p.Dir, "pwfile")
-	if err := os.WriteFile(pwfile, []byte(p.Password+"\n"), 0o600); err != nil {
+	if err := p.initdb(t); err != nil {
 		t.Fatalf("testserver: %v", err)
 	}
-	if err := p.chown(pwfile); err != nil {
-		t.Fatalf("testserver: %v", err)
-	}
-	// --no-sync: a crash of the machine during the test loses the test
-	// anyway; the server itself runs with fsync on.
-	cmd := exec.Command(filepath.Join(bin, "initdb"), "-D", p.dataDir(), "-U", p.User, "--pwfile", pwfile,
-		"--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions")
-	cmd.Dir = p.Dir
-	if err := p.asOwner(cmd); err != nil {
-		t.Fatalf("testserver: %v", err)
-	}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("testserver: initdb: %v\n%s", err, out)
-	}
-	_ = os.Remove(pwfile)
 
 	// A port taken between FreePorts and the bind makes the server exit;
 	// then try another.
@@ -148,6 +139,8 @@ func StartPostgres(t testing.TB) *Postgres {
 		p.Addr = FreePorts(t, 1)[0]
 		err := p.start()
 		if err == nil {
+			// The template has no password: set this cluster's own.
+			p.exec(t, "postgres", true, "ALTER ROLE "+p.User+" PASSWORD '"+p.Password+"'")
 			return p
 		}
 		if attempt == 3 || !strings.Contains(readFrom(p.logPath(), 0), "could not bind") {
@@ -155,6 +148,75 @@ func StartPostgres(t testing.TB) *Postgres {
 			t.Fatalf("testserver: %v", err)
 		}
 	}
+}
+
+// pgTemplateFormat changes when the initdb options below do, so that
+// caches of the old ones are not used.
+const pgTemplateFormat = "1"
+
+// initdb makes the cluster's data directory: a copy of a template cached
+// in the tools directory (see toolsDir) when there is one for these
+// binaries, else initdb's output, which then becomes the template. A copy
+// (cp -a, keeping owners and modes) takes a fraction of initdb's second or
+// two. The template has no password; StartPostgres sets the cluster's own.
+func (p *Postgres) initdb(t testing.TB) error {
+	version, err := exec.Command(filepath.Join(p.bin, "postgres"), "--version").Output()
+	if err != nil {
+		return fmt.Errorf("postgres --version: %v", err)
+	}
+	sum := sha256.Sum256([]byte(p.bin + "\n" + string(version) + pgTemplateFormat))
+	cache := toolsDir(t)
+	tmpl := filepath.Join(cache, "postgres-template-"+hex.EncodeToString(sum[:6]))
+	if _, err := os.Stat(filepath.Join(tmpl, "PG_VERSION")); err == nil {
+		return p.copyDir(tmpl, p.dataDir())
+	}
+	// --no-sync: a crash of the machine during the test loses the test
+	// anyway; the server itself runs with fsync on.
+	cmd := exec.Command(filepath.Join(p.bin, "initdb"), "-D", p.dataDir(), "-U", p.User,
+		"--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions")
+	cmd.Dir = p.Dir
+	if err := p.asOwner(cmd); err != nil {
+		return err
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("initdb: %v\n%s", err, out)
+	}
+	// Cached under a lock, through a temporary copy renamed into place:
+	// test binaries of other packages start clusters at the same time. A
+	// cache that cannot be written only costs time.
+	if err := func() error {
+		if err := os.MkdirAll(cache, 0o755); err != nil {
+			return err
+		}
+		unlock, err := lockFile(filepath.Join(cache, ".postgres-template.lock"))
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		if _, err := os.Stat(filepath.Join(tmpl, "PG_VERSION")); err == nil {
+			return nil
+		}
+		tmp, err := os.MkdirTemp(cache, ".postgres-template-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		if err := p.copyDir(p.dataDir(), filepath.Join(tmp, "data")); err != nil {
+			return err
+		}
+		return os.Rename(filepath.Join(tmp, "data"), tmpl)
+	}(); err != nil {
+		t.Logf("testserver: not caching the PostgreSQL template in %s: %v", cache, err)
+	}
+	return nil
+}
+
+// copyDir copies the directory src to dst with owners and modes.
+func (p *Postgres) copyDir(src, dst string) error {
+	if out, err := exec.Command("cp", "-a", src, dst).CombinedOutput(); err != nil {
+		return fmt.Errorf("copying %s: %v\n%s", src, err, out)
+	}
+	return nil
 }
 
 func (p *Postgres) dataDir() string { return filepath.Join(p.Dir, "data") }
@@ -224,11 +286,12 @@ func (p *Postgres) start() error {
 	}
 	p.proc = proc
 	// Listening is not enough: during startup the server answers "the
-	// database system is starting up". A login is.
+	// database system is starting up". A login is (on the unix socket,
+	// trusted: a fresh cluster has no password yet; TCP listens by then).
 	err = proc.waitFor("postgres", time.Now().Add(pgStartTimeout), func() (bool, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		c, err := pgx.Connect(ctx, p.DSN("postgres"))
+		c, err := pgx.Connect(ctx, p.socketDSN("postgres"))
 		if err != nil {
 			return false, fmt.Errorf("postgres did not accept a login on %s within %v: %v", p.Addr, pgStartTimeout, err)
 		}
@@ -280,6 +343,12 @@ func (p *Postgres) DSNAs(user, password, dbname string) string {
 	return u.String()
 }
 
+// socketDSN is the superuser's DSN of dbname on the unix socket in Dir,
+// where logins are trusted.
+func (p *Postgres) socketDSN(dbname string) string {
+	return fmt.Sprintf("host=%s port=%s user=%s dbname=%s sslmode=disable", p.Dir, port(p.Addr), p.User, dbname)
+}
+
 // NewDB creates a fresh empty database, owned by the superuser, and returns
 // its DSN (DSN). Databases live as long as the cluster.
 func (p *Postgres) NewDB(t testing.TB) string {
@@ -296,9 +365,19 @@ func (p *Postgres) NewDB(t testing.TB) string {
 // revoke privileges, ...), failing the test on an error.
 func (p *Postgres) Exec(t testing.TB, dbname, sql string, args ...any) {
 	t.Helper()
+	p.exec(t, dbname, false, sql, args...)
+}
+
+// exec is Exec over TCP, or over the unix socket, which needs no password.
+func (p *Postgres) exec(t testing.TB, dbname string, socket bool, sql string, args ...any) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := pgx.Connect(ctx, p.DSN(dbname))
+	dsn := p.DSN(dbname)
+	if socket {
+		dsn = p.socketDSN(dbname)
+	}
+	c, err := pgx.Connect(ctx, dsn)
 	if err != nil {
 		t.Fatalf("testserver: connecting to %s: %v", dbname, err)
 	}

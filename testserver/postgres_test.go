@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -85,4 +86,28 @@ func TestPostgres(t *testing.T) {
 	if _, err := os.Stat(dir); dir != "" && !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the cluster's directory %s is left: %v", dir, err)
 	}
+}
+
+// The first cluster caches its fresh data directory in the tools
+// directory; the next starts from a copy of it, with a password of its
+// own.
+func TestPostgresTemplate(t *testing.T) {
+	tools := t.TempDir()
+	t.Setenv("MEDIASLOT_TOOLS_DIR", tools)
+	first := StartPostgres(t)
+	templates, _ := filepath.Glob(filepath.Join(tools, "postgres-template-*", "PG_VERSION"))
+	if len(templates) != 1 {
+		t.Fatalf("templates cached: %v", templates)
+	}
+	second := StartPostgres(t)
+	ctx := t.Context()
+	if c, err := pgx.Connect(ctx, second.DSNAs(second.User, first.Password, "postgres")); err == nil {
+		c.Close(ctx)
+		t.Error("the first cluster's password logs in to the second")
+	}
+	c, err := pgx.Connect(ctx, second.NewDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close(ctx)
 }

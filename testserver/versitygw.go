@@ -447,6 +447,16 @@ func (s *S3) stopLocked() {
 	s.proc = nil
 }
 
+// toolsDir is where the harness caches what it builds once (server
+// binaries, the PostgreSQL template): $MEDIASLOT_TOOLS_DIR, by default
+// <module root>/bin/tools, which scripts/gotool.sh shares.
+func toolsDir(t testing.TB) string {
+	if dir := os.Getenv("MEDIASLOT_TOOLS_DIR"); dir != "" {
+		return dir
+	}
+	return filepath.Join(ModuleRoot(t), "bin", "tools")
+}
+
 // toolBinary returns the cached binary of srv, building it first with go
 // install pkg@version (or, for a module of replace directives, go build in
 // a throwaway module: buildInModule) if it is missing. A lock file
@@ -455,10 +465,7 @@ func (s *S3) stopLocked() {
 func toolBinary(t testing.TB, srv *s3Server) string {
 	t.Helper()
 	name, pkg, version := srv.name, srv.pkg, srv.version
-	dir := os.Getenv("MEDIASLOT_TOOLS_DIR")
-	if dir == "" {
-		dir = filepath.Join(ModuleRoot(t), "bin", "tools")
-	}
+	dir := toolsDir(t)
 	bin := filepath.Join(dir, name)
 	if isExecutable(bin) {
 		return bin

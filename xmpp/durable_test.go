@@ -57,7 +57,7 @@ func (b *lockedBuffer) count(s string) int {
 // stanza sat in streamConn's memory (the old behaviour) is a lost message.
 func TestRelayDrainCrashLosesNothing(t *testing.T) {
 	q := offlinetest.New(t, offline.Limits{})
-	r := relay.New("upload.example.net", relayPolicy, q, nil, slog.New(slog.DiscardHandler), nil)
+	r := relay.New("upload.example.net", relayPolicy, q, nil, nil, slog.New(slog.DiscardHandler), nil)
 	conn, peer := tcpPair(t)
 	sc := newStreamConn(conn)
 	var got lockedBuffer

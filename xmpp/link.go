@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"mediaslot/offline"
 	"mediaslot/xmpp/httpupload"
 	"mediaslot/xmpp/relay"
 	"mediaslot/xmpp/wire"
@@ -47,6 +48,9 @@ type Options struct {
 	// component); nil leaves it off.
 	Queue relay.Queue
 	Relay relay.Policy
+	// Presence, for several instances, is where the relay keeps who is
+	// online, shared by them (offline/pgqueue); nil keeps it in memory.
+	Presence offline.Presence
 	// Previews, if set, makes thumbnails for relayed messages about images
 	// uploaded here that carry none.
 	Previews relay.Previewer
@@ -124,6 +128,22 @@ func New(opt Options) (*Component, error) {
 	return c, nil
 }
 
+// Wake has the relay drain the queues of online recipients who have
+// entries, if its queue can list them (see relay.Relay.Wake): for one
+// instance of a cluster at a time, under a lease. It does nothing while
+// the link is down.
+func (c *Component) Wake(ctx context.Context) (int, error) {
+	if !c.Connected() {
+		return 0, nil
+	}
+	for _, h := range c.h.handlers {
+		if r, ok := h.(*relay.Relay); ok {
+			return r.Wake(ctx, c.send)
+		}
+	}
+	return 0, nil
+}
+
 // Acked takes the server's answer to one of this instance's confirming
 // pings that reached a sibling (a note of Options.Siblings).
 func (c *Component) Acked(id string) { c.acks.answered(id) }
@@ -150,7 +170,7 @@ func newDispatcher(componentJID string, opt Options) *dispatcher {
 	h := &dispatcher{jid: componentJID, version: opt.Version, log: opt.Logger,
 		handlers: []Handler{httpupload.New(componentJID, opt.Slots, opt.SlotWorkers, opt.Logger, opt.Observer)}}
 	if opt.Queue != nil {
-		h.handlers = append(h.handlers, relay.New(componentJID, opt.Relay, opt.Queue, opt.Previews, opt.Logger, opt.Observer))
+		h.handlers = append(h.handlers, relay.New(componentJID, opt.Relay, opt.Queue, opt.Presence, opt.Previews, opt.Logger, opt.Observer))
 	}
 	return h
 }

@@ -196,8 +196,12 @@ func creatable(dir string) error {
 
 // checkDatabase reads the whole bbolt file as serve does before it opens
 // it (dbfile.Check): it fails at once when another process (a running
-// mediaslot) holds it, and names the damage of a damaged one.
+// mediaslot) holds it, and names the damage of a damaged one. With
+// data.backend = "postgres" it probes the database instead (checkPostgres).
 func checkDatabase(ctx context.Context, cfg config.Config) (string, string, error) {
+	if cfg.Data.Backend == config.BackendPostgres {
+		return checkPostgres(ctx, cfg)
+	}
 	path := dbPath(cfg)
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		if _, err := os.Stat(cfg.Data.Dir); errors.Is(err, fs.ErrNotExist) {

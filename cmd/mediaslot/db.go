@@ -42,6 +42,10 @@ func runDB(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("%w (or name the file with --db)", err)
 		}
+		if cfg.Data.Backend == config.BackendPostgres {
+			return fmt.Errorf("%s keeps its data in PostgreSQL (data.backend = %q): db check reads bbolt files (name one with --db); "+
+				"`mediaslot serve --check-config` probes the database", *cfgPath, config.BackendPostgres)
+		}
 		path = dbPath(cfg)
 	}
 	r, err := dbfile.Check(ctx, path)

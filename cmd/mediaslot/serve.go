@@ -13,17 +13,15 @@ import (
 	"time"
 
 	"mediaslot/config"
-	"mediaslot/internal/boltmem"
 	"mediaslot/internal/connlimit"
-	"mediaslot/internal/dbfile"
-	"mediaslot/internal/groupcommit"
+	"mediaslot/internal/lease"
 	"mediaslot/internal/redact"
+	"mediaslot/internal/siblings"
 	"mediaslot/offline"
 	"mediaslot/store"
 	"mediaslot/store/disk"
 	"mediaslot/store/s3"
 	"mediaslot/upload"
-	"mediaslot/upload/slotstore/boltslots"
 	"mediaslot/xmpp"
 	"mediaslot/xmpp/relay"
 )
@@ -63,7 +61,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	log := slog.New(redact.Handler(newLogger(cfg.Log, stderr).Handler(),
-		cfg.Component.Secret, cfg.Upload.TokenKey, cfg.Store.S3.SecretAccessKey))
+		cfg.Component.Secret, cfg.Upload.TokenKey, cfg.Store.S3.SecretAccessKey, cfg.Data.Password))
 	slog.SetDefault(log)
 	obs := newObservers(cfg.Admin)
 
@@ -74,24 +72,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	db, err := dbfile.Open(ctx, dbPath(cfg), dbfile.Options())
+	data, err := openData(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := boltmem.Close(db); err != nil {
-			log.Error("closing the database", "err", err)
-		}
-	}()
-	writer := groupcommit.New(db)
-	defer writer.Close()
+	defer data.Close(log)
 
 	st, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	_, direct := st.(store.Presigner)
-	records, err := boltslots.Open(db, writer, boltslots.Options{Direct: direct, Logger: log})
+	records, err := data.records(direct, log)
 	if err != nil {
 		return err
 	}
@@ -142,8 +134,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Logger:       log,
 		Observer:     obs.xmpp,
 	}
+	if data.pool != nil {
+		// Each slot waits for a round trip to PostgreSQL: off the read
+		// loop, as many at once as the pool has connections.
+		opts.SlotWorkers = int(data.pool.Config().MaxConns)
+	}
 	if cfg.Relay.Enabled {
-		q, err := offline.Open(db, writer, offline.Limits{
+		q, err := data.queue(ctx, offline.Limits{
 			MaxMessages: cfg.Relay.MaxMessages,
 			MaxBytes:    cfg.Relay.MaxBytes,
 			TTL:         time.Duration(cfg.Relay.TTL),
@@ -161,6 +158,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		opts.Queue = q
+		if p, ok := q.(offline.Presence); ok && data.pool != nil {
+			// Several instances may share the database: who is online
+			// is kept there too, and a delivery's confirmation that
+			// reaches a sibling is passed on (internal/siblings).
+			opts.Presence = p
+			opts.Siblings = siblings.New(data.pool, log)
+		}
 		obs.watchQueue(q)
 		opts.Previews = svc
 		opts.Relay = relay.Policy{
@@ -175,6 +179,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	comp, err := xmpp.New(opts)
 	if err != nil {
 		return err
+	}
+	if bus, ok := opts.Siblings.(*siblings.Bus); ok {
+		go bus.Listen(ctx, comp.Acked, nil)
+		wake := &lease.Lease{Pool: data.pool, Name: "relay-wake", Log: log}
+		go wake.Run(ctx, func(ctx context.Context) { wakeLoop(ctx, comp, log) })
 	}
 
 	ln, err := httpListener(cfg.HTTP, log)
@@ -213,7 +222,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}()
 	log.Info("mediaslot serving", "version", version, "http", ln.Addr().String(), "public_url", cfg.HTTP.PublicURL,
-		"component", cfg.Component.JID, "server", cfg.Component.Server, "store", cfg.Store.Type)
+		"component", cfg.Component.JID, "server", cfg.Component.Server, "store", cfg.Store.Type, "data", cfg.Data.Backend)
 	stopAdmin, err := obs.serve(cfg.Admin, readiness(comp, svc, ln, cfg.Component.Server), log)
 	if err != nil {
 		return err
@@ -309,4 +318,27 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// wakeEvery is how often the instance holding the relay-wake lease looks
+// for online recipients with queued messages that no drain is delivering
+// (a drain's instance died, a presence was dropped).
+const wakeEvery = 5 * time.Second
+
+// wakeLoop runs the relay's Wake every wakeEvery until ctx ends.
+func wakeLoop(ctx context.Context, comp *xmpp.Component, log *slog.Logger) {
+	t := time.NewTicker(wakeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := comp.Wake(ctx); err != nil {
+				log.Warn("relay wake-up", "err", err)
+			} else if n > 0 {
+				log.Info("relay wake-up: draining recipients left waiting", "recipients", n)
+			}
+		}
+	}
 }

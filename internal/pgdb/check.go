@@ -33,14 +33,16 @@ func (e *ProbeError) Unwrap() error { return e.Err }
 
 // Status is what Check found.
 type Status struct {
+	Where   string // user@host:port/database
 	Server  string // the server's version
 	Schema  int    // the schema version in the database (0: none yet)
 	Pending int    // migrations this binary would apply at start
 }
 
-// checkTimeout bounds each probe's connection when the DSN sets no
-// connect_timeout: a silent firewall must not hang --check-config.
-const checkTimeout = 10 * time.Second
+// connectTimeout bounds a connection attempt when the DSN sets no
+// connect_timeout (pgx's default is none): a host that drops packets must
+// not hang --check-config, the start, or the pool's reconnections.
+const connectTimeout = 10 * time.Second
 
 // Check probes the database at dsn as --check-config does, changing
 // nothing: it connects (reachability, authentication, the database), then
@@ -64,8 +66,9 @@ func check(ctx context.Context, dsn string, ms []migration) (Status, error) {
 		return st, dsnError(err)
 	}
 	if cfg.ConnectTimeout == 0 {
-		cfg.ConnectTimeout = checkTimeout
+		cfg.ConnectTimeout = connectTimeout
 	}
+	st.Where = fmt.Sprintf("%s@%s/%s", cfg.User, address(cfg), cfg.Database)
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return st, connectError(cfg, err)
@@ -127,28 +130,29 @@ func tablePrivileges(ctx context.Context, tx pgx.Tx, cfg *pgx.ConnConfig) error 
 // its message.
 func dsnError(err error) error {
 	return &ProbeError{Probe: "dsn", Err: err,
-		Fix: "write [data] dsn as postgres://USER@HOST:PORT/DATABASE?sslmode=... (or key=value pairs), with the password from the environment or a file"}
+		Fix: "write data.dsn as postgres://USER@HOST:PORT/DATABASE?sslmode=... (or key=value pairs), the password apart (data.password_file or MEDIASLOT_DATA_PASSWORD)"}
 }
 
 // connectError explains a failed connection: the SQLSTATE of the server's
 // refusal, or no server answering.
 func connectError(cfg *pgx.ConnConfig, err error) error {
-	where := net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port))
-	if strings.HasPrefix(cfg.Host, "/") {
-		where = cfg.Host // a unix socket directory
-	}
+	where := address(cfg)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
 		case "28P01": // invalid_password
 			return &ProbeError{Probe: "login", Err: err,
-				Fix: fmt.Sprintf("PostgreSQL at %s refused the password of user %q: check the user and password of [data] dsn (and the file or environment variable the password comes from)", where, cfg.User)}
+				Fix: fmt.Sprintf("PostgreSQL at %s refused the password of user %q: check the user of data.dsn and the password (data.password, data.password_file or MEDIASLOT_DATA_PASSWORD)", where, cfg.User)}
 		case "28000": // invalid_authorization_specification: pg_hba.conf, NOLOGIN
 			return &ProbeError{Probe: "login", Err: err,
 				Fix: fmt.Sprintf("PostgreSQL at %s does not let user %q log in to database %q from here: add a line for it to pg_hba.conf (and reload), and give the role LOGIN", where, cfg.User, cfg.Database)}
+		case "42501": // insufficient_privilege: no CONNECT on the database
+			return &ProbeError{Probe: "privileges", Err: err,
+				Fix: fmt.Sprintf("user %q may not connect to database %q: GRANT CONNECT ON DATABASE %s TO %s",
+					cfg.User, cfg.Database, pgx.Identifier{cfg.Database}.Sanitize(), pgx.Identifier{cfg.User}.Sanitize())}
 		case "3D000": // invalid_catalog_name
 			return &ProbeError{Probe: "database", Err: err,
-				Fix: fmt.Sprintf("database %q does not exist at %s: create it (CREATE DATABASE %s OWNER %s) or fix the database name of [data] dsn",
+				Fix: fmt.Sprintf("database %q does not exist at %s: create it (CREATE DATABASE %s OWNER %s) or fix the database name of data.dsn",
 					cfg.Database, where, pgx.Identifier{cfg.Database}.Sanitize(), pgx.Identifier{cfg.User}.Sanitize())}
 		case "53300", "57P03": // too_many_connections, cannot_connect_now
 			return &ProbeError{Probe: "reach", Err: err,
@@ -157,7 +161,15 @@ func connectError(cfg *pgx.ConnConfig, err error) error {
 		return &ProbeError{Probe: "login", Err: err, Fix: fmt.Sprintf("PostgreSQL at %s refused the connection: see its message", where)}
 	}
 	return &ProbeError{Probe: "reach", Err: err,
-		Fix: fmt.Sprintf("no PostgreSQL answered at %s: check the host and port of [data] dsn, that the server runs and listens there (listen_addresses, port), and firewalls", where)}
+		Fix: fmt.Sprintf("no PostgreSQL answered at %s: check the host and port of data.dsn, that the server runs and listens there (listen_addresses, port), and firewalls", where)}
+}
+
+// address is where cfg connects: host:port, or a unix socket's directory.
+func address(cfg *pgx.ConnConfig) string {
+	if strings.HasPrefix(cfg.Host, "/") {
+		return cfg.Host
+	}
+	return net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port))
 }
 
 // migrateError explains a failed migration or privilege query.
@@ -165,7 +177,7 @@ func migrateError(cfg *pgx.ConnConfig, err error) error {
 	var se *SchemaError
 	if errors.As(err, &se) {
 		return &ProbeError{Probe: "schema", Err: err,
-			Fix: "run the mediaslot that migrated it (or a newer one), or point [data] dsn at another database"}
+			Fix: "run the mediaslot that migrated it (or a newer one), or point data.dsn at another database"}
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
@@ -176,7 +188,7 @@ func migrateError(cfg *pgx.ConnConfig, err error) error {
 					cfg.User, pgx.Identifier{cfg.User}.Sanitize())}
 		case "3F000": // invalid_schema_name: no schema to create in
 			return &ProbeError{Probe: "privileges", Err: err,
-				Fix: fmt.Sprintf("the search_path of role %q names no schema it may use: GRANT USAGE, CREATE ON SCHEMA ... TO %s, or set search_path (options=-csearch_path=SCHEMA in [data] dsn)",
+				Fix: fmt.Sprintf("the search_path of role %q names no schema it may use: GRANT USAGE, CREATE ON SCHEMA ... TO %s, or set search_path (options=-csearch_path=SCHEMA in data.dsn)",
 					cfg.User, pgx.Identifier{cfg.User}.Sanitize())}
 		case "55P03": // lock_not_available
 			return &ProbeError{Probe: "schema", Err: err,

@@ -78,6 +78,13 @@ func TestCheck(t *testing.T) {
 		pg.Exec(t, "postgres", "CREATE ROLE nologin PASSWORD 'pw'")
 		expect(t, pg.DSNAs("nologin", "pw", "postgres"), "login", "LOGIN", "pg_hba.conf")
 	})
+	t.Run("connect", func(t *testing.T) {
+		dsn := pg.NewDB(t)
+		db := strings.TrimPrefix(must(url.Parse(dsn)).Path, "/")
+		pg.Exec(t, "postgres", "CREATE ROLE outsider LOGIN PASSWORD 'pw'")
+		pg.Exec(t, "postgres", "REVOKE CONNECT ON DATABASE "+db+" FROM PUBLIC")
+		expect(t, pg.DSNAs("outsider", "pw", db), "privileges", "GRANT CONNECT ON DATABASE")
+	})
 	// PostgreSQL 15 lets no role but the owner create in public.
 	t.Run("create", func(t *testing.T) {
 		dsn := pg.NewDB(t)
@@ -102,6 +109,13 @@ func TestCheck(t *testing.T) {
 		if _, err := check(ctx, pg.DSNAs("reader", "pw", db), ms); err != nil {
 			t.Errorf("with the grants: %v", err)
 		}
+		// It starts on the schema its owner migrated, without the
+		// privilege to create.
+		pool, err = open(ctx, pg.DSNAs("reader", "pw", db), ms)
+		if err != nil {
+			t.Fatalf("Open as a role that may only use the tables: %v", err)
+		}
+		pool.Close()
 	})
 	t.Run("newer", func(t *testing.T) {
 		dsn := pg.NewDB(t)

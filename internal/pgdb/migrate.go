@@ -96,7 +96,8 @@ func LatestVersion() int {
 }
 
 // Open connects a pool to dsn (a postgres:// URL or key=value pairs, as
-// pgx takes them) and migrates the schema. Its errors are *ProbeError, with
+// pgx takes them, including pgxpool's pool_max_conns and the like) and
+// migrates the schema. Its errors are *ProbeError, with
 // what to fix, like Check's.
 func Open(ctx context.Context, dsn string) (*pgxpool.Pool, error) {
 	ms, err := embedded()
@@ -111,6 +112,9 @@ func open(ctx context.Context, dsn string, ms []migration) (*pgxpool.Pool, error
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, dsnError(err)
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = connectTimeout
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -150,7 +154,7 @@ type SchemaError struct {
 
 func (e *SchemaError) Error() string {
 	return fmt.Sprintf("pgdb: the database's schema is at version %d but this mediaslot knows versions up to %d (unknown: %v): "+
-		"it was migrated by a newer mediaslot; run that version (or newer), or point [data] dsn at another database",
+		"it was migrated by a newer mediaslot; run that version (or newer), or point data.dsn at another database",
 		e.Version, e.Latest, e.Unknown)
 }
 

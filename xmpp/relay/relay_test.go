@@ -41,7 +41,7 @@ func newRelayFixture(t *testing.T, limits offline.Limits) *relayFixture {
 	t.Helper()
 	q := offlinetest.New(t, limits)
 	log := slog.New(slog.DiscardHandler)
-	return &relayFixture{r: New("upload.example.net", testPolicy, q, nil, log, nil), q: q, log: log, out: make(chan string, 64)}
+	return &relayFixture{r: New("upload.example.net", testPolicy, q, nil, nil, log, nil), q: q, log: log, out: make(chan string, 64)}
 }
 
 // in feeds a stanza as it arrives on a component stream: in the stream's
