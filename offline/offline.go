@@ -29,6 +29,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Queue is the relay's durable per-recipient queue of stanzas. Its
@@ -278,14 +279,22 @@ const MaxSender = math.MaxUint16
 // MaxStanza is the largest stanza a queue stores.
 const MaxStanza = math.MaxUint32
 
-var errRecipient = fmt.Errorf("offline: recipient must be 1 to %d bytes", MaxRecipient)
+var errRecipient = fmt.Errorf("offline: recipient must be 1 to %d bytes of UTF-8 without NUL", MaxRecipient)
 
-// CheckRecipient returns an error if r cannot be a recipient.
+// CheckRecipient returns an error if r cannot be a recipient: a JID is
+// never empty, longer than MaxRecipient, invalid UTF-8 or holding NUL (a
+// database's text columns refuse the last two, and one refused row would
+// fail the other Enqueues committed with it).
 func CheckRecipient(r string) error {
-	if r == "" || len(r) > MaxRecipient {
+	if r == "" || len(r) > MaxRecipient || !validText(r) {
 		return errRecipient
 	}
 	return nil
+}
+
+// validText reports whether s is UTF-8 without NUL.
+func validText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
 // Account returns the account a sender's caps are counted by: the part
@@ -323,6 +332,9 @@ func NewMessage(sender string, recipients []string, stanza []byte) (Message, err
 	}
 	if len(sender) > MaxSender {
 		return Message{}, fmt.Errorf("offline: sender is %d bytes, more than %d", len(sender), MaxSender)
+	}
+	if !validText(sender) {
+		return Message{}, errors.New("offline: sender must be UTF-8 without NUL")
 	}
 	if uint64(len(stanza)) > MaxStanza {
 		return Message{}, fmt.Errorf("offline: stanza is %d bytes, more than %d", len(stanza), uint64(MaxStanza))

@@ -319,7 +319,8 @@ func (q *Queue) commit(ctx context.Context, batch []*op) error {
 			}
 		}
 		if len(msgs) > 0 {
-			if err := st.enqueue(ctx, tx, q.limits, msgs, q.now()); err != nil {
+			saved, err := st.enqueue(ctx, tx, q.limits, msgs, q.now())
+			if err != nil || saved {
 				return err
 			}
 		}

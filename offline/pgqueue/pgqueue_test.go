@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -291,5 +292,31 @@ func TestDrainsOutnumberConnections(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	q.Check(t)
+}
+
+// While PostgreSQL is down, Enqueue fails (the relay refuses the message
+// with an error back to the sender) and loses nothing accepted before;
+// once it is back, the pool reconnects by itself and the queue works on.
+func TestDatabaseRestart(t *testing.T) {
+	c := testserver.StartPostgres(t)
+	dsn := c.NewDB(t)
+	q := openInstance(t, dsn, offline.Limits{}, time.Now)
+	queuetest.Enqueue(t, q, "s", "before", "r")
+	c.Stop(t)
+	if err := q.Enqueue(context.Background(), "s", []string{"r"}, []byte("while down")); err == nil {
+		t.Fatal("Enqueue while the database is down: no error")
+	}
+	if q.Pending("r") {
+		t.Error("Pending while the database is down")
+	}
+	if _, err := q.Drain(context.Background(), "r", func(offline.Entry) error { return nil }); err == nil {
+		t.Error("Drain while the database is down: no error")
+	}
+	c.Start(t)
+	queuetest.Enqueue(t, q, "s", "after", "r")
+	if got := queuetest.Stanzas(queuetest.DrainAll(t, q, "r")); !slices.Equal(got, []string{"before", "after"}) {
+		t.Fatalf("after the restart, drained %q", got)
+	}
 	q.Check(t)
 }

@@ -31,10 +31,17 @@ func lockState(ctx context.Context, tx pgx.Tx) (*state, error) {
 }
 
 func (st *state) save(ctx context.Context, tx pgx.Tx) error {
-	_, err := tx.Exec(ctx, `UPDATE relay_state SET last_seq = $1, entries = $2, stanzas = $3, bytes = $4,
+	b := &pgx.Batch{}
+	st.queueSave(b)
+	return tx.SendBatch(ctx, b).Close()
+}
+
+// queueSave adds the writing back of st to b, for a transaction whose last
+// round trip b is.
+func (st *state) queueSave(b *pgx.Batch) {
+	b.Queue(`UPDATE relay_state SET last_seq = $1, entries = $2, stanzas = $3, bytes = $4,
 		recipients = $5, unseen_entries = $6, unseen_bytes = $7`,
 		st.lastSeq, st.entries, st.stanzas, st.bytes, st.recipients, st.unseenEntries, st.unseenBytes)
-	return err
 }
 
 // delta is a change of a counter.
@@ -245,8 +252,9 @@ type senderRow struct {
 // enqueue stores the messages of ops that the caps admit, in order, each
 // checked against the counters as the ones before it left them, and sets
 // the refusal of the others. It reads the counters in one round trip and
-// writes all rows in another.
-func (st *state) enqueue(ctx context.Context, tx pgx.Tx, l offline.Limits, ops []*op, now time.Time) error {
+// writes all rows, and st, in another: it must come last in its
+// transaction, and reports whether it saved st.
+func (st *state) enqueue(ctx context.Context, tx pgx.Tx, l offline.Limits, ops []*op, now time.Time) (saved bool, err error) {
 	rcpts := map[string]*recipientRow{}
 	senders := map[string]*senderRow{}
 	shares := map[shareKey]*offline.Counter{}
@@ -294,7 +302,7 @@ func (st *state) enqueue(ctx context.Context, tx pgx.Tx, l offline.Limits, ops [
 			return err
 		})
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("pgqueue: reading the counters: %w", err)
+		return false, fmt.Errorf("pgqueue: reading the counters: %w", err)
 	}
 
 	var (
@@ -357,7 +365,7 @@ func (st *state) enqueue(ctx context.Context, tx pgx.Tx, l offline.Limits, ops [
 		}
 	}
 	if len(ids) == 0 {
-		return nil
+		return false, nil
 	}
 
 	b = &pgx.Batch{}
@@ -400,10 +408,11 @@ func (st *state) enqueue(ctx context.Context, tx pgx.Tx, l offline.Limits, ops [
 	b.Queue(`INSERT INTO relay_shares (recipient, account, entries, bytes)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])
 		ON CONFLICT (recipient, account) DO UPDATE SET entries = EXCLUDED.entries, bytes = EXCLUDED.bytes`, pr, pa, pe, pb)
+	st.queueSave(b)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("pgqueue: storing stanzas: %w", err)
+		return false, fmt.Errorf("pgqueue: storing stanzas: %w", err)
 	}
-	return nil
+	return true, nil
 }
 
 func keys[V any](m map[string]V) []string {

@@ -121,8 +121,18 @@ func testDistinctRecipients(t *testing.T, open Open) {
 			t.Errorf("Enqueue to %.20q: no error", rcpts)
 		}
 	}
-	if err := q.Enqueue(ctx, strings.Repeat("x", offline.MaxRecipient+1), []string{"a"}, []byte("x")); err == nil {
-		t.Error("Enqueue from an over-long account: no error")
+	for _, rcpts := range [][]string{{"a", "b\xff"}, {"a\x00b"}} {
+		if err := q.Enqueue(ctx, "s", rcpts, []byte("x")); err == nil {
+			t.Errorf("Enqueue to %q: no error", rcpts)
+		}
+		if err := q.MarkSeen(ctx, rcpts[len(rcpts)-1]); err == nil {
+			t.Errorf("MarkSeen(%q): no error", rcpts[len(rcpts)-1])
+		}
+	}
+	for _, sender := range []string{strings.Repeat("x", offline.MaxRecipient+1), "s\xff", "s/\x00"} {
+		if err := q.Enqueue(ctx, sender, []string{"a"}, []byte("x")); err == nil {
+			t.Errorf("Enqueue from %.20q: no error", sender)
+		}
 	}
 	if s := stats(t, q); s.Entries != 1 || s.Stanzas != 1 {
 		t.Fatalf("Stats %+v; want only b's entry", s)
