@@ -310,7 +310,7 @@ func TestDatabaseRestart(t *testing.T) {
 	if q.Pending("r") {
 		t.Error("Pending while the database is down")
 	}
-	if _, err := q.Drain(context.Background(), "r", func(offline.Entry) error { return nil }); err == nil {
+	if _, err := q.Drain(context.Background(), "r", func(offline.Entry) error { return nil }, nil); err == nil {
 		t.Error("Drain while the database is down: no error")
 	}
 	c.Start(t)
