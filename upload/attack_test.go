@@ -70,6 +70,18 @@ func testQuotaSumCannotOverflow(t *testing.T, rb recordsBackend) {
 // before runs while the body is half sent.
 func (f *fixture) halfPut(t *testing.T, s Slot, size int, before func()) {
 	t.Helper()
+	c := f.startHalfPut(t, s, size)
+	if before != nil {
+		before()
+	}
+	c.Close()
+	f.waitPutEnded(t, s)
+}
+
+// startHalfPut sends a PUT of s declaring its whole size and writes half of
+// the body; it returns the connection once the service is reading the body.
+func (f *fixture) startHalfPut(t *testing.T, s Slot, size int) net.Conn {
+	t.Helper()
 	u, err := url.Parse(f.url(s.PutURL))
 	if err != nil {
 		t.Fatal(err)
@@ -78,6 +90,7 @@ func (f *fixture) halfPut(t *testing.T, s Slot, size int, before func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { c.Close() })
 	fmt.Fprintf(c, "PUT %s HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n", u.RequestURI(), u.Host, size)
 	if _, err := c.Write(make([]byte, size/2)); err != nil {
 		t.Fatal(err)
@@ -87,10 +100,12 @@ func (f *fixture) halfPut(t *testing.T, s Slot, size int, before func()) {
 		started, _ := f.svc.active.Load(s.ID)
 		return started == true
 	})
-	if before != nil {
-		before()
-	}
-	c.Close()
+	return c
+}
+
+// waitPutEnded waits until the service has finished with a PUT of s.
+func (f *fixture) waitPutEnded(t *testing.T, s Slot) {
+	t.Helper()
 	testserver.WaitFor(t, 10*time.Second, "the failed PUT to end", func() bool {
 		_, busy := f.svc.active.Load(s.ID)
 		return !busy

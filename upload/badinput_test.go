@@ -141,13 +141,7 @@ func TestBadInputHTTP(t *testing.T) {
 
 	// An upload that stops half way leaves nothing and the slot usable.
 	s := f.issue(t, "half.bin", 1000, "")
-	conn, err := net.Dial("tcp", strings.TrimPrefix(f.srv.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.WriteString(conn, put(path(s), "Content-Length: 1000\r\n", strings.Repeat("x", 500)))
-	conn.Close()
-	time.Sleep(100 * time.Millisecond)
+	f.halfPut(t, s, 1000, nil)
 	if resp, _ := do(t, "GET", f.url(s.GetURL), nil, nil); resp.StatusCode != 404 {
 		t.Fatalf("half an upload is served: %s", resp.Status)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -220,25 +219,18 @@ func TestConcurrentAndStalledUploads(t *testing.T) {
 	b, _ := f.svc.Issue(ctx, f.request("alice@example.net", 10))
 
 	// a stalls after 5 of its 10 bytes
-	u := strings.TrimPrefix(f.url(a.PutURL), "http://")
-	host, path, _ := strings.Cut(u, "/")
-	conn, err := net.Dial("tcp", host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_, _ = io.WriteString(conn, "PUT /"+path+" HTTP/1.1\r\nHost: "+host+"\r\nContent-Length: 10\r\n\r\nhello")
-	time.Sleep(100 * time.Millisecond)
+	conn := f.startHalfPut(t, a, 10)
 	if resp, _ := do(t, "PUT", f.url(b.PutURL), bytes.Repeat([]byte("x"), 10), nil); resp.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("second concurrent PUT: %s, want 429", resp.Status)
 	}
-	// the stalled one is cut
-	_ = conn.SetReadDeadline(time.Now().Add(3 * time.Second))
-	reply, _ := io.ReadAll(conn)
-	if !strings.Contains(string(reply), "400") && len(reply) != 0 {
-		t.Fatalf("stalled PUT answered %q", reply)
+	// the stalled one is cut: answered 400 and closed by the server (an
+	// uncut upload runs into this read deadline instead)
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	reply, err := io.ReadAll(conn)
+	if err != nil || !strings.HasPrefix(string(reply), "HTTP/1.1 400 ") {
+		t.Fatalf("stalled PUT: answered %q, %v; want a 400 and the connection closed", reply, err)
 	}
-	time.Sleep(50 * time.Millisecond)
+	f.waitPutEnded(t, a)
 	if resp, _ := do(t, "GET", f.url(a.GetURL), nil, nil); resp.StatusCode != 404 {
 		t.Fatalf("GET of the cut upload: %s", resp.Status)
 	}
@@ -258,14 +250,21 @@ func TestStalledDownloadIsCut(t *testing.T) {
 	body := bytes.Repeat([]byte("z"), 8<<20)
 	s := f.issue(t, "big.bin", int64(len(body)), "")
 	f.put(t, s, body)
-	resp, err := http.Get(f.url(s.GetURL))
+	srv, ended := f.serverTellingGetEnds(t)
+	resp, err := http.Get(srv.URL + strings.TrimPrefix(s.GetURL, strings.TrimRight(f.svc.opt.PublicURL, "/")))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	time.Sleep(time.Second) // read nothing meanwhile
-	got, _ := io.ReadAll(resp.Body)
-	if len(got) >= len(body) {
-		t.Fatalf("a stalled reader got the whole file (%d bytes)", len(got))
+	// read nothing until the server has given up on the download (one that
+	// is never cut fails here)
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a stalled reader still holds its download after 10 s (deadline 325 ms)")
+	}
+	got, err := io.ReadAll(resp.Body)
+	if err == nil || len(got) >= len(body) {
+		t.Fatalf("a stalled reader got %d of %d bytes, then %v; want the download cut", len(got), len(body), err)
 	}
 }

@@ -26,16 +26,7 @@ func TestNonReadingDownloaderIsCut(t *testing.T) {
 	s := f.issue(t, "big.bin", int64(len(body)), "")
 	f.put(t, s, body)
 
-	// the same handler on a server of its own, which tells when a GET ends
-	ended := make(chan struct{}, 1)
-	h := f.svc.Handler()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(w, r)
-		if r.Method == http.MethodGet {
-			ended <- struct{}{}
-		}
-	}))
-	t.Cleanup(srv.Close)
+	srv, ended := f.serverTellingGetEnds(t)
 	c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -48,4 +39,20 @@ func TestNonReadingDownloaderIsCut(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("a client that reads nothing still holds its download after 10 s (answerTimeout 200ms)")
 	}
+}
+
+// serverTellingGetEnds serves the fixture's handler on a server of its own,
+// which tells on ended when a GET's handler has returned: for tests of
+// clients that stop reading, which read nothing until the server is done.
+func (f *fixture) serverTellingGetEnds(t *testing.T) (*httptest.Server, <-chan struct{}) {
+	ended := make(chan struct{}, 1)
+	h := f.svc.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r)
+		if r.Method == http.MethodGet {
+			ended <- struct{}{}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv, ended
 }
