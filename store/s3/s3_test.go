@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -66,7 +69,11 @@ func TestNewRejectsIncompleteOptions(t *testing.T) {
 // Uploads that end early, run long, fail or are cancelled must leave no
 // object behind, also with bodies large enough to be streamed in many
 // writes: versitygw stores a truncated object when a client closes the
-// connection normally in the middle of a body.
+// connection normally in the middle of a body. The check waits until
+// versitygw has finished writing uploads (no temporary file left in the
+// bucket's .sgwtmp: removed, or committed as an object), so that a
+// truncated object it commits after the client hung up is there to be
+// found.
 func TestAbortedPutLeavesNothing(t *testing.T) {
 	t.Parallel()
 	gw := testserver.VersityGW(t)
@@ -90,11 +97,10 @@ func TestAbortedPutLeavesNothing(t *testing.T) {
 		if err := s.Put(tc.ctx, tc.name, tc.r, size); !errors.Is(err, tc.want) {
 			t.Errorf("%s: Put = %v, want %v", tc.name, err, tc.want)
 		}
-	}
-	// A server that commits an aborted body does so just after the client
-	// hangs up: give it time to.
-	time.Sleep(200 * time.Millisecond)
-	for _, tc := range cases {
+		testserver.WaitFor(t, 10*time.Second, "versitygw to finish writing uploads", func() bool {
+			entries, err := os.ReadDir(filepath.Join(gw.Dir, gw.Bucket, ".sgwtmp"))
+			return len(entries) == 0 && (err == nil || errors.Is(err, fs.ErrNotExist))
+		})
 		if _, err := s.Stat(t.Context(), tc.name); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("%s: object left behind: Stat = %v", tc.name, err)
 		}
@@ -107,11 +113,15 @@ type failing struct{}
 
 func (failing) Read([]byte) (int, error) { return 0, errFailing }
 
+// cancelling is a source that cancels its upload and delivers the rest of
+// the body 50 ms later: the sleep is the source's pace (a client's bytes
+// arriving after the cancellation), not a wait for an event; the test's
+// assertion is on what is stored.
 type cancelling struct{ cancel context.CancelFunc }
 
 func (c cancelling) Read([]byte) (int, error) {
 	c.cancel()
-	time.Sleep(50 * time.Millisecond) // let the transport notice
+	time.Sleep(50 * time.Millisecond)
 	return 0, io.EOF
 }
 
@@ -233,7 +243,17 @@ func testPresignPut(t *testing.T, gw *testserver.S3) {
 			}
 			return u
 		}
-		expired, _ := presign(t, "expired", ctype, time.Second)
+		// signed a minute ago for a second, by a store whose clock is set
+		// back: expired when it arrives, with no wait
+		past := newStore(t, gw)
+		if past.fast == nil {
+			t.Fatal("no presigner whose clock the test can set")
+		}
+		past.fast.now = func() time.Time { return time.Now().Add(-time.Minute) }
+		expired, _, err := past.PresignPut(ctx, "expired", int64(len(body)), ctype, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
 		cases := []struct {
 			key, url, ctype string
 			body            []byte
@@ -247,7 +267,6 @@ func testPresignPut(t *testing.T, gw *testserver.S3) {
 			{"getforput", get("getforput"), ctype, body},
 			{"expired", expired, ctype, body},
 		}
-		time.Sleep(2 * time.Second) // expire "expired"
 		for _, tc := range cases {
 			u := tc.url
 			if u == "" {
