@@ -181,8 +181,20 @@ func TestLinkLifecycle(t *testing.T) {
 	addr := probe.Addr().String()
 	probe.Close()
 
-	c, cancel, done := startComponent(t, Options{Server: addr, ReconnectMax: 500 * time.Millisecond})
-	time.Sleep(300 * time.Millisecond) // a failed attempt or two
+	logs := make(recordHandler, 64)
+	c, cancel, done := startComponent(t, Options{Server: addr, ReconnectMax: 500 * time.Millisecond, Logger: slog.New(logs)})
+	// two failed attempts, each logged before its backoff
+	deadline := time.After(10 * time.Second)
+	for failed := 0; failed < 2; {
+		select {
+		case r := <-logs:
+			if r.Message == "component link down; reconnecting" {
+				failed++
+			}
+		case <-deadline:
+			t.Fatalf("%d failed attempts to connect logged within 10 s, want 2", failed)
+		}
+	}
 	if c.Connected() {
 		t.Fatal("connected without a server")
 	}
