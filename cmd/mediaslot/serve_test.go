@@ -86,16 +86,11 @@ level = "debug"
 
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 2 * time.Second}
 	var resp *http.Response
-	var err error
-	for i := 0; i < 100; i++ {
-		if resp, err = client.Get("https://" + addr + "/file/0123456789abcdef0123456789abcdef/x"); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("HTTPS: %v\n%s", err, stderr.String())
-	}
+	testserver.WaitFor(t, 10*time.Second, "serve to answer HTTPS", func() bool {
+		var err error
+		resp, err = client.Get("https://" + addr + "/file/0123456789abcdef0123456789abcdef/x")
+		return err == nil
+	})
 	resp.Body.Close()
 	if resp.StatusCode != 404 || resp.TLS == nil {
 		t.Fatalf("HTTPS GET of unknown file: %s (tls %v)", resp.Status, resp.TLS != nil)
@@ -137,9 +132,9 @@ level = "debug"
 	}
 	// no XMPP server listens: the component keeps trying (its first attempt
 	// may come after the HTTPS answer on a loaded machine)
-	for i := 0; i < 500 && !strings.Contains(stderr.String(), "component link down"); i++ {
-		time.Sleep(20 * time.Millisecond)
-	}
+	testserver.WaitFor(t, 10*time.Second, "the component's failed attempt in the log", func() bool {
+		return strings.Contains(stderr.String(), "component link down")
+	})
 	cancel()
 	select {
 	case code := <-done:
