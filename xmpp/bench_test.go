@@ -239,18 +239,40 @@ func benchRelayMessage(b *testing.B, id, sender, recipient string) string {
 		`<addresses xmlns='http://jabber.org/protocol/address'><address type='to' jid='` + recipient + `'/></addresses></message>`
 }
 
-// countingQueue counts the stanzas the relay stored.
+// countingQueue counts the stanzas the relay stored, and lets a benchmark
+// wait for a count.
 type countingQueue struct {
 	offline.Queue
-	stored atomic.Int64
+	mu     sync.Mutex
+	grown  *sync.Cond // on mu, broadcast when stored grows
+	stored int64
 }
 
 func (q *countingQueue) Enqueue(ctx context.Context, sender string, recipients []string, stanza []byte) error {
 	err := q.Queue.Enqueue(ctx, sender, recipients, stanza)
 	if err == nil {
-		q.stored.Add(1)
+		q.mu.Lock()
+		q.stored++
+		q.grown.Broadcast()
+		q.mu.Unlock()
 	}
 	return err
+}
+
+// count returns how many stanzas were stored.
+func (q *countingQueue) count() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.stored
+}
+
+// waitStored waits until at least n stanzas were stored.
+func (q *countingQueue) waitStored(n int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for q.stored < n {
+		q.grown.Wait()
+	}
 }
 
 // benchRelay is a handler with the relay on a bbolt queue opened as
@@ -264,6 +286,7 @@ func benchRelay(b *testing.B, send wire.Sender) (*dispatcher, *countingQueue) {
 		MaxUnseenMessages: 1 << 30, MaxUnseenBytes: 1 << 50,
 	})
 	q := &countingQueue{Queue: oq}
+	q.grown = sync.NewCond(&q.mu)
 	h := newDispatcher("upload.example.net", Options{Version: "bench", Slots: fixedSlots{}, Logger: benchLogger(), Queue: q,
 		Relay: relay.Policy{
 			SenderDomains: []string{"example.net"}, RecipientDomains: []string{"example.net"},
@@ -288,22 +311,17 @@ func relayEnqueue(b *testing.B, h *dispatcher, q *countingQueue, send wire.Sende
 		msgs = append(msgs, benchRelayMessage(b, fmt.Sprint("m", i), fmt.Sprintf("user%d@example.net/phone", i), "bob@example.net"))
 	}
 	next := benchReader(b, msgs...)
-	base := q.stored.Load()
-	want := base + int64(n)
+	base := q.count()
 	ctx := context.Background()
 	for i := range n {
 		// The relay refuses a sender's messages past its share, and any
 		// past its bound on waiting bytes, instead of holding up the
 		// read loop; clients wait for the ping answer after a batch. Keep
 		// well within both (a quarter of each sender's share is 16 MiB).
-		for int64(i)-(q.stored.Load()-base) >= benchSenders*relay.SenderInFlight/4 {
-			time.Sleep(100 * time.Microsecond)
-		}
+		q.waitStored(base + int64(i) - benchSenders*relay.SenderInFlight/4 + 1)
 		h.handle(ctx, next(), send)
 	}
-	for q.stored.Load() < want {
-		time.Sleep(time.Millisecond)
-	}
+	q.waitStored(base + int64(n))
 }
 
 // BenchmarkRelayEnqueue stores 8 KB media messages for an offline

@@ -161,7 +161,7 @@ func startLoad(t *testing.T, srv testserver.XMPP, users ...string) *load {
 					if err != nil {
 						l.fail(err)
 						c = nil
-						time.Sleep(100 * time.Millisecond)
+						time.Sleep(100 * time.Millisecond) // the client's pace between attempts, not a wait
 						continue
 					}
 				}
@@ -180,7 +180,9 @@ func startLoad(t *testing.T, srv testserver.XMPP, users ...string) *load {
 						_ = c.Close()
 						c = nil
 					default:
-						time.Sleep(50 * time.Millisecond) // e.g. the component is not connected
+						// the client's pace between attempts, not a wait (e.g.
+						// the component is not connected)
+						time.Sleep(50 * time.Millisecond)
 					}
 				}
 			}
@@ -249,7 +251,7 @@ func relaunchDefaultBackoff(t *testing.T, m *mediaslot) *mediaslot {
 }
 
 // Prosody restarts while clients keep requesting slots and uploading, and
-// stays down for 8.5 s, long enough for the reconnection backoff to grow.
+// stays down until the reconnection backoff has grown to its cap.
 // With the default backoff the component is back within 5 s of Prosody's
 // component port accepting again, the load resumes, mediaslot never
 // crashes, and the relay messages queued before the restart all arrive,
@@ -270,8 +272,23 @@ func TestFaultServerRestartUnderLoad(t *testing.T) {
 	testserver.WaitFor(t, 10*time.Second, "the load running", func() bool { return l.since(time.Time{}) >= 10 })
 
 	connected := strings.Count(m.log.String(), "component connected")
+	since := len(m.log.String())
 	srv.Stop()
-	time.Sleep(8500 * time.Millisecond)
+	// down until the backoff has grown to its cap: two failed attempts in a
+	// row with the same retry_in (a cap too large to reach within 20 s
+	// fails here)
+	testserver.WaitFor(t, 20*time.Second, "the reconnection backoff at its cap", func() bool {
+		var retries []string
+		for _, l := range strings.Split(m.log.String()[since:], "\n") {
+			if _, after, ok := strings.Cut(l, "component link down"); ok {
+				if _, v, ok := strings.Cut(after, "retry_in="); ok {
+					retries = append(retries, strings.Fields(v)[0])
+				}
+			}
+		}
+		n := len(retries)
+		return n >= 2 && retries[n-1] == retries[n-2]
+	})
 	up := make(chan time.Time, 1)
 	go func() {
 		at, err := waitAccepting(srv.ComponentAddr(), 20*time.Second)
@@ -574,7 +591,12 @@ func TestFaultSIGTERMDrains(t *testing.T) {
 	if _, err := pwB.Write(make([]byte, 10_000)); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond) // both bodies are being read by mediaslot
+	// both bodies are being read by mediaslot: the disk store writes each
+	// into a temporary file of its own
+	testserver.WaitFor(t, 10*time.Second, "mediaslot writing both uploads", func() bool {
+		tmp, _ := filepath.Glob(filepath.Join(filepath.Dir(m.Config), "files", ".tmp", "put-*"))
+		return len(tmp) == 2
+	})
 
 	exited := make(chan struct{})
 	sigAt := time.Now()
@@ -594,7 +616,9 @@ func TestFaultSIGTERMDrains(t *testing.T) {
 		return strings.HasSuffix(strings.TrimSpace(proxy.lastSent()), "</stream:stream>")
 	})
 
-	time.Sleep(time.Second) // the upload goes on after SIGTERM
+	// the client's pace, not a wait: it sends the rest of its body a
+	// second after SIGTERM, and the assertion is on the answer it gets
+	time.Sleep(time.Second)
 	if _, err := pwA.Write(data[len(data)/2:]); err != nil {
 		t.Fatalf("the upload in progress was cut at SIGTERM: %v", err)
 	}

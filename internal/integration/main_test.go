@@ -107,6 +107,16 @@ func (m *mediaslot) waitConnected(n int) {
 	})
 }
 
+// waitLinkDown waits until the log shows n more "component link down"
+// lines than it had at since (a byte offset into it): the drop, then each
+// failed attempt to reconnect.
+func (m *mediaslot) waitLinkDown(since, n int) {
+	m.t.Helper()
+	testserver.WaitFor(m.t, 20*time.Second, fmt.Sprintf("%d component link down lines", n), func() bool {
+		return strings.Count(m.log.String()[since:], "component link down") >= n
+	})
+}
+
 func (m *mediaslot) stop() {
 	if m.cmd.Process == nil || m.cmd.ProcessState != nil {
 		return

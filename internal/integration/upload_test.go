@@ -178,8 +178,9 @@ func TestProsodyRestart(t *testing.T) {
 		t.Fatalf("file uploaded before the restart changed or vanished: %s, %d bytes", resp.Status, len(b))
 	}
 	// and once more while the server is down for a moment
+	since := len(m.log.String())
 	srv.Stop()
-	time.Sleep(1500 * time.Millisecond) // a few failed reconnection attempts
+	m.waitLinkDown(since, 3) // the drop and two failed reconnection attempts
 	srv.Start()
 	m.waitConnected(3)
 	checkSlixUpload(t, slixUpload(t, srv, "carol", srv.ComponentJID(), file2), data2, "text/plain")
