@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -18,7 +19,10 @@ type storeCase struct {
 	new    func(t *testing.T) *fixture
 	putOK  int
 	tamper func(u string) string // breaks the upload authorisation in a PUT URL
-	wait   func(f *fixture, d time.Duration)
+	// expire lets the slot s, issued with a lifetime shorter than d,
+	// expire: on the fixture's clock, and where the store checks the
+	// expiry itself (S3), on the real one too
+	expire func(t *testing.T, f *fixture, s Slot, d time.Duration)
 }
 
 func flipQueryParam(param string) func(string) string {
@@ -31,6 +35,26 @@ func flipQueryParam(param string) func(string) string {
 		p.RawQuery = q.Encode()
 		return p.String()
 	}
+}
+
+// presignedExpiry is when the SigV4 presigned URL u expires: X-Amz-Date
+// plus X-Amz-Expires seconds.
+func presignedExpiry(t *testing.T, u string) time.Time {
+	t.Helper()
+	p, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := p.Query()
+	signed, err := time.Parse("20060102T150405Z", q.Get("X-Amz-Date"))
+	if err != nil {
+		t.Fatalf("presigned URL %s: %v", u, err)
+	}
+	secs, err := strconv.Atoi(q.Get("X-Amz-Expires"))
+	if err != nil {
+		t.Fatalf("presigned URL %s: %v", u, err)
+	}
+	return signed.Add(time.Duration(secs) * time.Second)
 }
 
 // TestSlotSuite runs the same upload and download cases on the disk store,
@@ -52,7 +76,7 @@ func TestSlotSuite(t *testing.T) {
 			},
 			putOK:  201,
 			tamper: flipQueryParam("t"),
-			wait:   func(f *fixture, d time.Duration) { f.clock.add(d) },
+			expire: func(_ *testing.T, f *fixture, _ Slot, d time.Duration) { f.clock.add(d) },
 		},
 	}
 	cases = append(cases, storeCase{
@@ -62,7 +86,7 @@ func TestSlotSuite(t *testing.T) {
 		},
 		putOK:  201,
 		tamper: flipQueryParam("t"),
-		wait:   func(f *fixture, d time.Duration) { f.clock.add(d) },
+		expire: func(_ *testing.T, f *fixture, _ Slot, d time.Duration) { f.clock.add(d) },
 	})
 	cases = append(cases, storeCase{
 		name: "memstore",
@@ -72,7 +96,7 @@ func TestSlotSuite(t *testing.T) {
 		},
 		putOK:  200,
 		tamper: flipQueryParam("token"),
-		wait:   func(f *fixture, d time.Duration) { f.clock.add(d) },
+		expire: func(_ *testing.T, f *fixture, _ Slot, d time.Duration) { f.clock.add(d) },
 	})
 	for _, srv := range testserver.S3Servers(t) {
 		cases = append(cases, storeCase{
@@ -84,7 +108,11 @@ func TestSlotSuite(t *testing.T) {
 			},
 			putOK:  200,
 			tamper: flipQueryParam("X-Amz-Signature"),
-			wait:   func(f *fixture, d time.Duration) { f.clock.add(d); time.Sleep(d) },
+			expire: func(t *testing.T, f *fixture, s Slot, d time.Duration) {
+				f.clock.add(d)
+				at := presignedExpiry(t, s.PutURL)
+				testserver.WaitFor(t, 10*time.Second, "the presigned URL's expiry", func() bool { return time.Now().After(at) })
+			},
 		})
 	}
 	body := bytes.Repeat([]byte("suite "), 700)
@@ -135,7 +163,7 @@ func TestSlotSuite(t *testing.T) {
 				f.svc.opt.SlotLifetime = time.Second
 				defer func() { f.svc.opt.SlotLifetime = 5 * time.Minute }()
 				s := f.issue(t, "a.txt", n, "text/plain")
-				sc.wait(f, 2*time.Second)
+				sc.expire(t, f, s, 2*time.Second)
 				refused(t, s, s.PutURL, body, "text/plain")
 			})
 			t.Run("unknown", func(t *testing.T) {
