@@ -35,6 +35,13 @@ var (
 	idleTimeout       = 2 * time.Minute
 )
 
+// slotsWaiting bounds the slot requests waiting for PostgreSQL at once
+// (running or waiting for one of the pool's connections): a client's burst
+// (ten files shared at once; the pool has four connections on two CPUs)
+// waits its turn, while a flood that meets a stalled database is refused
+// at once with wait/service-unavailable, at a cost of a goroutine each.
+const slotsWaiting = 256
+
 // maxHeaderBytes bounds a request's line and headers. net/http parses
 // headers into a map as they arrive, several times their size: 64 KiB of
 // short headers held 0.55 MiB for the 10 s a slow client may take to send
@@ -134,8 +141,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if data.pool != nil {
 		// Each slot waits for a round trip to PostgreSQL: off the read
-		// loop, as many at once as the pool has connections.
-		opts.SlotWorkers = int(data.pool.Config().MaxConns)
+		// loop. The pool runs as many at once as it has connections; the
+		// others wait for one, each within the handler's bound.
+		opts.SlotWorkers = slotsWaiting
 	}
 	if cfg.Relay.Enabled {
 		q, err := data.queue(ctx, offline.Limits{
