@@ -67,13 +67,14 @@ func (r *Relay) handlePresence(ctx context.Context, st wire.Stanza, send wire.Se
 	if err := r.q.MarkSeen(ctx, bare); err != nil {
 		r.log.Debug("recording a recipient as seen", "recipient", bare, "err", err)
 	}
-	if available && r.q.Pending(bare) {
+	if available {
 		r.drain(ctx, bare, send)
 	}
 }
 
-// drain delivers bare's queue in a goroutine; one drain per recipient at a
-// time, so the order holds. A request during a drain makes it run once more.
+// drain delivers bare's queue, if anything is queued, in a goroutine; one
+// drain per recipient at a time, so the order holds. A request during a
+// drain makes it run once more.
 func (r *Relay) drain(ctx context.Context, bare string, send wire.Sender) {
 	r.mu.Lock()
 	_, running := r.drains[bare]
@@ -83,6 +84,11 @@ func (r *Relay) drain(ctx context.Context, bare string, send wire.Sender) {
 		return
 	}
 	go func() {
+		// Asked here, not by the caller: the answer may wait for a
+		// database, and presences ask on the read loop.
+		if !r.q.Pending(bare) && !r.drainDone(bare, true) {
+			return
+		}
 		for {
 			n, err := r.q.Drain(ctx, bare, func(e offline.Entry) error {
 				if !r.online(bare) {
@@ -96,17 +102,24 @@ func (r *Relay) drain(ctx context.Context, bare string, send wire.Sender) {
 			if n > 0 {
 				r.obs.RelayDrained(n)
 			}
-			r.mu.Lock()
-			again := r.drains[bare] && err == nil
-			if r.drains[bare] = false; !again {
-				delete(r.drains, bare)
-			}
-			r.mu.Unlock()
-			if !again {
+			if !r.drainDone(bare, err == nil) {
 				return
 			}
 		}
 	}()
+}
+
+// drainDone ends a round of bare's drain: it reports whether to go again
+// (another was asked for meanwhile, and this one went well), else forgets
+// the drain.
+func (r *Relay) drainDone(bare string, ok bool) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	again := r.drains[bare] && ok
+	if r.drains[bare] = false; !again {
+		delete(r.drains, bare)
+	}
+	return again
 }
 
 // deliver sends one stored message to its recipient. With the message
