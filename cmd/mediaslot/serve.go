@@ -217,7 +217,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}()
 	log.Info("mediaslot serving", "version", version, "http", ln.Addr().String(), "public_url", cfg.HTTP.PublicURL,
 		"component", cfg.Component.JID, "server", cfg.Component.Server, "store", cfg.Store.Type, "data", cfg.Data.Backend)
-	stopAdmin, err := obs.serve(cfg.Admin, readiness(comp, svc, ln, cfg.Component.Server), log)
+	stopAdmin, err := obs.serve(cfg.Admin, readiness(comp, svc, ln, cfg.Component.Server, data.ready()), log)
 	if err != nil {
 		return err
 	}
