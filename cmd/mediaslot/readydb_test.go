@@ -19,7 +19,7 @@ func TestReadinessDatabase(t *testing.T) {
 	pings := 0
 	p := &dbProbe{now: func() time.Time { return now }, ping: func(ctx context.Context) error {
 		pings++
-		if d, ok := ctx.Deadline(); !ok || d.Sub(time.Now()) > dbProbeTimeout {
+		if d, ok := ctx.Deadline(); !ok || time.Until(d) > dbProbeTimeout {
 			t.Errorf("ping without a deadline within %v", dbProbeTimeout)
 		}
 		return answer

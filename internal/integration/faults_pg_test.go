@@ -238,19 +238,24 @@ func testFaultPostgresDown(t *testing.T, down func(*testing.T, *testserver.Postg
 }
 
 // PostgreSQL stops answering (every process of the cluster frozen with
-// SIGSTOP: connections stay open, nothing comes back) while a user comes
-// online, whose presence makes the relay ask the queue: the read loop
-// does not wait for the database, so disco and ping are answered at once;
-// slot requests, more than the pool has connections, are each answered
-// with a wait error and a text within the handler's bound (10 s);
-// /readyz says not ready. Once the cluster runs again (SIGCONT), slots are
-// issued again without a restart.
+// SIGSTOP: connections stay open, nothing comes back) while a user with
+// relay messages queued comes online, whose presence makes the relay ask
+// the queue: the read loop does not wait for the database, so disco and
+// ping are answered at once; slot requests, more than the pool has
+// connections, are each answered with a wait error and a text within the
+// handler's bound (10 s); a relay message for the user who came online
+// is refused back to its sender within the queue's bound (its commit,
+// 10 s, after a read of 5 s), not delivered ahead of the queued ones;
+// /readyz says not ready. Once the cluster runs again (SIGCONT), slots
+// are issued again without a restart and the queued messages arrive, in
+// order.
 func TestFaultPostgresStalls(t *testing.T) {
 	srv := testserver.Prosody(t)
 	m, pg, admin := pgMediaslot(t, srv)
 	component := jid.MustParse(srv.ComponentJID())
 	alice, bob := dialClient(t, srv, "alice"), dialClient(t, srv, "bob")
 	mustUpload(t, alice, srv, "before.bin", []byte("before"))
+	relayTo(t, alice, srv, "carol", "queued", 2)
 
 	procs := clusterProcs(t, pg.PID())
 	signal := func(sig syscall.Signal) {
@@ -278,9 +283,23 @@ func TestFaultPostgresStalls(t *testing.T) {
 
 	// carol comes online: Prosody hands her presence to the component
 	presences := strings.Count(m.log.String(), "presence from="+srv.JID("carol")+"/")
-	carol := dialClient(t, srv, "carol")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	var mu sync.Mutex
+	var bodies []string
+	carol, err := client.Dial(ctx, client.Options{JID: jid.MustParse(srv.JID("carol")), Password: "carol", Server: srv.C2SAddr(), Insecure: true,
+		OnMessage: func(msg client.Message) {
+			if !strings.Contains(msg.Body, "/file/") {
+				return // the server's own
+			}
+			mu.Lock()
+			bodies = append(bodies, msg.Body)
+			mu.Unlock()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer carol.Close()
 	if err := carol.SendPresence(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -299,6 +318,20 @@ func TestFaultPostgresStalls(t *testing.T) {
 			t.Errorf("ping %d while PostgreSQL does not answer: %v (within %v)", i, err, prompt)
 		}
 		qcancel()
+	}
+	start := time.Now()
+	err = alice.SendMedia(ctx, client.Media{URL: "http://127.0.0.1/file/stalled/x.jpg", Name: "x.jpg", MediaType: "image/jpeg", Size: 1},
+		client.Delivery{To: []jid.JID{jid.MustParse(srv.JID("carol"))}, Relay: component})
+	took := time.Since(start)
+	var re *client.RecipientError
+	if !errors.As(err, &re) {
+		t.Errorf("relay message while PostgreSQL does not answer: %v after %v, want an error back to the sender", err, took)
+	} else {
+		checkWaitRefusal(t, "relay message while PostgreSQL does not answer", re.Err, "service-unavailable")
+	}
+	t.Logf("relay message refused after %v", took.Round(time.Millisecond))
+	if took > 30*time.Second {
+		t.Errorf("relay message answered after %v, want within the queue's bounds (a read of 5 s, the commit under way and its own of 10 s each)", took)
 	}
 	waitReadyz(t, admin, false)
 	var slowest time.Duration
@@ -320,5 +353,18 @@ func TestFaultPostgresStalls(t *testing.T) {
 	})
 	if m.cmd.ProcessState != nil {
 		t.Fatalf("mediaslot exited: %v", m.cmd.ProcessState)
+	}
+	// carol's queue drains to her, the refused message not in it
+	testserver.WaitFor(t, 30*time.Second, "carol's queued messages", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(bodies) >= 2
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for i, b := range bodies {
+		if want := fmt.Sprintf("/file/queued-%d/", i); !strings.Contains(b, want) {
+			t.Errorf("carol's message %d: %q, want the one queued as %s (in order, the refused one not among them)", i, b, want)
+		}
 	}
 }

@@ -89,6 +89,7 @@ func (r *Relay) drain(ctx context.Context, bare string, send wire.Sender) {
 		if !r.q.Pending(bare) && !r.drainDone(bare, true) {
 			return
 		}
+		var wait time.Duration
 		for {
 			n, err := r.q.Drain(ctx, bare, func(e offline.Entry) error {
 				if !r.online(bare) {
@@ -102,12 +103,31 @@ func (r *Relay) drain(ctx context.Context, bare string, send wire.Sender) {
 			if n > 0 {
 				r.obs.RelayDrained(n)
 			}
+			if err != nil && !errors.Is(err, errOffline) && r.online(bare) {
+				// The queue failed (its database down): again while the
+				// recipient stays online, who would otherwise wait for
+				// their next presence once it is back.
+				wait = min(max(2*wait, drainRetryFirst), drainRetryMax)
+				select {
+				case <-ctx.Done():
+				case <-time.After(wait):
+					continue
+				}
+			}
 			if !r.drainDone(bare, err == nil) {
 				return
 			}
 		}
 	}()
 }
+
+// A drain the queue failed is tried again after drainRetryFirst, doubling
+// up to drainRetryMax: a queue whose database is back is drained within
+// that.
+const (
+	drainRetryFirst = time.Second
+	drainRetryMax   = 10 * time.Second
+)
 
 // drainDone ends a round of bare's drain: it reports whether to go again
 // (another was asked for meanwhile, and this one went well), else forgets
