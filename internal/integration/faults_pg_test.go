@@ -245,8 +245,9 @@ func testFaultPostgresDown(t *testing.T, down func(*testing.T, *testserver.Postg
 // connections, are each answered with a wait error and a text within the
 // handler's bound (10 s); a relay message for the user who came online
 // is refused back to its sender within the queue's bound (its commit,
-// 10 s, after a read of 5 s), not delivered ahead of the queued ones;
-// /readyz says not ready. Once the cluster runs again (SIGCONT), slots
+// 10 s, after a read of 5 s), not delivered ahead of the queued ones; a
+// download is answered 503 within the slot store's bound (10 s); /readyz
+// says not ready. Once the cluster runs again (SIGCONT), slots
 // are issued again without a restart and the queued messages arrive, in
 // order.
 func TestFaultPostgresStalls(t *testing.T) {
@@ -254,7 +255,7 @@ func TestFaultPostgresStalls(t *testing.T) {
 	m, pg, admin := pgMediaslot(t, srv)
 	component := jid.MustParse(srv.ComponentJID())
 	alice, bob := dialClient(t, srv, "alice"), dialClient(t, srv, "bob")
-	mustUpload(t, alice, srv, "before.bin", []byte("before"))
+	kept := mustUpload(t, alice, srv, "before.bin", []byte("before"))
 	relayTo(t, alice, srv, "carol", "queued", 2)
 
 	procs := clusterProcs(t, pg.PID())
@@ -274,6 +275,16 @@ func TestFaultPostgresStalls(t *testing.T) {
 		err  error
 	}
 	answers := make(chan answer, slots)
+	got := make(chan answer, 1)
+	go func() {
+		start := time.Now()
+		resp, err := (&http.Client{Timeout: 30 * time.Second}).Get(kept.GetURL)
+		if err == nil {
+			resp.Body.Close()
+			err = fmt.Errorf("HTTP %d", resp.StatusCode)
+		}
+		got <- answer{time.Since(start), err}
+	}()
 	for i := range slots {
 		go func() {
 			_, took, err := requestSlot(alice, srv, fmt.Sprintf("stalled-%d.bin", i), 100)
@@ -343,6 +354,9 @@ func TestFaultPostgresStalls(t *testing.T) {
 	t.Logf("%d slot requests refused, the last after %v", slots, slowest.Round(time.Millisecond))
 	if slowest > 15*time.Second {
 		t.Errorf("a slot request answered after %v, want within the handler's bound (10 s)", slowest)
+	}
+	if a := <-got; a.err.Error() != "HTTP 503" || a.took > 15*time.Second {
+		t.Errorf("GET of a file while PostgreSQL does not answer: %v after %v, want 503 within the slot store's bound (10 s)", a.err, a.took)
 	}
 
 	cont()
