@@ -5,9 +5,17 @@ import (
 	"fmt"
 )
 
+// presenceTimeout bounds Update and State, which the relay calls for every
+// presence and message (with the link's context, which has no deadline):
+// a database that stops answering fails them, and a message is queued
+// (or refused) rather than held with every later stanza of its shard.
+const presenceTimeout = readTimeout
+
 // Update implements offline.Presence: the user's known row and, while the
 // resource is available, its own row, in one statement.
 func (q *Queue) Update(ctx context.Context, bare, full string, available bool) error {
+	ctx, cancel := context.WithTimeout(ctx, presenceTimeout)
+	defer cancel()
 	var err error
 	if available {
 		_, err = q.pool.Exec(ctx, `INSERT INTO relay_presence (bare, resource) VALUES ($1, ''), ($1, $2)
@@ -24,6 +32,8 @@ func (q *Queue) Update(ctx context.Context, bare, full string, available bool) e
 
 // State implements offline.Presence.
 func (q *Queue) State(ctx context.Context, bare string) (online, known bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, presenceTimeout)
+	defer cancel()
 	var n int
 	err = q.pool.QueryRow(ctx, `SELECT count(*) FROM relay_presence WHERE bare = $1`, bare).Scan(&n)
 	if err != nil {
