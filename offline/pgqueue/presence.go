@@ -11,10 +11,18 @@ import (
 	"mediaslot/offline"
 )
 
+// presenceTimeout bounds Update and State, which the relay calls for every
+// presence and message (with the link's context, which has no deadline):
+// a database that stops answering fails them, and a message is queued
+// (or refused) rather than held with every later stanza of its shard.
+const presenceTimeout = readTimeout
+
 // Update implements offline.Presence in one statement: the user's known
 // row, the resource's row unless a newer presence is recorded, and the
 // user's unavailable resources older than offline.TombstoneAge go.
 func (q *Queue) Update(ctx context.Context, bare, full string, available bool, at time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, presenceTimeout)
+	defer cancel()
 	_, err := q.pool.Exec(ctx, `WITH known AS (
 			INSERT INTO relay_presence (bare, resource) VALUES ($1, '') ON CONFLICT DO NOTHING
 		), gone AS (
@@ -32,6 +40,8 @@ func (q *Queue) Update(ctx context.Context, bare, full string, available bool, a
 
 // State implements offline.Presence.
 func (q *Queue) State(ctx context.Context, bare string) (online, known bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, presenceTimeout)
+	defer cancel()
 	var on, n int
 	err = q.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE available AND resource <> ''), count(*)
 		FROM relay_presence WHERE bare = $1`, bare).Scan(&on, &n)

@@ -441,11 +441,7 @@ func (r *Relay) accept(ctx context.Context, st wire.Stanza, send wire.Sender) er
 	}
 	if len(queue) > 0 {
 		if err := r.q.Enqueue(ctx, sender, queue, stored); err != nil {
-			var lim *offline.LimitError
-			if errors.As(err, &lim) {
-				return refusal.New(refusal.OverQuota, "The relay cannot queue the message: %s; try again later", lim.Limit())
-			}
-			return err
+			return r.notQueued(sender, err)
 		}
 	}
 	requeued := 0
@@ -454,7 +450,7 @@ func (r *Relay) accept(ctx context.Context, st wire.Stanza, send wire.Sender) er
 		if err := r.deliver(ctx, send, e, false); err != nil {
 			// The link dropped: keep it for the next connection.
 			if err := r.q.Enqueue(ctx, sender, []string{bare}, stored); err != nil {
-				return err
+				return r.notQueued(sender, err)
 			}
 			requeued++
 		}
@@ -468,6 +464,23 @@ func (r *Relay) accept(ctx context.Context, st wire.Stanza, send wire.Sender) er
 	r.log.Debug("relayed message", "from", sender, "delivered", len(now), "queued", len(queue), "bytes", len(stored))
 	return nil
 }
+
+// notQueued is the refusal of a message the queue did not store: a cap it
+// would pass (wait/resource-constraint, naming the cap), or a queue that
+// cannot store now, its database unreachable or its disk failing
+// (wait/service-unavailable, as a slot whose record cannot be written).
+// Either way nothing was stored, and the sender may send it again.
+func (r *Relay) notQueued(sender string, err error) error {
+	var lim *offline.LimitError
+	if errors.As(err, &lim) {
+		return refusal.New(refusal.OverQuota, "The relay cannot queue the message: %s; try again later", lim.Limit())
+	}
+	r.log.Error("queueing a relay message", "from", sender, "err", err)
+	return errQueueDown
+}
+
+// errQueueDown refuses a message the queue failed to store.
+var errQueueDown = refusal.New(refusal.Unavailable, "The relay cannot store messages right now; try again later")
 
 // addressing is what an XEP-0033 <addresses/> says: whom to deliver to,
 // and the addresses the recipients' clients act on (replyto, replyroom,
