@@ -63,8 +63,9 @@ type Queue interface {
 	// first.
 	Drain(ctx context.Context, recipient string, deliver func(Entry) error, confirm func() error) (delivered int, err error)
 
-	// Pending reports whether recipient has queued entries; an error
-	// counts as "nothing pending" (the next presence tries again). It is
+	// Pending reports whether recipient has queued entries; a backend
+	// that cannot tell says true, so that a message is queued behind
+	// entries that may be there rather than delivered ahead. It is
 	// called for every available presence, so it must be cheap.
 	Pending(recipient string) bool
 

@@ -206,7 +206,7 @@ func (q *BoltQueue) MarkSeen(ctx context.Context, recipient string) error {
 // Pending implements Queue.Pending: one key lookup in a read transaction.
 func (q *BoltQueue) Pending(recipient string) bool {
 	pending := false
-	_ = q.db.View(func(tx *bolt.Tx) error {
+	err := q.db.View(func(tx *bolt.Tx) error {
 		b, err := openBuckets(tx)
 		if err != nil {
 			return err
@@ -214,7 +214,7 @@ func (q *BoltQueue) Pending(recipient string) bool {
 		pending = b.count(recipient).entries > 0
 		return nil
 	})
-	return pending
+	return err != nil || pending
 }
 
 // Stats implements Queue.Stats: the totals are kept up to date by every

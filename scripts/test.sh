@@ -35,5 +35,5 @@ go tool staticcheck ./...
 export MEDIASLOT_REQUIRE_INTEGRATION=1
 step "unit tests and fuzz seed corpora, with the race detector (every package but internal/integration)"
 go test -count=1 -race -timeout 20m $(go list ./... | grep -v '/internal/integration$')
-step "integration tests (Prosody, ejabberd, slixmpp, go-sendxmpp, versitygw, nginx)"
+step "integration tests (Prosody, ejabberd, slixmpp, go-sendxmpp, versitygw, nginx, PostgreSQL)"
 go test -count=1 -timeout 30m ./internal/integration/

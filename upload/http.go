@@ -89,8 +89,10 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, "no such upload slot")
 		return
 	} else if err != nil {
+		// As for a slot request: the records cannot be reached (their
+		// database down), a condition to wait out.
 		s.log.Error("reading slot record", "slot", id, "err", err)
-		httpError(w, http.StatusInternalServerError, "cannot read the slot")
+		httpError(w, http.StatusServiceUnavailable, "the upload service cannot read the slot right now; try again later")
 		return
 	}
 	q := r.URL.Query()
@@ -176,7 +178,7 @@ func (s *Service) put(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.log.Error("recording completed upload", "slot", id, "err", err)
 		_ = s.opt.Store.Delete(context.WithoutCancel(r.Context()), id)
-		httpError(w, http.StatusInternalServerError, "the upload could not be recorded")
+		httpError(w, http.StatusServiceUnavailable, "the upload could not be recorded; try again later")
 		return
 	}
 	if was {

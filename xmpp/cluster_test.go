@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -50,13 +49,14 @@ var bodyRE = regexp.MustCompile(`<body[^>]*>([^<]*)</body>`)
 // serverSide plays ejabberd's side of the links: it answers the pings that
 // confirm deliveries on the link answerOn picks for a ping that came on
 // link i (ejabberd hands IQ results to any connection), or not at all if
-// it picks -1, and hands the bodies of delivered messages to bodies.
+// it picks -1, and hands the bodies of delivered messages to bodies, as
+// "i|body" for a message that came on link i.
 func serverSide(t *testing.T, links []*serverLink, answerOn func(i int) int, bodies chan<- string) {
 	for i, l := range links {
 		go func() {
 			for r := range l.replies {
 				if m := bodyRE.FindStringSubmatch(r); m != nil {
-					bodies <- m[1]
+					bodies <- fmt.Sprintf("%d|%s", i, m[1])
 					continue
 				}
 				if !strings.Contains(r, `<ping xmlns="urn:xmpp:ping"`) {
@@ -73,7 +73,12 @@ func serverSide(t *testing.T, links []*serverLink, answerOn func(i int) int, bod
 // toTheOther answers on the other of two links.
 func toTheOther(i int) int { return 1 - i }
 
-func startCluster(t *testing.T, n int) []*instance {
+// startCluster starts n instances on one database, each told the server's
+// privileges; startClusterAd tells only the first, as ejabberd hands its
+// advertisement to any one connection.
+func startCluster(t *testing.T, n int) []*instance { return startClusterAd(t, n, n) }
+
+func startClusterAd(t *testing.T, n, told int) []*instance {
 	pg := testserver.StartPostgres(t)
 	dsn := pg.NewDB(t)
 	srv := newFakeServer(t, "127.0.0.1:0")
@@ -87,7 +92,9 @@ func startCluster(t *testing.T, n int) []*instance {
 		bus.comps[name] = c
 		bus.mu.Unlock()
 		l := srv.nextLink(t)
-		l.send(privAd1)
+		if i < told {
+			l.send(privAd1)
+		}
 		all = append(all, &instance{c: c, cancel: cancel, link: l, q: q})
 	}
 	return all
@@ -117,7 +124,7 @@ func TestClusterNoLostWakeUp(t *testing.T) {
 		wg.Wait()
 		select {
 		case got := <-bodies:
-			if got != body {
+			if _, got, _ = strings.Cut(got, "|"); got != body {
 				t.Fatalf("round %d: got %q", round, got)
 			}
 		case <-time.After(10 * time.Second):
@@ -154,7 +161,7 @@ func TestClusterWakeFinishesADeadDrain(t *testing.T) {
 		}
 	}
 	a.link.send(`<presence from='bob@example.net/laptop' to='upload.example.net'/>`)
-	if got := <-bodies; got != "0" {
+	if got := <-bodies; got != "0|0" {
 		t.Fatalf("first delivery %q", got)
 	}
 	a.cancel() // a dies before its first group of deliveries was confirmed
@@ -162,25 +169,60 @@ func TestClusterWakeFinishesADeadDrain(t *testing.T) {
 		started, err := b.c.Wake(ctx)
 		return err == nil && started > 0
 	})
-	// What a delivered before it died (up to a group of ConfirmEvery)
-	// comes again, then everything in order.
-	got := []string{"0"}
-	for len(got) < n || got[len(got)-1] != fmt.Sprint(n-1) {
+	// What a delivered before it died (a group of ConfirmEvery at most)
+	// comes again from b, which delivers everything in order.
+	fromA, fromB := []string{"0"}, []string{}
+	for len(fromB) < n {
 		select {
-		case b := <-bodies:
-			got = append(got, b)
+		case got := <-bodies:
+			link, body, _ := strings.Cut(got, "|")
+			if link == "0" {
+				fromA = append(fromA, body)
+			} else {
+				fromB = append(fromB, body)
+			}
 		case <-time.After(10 * time.Second):
-			t.Fatalf("after the drain's instance died, only %v arrived", got)
+			t.Fatalf("after the drain's instance died, b delivered only %v", fromB)
 		}
 	}
-	restart := slices.Index(got[1:], "0") + 1 // where b's drain began
-	if restart == 0 || restart > offline.ConfirmEvery {
-		t.Fatalf("b's drain began after %d deliveries of a's, want 1 to %d: %v", restart, offline.ConfirmEvery, got)
-	}
-	for i, body := range got[restart:] {
+	for i, body := range fromB {
 		if body != fmt.Sprint(i) {
-			t.Fatalf("b delivered %v, want 0 to %d in order", got[restart:], n-1)
+			t.Fatalf("b delivered %v, want 0 to %d in order", fromB, n-1)
 		}
+	}
+	if len(fromA) > offline.ConfirmEvery {
+		t.Fatalf("a delivered %d unconfirmed, more than a group (%d)", len(fromA), offline.ConfirmEvery)
 	}
 	testserver.WaitFor(t, 10*time.Second, "bob's queue empty", func() bool { return !b.q.Pending("bob@example.net") })
+}
+
+// An instance that did not get the server's privilege advertisement uses
+// the one a sibling recorded: it queues for a recipient known to be
+// offline instead of handing the message to the server unprivileged.
+func TestClusterSharesTheGrant(t *testing.T) {
+	in := startClusterAd(t, 2, 1)
+	a, b := in[0], in[1]
+	ctx := context.Background()
+	testserver.WaitFor(t, 10*time.Second, "a's grant recorded", func() bool {
+		g, err := a.q.Grant(ctx)
+		return err == nil && g != nil
+	})
+	a.link.send(`<presence from='bob@example.net/laptop' to='upload.example.net' type='unavailable'/>`)
+	testserver.WaitFor(t, 10*time.Second, "bob offline", func() bool {
+		on, known, err := b.q.State(ctx, "bob@example.net")
+		return err == nil && known && !on
+	})
+	b.link.send(relayMsg("g", "<body>for later</body>"))
+	testserver.WaitFor(t, 10*time.Second, "the message queued by b", func() bool { return b.q.Pending("bob@example.net") })
+	bodies := make(chan string, 4)
+	serverSide(t, []*serverLink{a.link, b.link}, func(i int) int { return i }, bodies)
+	b.link.send(`<presence from='bob@example.net/laptop' to='upload.example.net'/>`)
+	select {
+	case got := <-bodies:
+		if _, got, _ = strings.Cut(got, "|"); got != "for later" {
+			t.Fatalf("delivered %q", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("not delivered when bob came online")
+	}
 }

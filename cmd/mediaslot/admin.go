@@ -153,9 +153,11 @@ const stallNotReady = 5 * time.Second
 // readiness reports what keeps mediaslot from serving clients: the link to
 // the XMPP server (no slot requests reach it without), a read loop stuck
 // on one stanza (requests wait behind it), the store (slot requests are
-// refused while it is down) and the HTTP listener (nothing reaches
-// mediaslot while accepting fails, e.g. out of file descriptors).
-func readiness(comp linkState, svc interface{ StoreErr() error }, ln metrics.HTTPListener, server string) func() []string {
+// refused while it is down), the HTTP listener (nothing reaches mediaslot
+// while accepting fails, e.g. out of file descriptors) and, with
+// PostgreSQL, the database (db, nil for bbolt: slot requests and relay
+// messages are refused while it does not answer).
+func readiness(comp linkState, svc interface{ StoreErr() error }, ln metrics.HTTPListener, server string, db func() error) func() []string {
 	return func() []string {
 		var not []string
 		if !comp.Connected() {
@@ -169,6 +171,12 @@ func readiness(comp linkState, svc interface{ StoreErr() error }, ln metrics.HTT
 		}
 		if err := ln.Stats().AcceptFailing; err != nil {
 			not = append(not, "http: accepting connections fails: "+err.Error())
+		}
+		if db == nil {
+			return not
+		}
+		if err := db(); err != nil {
+			not = append(not, "database: PostgreSQL does not answer: "+err.Error())
 		}
 		return not
 	}

@@ -95,7 +95,7 @@ func TestReadinessStalledLoop(t *testing.T) {
 		{fakeLink{connected: true, stalled: stallNotReady + time.Second}, "component: read loop busy with one stanza for 6s; requests are waiting"},
 		{fakeLink{}, "component: not connected to the XMPP server at xmpp:5347"},
 	} {
-		got := strings.Join(readiness(c.link, fakeStore{}, listenerState{}, "xmpp:5347")(), "\n")
+		got := strings.Join(readiness(c.link, fakeStore{}, listenerState{}, "xmpp:5347", nil)(), "\n")
 		if got != c.want {
 			t.Errorf("%+v: %q, want %q", c.link, got, c.want)
 		}
@@ -107,10 +107,10 @@ func TestReadinessStalledLoop(t *testing.T) {
 func TestReadinessAcceptFailing(t *testing.T) {
 	up := fakeLink{connected: true}
 	emfile := errors.New("accept tcp 127.0.0.1:5050: accept4: too many open files")
-	if not := readiness(up, fakeStore{}, listenerState{AcceptFailing: emfile, AcceptErrors: 3}, "x")(); !slices.Equal(not, []string{"http: accepting connections fails: " + emfile.Error()}) {
+	if not := readiness(up, fakeStore{}, listenerState{AcceptFailing: emfile, AcceptErrors: 3}, "x", nil)(); !slices.Equal(not, []string{"http: accepting connections fails: " + emfile.Error()}) {
 		t.Errorf("accept failing: %q", not)
 	}
-	if not := readiness(up, fakeStore{}, listenerState{AcceptErrors: 3}, "x")(); len(not) != 0 {
+	if not := readiness(up, fakeStore{}, listenerState{AcceptErrors: 3}, "x", nil)(); len(not) != 0 {
 		t.Errorf("accepting again: %q", not)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	bolt "go.etcd.io/bbolt"
@@ -82,6 +84,49 @@ func openData(ctx context.Context, cfg config.Config) (*dataBackend, error) {
 		return nil, err
 	}
 	return &dataBackend{db: db, writer: groupcommit.New(db)}, nil
+}
+
+// ready returns the readiness check of the backend (see readiness): nil
+// for bbolt, whose file is checked at start; for PostgreSQL a ping of the
+// pool (dbProbe).
+func (d *dataBackend) ready() func() error {
+	if d.pool == nil {
+		return nil
+	}
+	return (&dbProbe{ping: d.pool.Ping, now: time.Now}).err
+}
+
+// How /readyz asks PostgreSQL: a ping that does not answer within
+// dbProbeTimeout counts as down (a stalled server never answers; probes
+// of orchestrators give up after a second or so), and an answer counts for
+// dbProbeFor, so that frequent probes cost at most a round trip a second.
+const (
+	dbProbeTimeout = time.Second
+	dbProbeFor     = time.Second
+)
+
+// dbProbe pings the database for readiness, its answer kept for
+// dbProbeFor. Probes at once wait for one ping and share its answer.
+type dbProbe struct {
+	ping func(context.Context) error
+	now  func() time.Time
+
+	mu  sync.Mutex
+	at  time.Time // of the last answer; zero: none yet
+	ans error
+}
+
+func (p *dbProbe) err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.at.IsZero() && p.now().Sub(p.at) < dbProbeFor {
+		return p.ans
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), dbProbeTimeout)
+	defer cancel()
+	p.ans = p.ping(ctx)
+	p.at = p.now()
+	return p.ans
 }
 
 // Close closes what was built on the backend, then what openData opened:

@@ -39,6 +39,13 @@ var (
 	idleTimeout       = 2 * time.Minute
 )
 
+// slotsWaiting bounds the slot requests waiting for PostgreSQL at once
+// (running or waiting for one of the pool's connections): a client's burst
+// (ten files shared at once; the pool has four connections on two CPUs)
+// waits its turn, while a flood that meets a stalled database is refused
+// at once with wait/service-unavailable, at a cost of a goroutine each.
+const slotsWaiting = 256
+
 // maxHeaderBytes bounds a request's line and headers. net/http parses
 // headers into a map as they arrive, several times their size: 64 KiB of
 // short headers held 0.55 MiB for the 10 s a slow client may take to send
@@ -139,9 +146,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if data.pool != nil {
 		// Each slot waits for a round trip to PostgreSQL: off the read
-		// loop, slotWorkers at a time, waiting for a pool connection
-		// within the Issue's bound.
-		opts.SlotWorkers = slotWorkers
+		// loop. The pool runs as many at once as it has connections; the
+		// others wait for one, each within the handler's bound.
+		opts.SlotWorkers = slotsWaiting
 	}
 	if cfg.Relay.Enabled {
 		q, err := data.queue(ctx, offline.Limits{
@@ -226,7 +233,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}()
 	log.Info("mediaslot serving", "version", version, "http", ln.Addr().String(), "public_url", cfg.HTTP.PublicURL,
 		"component", cfg.Component.JID, "server", cfg.Component.Server, "store", cfg.Store.Type, "data", cfg.Data.Backend)
-	stopAdmin, err := obs.serve(cfg.Admin, readiness(comp, svc, ln, cfg.Component.Server), log)
+	stopAdmin, err := obs.serve(cfg.Admin, readiness(comp, svc, ln, cfg.Component.Server, data.ready()), log)
 	if err != nil {
 		return err
 	}
@@ -349,11 +356,6 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
 }
-
-// slotWorkers bounds the slot requests waiting for PostgreSQL at once
-// (xmpp.Options.SlotWorkers): a burst of a few clients' requests must not
-// be refused for want of a pool connection (4 on two cores), only a flood.
-const slotWorkers = 64
 
 // wakeEvery is how often the instance holding the relay-wake lease looks
 // for online recipients with queued messages that no drain is delivering

@@ -279,9 +279,11 @@ func TestSendReceiveEncrypted(t *testing.T) {
 // Without --direct, send uses the component's XEP-0033 relay: one message
 // for three recipients, two online and one (dave) who logs in only later
 // and gets it from mediaslot's queue; the picture keeps its thumbnail.
-func TestSendThroughRelay(t *testing.T) {
+func TestSendThroughRelay(t *testing.T) { forEachBackend(t, testSendThroughRelay) }
+
+func testSendThroughRelay(t *testing.T, backend string) {
 	srv := testserver.Prosody(t)
-	startMediaslot(t, srv, "")
+	startMediaslot(t, srv, backend)
 	bob := startReceive(t, srv, "bob", "--count", "1")
 	carol := startReceive(t, srv, "carol", "--count", "1")
 	pic, data := writePNG(t, "group.png")

@@ -76,7 +76,8 @@ func newCluster(t *testing.T, srv testserver.XMPP, dsn string, gw *testserver.S3
 		if err != nil {
 			t.Fatal(err)
 		}
-		data := fmt.Sprintf("[data]\ndir = \"data\"\nbackend = \"postgres\"\ndsn = %q\n", dsn)
+		// each instance names its sessions, so a test can tell who holds a lock
+		data := fmt.Sprintf("[data]\ndir = \"data\"\nbackend = \"postgres\"\ndsn = %q\n", dsn+"&application_name=mediaslot-"+fmt.Sprint(i+1))
 		if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), "[data]\ndir = \"data\"\n", data, 1)), 0o600); err != nil {
 			t.Fatal(err)
 		}

@@ -27,10 +27,12 @@ import (
 // stream of a component that leaves out from, speaks urn:xmpp:privilege:1,
 // lists its own mod_http_upload next to the component in disco#items, and
 // forwards presences only as they happen (none when the component
-// connects). One ejabberd serves all subtests.
-func TestEjabberd(t *testing.T) {
+// connects). One ejabberd serves all subtests of a backend.
+func TestEjabberd(t *testing.T) { forEachBackend(t, testEjabberd) }
+
+func testEjabberd(t *testing.T, backend string) {
 	srv := testserver.Ejabberd(t)
-	m := startMediaslot(t, srv, "")
+	m := startMediaslot(t, srv, backend)
 	testserver.WaitFor(t, 5*time.Second, "privileges", func() bool {
 		return strings.Contains(m.log.String(), `msg="server privileges" server=localhost namespace=urn:xmpp:privilege:1 message=true presence=true`)
 	})

@@ -143,7 +143,9 @@ func tail(s string, n int) string {
 
 // writeConfig writes a mediaslot config for srv in a new directory and
 // returns its path and the HTTP listener's address. extra is appended: its
-// first lines, before any [section], belong to [log].
+// first lines, before any [section], belong to [log]. A [store] or [data]
+// section in extra replaces the default one (a disk store in files/, bbolt
+// in data/).
 func writeConfig(t *testing.T, srv testserver.XMPP, extra string) (cfg, addr string) {
 	t.Helper()
 	addr = freePort(t)
@@ -151,6 +153,10 @@ func writeConfig(t *testing.T, srv testserver.XMPP, extra string) (cfg, addr str
 	storeConf := "[store]\ndir = \"files\"\n"
 	if strings.Contains(extra, "[store]") {
 		storeConf = ""
+	}
+	dataConf := "[data]\ndir = \"data\"\n"
+	if strings.Contains(extra, "[data]") {
+		dataConf = ""
 	}
 	conf := fmt.Sprintf(`[component]
 jid = %q
@@ -163,12 +169,10 @@ listen = %q
 public_url = "http://%s"
 
 %s
-[data]
-dir = "data"
-
+%s
 [log]
 level = "debug"
-%s`, srv.ComponentJID(), srv.ComponentAddr(), srv.ComponentSecret(), addr, addr, storeConf, extra)
+%s`, srv.ComponentJID(), srv.ComponentAddr(), srv.ComponentSecret(), addr, addr, storeConf, dataConf, extra)
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -163,9 +163,11 @@ func meaning(t *testing.T, msg string) string {
 // gets it, with a delay, when she logs in, even though mediaslot was killed
 // with SIGKILL and restarted and Prosody was restarted in between. The
 // payload arrives unchanged. A refused message comes back as an error.
-func TestRelay(t *testing.T) {
+func TestRelay(t *testing.T) { forEachBackend(t, testRelay) }
+
+func testRelay(t *testing.T, backend string) {
 	srv := testserver.Prosody(t)
-	m := startMediaslot(t, srv, "")
+	m := startMediaslot(t, srv, backend)
 	testserver.WaitFor(t, 5*time.Second, "privileges", func() bool { return strings.Contains(m.log.String(), "server privileges") })
 
 	bobRecv := startSlixRelay(t, srv, "receive", "bob", "1", 20)
@@ -245,20 +247,25 @@ func restartMediaslot(t *testing.T, old *mediaslot) *mediaslot {
 // A burst of 1000 relay messages to an offline recipient: what the relay
 // accepted arrives complete and in order when she logs in; what came
 // faster than it could be stored is refused with wait/resource-constraint
-// (the read loop does not wait for one sender); an oversized stanza in
-// between is refused with policy-violation while the component keeps
-// serving.
-func TestRelayBurstAndOversize(t *testing.T) {
+// (the read loop does not wait for one sender); an oversized stanza ahead
+// of the burst is refused with policy-violation, and the burst behind it
+// flows, while the component keeps serving. (Further into the burst it
+// could find the sender's waiting room full, and be refused as too fast
+// before its size is read: with PostgreSQL, whose commits take longer
+// than bbolt's, it did.)
+func TestRelayBurstAndOversize(t *testing.T) { forEachBackend(t, testRelayBurstAndOversize) }
+
+func testRelayBurstAndOversize(t *testing.T, backend string) {
 	srv := testserver.Prosody(t)
 	// One sender may fill a quarter of a queue by default; this burst
 	// is one sender's.
-	m := startMediaslot(t, srv, "[relay]\nsender_share = 1.0\n")
+	m := startMediaslot(t, srv, "[relay]\nsender_share = 1.0\n"+backend)
 	testserver.WaitFor(t, 5*time.Second, "privileges", func() bool { return strings.Contains(m.log.String(), "server privileges") })
 	var all strings.Builder
 	for i := range 1000 {
 		all.WriteString(fmt.Sprintf(`<message type='chat' id='b%d' to='%s'><body>burst %04d</body><addresses xmlns='http://jabber.org/protocol/address'><address type='to' jid='%s'/></addresses></message>`,
 			i, srv.ComponentJID(), i, srv.JID("carol")))
-		if i == 500 {
+		if i == 0 {
 			all.WriteString(`<message type='chat' id='big' to='` + srv.ComponentJID() + `'><body>` + strings.Repeat("x", 70<<10) +
 				`</body><addresses xmlns='http://jabber.org/protocol/address'><address type='to' jid='` + srv.JID("carol") + `'/></addresses></message>`)
 		}
@@ -368,10 +375,12 @@ func attrValue(stanza, name string) string {
 // message reaches the recipient after the restart: a queue entry is
 // deleted only once its stanza was written to Prosody's socket. Duplicates
 // stay within the bound docs/RELAY.md states (one drain batch, 256).
-func TestRelayKillDuringDrain(t *testing.T) {
+func TestRelayKillDuringDrain(t *testing.T) { forEachBackend(t, testRelayKillDuringDrain) }
+
+func testRelayKillDuringDrain(t *testing.T, backend string) {
 	srv := testserver.Prosody(t)
 	// the 1000 messages come from one sender: let it fill carol's queue
-	m := startMediaslot(t, srv, "[relay]\nsender_share = 1.0\n")
+	m := startMediaslot(t, srv, "[relay]\nsender_share = 1.0\n"+backend)
 	testserver.WaitFor(t, 5*time.Second, "privileges", func() bool { return strings.Contains(m.log.String(), "server privileges") })
 	const n = 1000
 	relayTo(t, dialClient(t, srv, "alice"), srv, "carol", "dur", n)

@@ -14,8 +14,12 @@ import (
 // A sender past its relay caps gets, through Prosody, an error naming the
 // cap for the message that went over, and the recipient gets the others.
 func TestRelayCapRefusalReachesTheSender(t *testing.T) {
+	forEachBackend(t, testRelayCapRefusalReachesTheSender)
+}
+
+func testRelayCapRefusalReachesTheSender(t *testing.T, backend string) {
 	srv := testserver.Prosody(t)
-	m := startMediaslot(t, srv, "[relay]\nmax_sender_messages = 2\n")
+	m := startMediaslot(t, srv, "[relay]\nmax_sender_messages = 2\n"+backend)
 	testserver.WaitFor(t, 5*time.Second, "privileges", func() bool { return strings.Contains(m.log.String(), "server privileges") })
 	var all strings.Builder
 	for i := range 3 {

@@ -145,9 +145,11 @@ func checkSlixFlow(t *testing.T, res slixResult, data []byte, wantType string, p
 	}
 }
 
-func TestSlixmppUploadDownload(t *testing.T) {
+func TestSlixmppUploadDownload(t *testing.T) { forEachBackend(t, testSlixmppUploadDownload) }
+
+func testSlixmppUploadDownload(t *testing.T, backend string) {
 	srv := testserver.Prosody(t)
-	m := startMediaslot(t, srv, "")
+	m := startMediaslot(t, srv, backend)
 	file, data := writeRandomFile(t, "photo été.jpg", 300_000)
 	res := slixUpload(t, srv, "alice", srv.ComponentJID(), file)
 	checkSlixUpload(t, res, data, "image/jpeg")
@@ -204,9 +206,11 @@ func TestStartsBeforeServer(t *testing.T) {
 // go-sendxmpp discovers the service itself (server disco#items, then
 // disco#info of each item), uploads, and sends the URL to the recipient, who
 // is online and downloads identical bytes.
-func TestGoSendxmpp(t *testing.T) {
+func TestGoSendxmpp(t *testing.T) { forEachBackend(t, testGoSendxmpp) }
+
+func testGoSendxmpp(t *testing.T, backend string) {
 	srv := testserver.Prosody(t)
-	m := startMediaslot(t, srv, "")
+	m := startMediaslot(t, srv, backend)
 	for _, c := range []struct{ from, to string }{{"alice", "bob"}, {"bob", "alice"}} {
 		t.Run(c.from+"_to_"+c.to, func(t *testing.T) { goSendxmpp(t, srv, m, c.from, c.to) })
 	}

@@ -42,8 +42,8 @@ const (
 const purgeBatch = 1024
 
 // readTimeout bounds Pending and Stats, which have no context: a database
-// that does not answer makes them report nothing pending (or an error)
-// rather than stall their caller.
+// that does not answer makes them report an error (Pending: that entries
+// may be pending) rather than stall their caller.
 const readTimeout = 5 * time.Second
 
 // commitTimeout bounds one group commit, waiting for a connection
@@ -204,16 +204,37 @@ func (q *Queue) MarkSeen(ctx context.Context, recipient string) error {
 	if known {
 		return nil
 	}
-	return q.submit(ctx, &op{markSeen: recipient})
+	// Never waits for the writer: presences call it on the read loop. A
+	// mark that finds the writer's queue full (the database slow) is
+	// dropped; the recipient's next presence marks them again.
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	if q.closed {
+		return ErrClosed
+	}
+	select {
+	case q.ops <- &op{markSeen: recipient}:
+		return nil
+	default:
+		return errWriterBusy
+	}
 }
 
-// Pending implements offline.Queue.Pending: one index lookup.
+// errWriterBusy is MarkSeen's answer when the writer has maxBatch calls
+// waiting.
+var errWriterBusy = errors.New("pgqueue: the writer is busy; not marked seen")
+
+// Pending implements offline.Queue.Pending: one index lookup. When the
+// database does not answer it reports true: entries may be queued, and a
+// message for an online recipient must then be queued behind them (which
+// fails, and is refused, while the database is down), not delivered
+// ahead of them.
 func (q *Queue) Pending(recipient string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), readTimeout)
 	defer cancel()
 	var pending bool
 	err := q.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM relay_entries WHERE recipient = $1)`, recipient).Scan(&pending)
-	return err == nil && pending
+	return err != nil || pending
 }
 
 // Stats implements offline.Queue.Stats: the totals row and the head of

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"mediaslot/internal/pgdb"
 	"mediaslot/offline"
@@ -40,7 +41,7 @@ func TestPresenceShared(t *testing.T) {
 	dsn := pg.NewDB(t)
 	a, b := openQueue(t, dsn), openQueue(t, dsn)
 	ctx := context.Background()
-	if err := a.Update(ctx, "bob@example.net", "bob@example.net/phone", true); err != nil {
+	if err := a.Update(ctx, "bob@example.net", "bob@example.net/phone", true, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if online, _, err := b.State(ctx, "bob@example.net"); err != nil || !online {
@@ -51,14 +52,14 @@ func TestPresenceShared(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := a.Update(ctx, "dave@example.net", "dave@example.net/x", true); err != nil { // online, nothing queued
+	if err := a.Update(ctx, "dave@example.net", "dave@example.net/x", true, time.Now()); err != nil { // online, nothing queued
 		t.Fatal(err)
 	}
 	got, err := b.Waiting(ctx, 10)
 	if err != nil || !slices.Equal(got, []string{"bob@example.net"}) {
 		t.Fatalf("Waiting = %v, %v; want bob only (carol is offline, dave has nothing queued)", got, err)
 	}
-	if err := b.Update(ctx, "bob@example.net", "bob@example.net/phone", false); err != nil {
+	if err := b.Update(ctx, "bob@example.net", "bob@example.net/phone", false, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := a.Waiting(ctx, 10); err != nil || len(got) != 0 {

@@ -35,7 +35,7 @@ const onlineCheck = 200 * time.Millisecond
 // A presence store that cannot answer counts as offline: the message is
 // queued, and delivered at the next presence or wake-up (see Wake).
 func (r *Relay) online(ctx context.Context, bare string) bool {
-	p := *r.priv.Load()
+	p := r.privileges(ctx)
 	if !p.presence {
 		return true
 	}
@@ -74,11 +74,14 @@ func (r *Relay) handlePresence(ctx context.Context, st wire.Stanza, send wire.Se
 		return
 	}
 	bare := from.Bare().String()
+	// When it arrived, taken on the read loop: two instances may record a
+	// user's presences in either order, and the later arrival must win.
+	arrived := time.Now()
 	update := func() {
 		// Written before the queue is read, as an Enqueue is written
 		// before the presence is read (accept): of a presence and a
 		// message racing on two instances, one sees the other.
-		if err := r.presence.Update(ctx, bare, from.String(), available); err != nil {
+		if err := r.presence.Update(ctx, bare, from.String(), available, arrived); err != nil {
 			r.log.Warn("recording a presence", "from", from.String(), "err", err)
 		}
 		// Any presence the server reports, unavailable too (ejabberd's
@@ -166,7 +169,7 @@ func (r *Relay) deliver(ctx context.Context, send wire.Sender, e offline.Entry, 
 	}
 	var b bytes.Buffer
 	senderJID, _ := jid.Parse(e.Sender)
-	p := *r.priv.Load()
+	p := r.privileges(ctx)
 	if p.message && strings.EqualFold(senderJID.Domainpart(), p.server) {
 		b.WriteString(`<message from="` + r.jid + `" to="`)
 		wire.Escape(&b, p.server)
@@ -226,7 +229,7 @@ const wakeBatch = 1000
 // lock). It reports how many drains it started.
 func (r *Relay) Wake(ctx context.Context, send wire.Sender) (int, error) {
 	w, ok := r.q.(waker)
-	if !ok || !r.priv.Load().presence {
+	if !ok || !r.privileges(ctx).presence {
 		return 0, nil
 	}
 	bares, err := w.Waiting(ctx, wakeBatch)

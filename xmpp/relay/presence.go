@@ -2,6 +2,7 @@ package relay
 
 import (
 	"encoding/xml"
+	"fmt"
 )
 
 // XEP-0356 namespaces: Prosody's mod_privilege speaks :2, ejabberd :1.
@@ -52,4 +53,17 @@ func parsePrivileges(server string, r xml.TokenReader) (privileges, bool) {
 		}
 	}
 	return p, true
+}
+
+// encode writes p for offline.Presence.SetGrant: the instances of a
+// cluster share it.
+func (p privileges) encode() []byte {
+	return fmt.Appendf(nil, "%s %s %t %t", p.server, p.ns, p.message, p.presence)
+}
+
+// decodePrivileges reads what encode wrote.
+func decodePrivileges(b []byte) (privileges, bool) {
+	var p privileges
+	_, err := fmt.Sscanf(string(b), "%s %s %t %t", &p.server, &p.ns, &p.message, &p.presence)
+	return p, err == nil
 }

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/ping"
@@ -100,6 +101,9 @@ type Relay struct {
 	// and a new connection of one instance forgets nothing (see LinkUp).
 	shared bool
 	priv   atomic.Pointer[privileges] // what the server granted on this connection
+	// grantChecked is when (UnixNano) privileges last looked for a
+	// sibling's record of them.
+	grantChecked atomic.Int64
 
 	mu     sync.Mutex
 	drains map[string]bool // recipients being drained: whether to go again
@@ -170,6 +174,36 @@ func (r *Relay) LinkUp() {
 	}
 }
 
+// grantCheck is how often an instance that has no advertisement of its own
+// looks for the one a sibling recorded.
+const grantCheck = time.Second
+
+// privileges returns what the server granted: the advertisement this
+// connection got or, with shared presences, the one a sibling recorded
+// (ejabberd hands it to any one of the component's connections).
+func (r *Relay) privileges(ctx context.Context) privileges {
+	cur := r.priv.Load()
+	p := *cur
+	if p.server != "" || !r.shared {
+		return p
+	}
+	now := time.Now().UnixNano()
+	last := r.grantChecked.Load()
+	if now-last < int64(grantCheck) || !r.grantChecked.CompareAndSwap(last, now) {
+		return p
+	}
+	b, err := r.presence.Grant(ctx)
+	if err != nil {
+		r.log.Warn("reading the server's privileges a sibling recorded", "err", err)
+		return p
+	}
+	if g, ok := decodePrivileges(b); ok {
+		r.priv.CompareAndSwap(cur, &g) // unless this connection's own came meanwhile
+		return g
+	}
+	return p
+}
+
 // forgetPresences forgets every presence.
 func (r *Relay) forgetPresences(ctx context.Context) {
 	if err := r.presence.Reset(ctx); err != nil {
@@ -232,6 +266,11 @@ func (r *Relay) handleMessage(ctx context.Context, st wire.Stanza, send wire.Sen
 					r.forgetPresences(ctx)
 				}
 				r.priv.Store(&p)
+				if r.shared {
+					if err := r.presence.SetGrant(ctx, p.encode()); err != nil {
+						r.log.Warn("recording the server's privileges for the other instances", "err", err)
+					}
+				}
 				r.log.Info("server privileges", "server", from, "namespace", p.ns, "message", p.message, "presence", p.presence)
 			}
 			return
@@ -402,11 +441,7 @@ func (r *Relay) accept(ctx context.Context, st wire.Stanza, send wire.Sender) er
 	}
 	if len(queue) > 0 {
 		if err := r.q.Enqueue(ctx, sender, queue, stored); err != nil {
-			var lim *offline.LimitError
-			if errors.As(err, &lim) {
-				return refusal.New(refusal.OverQuota, "The relay cannot queue the message: %s; try again later", lim.Limit())
-			}
-			return err
+			return r.notQueued(sender, err)
 		}
 	}
 	requeued := 0
@@ -415,7 +450,7 @@ func (r *Relay) accept(ctx context.Context, st wire.Stanza, send wire.Sender) er
 		if err := r.deliver(ctx, send, e, false); err != nil {
 			// The link dropped: keep it for the next connection.
 			if err := r.q.Enqueue(ctx, sender, []string{bare}, stored); err != nil {
-				return err
+				return r.notQueued(sender, err)
 			}
 			requeued++
 		}
@@ -429,6 +464,23 @@ func (r *Relay) accept(ctx context.Context, st wire.Stanza, send wire.Sender) er
 	r.log.Debug("relayed message", "from", sender, "delivered", len(now), "queued", len(queue), "bytes", len(stored))
 	return nil
 }
+
+// notQueued is the refusal of a message the queue did not store: a cap it
+// would pass (wait/resource-constraint, naming the cap), or a queue that
+// cannot store now, its database unreachable or its disk failing
+// (wait/service-unavailable, as a slot whose record cannot be written).
+// Either way nothing was stored, and the sender may send it again.
+func (r *Relay) notQueued(sender string, err error) error {
+	var lim *offline.LimitError
+	if errors.As(err, &lim) {
+		return refusal.New(refusal.OverQuota, "The relay cannot queue the message: %s; try again later", lim.Limit())
+	}
+	r.log.Error("queueing a relay message", "from", sender, "err", err)
+	return errQueueDown
+}
+
+// errQueueDown refuses a message the queue failed to store.
+var errQueueDown = refusal.New(refusal.Unavailable, "The relay cannot store messages right now; try again later")
 
 // addressing is what an XEP-0033 <addresses/> says: whom to deliver to,
 // and the addresses the recipients' clients act on (replyto, replyroom,

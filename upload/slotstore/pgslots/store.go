@@ -34,6 +34,19 @@ var _ slotstore.Store = (*Store)(nil)
 // New returns a Store on pool, whose schema is migrated.
 func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
+// callTimeout bounds each call's wait for the database, whatever the
+// caller's context (PUTs record their completion without one): a server
+// that stops answering (frozen, or behind a network that drops packets)
+// fails the call, which its caller answers with a refusal (503,
+// wait/service-unavailable), rather than hold a PUT, a download or a
+// metrics scrape for the minutes the kernel takes to give up on the
+// connection.
+const callTimeout = 10 * time.Second
+
+func bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, callTimeout)
+}
+
 // nullTime is t for PostgreSQL: NULL for the zero time.
 func nullTime(t time.Time) pgtype.Timestamptz {
 	return pgtype.Timestamptz{Time: t, Valid: !t.IsZero()}
@@ -65,6 +78,8 @@ func notFound(err error) error {
 
 // Issue checks and records the slot in one call of mediaslot_issue_slot.
 func (s *Store) Issue(ctx context.Context, id string, r slotstore.Record, holdUntil time.Time, q slotstore.Quota, now time.Time) (*slotstore.Over, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	return scanOver(s.pool.QueryRow(ctx, `SELECT * FROM mediaslot_issue_slot($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 		id, r.Owner, slotstore.DomainOf(r.Owner), r.Filename, r.Size, r.ContentType, r.Purpose, r.Issued, r.Expires,
 		nullTime(r.DeleteAfter), nullTime(holdUntil), q.Daily, q.User, q.Domain, q.Total, now))
@@ -72,6 +87,8 @@ func (s *Store) Issue(ctx context.Context, id string, r slotstore.Record, holdUn
 
 // Lookup reads a slot's record.
 func (s *Store) Lookup(ctx context.Context, id string) (slotstore.Record, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	var r slotstore.Record
 	var deleteAfter, stored pgtype.Timestamptz
 	err := s.pool.QueryRow(ctx, `SELECT owner, filename, size, content_type, purpose, issued, expires, delete_after, complete, stored, stored_type
@@ -87,18 +104,24 @@ func (s *Store) Lookup(ctx context.Context, id string) (slotstore.Record, error)
 // StartUpload checks the slot again and marks it uploading, in one call
 // of mediaslot_start_upload.
 func (s *Store) StartUpload(ctx context.Context, id string, q slotstore.Quota, now time.Time) (*slotstore.Over, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	return scanOver(s.pool.QueryRow(ctx, `SELECT * FROM mediaslot_start_upload($1, $2, $3, $4, $5, $6)`,
 		id, q.Daily, q.User, q.Domain, q.Total, now))
 }
 
 // EndUpload lets the slot's hold end at its hold_until again.
 func (s *Store) EndUpload(ctx context.Context, id string, _ time.Time) error {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	_, err := s.pool.Exec(ctx, `UPDATE slots SET uploading = false WHERE id = $1 AND uploading`, id)
 	return err
 }
 
 // Complete records the upload in one call of mediaslot_complete_slot.
 func (s *Store) Complete(ctx context.Context, id string, now time.Time, storedType string) (slotstore.Record, bool, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	r := slotstore.Record{Complete: true}
 	var was bool
 	var deleteAfter, stored pgtype.Timestamptz
@@ -113,6 +136,8 @@ func (s *Store) Complete(ctx context.Context, id string, now time.Time, storedTy
 
 // Forget deletes pending slots in one statement.
 func (s *Store) Forget(ctx context.Context, ids ...string) error {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	if len(ids) == 0 {
 		return nil
 	}
@@ -123,6 +148,8 @@ func (s *Store) Forget(ctx context.Context, ids ...string) error {
 // Expire deletes complete slots and uncounts them in one call of
 // mediaslot_expire_slots.
 func (s *Store) Expire(ctx context.Context, ids ...string) error {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	if len(ids) == 0 {
 		return nil
 	}
@@ -132,6 +159,8 @@ func (s *Store) Expire(ctx context.Context, ids ...string) error {
 
 // DuePending lists pending slots past their window, with their records.
 func (s *Store) DuePending(ctx context.Context, t time.Time, n int) ([]slotstore.Slot, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	rows, _ := s.pool.Query(ctx, `SELECT id, owner, filename, size, content_type, purpose, issued, expires, delete_after
 		FROM slots WHERE NOT complete AND expires < $1 ORDER BY expires, id LIMIT $2`, t, n)
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (slotstore.Slot, error) {
@@ -145,12 +174,16 @@ func (s *Store) DuePending(ctx context.Context, t time.Time, n int) ([]slotstore
 
 // DueExpired lists complete slots past their DeleteAfter.
 func (s *Store) DueExpired(ctx context.Context, t time.Time, n int) ([]string, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	rows, _ := s.pool.Query(ctx, `SELECT id FROM slots WHERE complete AND delete_after < $1 ORDER BY delete_after, id LIMIT $2`, t, n)
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
 // StoredBytes reads the service's usage row.
 func (s *Store) StoredBytes(ctx context.Context) (int64, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
 	var n int64
 	err := s.pool.QueryRow(ctx, `SELECT coalesce((SELECT bytes FROM slot_usage WHERE key = 'g'), 0)`).Scan(&n)
 	return n, err
