@@ -211,10 +211,19 @@ func (p *Postgres) initdb(t testing.TB) error {
 	return nil
 }
 
-// copyDir copies the directory src to dst with owners and modes.
+// copyDir copies the directory src to dst with its modes, owned by the
+// postgres user when the tests run as root: a template copied along with
+// bin/tools by root (cp -r) would otherwise leave the server unable to
+// read its own files.
 func (p *Postgres) copyDir(src, dst string) error {
 	if out, err := exec.Command("cp", "-a", src, dst).CombinedOutput(); err != nil {
 		return fmt.Errorf("copying %s: %v\n%s", src, err, out)
+	}
+	if p.owner == nil {
+		return nil
+	}
+	if out, err := exec.Command("chown", "-R", p.owner.Uid+":"+p.owner.Gid, dst).CombinedOutput(); err != nil {
+		return fmt.Errorf("chown %s: %v\n%s", dst, err, out)
 	}
 	return nil
 }
