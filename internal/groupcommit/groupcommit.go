@@ -32,6 +32,9 @@ const maxBatch = 1024
 // or a Flush ends the wait at once.
 const Linger = 10 * time.Millisecond
 
+// linger is Linger, lengthened by tests that show what does not wait for it.
+var linger = Linger
+
 type call struct {
 	fn     func(*bolt.Tx) error
 	done   func(error)
@@ -150,8 +153,8 @@ func (w *Writer) Close() {
 func (w *Writer) loop() {
 	defer close(w.done)
 	batch := make([]call, 0, maxBatch)
-	linger := time.NewTimer(Linger)
-	linger.Stop()
+	timer := time.NewTimer(linger)
+	timer.Stop()
 	for c := range w.calls {
 		batch = append(batch[:0], c)
 		batch, urgent, open := w.fill(batch, c.urgent)
@@ -159,12 +162,12 @@ func (w *Writer) loop() {
 			// Sleep rather than take each call as it comes: a wake-up per
 			// call cost as much as its share of the commit. Update, Flush,
 			// a filling queue and Close end the sleep (kick).
-			linger.Reset(Linger)
+			timer.Reset(linger)
 			select {
 			case <-w.kick:
-			case <-linger.C:
+			case <-timer.C:
 			}
-			linger.Stop()
+			timer.Stop()
 			batch, _, _ = w.fill(batch, urgent)
 		}
 		w.commit(batch)
