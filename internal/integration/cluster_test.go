@@ -38,7 +38,7 @@ type instance struct {
 	cfg   string
 	http  string // host:port of its HTTP front (its public_url)
 	admin string // host:port of its admin listener
-	log   *logBuffer
+	log   *testserver.LogBuffer
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -81,7 +81,7 @@ func newCluster(t *testing.T, srv testserver.XMPP, dsn string, gw *testserver.S3
 		if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), "[data]\ndir = \"data\"\n", data, 1)), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		in := &instance{n: i + 1, cfg: cfg, http: addr, admin: admin, log: &logBuffer{}, dead: true}
+		in := &instance{n: i + 1, cfg: cfg, http: addr, admin: admin, log: &testserver.LogBuffer{}, dead: true}
 		c.insts = append(c.insts, in)
 		t.Cleanup(func() {
 			in.stop(t)

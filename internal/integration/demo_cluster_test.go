@@ -58,7 +58,7 @@ func TestDemoCluster(t *testing.T) {
 		"DEMO_S3_PORT=" + ports[3], "DEMO_PG_PORT=" + ports[4], "DEMO_EJABBERD_HTTP_PORT=" + ports[5],
 		"DEMO_ADMIN_PORTS=" + strings.Join(admin, " "), "DEMO_INSTANCE_PORTS=" + strings.Join(inst, " ")}
 	script := filepath.Join(testserver.ModuleRoot(t), "scripts", "demo-cluster.sh")
-	d := &demo{out: &logBuffer{}, c2s: "127.0.0.1:" + ports[0], http: "127.0.0.1:" + ports[2]}
+	d := &demo{out: &testserver.LogBuffer{}, c2s: "127.0.0.1:" + ports[0], http: "127.0.0.1:" + ports[2]}
 	d.cmd = exec.Command(script)
 	d.cmd.Env = append(os.Environ(), env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out

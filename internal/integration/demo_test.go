@@ -18,7 +18,7 @@ import (
 // demo is scripts/demo.sh (what `make demo` runs) on free ports.
 type demo struct {
 	cmd   *exec.Cmd
-	out   *logBuffer
+	out   *testserver.LogBuffer
 	c2s   string
 	http  string
 	admin string // mediaslot's admin listener
@@ -26,7 +26,7 @@ type demo struct {
 
 func startDemo(t *testing.T, dir string, ports []string, env ...string) *demo {
 	t.Helper()
-	d := &demo{out: &logBuffer{}, c2s: "127.0.0.1:" + ports[0], http: "127.0.0.1:" + ports[3], admin: freePort(t)}
+	d := &demo{out: &testserver.LogBuffer{}, c2s: "127.0.0.1:" + ports[0], http: "127.0.0.1:" + ports[3], admin: freePort(t)}
 	_, adminPort, _ := net.SplitHostPort(d.admin)
 	d.cmd = exec.Command(filepath.Join(testserver.ModuleRoot(t), "scripts", "demo.sh"))
 	d.cmd.Env = append(os.Environ(), "DEMO_DIR="+dir, "MEDIASLOT_BIN="+binary,
@@ -183,7 +183,7 @@ func readmeSendExample(t *testing.T, d *demo, file string) {
 		return cmd
 	}
 	recv := run(lines[0])
-	out := &logBuffer{}
+	out := &testserver.LogBuffer{}
 	recv.Stdout, recv.Stderr = out, out
 	if err := recv.Start(); err != nil {
 		t.Fatal(err)

@@ -471,7 +471,7 @@ func TestFaultDiskStore(t *testing.T) {
 type componentProxy struct {
 	addr string
 	mu   sync.Mutex
-	sent *logBuffer
+	sent *testserver.LogBuffer
 }
 
 func startComponentProxy(t *testing.T, upstream string) *componentProxy {
@@ -481,7 +481,7 @@ func startComponentProxy(t *testing.T, upstream string) *componentProxy {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	p := &componentProxy{addr: ln.Addr().String(), sent: &logBuffer{}}
+	p := &componentProxy{addr: ln.Addr().String(), sent: &testserver.LogBuffer{}}
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -493,7 +493,7 @@ func startComponentProxy(t *testing.T, upstream string) *componentProxy {
 				c.Close()
 				continue
 			}
-			sent := &logBuffer{}
+			sent := &testserver.LogBuffer{}
 			p.mu.Lock()
 			p.sent = sent
 			p.mu.Unlock()

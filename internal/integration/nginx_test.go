@@ -71,7 +71,7 @@ http {
 		t.Fatalf("nginx -t: %v\n%s", err, out)
 	}
 	cmd := exec.Command(nginx, "-c", conf, "-p", dir)
-	log := &logBuffer{}
+	log := &testserver.LogBuffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -102,7 +102,7 @@ http {
 	// --check-config finds the way from public_url through nginx to http.listen
 	runCheckConfig(t, cfg).want(t, "public", "ok", "GET https://"+proxy+"/file/…/check reached http.listen "+addr)
 
-	m := &mediaslot{t: t, log: &logBuffer{}, Config: cfg, HTTP: "http://" + addr}
+	m := &mediaslot{t: t, log: &testserver.LogBuffer{}, Config: cfg, HTTP: "http://" + addr}
 	m.cmd = exec.Command(binary, "serve", "--config", cfg)
 	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
 	if err := m.cmd.Start(); err != nil {
