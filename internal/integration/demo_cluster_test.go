@@ -27,29 +27,8 @@ import (
 func TestDemoCluster(t *testing.T) {
 	testserver.RequireTool(t, "nginx")
 	testserver.RequireTool(t, "erl")
-	bin, err := testserver.PostgresBinDir()
-	if err != nil {
-		if testserver.IntegrationRequired() {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	dir := demoPostgresDir(t)
 	testserver.VersityGW(t).Stop() // builds the binary if needed, so the script finds it
-	dir := t.TempDir()
-	// Run as root, the script runs PostgreSQL as the postgres user, which
-	// must reach the cluster in dir.
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		cmd := exec.Command(filepath.Join(bin, "pg_ctl"), "stop", "-D", filepath.Join(dir, "postgres", "data"), "-m", "immediate")
-		if os.Geteuid() == 0 {
-			cmd = exec.Command("runuser", append([]string{"-u", "postgres", "--"}, cmd.Args...)...)
-		}
-		_ = cmd.Run() // fails when the demo stopped it, as it should
-	})
 	ports := freePorts(t, 12)
 	admin, inst := ports[6:9], ports[9:12]
 	env := []string{"DEMO_DIR=" + dir, "MEDIASLOT_BIN=" + binary,
