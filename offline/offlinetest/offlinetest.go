@@ -1,8 +1,10 @@
-// Package offlinetest opens relay queues for the tests of the packages
-// that use one (the relay, the component link).
+// Package offlinetest opens relay queues, bbolt or PostgreSQL, for the
+// tests of the packages that use one (the relay, the component link, the
+// benchmarks).
 package offlinetest
 
 import (
+	"context"
 	"path/filepath"
 	"testing"
 
@@ -10,7 +12,9 @@ import (
 
 	"mediaslot/internal/dbfile"
 	"mediaslot/internal/groupcommit"
+	"mediaslot/internal/pgdb"
 	"mediaslot/offline"
+	"mediaslot/offline/pgqueue"
 )
 
 // New returns a queue with limits l in a bbolt file of its own, opened with
@@ -29,5 +33,24 @@ func New(tb testing.TB, l offline.Limits) *offline.BoltQueue {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return q
+}
+
+// Postgres returns the queue (and presences) with limits l in the
+// PostgreSQL database dsn, on a pool of its own as each instance of a
+// cluster has, the schema migrated as serve does; both close when the test
+// ends.
+func Postgres(tb testing.TB, dsn string, l offline.Limits) *pgqueue.Queue {
+	tb.Helper()
+	pool, err := pgdb.Open(context.Background(), dsn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	q, err := pgqueue.Open(context.Background(), pool, l)
+	if err != nil {
+		pool.Close()
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { q.Close(); pool.Close() })
 	return q
 }

@@ -1,4 +1,4 @@
-package pgqueue
+package pgqueue_test
 
 import (
 	"os"
@@ -9,11 +9,8 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
-	"mediaslot/internal/dbfile"
-	"mediaslot/internal/groupcommit"
 	"mediaslot/offline"
+	"mediaslot/offline/offlinetest"
 	"mediaslot/offline/queuetest"
 	"mediaslot/testserver"
 )
@@ -33,15 +30,12 @@ func BenchmarkQueue(b *testing.B) {
 		// far; nil for bbolt, which runs inside mediaslot.
 		serverCPU func(b *testing.B) time.Duration
 	}{
-		{"bbolt", openBoltBench, nil},
+		{"bbolt", func(b *testing.B) offline.Queue { return offlinetest.New(b, offline.NoLimits) }, nil},
 		{"postgres", func(sub *testing.B) offline.Queue {
 			if c == nil {
 				c = testserver.StartPostgres(b) // for all the sub-benchmarks, and all their runs
 			}
-			b := sub
-			q, pool := openQueue(b, c.NewDB(b), offline.NoLimits, time.Now)
-			b.Cleanup(func() { q.Close(); pool.Close() })
-			return q
+			return offlinetest.Postgres(sub, c.NewDB(sub), offline.NoLimits)
 		}, func(b *testing.B) time.Duration { return processTreeCPU(b, c.PID()) }},
 	}
 	for _, be := range backends {
@@ -69,22 +63,6 @@ func BenchmarkQueue(b *testing.B) {
 			})
 		}
 	}
-}
-
-// openBoltBench opens a bbolt queue as `mediaslot serve` does.
-func openBoltBench(b *testing.B) offline.Queue {
-	opt := dbfile.Options()
-	db, err := bolt.Open(filepath.Join(b.TempDir(), "mediaslot.db"), 0o600, &opt)
-	if err != nil {
-		b.Fatal(err)
-	}
-	w := groupcommit.New(db)
-	b.Cleanup(func() { w.Close(); db.Close() })
-	q, err := offline.Open(db, w, offline.NoLimits)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return q
 }
 
 // selfCPU returns the user and system CPU this process has used.
