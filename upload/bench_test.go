@@ -17,10 +17,7 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
-	"mediaslot/internal/dbfile"
-	"mediaslot/internal/groupcommit"
+	"mediaslot/internal/dbfile/dbfiletest"
 	"mediaslot/internal/pgdb"
 	"mediaslot/store"
 	"mediaslot/store/disk"
@@ -48,13 +45,7 @@ func newBenchService(b *testing.B, st store.Store) *Service {
 // benchBolt is a slot store on a fresh bbolt file opened as `mediaslot
 // serve` opens it, behind a group-commit Writer.
 func benchBolt(b *testing.B, direct bool) slotstore.Store {
-	opts := dbfile.Options()
-	db, err := bolt.Open(filepath.Join(b.TempDir(), "mediaslot.db"), 0o600, &opts)
-	if err != nil {
-		b.Fatal(err)
-	}
-	w := groupcommit.New(db)
-	b.Cleanup(func() { w.Close(); db.Close() })
+	db, w := dbfiletest.New(b)
 	rs, err := boltslots.Open(db, w, boltslots.Options{Direct: direct})
 	if err != nil {
 		b.Fatal(err)

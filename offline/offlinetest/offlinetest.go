@@ -5,13 +5,9 @@ package offlinetest
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 
-	bolt "go.etcd.io/bbolt"
-
-	"mediaslot/internal/dbfile"
-	"mediaslot/internal/groupcommit"
+	"mediaslot/internal/dbfile/dbfiletest"
 	"mediaslot/internal/pgdb"
 	"mediaslot/offline"
 	"mediaslot/offline/pgqueue"
@@ -22,13 +18,7 @@ import (
 // serve writes; both close when the test ends.
 func New(tb testing.TB, l offline.Limits) *offline.BoltQueue {
 	tb.Helper()
-	opts := dbfile.Options()
-	db, err := bolt.Open(filepath.Join(tb.TempDir(), "mediaslot.db"), 0o600, &opts)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	w := groupcommit.New(db)
-	tb.Cleanup(func() { w.Close(); db.Close() })
+	db, w := dbfiletest.New(tb)
 	q, err := offline.Open(db, w, l)
 	if err != nil {
 		tb.Fatal(err)
