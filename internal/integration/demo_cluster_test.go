@@ -80,12 +80,7 @@ func TestDemoCluster(t *testing.T) {
 		}
 	}
 	srv := &testserver.Server{Domain: "localhost", C2S: d.c2s}
-	file, data := writeRandomFile(t, "cluster.jpg", 20_000)
-	res := slixUpload(t, srv, "carol", "upload.localhost", file)
-	checkSlixFlow(t, res, data, "image/jpeg", 200)
-	if !strings.HasPrefix(res.PutURL, "http://127.0.0.1:"+ports[3]+"/mediaslot/") || !strings.HasPrefix(res.GetURL, "http://"+d.http+"/file/") {
-		t.Errorf("PUT %s should go to the demo's S3, GET %s to nginx", res.PutURL, res.GetURL)
-	}
+	file, res, data := demoS3Upload(t, d, ports[3], "carol", "cluster.jpg", 20_000)
 
 	// carol's slots come from one instance (balancing by bare source): kill another
 	issued := func(n int) float64 { return scrape(t, "127.0.0.1:"+admin[n-1])["mediaslot_slots_issued_total"] }

@@ -143,14 +143,22 @@ func TestDemoS3(t *testing.T) {
 	ports := freePorts(t, 5)
 	d := startDemo(t, t.TempDir(), ports[:4], "DEMO_STORE=s3", "DEMO_S3_PORT="+ports[4],
 		"MEDIASLOT_TOOLS_DIR="+filepath.Join(testserver.ModuleRoot(t), "bin", "tools"))
-	srv := &testserver.Server{Domain: "localhost", C2S: d.c2s}
-	file, data := writeRandomFile(t, "demo-s3.jpg", 50_000)
-	res := slixUpload(t, srv, "bob", "upload.localhost", file)
-	checkSlixFlow(t, res, data, "image/jpeg", 200)
-	if !strings.HasPrefix(res.PutURL, "http://127.0.0.1:"+ports[4]+"/mediaslot/") || !strings.HasPrefix(res.GetURL, "http://"+d.http+"/file/") {
-		t.Errorf("PUT %s should go to the demo's S3, GET %s to its front", res.PutURL, res.GetURL)
-	}
+	demoS3Upload(t, d, ports[4], "bob", "demo-s3.jpg", 50_000)
 	d.stop(t, syscall.SIGINT)
+}
+
+// demoS3Upload uploads a fresh JPEG of size bytes as user through demo d
+// with slixmpp and requires the whole flow, the PUT going to the demo's S3
+// on s3Port and the GET URL to d's HTTP front (mediaslot's, or nginx).
+func demoS3Upload(t *testing.T, d *demo, s3Port, user, name string, size int) (file string, res slixResult, data []byte) {
+	t.Helper()
+	file, data = writeRandomFile(t, name, size)
+	res = slixUpload(t, &testserver.Server{Domain: "localhost", C2S: d.c2s}, user, "upload.localhost", file)
+	checkSlixFlow(t, res, data, "image/jpeg", 200)
+	if !strings.HasPrefix(res.PutURL, "http://127.0.0.1:"+s3Port+"/mediaslot/") || !strings.HasPrefix(res.GetURL, "http://"+d.http+"/file/") {
+		t.Errorf("PUT %s should go to the demo's S3, GET %s to its front %s", res.PutURL, res.GetURL, d.http)
+	}
+	return file, res, data
 }
 
 // readmeSendExample runs the two commands of the README's send example
