@@ -15,7 +15,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,6 +27,7 @@ import (
 	"mediaslot/store"
 	"mediaslot/store/disk"
 	"mediaslot/store/s3"
+	"mediaslot/testserver"
 	"mediaslot/upload"
 	"mediaslot/upload/slotstore/boltslots"
 	"mediaslot/xmpp/relay"
@@ -187,7 +187,7 @@ func slotIQService(b *testing.B, st store.Store) {
 	send := benchSender(func() { <-inflight })
 	h := newDispatcher("upload.example.net", Options{Version: "bench", Slots: svc, Logger: benchLogger()})
 	ctx := context.Background()
-	cpu0 := benchCPU(b)
+	cpu0 := testserver.SelfCPU(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
@@ -202,16 +202,7 @@ func slotIQService(b *testing.B, st store.Store) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "slots/s")
-	b.ReportMetric(float64(benchCPU(b)-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/slot")
-}
-
-// benchCPU is the CPU time (user + system) the process has used so far.
-func benchCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64(testserver.SelfCPU(b)-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/slot")
 }
 
 // benchThumbnail is the size of the XEP-0231 thumbnail in relayed messages:
@@ -330,14 +321,14 @@ func relayEnqueue(b *testing.B, h *dispatcher, q *countingQueue, send wire.Sende
 func BenchmarkRelayEnqueue(b *testing.B) {
 	send := benchSender(func() { b.Error("the relay answered: an error message") })
 	h, q := benchRelay(b, send)
-	cpu0 := benchCPU(b)
+	cpu0 := testserver.SelfCPU(b)
 	b.SetBytes(8 << 10)
 	b.ReportAllocs()
 	b.ResetTimer()
 	relayEnqueue(b, h, q, send, b.N)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "stanzas/s")
-	b.ReportMetric(float64(benchCPU(b)-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/stanza")
+	b.ReportMetric(float64(testserver.SelfCPU(b)-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/stanza")
 }
 
 // BenchmarkRelayDrain delivers 10,000 queued 8 KB messages to a recipient
