@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"mediaslot/internal/dbfile/dbfiletest"
-	"mediaslot/internal/pgdb"
+	"mediaslot/internal/pgdb/pgdbtest"
 	"mediaslot/store"
 	"mediaslot/store/disk"
 	"mediaslot/store/s3"
@@ -143,12 +143,7 @@ func forEachBenchRecords(b *testing.B, bench func(b *testing.B, rs slotstore.Sto
 	// tried) ends with its cleanups.
 	pg := sync.OnceValue(func() *testserver.Postgres { return testserver.StartPostgres(b) })
 	b.Run("postgres", func(b *testing.B) {
-		pool, err := pgdb.Open(context.Background(), pg().NewDB(b))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(pool.Close)
-		bench(b, pgslots.New(pool), func() time.Duration { return pg().CPU(b) })
+		bench(b, pgslots.New(pgdbtest.Open(b, pg().NewDB(b))), func() time.Duration { return pg().CPU(b) })
 	})
 }
 

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"mediaslot/internal/dbfile/dbfiletest"
-	"mediaslot/internal/pgdb"
+	"mediaslot/internal/pgdb/pgdbtest"
 	"mediaslot/offline"
 	"mediaslot/offline/pgqueue"
 )
@@ -32,15 +32,10 @@ func New(tb testing.TB, l offline.Limits) *offline.BoltQueue {
 // ends.
 func Postgres(tb testing.TB, dsn string, l offline.Limits) *pgqueue.Queue {
 	tb.Helper()
-	pool, err := pgdb.Open(context.Background(), dsn)
+	q, err := pgqueue.Open(context.Background(), pgdbtest.Open(tb, dsn), l)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	q, err := pgqueue.Open(context.Background(), pool, l)
-	if err != nil {
-		pool.Close()
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { q.Close(); pool.Close() })
+	tb.Cleanup(q.Close)
 	return q
 }
