@@ -11,17 +11,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
-	"mediaslot/internal/dbfile"
-	"mediaslot/internal/groupcommit"
+	"mediaslot/internal/dbfile/dbfiletest"
 	"mediaslot/offline"
 	"mediaslot/offline/offlinetest"
 	"mediaslot/store"
@@ -102,9 +98,6 @@ func benchSender(sent func()) wire.Sender {
 
 func benchLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// serveOptions are the bbolt options `mediaslot serve` opens its file with.
-var serveOptions = dbfile.Options()
-
 // benchSlotIQ is a XEP-0363 request as Conversations sends it (through Prosody).
 const benchSlotIQ = `<iq type='get' id='a7d8f3c2-slot' from='alice@example.net/Conversations.x1y2' to='upload.example.net'>` +
 	`<request xmlns='urn:xmpp:http:upload:0' filename='IMG_20261125_080000.jpg' size='2345678' content-type='image/jpeg'/></iq>`
@@ -163,12 +156,7 @@ func BenchmarkSlotIQServiceS3(b *testing.B) {
 }
 
 func slotIQService(b *testing.B, st store.Store) {
-	db, err := bolt.Open(filepath.Join(b.TempDir(), "mediaslot.db"), 0o600, &serveOptions)
-	if err != nil {
-		b.Fatal(err)
-	}
-	w := groupcommit.New(db)
-	b.Cleanup(func() { w.Close(); db.Close() })
+	db, w := dbfiletest.New(b)
 	_, direct := st.(store.Presigner)
 	rs, err := boltslots.Open(db, w, boltslots.Options{Direct: direct})
 	if err != nil {
