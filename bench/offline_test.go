@@ -131,15 +131,7 @@ sender_share = 1.0
 		b.Fatal(err)
 	}
 	b.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		testserver.Stop(cmd, os.Interrupt, 10*time.Second)
 		if b.Failed() {
 			b.Logf("mediaslot log:\n%s", log.String())
 		}

@@ -129,14 +129,7 @@ func (in *instance) stop(t *testing.T) {
 	if in.cmd == nil || in.cmd.ProcessState != nil {
 		return
 	}
-	_ = in.cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = in.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = in.cmd.Process.Kill()
-		<-done
+	if !testserver.Stop(in.cmd, os.Interrupt, 10*time.Second) {
 		t.Errorf("instance %d did not stop within 10 s of SIGINT", in.n)
 	}
 }

@@ -101,14 +101,7 @@ func (m *mediaslot) stop() {
 	if m.cmd.Process == nil || m.cmd.ProcessState != nil {
 		return
 	}
-	_ = m.cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = m.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = m.cmd.Process.Kill()
-		<-done
+	if !testserver.Stop(m.cmd, os.Interrupt, 10*time.Second) {
 		m.t.Errorf("mediaslot did not stop within 10 s of SIGINT")
 	}
 }
