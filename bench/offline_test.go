@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -97,24 +96,6 @@ func BenchmarkOfflineVsRelay(b *testing.B) {
 	}
 }
 
-// syncBuffer is a log both the process and the benchmark touch.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startBenchMediaslot runs bin attached to srv, with the relay's per-sender
 // share lifted (one sender queues every message for one recipient), until
 // the benchmark ends; it returns once the server granted the privileges.
@@ -143,22 +124,14 @@ sender_share = 1.0
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	log := &syncBuffer{}
+	log := &testserver.LogBuffer{}
 	cmd := exec.Command(bin, "serve", "--config", cfg)
 	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, log, log
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		testserver.Stop(cmd, os.Interrupt, 10*time.Second)
 		if b.Failed() {
 			b.Logf("mediaslot log:\n%s", log.String())
 		}

@@ -12,10 +12,7 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
-	"mediaslot/internal/dbfile"
-	"mediaslot/internal/groupcommit"
+	"mediaslot/internal/dbfile/dbfiletest"
 	"mediaslot/store/disk"
 	"mediaslot/upload"
 	"mediaslot/upload/slotstore/boltslots"
@@ -26,13 +23,7 @@ import (
 // disk, so that both see the same disk weather; each iteration does one of
 // each after a sync(2). It reports both throughputs and their ratio.
 func BenchmarkPutVsBare(b *testing.B) {
-	opts := dbfile.Options()
-	db, err := bolt.Open(filepath.Join(b.TempDir(), "mediaslot.db"), 0o600, &opts)
-	if err != nil {
-		b.Fatal(err)
-	}
-	w := groupcommit.New(db)
-	b.Cleanup(func() { w.Close(); db.Close() })
+	db, w := dbfiletest.New(b)
 	st, err := disk.New(filepath.Join(b.TempDir(), "files"))
 	if err != nil {
 		b.Fatal(err)

@@ -7,7 +7,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// What the external tests (conformance_test.go, crash_test.go) need of the
+// What the external tests (conformance_test.go, crash_test.go, bench_test.go) need of the
 // package's insides.
 
 // SetNow replaces the queue's clock.

@@ -1,27 +1,20 @@
 package upload
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
-	"mediaslot/internal/dbfile"
-	"mediaslot/internal/groupcommit"
-	"mediaslot/internal/pgdb"
+	"mediaslot/internal/dbfile/dbfiletest"
+	"mediaslot/internal/pgdb/pgdbtest"
 	"mediaslot/store"
 	"mediaslot/store/disk"
 	"mediaslot/store/s3"
@@ -48,13 +41,7 @@ func newBenchService(b *testing.B, st store.Store) *Service {
 // benchBolt is a slot store on a fresh bbolt file opened as `mediaslot
 // serve` opens it, behind a group-commit Writer.
 func benchBolt(b *testing.B, direct bool) slotstore.Store {
-	opts := dbfile.Options()
-	db, err := bolt.Open(filepath.Join(b.TempDir(), "mediaslot.db"), 0o600, &opts)
-	if err != nil {
-		b.Fatal(err)
-	}
-	w := groupcommit.New(db)
-	b.Cleanup(func() { w.Close(); db.Close() })
+	db, w := dbfiletest.New(b)
 	rs, err := boltslots.Open(db, w, boltslots.Options{Direct: direct})
 	if err != nil {
 		b.Fatal(err)
@@ -88,15 +75,6 @@ func newBenchServiceOn(b *testing.B, rs slotstore.Store, st store.Store) *Servic
 // benchRequest is a typical request from a phone: a photo.
 var benchRequest = Request{Owner: "alice@example.net", Domain: "example.net", Filename: "IMG_20261125_080000.jpg", Size: 2_345_678, ContentType: "image/jpeg"}
 
-// cpuTime is the CPU time (user + system) the process has used so far.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // reportRate waits for the slot records still lingering in the Writer,
 // then adds slots/s and the process's CPU time per slot (all goroutines:
 // handler, group commit, GC) to a benchmark's results, and the database
@@ -107,7 +85,7 @@ func reportRate(b *testing.B, svc *Service, cpu0 time.Duration, db dbCPU, db0 ti
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "slots/s")
-	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/slot")
+	b.ReportMetric(float64(testserver.SelfCPU(b)-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/slot")
 	if d := db() - db0; d > 0 {
 		b.ReportMetric(float64(d)/float64(time.Microsecond)/float64(b.N), "db-cpu-µs/slot")
 	}
@@ -127,7 +105,7 @@ func BenchmarkIssue(b *testing.B) {
 		svc := newBenchServiceOn(b, rs, nil)
 		svc.opt.Quota = defaultQuotas
 		ctx := context.Background()
-		cpu0, db0 := cpuTime(b), db()
+		cpu0, db0 := testserver.SelfCPU(b), db()
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := range b.N {
@@ -165,47 +143,8 @@ func forEachBenchRecords(b *testing.B, bench func(b *testing.B, rs slotstore.Sto
 	// tried) ends with its cleanups.
 	pg := sync.OnceValue(func() *testserver.Postgres { return testserver.StartPostgres(b) })
 	b.Run("postgres", func(b *testing.B) {
-		pool, err := pgdb.Open(context.Background(), pg().NewDB(b))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(pool.Close)
-		bench(b, pgslots.New(pool), func() time.Duration { return serverCPU(b, pg().PID()) })
+		bench(b, pgslots.New(pgdbtest.Open(b, pg().NewDB(b))), func() time.Duration { return pg().CPU(b) })
 	})
-}
-
-// serverCPU sums utime and stime of the postmaster pid and its children
-// (connection backends, writers) from /proc.
-func serverCPU(b *testing.B, pid int) time.Duration {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		b.Fatal(err)
-	}
-	const tick = 10 * time.Millisecond // USER_HZ: 100 on Linux
-	var total time.Duration
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue // gone meanwhile
-		}
-		// pid (comm) state ppid ... utime stime: fields 4, 14 and 15;
-		// comm may hold spaces and parentheses
-		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-		if len(f) < 13 {
-			continue
-		}
-		if ppid, _ := strconv.Atoi(f[1]); p != pid && ppid != pid {
-			continue
-		}
-		utime, _ := strconv.ParseInt(f[11], 10, 64)
-		stime, _ := strconv.ParseInt(f[12], 10, 64)
-		total += time.Duration(utime+stime) * tick
-	}
-	return total
 }
 
 // benchOwner is benchRequest from the i-th of 1000 accounts that take
@@ -218,7 +157,7 @@ func benchOwner(i int) Request {
 
 func issueParallel(b *testing.B, svc *Service, db dbCPU) {
 	ctx := context.Background()
-	cpu0, db0 := cpuTime(b), db()
+	cpu0, db0 := testserver.SelfCPU(b), db()
 	var n atomic.Int64
 	b.ReportAllocs()
 	b.SetParallelism(max(1, 16/runtime.GOMAXPROCS(0)))

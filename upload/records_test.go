@@ -8,7 +8,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"mediaslot/internal/groupcommit"
-	"mediaslot/internal/pgdb"
+	"mediaslot/internal/pgdb/pgdbtest"
 	"mediaslot/store/disk"
 	"mediaslot/testserver"
 	"mediaslot/upload/slotstore"
@@ -55,12 +55,7 @@ func pgRecords(pg *testserver.Postgres) recordsBackend {
 		dsn := pg.NewDB(t)
 		f.reopen = func(t *testing.T) slotstore.Store {
 			t.Helper()
-			pool, err := pgdb.Open(context.Background(), dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(pool.Close)
-			return pgslots.New(pool)
+			return pgslots.New(pgdbtest.Open(t, dsn))
 		}
 	}}
 }

@@ -11,23 +11,19 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
-	"mediaslot/internal/dbfile"
-	"mediaslot/internal/groupcommit"
+	"mediaslot/internal/dbfile/dbfiletest"
 	"mediaslot/offline"
 	"mediaslot/offline/offlinetest"
 	"mediaslot/store"
 	"mediaslot/store/disk"
 	"mediaslot/store/s3"
+	"mediaslot/testserver"
 	"mediaslot/upload"
 	"mediaslot/upload/slotstore/boltslots"
 	"mediaslot/xmpp/relay"
@@ -102,9 +98,6 @@ func benchSender(sent func()) wire.Sender {
 
 func benchLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// serveOptions are the bbolt options `mediaslot serve` opens its file with.
-var serveOptions = dbfile.Options()
-
 // benchSlotIQ is a XEP-0363 request as Conversations sends it (through Prosody).
 const benchSlotIQ = `<iq type='get' id='a7d8f3c2-slot' from='alice@example.net/Conversations.x1y2' to='upload.example.net'>` +
 	`<request xmlns='urn:xmpp:http:upload:0' filename='IMG_20261125_080000.jpg' size='2345678' content-type='image/jpeg'/></iq>`
@@ -163,12 +156,7 @@ func BenchmarkSlotIQServiceS3(b *testing.B) {
 }
 
 func slotIQService(b *testing.B, st store.Store) {
-	db, err := bolt.Open(filepath.Join(b.TempDir(), "mediaslot.db"), 0o600, &serveOptions)
-	if err != nil {
-		b.Fatal(err)
-	}
-	w := groupcommit.New(db)
-	b.Cleanup(func() { w.Close(); db.Close() })
+	db, w := dbfiletest.New(b)
 	_, direct := st.(store.Presigner)
 	rs, err := boltslots.Open(db, w, boltslots.Options{Direct: direct})
 	if err != nil {
@@ -187,7 +175,7 @@ func slotIQService(b *testing.B, st store.Store) {
 	send := benchSender(func() { <-inflight })
 	h := newDispatcher("upload.example.net", Options{Version: "bench", Slots: svc, Logger: benchLogger()})
 	ctx := context.Background()
-	cpu0 := benchCPU(b)
+	cpu0 := testserver.SelfCPU(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
@@ -202,16 +190,7 @@ func slotIQService(b *testing.B, st store.Store) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "slots/s")
-	b.ReportMetric(float64(benchCPU(b)-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/slot")
-}
-
-// benchCPU is the CPU time (user + system) the process has used so far.
-func benchCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	b.ReportMetric(float64(testserver.SelfCPU(b)-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/slot")
 }
 
 // benchThumbnail is the size of the XEP-0231 thumbnail in relayed messages:
@@ -330,14 +309,14 @@ func relayEnqueue(b *testing.B, h *dispatcher, q *countingQueue, send wire.Sende
 func BenchmarkRelayEnqueue(b *testing.B) {
 	send := benchSender(func() { b.Error("the relay answered: an error message") })
 	h, q := benchRelay(b, send)
-	cpu0 := benchCPU(b)
+	cpu0 := testserver.SelfCPU(b)
 	b.SetBytes(8 << 10)
 	b.ReportAllocs()
 	b.ResetTimer()
 	relayEnqueue(b, h, q, send, b.N)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "stanzas/s")
-	b.ReportMetric(float64(benchCPU(b)-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/stanza")
+	b.ReportMetric(float64(testserver.SelfCPU(b)-cpu0)/float64(time.Microsecond)/float64(b.N), "cpu-µs/stanza")
 }
 
 // BenchmarkRelayDrain delivers 10,000 queued 8 KB messages to a recipient

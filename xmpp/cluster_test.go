@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"mediaslot/internal/pgdb"
 	"mediaslot/offline"
+	"mediaslot/offline/offlinetest"
 	"mediaslot/offline/pgqueue"
 	"mediaslot/testserver"
 )
@@ -18,22 +18,6 @@ import (
 // privAd1 is ejabberd's advertisement (XEP-0356 v1): presences only as
 // clients send them, none on connect.
 const privAd1 = `<message from='example.net' to='upload.example.net'><privilege xmlns='urn:xmpp:privilege:1'><perm access='message' type='outgoing'/><perm access='presence' type='managed_entity'/></privilege></message>`
-
-// pgQueue opens the relay's queue and presences in a PostgreSQL database,
-// one pool per instance.
-func pgQueue(t *testing.T, dsn string) *pgqueue.Queue {
-	t.Helper()
-	pool, err := pgdb.Open(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q, err := pgqueue.Open(context.Background(), pool, offline.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { q.Close(); pool.Close() })
-	return q
-}
 
 // instance is one mediaslot of a cluster: its component on a link of the
 // fake server, its relay on the shared database.
@@ -85,7 +69,7 @@ func startClusterAd(t *testing.T, n, told int) []*instance {
 	bus := &memBus{comps: map[string]*Component{}}
 	var all []*instance
 	for i := range n {
-		q := pgQueue(t, dsn)
+		q := offlinetest.Postgres(t, dsn, offline.Limits{})
 		name := fmt.Sprintf("i%d", i)
 		c, cancel, _ := startComponent(t, Options{Server: srv.address, Queue: q, Presence: q, Relay: relayPolicy, Siblings: busEnd{bus, name}})
 		bus.mu.Lock()

@@ -1,13 +1,11 @@
 package xmpp
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,24 +30,6 @@ func relayMsg(id, body string) string {
 		`<addresses xmlns='http://jabber.org/protocol/address'><address type='to' jid='bob@example.net'/></addresses></message>`
 }
 
-// lockedBuffer collects what the server end of a link reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) count(s string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Count(b.b.String(), s)
-}
-
 // A drain while the read loop is busy (it never reads again here, as when
 // it waits for a slow disk or a stream of requests keeps it at work), then
 // the process dies: every message the relay accepted has reached the
@@ -60,7 +40,7 @@ func TestRelayDrainCrashLosesNothing(t *testing.T) {
 	r := relay.New("upload.example.net", relayPolicy, q, nil, nil, slog.New(slog.DiscardHandler), nil)
 	conn, peer := tcpPair(t)
 	sc := newStreamConn(conn)
-	var got lockedBuffer
+	var got testserver.LogBuffer // what the server end of the link reads
 	copied := make(chan struct{})
 	go func() { _, _ = io.Copy(&got, peer); close(copied) }()
 	send := func(_ context.Context, stanza []byte, mode wire.SendMode) error {
@@ -81,7 +61,7 @@ func TestRelayDrainCrashLosesNothing(t *testing.T) {
 		return err == nil && s.Entries == n
 	})
 	in(`<presence from='bob@example.net/laptop' to='upload.example.net'/>`)
-	testserver.WaitFor(t, 10*time.Second, "queue drained or all written", func() bool { return !q.Pending("bob@example.net") || got.count("durable ") == n })
+	testserver.WaitFor(t, 10*time.Second, "queue drained or all written", func() bool { return !q.Pending("bob@example.net") || strings.Count(got.String(), "durable ") == n })
 
 	// kill -9: what streamConn holds back dies with the process
 	conn.Close()
@@ -96,7 +76,7 @@ func TestRelayDrainCrashLosesNothing(t *testing.T) {
 	lost := 0
 	for i := range n {
 		body := fmt.Sprintf("<body>durable %d</body>", i)
-		if got.count(body) == 0 && !anyContains(left, body) {
+		if strings.Count(got.String(), body) == 0 && !anyContains(left, body) {
 			lost++
 		}
 	}

@@ -119,18 +119,18 @@ func TestServeRefusesDamagedDatabase(t *testing.T) {
 func TestDBCheck(t *testing.T) {
 	cfg, db := dbConfig(t, t.TempDir())
 	dbfiletest.Sound(t, db, 100)
-	var out syncBuffer
+	var out testserver.LogBuffer
 	if code := run(context.Background(), []string{"db", "check", "--config", cfg}, &out, &out); code != 0 ||
 		!strings.Contains(out.String(), db+" is sound: ") || !strings.Contains(out.String(), "2 buckets and 200 keys read") {
 		t.Errorf("sound file: exit %d\n%s", code, out.String())
 	}
 	dbfiletest.Truncate(t, db)
-	out = syncBuffer{}
+	out = testserver.LogBuffer{}
 	if code := run(context.Background(), []string{"db", "check", "--db", db}, &out, &out); code != 1 ||
 		!strings.Contains(out.String(), db+" is DAMAGED:\n  - it has ") || !strings.Contains(out.String(), "Restore the file from a backup") {
 		t.Errorf("truncated file: exit %d\n%s", code, out.String())
 	}
-	out = syncBuffer{}
+	out = testserver.LogBuffer{}
 	if code := run(context.Background(), []string{"db", "vacuum"}, &out, &out); code != 2 || !strings.Contains(out.String(), "usage: mediaslot db check") {
 		t.Errorf("unknown db command: exit %d\n%s", code, out.String())
 	}

@@ -19,7 +19,7 @@ import (
 // serveLimited runs `mediaslot serve` (this test binary standing in) with
 // at most files open files and the [http] lines given, and returns the
 // HTTP and admin addresses and its stderr.
-func serveLimited(t *testing.T, files int, httpConf string) (addr, admin string, stderr *syncBuffer) {
+func serveLimited(t *testing.T, files int, httpConf string) (addr, admin string, stderr *testserver.LogBuffer) {
 	t.Helper()
 	dir := t.TempDir()
 	ports := testserver.FreePorts(t, 3)
@@ -36,7 +36,7 @@ func serveLimited(t *testing.T, files int, httpConf string) (addr, admin string,
 	}
 	cmd := exec.Command("sh", "-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, files), exe, "serve", "--config", cfg)
 	cmd.Env = append(os.Environ(), "MEDIASLOT_TEST_AS_MAIN=1")
-	stderr = &syncBuffer{}
+	stderr = &testserver.LogBuffer{}
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -51,7 +51,7 @@ func serveLimited(t *testing.T, files int, httpConf string) (addr, admin string,
 
 // waitServing waits until serve's admin listener answers /healthz, and
 // shows serve's log if the test fails.
-func waitServing(t *testing.T, admin string, stderr *syncBuffer) {
+func waitServing(t *testing.T, admin string, stderr *testserver.LogBuffer) {
 	t.Helper()
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -31,11 +31,11 @@ func TestServeLeasePerCluster(t *testing.T) {
 	type instance struct {
 		admin string
 		stop  func() int // ends serve and returns its exit code, once
-		log   *syncBuffer
+		log   *testserver.LogBuffer
 	}
 	start := func(name string) *instance {
 		dir := t.TempDir()
-		in := &instance{admin: testserver.FreePorts(t, 1)[0], log: &syncBuffer{}}
+		in := &instance{admin: testserver.FreePorts(t, 1)[0], log: &testserver.LogBuffer{}}
 		http := testserver.FreePorts(t, 1)[0]
 		conf := fmt.Sprintf(`[component]
 jid = "upload.example.net"

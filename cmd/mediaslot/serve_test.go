@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -17,24 +16,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"mediaslot/testserver"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func writeCert(t *testing.T, dir string) (certFile, keyFile string) {
 	t.Helper()
@@ -80,7 +66,7 @@ level = "debug"
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr syncBuffer
+	var stderr testserver.LogBuffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"serve", "--config", cfg}, &stderr, &stderr) }()
 
@@ -153,7 +139,7 @@ func TestConfigErrorsAreClear(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "m.toml")
 	_ = os.WriteFile(cfg, []byte("[upload]\nmax_file_size = -1\n"), 0o600)
-	var out syncBuffer
+	var out testserver.LogBuffer
 	if code := run(context.Background(), []string{"serve", "--config", cfg}, &out, &out); code != 1 {
 		t.Fatalf("exit code %d", code)
 	}
@@ -162,11 +148,11 @@ func TestConfigErrorsAreClear(t *testing.T) {
 			t.Errorf("error output lacks %q:\n%s", want, out.String())
 		}
 	}
-	out = syncBuffer{}
+	out = testserver.LogBuffer{}
 	if code := run(context.Background(), []string{"nonsense"}, &out, &out); code != 2 || !strings.Contains(out.String(), "unknown command") {
 		t.Errorf("unknown command: %d %s", code, out.String())
 	}
-	out = syncBuffer{}
+	out = testserver.LogBuffer{}
 	if code := run(context.Background(), []string{"version"}, &out, &out); code != 0 || !strings.HasPrefix(out.String(), "mediaslot ") {
 		t.Errorf("version: %d %s", code, out.String())
 	}

@@ -61,14 +61,14 @@ func cliArgs(srv *testserver.Server, user string, args []string) []string {
 // receiver is a `mediaslot receive` running in the background.
 type receiver struct {
 	cmd            *exec.Cmd
-	stdout, stderr *logBuffer
+	stdout, stderr *testserver.LogBuffer
 	done           chan struct{}
 	dir            string
 }
 
 func startReceive(t *testing.T, srv *testserver.Server, user string, args ...string) *receiver {
 	t.Helper()
-	r := &receiver{stdout: &logBuffer{}, stderr: &logBuffer{}, done: make(chan struct{}), dir: t.TempDir()}
+	r := &receiver{stdout: &testserver.LogBuffer{}, stderr: &testserver.LogBuffer{}, done: make(chan struct{}), dir: t.TempDir()}
 	all := append([]string{"receive", "--out", r.dir, "--timeout", "60s"}, args...)
 	r.cmd = exec.Command(binary, cliArgs(srv, user, all)...)
 	r.cmd.Env = append(os.Environ(), "MEDIASLOT_PASSWORD="+user)

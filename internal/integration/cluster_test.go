@@ -38,7 +38,7 @@ type instance struct {
 	cfg   string
 	http  string // host:port of its HTTP front (its public_url)
 	admin string // host:port of its admin listener
-	log   *logBuffer
+	log   *testserver.LogBuffer
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -81,7 +81,7 @@ func newCluster(t *testing.T, srv testserver.XMPP, dsn string, gw *testserver.S3
 		if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), "[data]\ndir = \"data\"\n", data, 1)), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		in := &instance{n: i + 1, cfg: cfg, http: addr, admin: admin, log: &logBuffer{}, dead: true}
+		in := &instance{n: i + 1, cfg: cfg, http: addr, admin: admin, log: &testserver.LogBuffer{}, dead: true}
 		c.insts = append(c.insts, in)
 		t.Cleanup(func() {
 			in.stop(t)
@@ -129,14 +129,7 @@ func (in *instance) stop(t *testing.T) {
 	if in.cmd == nil || in.cmd.ProcessState != nil {
 		return
 	}
-	_ = in.cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = in.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = in.cmd.Process.Kill()
-		<-done
+	if !testserver.Stop(in.cmd, os.Interrupt, 10*time.Second) {
 		t.Errorf("instance %d did not stop within 10 s of SIGINT", in.n)
 	}
 }

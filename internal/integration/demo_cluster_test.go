@@ -27,29 +27,8 @@ import (
 func TestDemoCluster(t *testing.T) {
 	testserver.RequireTool(t, "nginx")
 	testserver.RequireTool(t, "erl")
-	bin, err := testserver.PostgresBinDir()
-	if err != nil {
-		if testserver.IntegrationRequired() {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	dir := demoPostgresDir(t)
 	testserver.VersityGW(t).Stop() // builds the binary if needed, so the script finds it
-	dir := t.TempDir()
-	// Run as root, the script runs PostgreSQL as the postgres user, which
-	// must reach the cluster in dir.
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Cleanup(func() {
-		cmd := exec.Command(filepath.Join(bin, "pg_ctl"), "stop", "-D", filepath.Join(dir, "postgres", "data"), "-m", "immediate")
-		if os.Geteuid() == 0 {
-			cmd = exec.Command("runuser", append([]string{"-u", "postgres", "--"}, cmd.Args...)...)
-		}
-		_ = cmd.Run() // fails when the demo stopped it, as it should
-	})
 	ports := freePorts(t, 12)
 	admin, inst := ports[6:9], ports[9:12]
 	env := []string{"DEMO_DIR=" + dir, "MEDIASLOT_BIN=" + binary,
@@ -58,7 +37,7 @@ func TestDemoCluster(t *testing.T) {
 		"DEMO_S3_PORT=" + ports[3], "DEMO_PG_PORT=" + ports[4], "DEMO_EJABBERD_HTTP_PORT=" + ports[5],
 		"DEMO_ADMIN_PORTS=" + strings.Join(admin, " "), "DEMO_INSTANCE_PORTS=" + strings.Join(inst, " ")}
 	script := filepath.Join(testserver.ModuleRoot(t), "scripts", "demo-cluster.sh")
-	d := &demo{out: &logBuffer{}, c2s: "127.0.0.1:" + ports[0], http: "127.0.0.1:" + ports[2]}
+	d := &demo{out: &testserver.LogBuffer{}, c2s: "127.0.0.1:" + ports[0], http: "127.0.0.1:" + ports[2]}
 	d.cmd = exec.Command(script)
 	d.cmd.Env = append(os.Environ(), env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
@@ -101,12 +80,7 @@ func TestDemoCluster(t *testing.T) {
 		}
 	}
 	srv := &testserver.Server{Domain: "localhost", C2S: d.c2s}
-	file, data := writeRandomFile(t, "cluster.jpg", 20_000)
-	res := slixUpload(t, srv, "carol", "upload.localhost", file)
-	checkSlixFlow(t, res, data, "image/jpeg", 200)
-	if !strings.HasPrefix(res.PutURL, "http://127.0.0.1:"+ports[3]+"/mediaslot/") || !strings.HasPrefix(res.GetURL, "http://"+d.http+"/file/") {
-		t.Errorf("PUT %s should go to the demo's S3, GET %s to nginx", res.PutURL, res.GetURL)
-	}
+	file, res, data := demoS3Upload(t, d, ports[3], "carol", "cluster.jpg", 20_000)
 
 	// carol's slots come from one instance (balancing by bare source): kill another
 	issued := func(n int) float64 { return scrape(t, "127.0.0.1:"+admin[n-1])["mediaslot_slots_issued_total"] }

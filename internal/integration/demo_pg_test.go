@@ -1,9 +1,7 @@
 package integration
 
 import (
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,30 +20,7 @@ import (
 // cluster is stopped with the demo.
 func TestDemoPostgres(t *testing.T) {
 	testserver.RequireTool(t, "prosody")
-	bin, err := testserver.PostgresBinDir()
-	if err != nil {
-		if testserver.IntegrationRequired() {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	dir := t.TempDir()
-	// Run as root, the script runs PostgreSQL as the postgres user, which
-	// must reach the cluster in dir.
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Registered before the demo's own cleanup, so it runs after it: a demo
-	// killed mid-test leaves its cluster running, in a session of its own.
-	t.Cleanup(func() {
-		cmd := exec.Command(filepath.Join(bin, "pg_ctl"), "stop", "-D", filepath.Join(dir, "postgres", "data"), "-m", "immediate")
-		if os.Geteuid() == 0 {
-			cmd = exec.Command("runuser", append([]string{"-u", "postgres", "--"}, cmd.Args...)...)
-		}
-		_ = cmd.Run() // fails when the demo stopped it, as it should
-	})
+	dir := demoPostgresDir(t)
 	ports := freePorts(t, 5)
 	pgAddr := "127.0.0.1:" + ports[4]
 	env := []string{"DEMO_DATA=postgres", "DEMO_PG_PORT=" + ports[4]}
@@ -71,17 +46,36 @@ func TestDemoPostgres(t *testing.T) {
 	}
 
 	d = startDemo(t, dir, ports[:4], env...)
-	if got := startSlixRelay(t, srv, "receive", "bob", "1", 15).wait(t); len(got.Messages) != 1 || !strings.Contains(got.Messages[0], res.GetURL) {
-		t.Errorf("relay message queued before the restart: %+v", got)
-	}
-	resp, err := http.Get(res.GetURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || sha(b) != sha(data) {
-		t.Fatalf("after a demo restart: %s, %d bytes", resp.Status, len(b))
-	}
+	checkDemoRestarted(t, srv, res.GetURL, data)
 	d.stop(t, syscall.SIGTERM)
+}
+
+// demoPostgresDir is a state directory for a demo that runs PostgreSQL
+// (skipping without PostgreSQL's binaries). Run as root, the script runs
+// PostgreSQL as the postgres user, which must reach the cluster in it. The
+// cleanup, registered before the demo's own so that it runs after it, stops
+// a cluster that a demo killed mid-test left running in a session of its own.
+func demoPostgresDir(t *testing.T) string {
+	t.Helper()
+	bin, err := testserver.PostgresBinDir()
+	if err != nil {
+		if testserver.IntegrationRequired() {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		cmd := exec.Command(filepath.Join(bin, "pg_ctl"), "stop", "-D", filepath.Join(dir, "postgres", "data"), "-m", "immediate")
+		if os.Geteuid() == 0 {
+			cmd = exec.Command("runuser", append([]string{"-u", "postgres", "--"}, cmd.Args...)...)
+		}
+		_ = cmd.Run() // fails when the demo stopped it, as it should
+	})
+	return dir
 }

@@ -1,9 +1,7 @@
 package integration
 
 import (
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +16,7 @@ import (
 // demo is scripts/demo.sh (what `make demo` runs) on free ports.
 type demo struct {
 	cmd   *exec.Cmd
-	out   *logBuffer
+	out   *testserver.LogBuffer
 	c2s   string
 	http  string
 	admin string // mediaslot's admin listener
@@ -26,7 +24,7 @@ type demo struct {
 
 func startDemo(t *testing.T, dir string, ports []string, env ...string) *demo {
 	t.Helper()
-	d := &demo{out: &logBuffer{}, c2s: "127.0.0.1:" + ports[0], http: "127.0.0.1:" + ports[3], admin: freePort(t)}
+	d := &demo{out: &testserver.LogBuffer{}, c2s: "127.0.0.1:" + ports[0], http: "127.0.0.1:" + ports[3], admin: freePort(t)}
 	_, adminPort, _ := net.SplitHostPort(d.admin)
 	d.cmd = exec.Command(filepath.Join(testserver.ModuleRoot(t), "scripts", "demo.sh"))
 	d.cmd.Env = append(os.Environ(), "DEMO_DIR="+dir, "MEDIASLOT_BIN="+binary,
@@ -112,19 +110,18 @@ func TestDemo(t *testing.T) {
 	d.stop(t, syscall.SIGINT)
 
 	d = startDemo(t, dir, ports)
-	if got := startSlixRelay(t, srv, "receive", "bob", "1", 15).wait(t); len(got.Messages) != 1 || !strings.Contains(got.Messages[0], res.GetURL) {
+	checkDemoRestarted(t, srv, res.GetURL, data)
+	d.stop(t, syscall.SIGTERM)
+}
+
+// checkDemoRestarted requires what a demo kept across its restart: the relay
+// message queued for offline bob (it names getURL) and the file at getURL.
+func checkDemoRestarted(t *testing.T, srv *testserver.Server, getURL string, data []byte) {
+	t.Helper()
+	if got := startSlixRelay(t, srv, "receive", "bob", "1", 15).wait(t); len(got.Messages) != 1 || !strings.Contains(got.Messages[0], getURL) {
 		t.Errorf("relay message queued before the restart: %+v", got)
 	}
-	resp, err := http.Get(res.GetURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || sha(b) != sha(data) {
-		t.Fatalf("after a demo restart: %s, %d bytes", resp.Status, len(b))
-	}
-	d.stop(t, syscall.SIGTERM)
+	getSame(t, getURL, data)
 }
 
 // freePorts is testserver.FreePorts, the port numbers alone.
@@ -146,14 +143,22 @@ func TestDemoS3(t *testing.T) {
 	ports := freePorts(t, 5)
 	d := startDemo(t, t.TempDir(), ports[:4], "DEMO_STORE=s3", "DEMO_S3_PORT="+ports[4],
 		"MEDIASLOT_TOOLS_DIR="+filepath.Join(testserver.ModuleRoot(t), "bin", "tools"))
-	srv := &testserver.Server{Domain: "localhost", C2S: d.c2s}
-	file, data := writeRandomFile(t, "demo-s3.jpg", 50_000)
-	res := slixUpload(t, srv, "bob", "upload.localhost", file)
-	checkSlixFlow(t, res, data, "image/jpeg", 200)
-	if !strings.HasPrefix(res.PutURL, "http://127.0.0.1:"+ports[4]+"/mediaslot/") || !strings.HasPrefix(res.GetURL, "http://"+d.http+"/file/") {
-		t.Errorf("PUT %s should go to the demo's S3, GET %s to its front", res.PutURL, res.GetURL)
-	}
+	demoS3Upload(t, d, ports[4], "bob", "demo-s3.jpg", 50_000)
 	d.stop(t, syscall.SIGINT)
+}
+
+// demoS3Upload uploads a fresh JPEG of size bytes as user through demo d
+// with slixmpp and requires the whole flow, the PUT going to the demo's S3
+// on s3Port and the GET URL to d's HTTP front (mediaslot's, or nginx).
+func demoS3Upload(t *testing.T, d *demo, s3Port, user, name string, size int) (file string, res slixResult, data []byte) {
+	t.Helper()
+	file, data = writeRandomFile(t, name, size)
+	res = slixUpload(t, &testserver.Server{Domain: "localhost", C2S: d.c2s}, user, "upload.localhost", file)
+	checkSlixFlow(t, res, data, "image/jpeg", 200)
+	if !strings.HasPrefix(res.PutURL, "http://127.0.0.1:"+s3Port+"/mediaslot/") || !strings.HasPrefix(res.GetURL, "http://"+d.http+"/file/") {
+		t.Errorf("PUT %s should go to the demo's S3, GET %s to its front %s", res.PutURL, res.GetURL, d.http)
+	}
+	return file, res, data
 }
 
 // readmeSendExample runs the two commands of the README's send example
@@ -183,7 +188,7 @@ func readmeSendExample(t *testing.T, d *demo, file string) {
 		return cmd
 	}
 	recv := run(lines[0])
-	out := &logBuffer{}
+	out := &testserver.LogBuffer{}
 	recv.Stdout, recv.Stderr = out, out
 	if err := recv.Start(); err != nil {
 		t.Fatal(err)

@@ -110,10 +110,16 @@ func relayTo(t *testing.T, sender *client.Client, srv testserver.XMPP, to, prefi
 	}
 }
 
-// checkRelayed asserts that msgs are the n messages of relayTo, in order,
-// each from the queue (with the component's delay).
-func checkRelayed(t *testing.T, srv testserver.XMPP, msgs []string, prefix string, n int) {
+// checkRelayed logs carol in and requires that she receives the n
+// messages of relayTo, in order, each from the queue (with the component's
+// delay).
+func checkRelayed(t *testing.T, srv testserver.XMPP, prefix string, n int) {
 	t.Helper()
+	got := startSlixRelay(t, srv, "receive", "carol", fmt.Sprint(n), 20).wait(t)
+	if got.Error != nil {
+		t.Fatalf("carol: %+v", got)
+	}
+	msgs := got.Messages
 	if len(msgs) != n {
 		t.Fatalf("got %d relayed messages, want %d: %v", len(msgs), n, msgs)
 	}
@@ -312,11 +318,7 @@ func TestFaultServerRestartUnderLoad(t *testing.T) {
 		t.Fatalf("mediaslot exited: %v", m.cmd.ProcessState)
 	}
 
-	got := startSlixRelay(t, srv, "receive", "carol", "3", 20).wait(t)
-	if got.Error != nil {
-		t.Fatalf("carol: %+v", got)
-	}
-	checkRelayed(t, srv, got.Messages, "restart", 3)
+	checkRelayed(t, srv, "restart", 3)
 }
 
 // S3 goes away while mediaslot runs: after the next store check slot
@@ -471,7 +473,7 @@ func TestFaultDiskStore(t *testing.T) {
 type componentProxy struct {
 	addr string
 	mu   sync.Mutex
-	sent *logBuffer
+	sent *testserver.LogBuffer
 }
 
 func startComponentProxy(t *testing.T, upstream string) *componentProxy {
@@ -481,7 +483,7 @@ func startComponentProxy(t *testing.T, upstream string) *componentProxy {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	p := &componentProxy{addr: ln.Addr().String(), sent: &logBuffer{}}
+	p := &componentProxy{addr: ln.Addr().String(), sent: &testserver.LogBuffer{}}
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -493,7 +495,7 @@ func startComponentProxy(t *testing.T, upstream string) *componentProxy {
 				c.Close()
 				continue
 			}
-			sent := &logBuffer{}
+			sent := &testserver.LogBuffer{}
 			p.mu.Lock()
 			p.sent = sent
 			p.mu.Unlock()
@@ -654,9 +656,5 @@ func TestFaultSIGTERMDrains(t *testing.T) {
 	if left := storeFiles(t, filepath.Join(filepath.Dir(m2.Config), "files")); len(left) != 1 {
 		t.Errorf("store holds %v, want only the completed file", left)
 	}
-	got := startSlixRelay(t, srv, "receive", "carol", "2", 20).wait(t)
-	if got.Error != nil {
-		t.Fatalf("carol: %+v", got)
-	}
-	checkRelayed(t, srv, got.Messages, "sigterm", 2)
+	checkRelayed(t, srv, "sigterm", 2)
 }

@@ -5,13 +5,11 @@
 package integration
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -38,29 +36,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// logBuffer collects a process's output for waiting on and for failure reports.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // mediaslot is a running `mediaslot serve`.
 type mediaslot struct {
 	t      *testing.T
 	cmd    *exec.Cmd
-	log    *logBuffer
+	log    *testserver.LogBuffer
 	Config string
 	HTTP   string // base URL of its HTTP front
 }
@@ -84,7 +64,7 @@ func startMediaslot(t *testing.T, srv testserver.XMPP, extra string) *mediaslot 
 func launchMediaslot(t *testing.T, srv testserver.XMPP, extra string) *mediaslot {
 	t.Helper()
 	cfg, addr := writeConfig(t, srv, extra)
-	m := &mediaslot{t: t, log: &logBuffer{}, Config: cfg, HTTP: "http://" + addr}
+	m := &mediaslot{t: t, log: &testserver.LogBuffer{}, Config: cfg, HTTP: "http://" + addr}
 	m.cmd = exec.Command(binary, "serve", "--config", cfg)
 	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
 	if err := m.cmd.Start(); err != nil {
@@ -121,14 +101,7 @@ func (m *mediaslot) stop() {
 	if m.cmd.Process == nil || m.cmd.ProcessState != nil {
 		return
 	}
-	_ = m.cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = m.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = m.cmd.Process.Kill()
-		<-done
+	if !testserver.Stop(m.cmd, os.Interrupt, 10*time.Second) {
 		m.t.Errorf("mediaslot did not stop within 10 s of SIGINT")
 	}
 }

@@ -71,21 +71,13 @@ http {
 		t.Fatalf("nginx -t: %v\n%s", err, out)
 	}
 	cmd := exec.Command(nginx, "-c", conf, "-p", dir)
-	log := &logBuffer{}
+	log := &testserver.LogBuffer{}
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGQUIT)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		testserver.Stop(cmd, syscall.SIGQUIT, 5*time.Second)
 		if t.Failed() {
 			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
 			t.Logf("nginx:\n%s%s", log.String(), tail(string(b), 30))
@@ -102,7 +94,7 @@ http {
 	// --check-config finds the way from public_url through nginx to http.listen
 	runCheckConfig(t, cfg).want(t, "public", "ok", "GET https://"+proxy+"/file/…/check reached http.listen "+addr)
 
-	m := &mediaslot{t: t, log: &logBuffer{}, Config: cfg, HTTP: "http://" + addr}
+	m := &mediaslot{t: t, log: &testserver.LogBuffer{}, Config: cfg, HTTP: "http://" + addr}
 	m.cmd = exec.Command(binary, "serve", "--config", cfg)
 	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
 	if err := m.cmd.Start(); err != nil {

@@ -42,14 +42,14 @@ type relayOut struct {
 type slixRelay struct {
 	cmd    *exec.Cmd
 	stdout strings.Builder
-	stderr *logBuffer
+	stderr *testserver.LogBuffer
 }
 
 func startSlixRelay(t *testing.T, srv testserver.XMPP, mode, user, arg string, seconds int) *slixRelay {
 	t.Helper()
 	py := testserver.RequirePython(t, "slixmpp")
 	host, port, _ := strings.Cut(srv.C2SAddr(), ":")
-	s := &slixRelay{stderr: &logBuffer{}}
+	s := &slixRelay{stderr: &testserver.LogBuffer{}}
 	s.cmd = exec.Command(py, testserver.Testdata(t, "clients", "slix_relay.py"), mode, srv.JID(user), user, host, port, arg, fmt.Sprint(seconds))
 	s.cmd.Stdout, s.cmd.Stderr = &s.stdout, s.stderr
 	if err := s.cmd.Start(); err != nil {
@@ -228,7 +228,7 @@ func testRelay(t *testing.T, backend string) {
 // restartMediaslot starts a new process on the old one's config and state.
 func restartMediaslot(t *testing.T, old *mediaslot) *mediaslot {
 	t.Helper()
-	m := &mediaslot{t: t, log: &logBuffer{}, Config: old.Config, HTTP: old.HTTP}
+	m := &mediaslot{t: t, log: &testserver.LogBuffer{}, Config: old.Config, HTTP: old.HTTP}
 	m.cmd = exec.CommandContext(context.Background(), binary, "serve", "--config", old.Config)
 	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
 	if err := m.cmd.Start(); err != nil {

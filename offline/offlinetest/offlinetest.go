@@ -1,16 +1,16 @@
-// Package offlinetest opens relay queues for the tests of the packages
-// that use one (the relay, the component link).
+// Package offlinetest opens relay queues, bbolt or PostgreSQL, for the
+// tests of the packages that use one (the relay, the component link, the
+// benchmarks).
 package offlinetest
 
 import (
-	"path/filepath"
+	"context"
 	"testing"
 
-	bolt "go.etcd.io/bbolt"
-
-	"mediaslot/internal/dbfile"
-	"mediaslot/internal/groupcommit"
+	"mediaslot/internal/dbfile/dbfiletest"
+	"mediaslot/internal/pgdb/pgdbtest"
 	"mediaslot/offline"
+	"mediaslot/offline/pgqueue"
 )
 
 // New returns a queue with limits l in a bbolt file of its own, opened with
@@ -18,16 +18,24 @@ import (
 // serve writes; both close when the test ends.
 func New(tb testing.TB, l offline.Limits) *offline.BoltQueue {
 	tb.Helper()
-	opts := dbfile.Options()
-	db, err := bolt.Open(filepath.Join(tb.TempDir(), "mediaslot.db"), 0o600, &opts)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	w := groupcommit.New(db)
-	tb.Cleanup(func() { w.Close(); db.Close() })
+	db, w := dbfiletest.New(tb)
 	q, err := offline.Open(db, w, l)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	return q
+}
+
+// Postgres returns the queue (and presences) with limits l in the
+// PostgreSQL database dsn, on a pool of its own as each instance of a
+// cluster has, the schema migrated as serve does; both close when the test
+// ends.
+func Postgres(tb testing.TB, dsn string, l offline.Limits) *pgqueue.Queue {
+	tb.Helper()
+	q, err := pgqueue.Open(context.Background(), pgdbtest.Open(tb, dsn), l)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(q.Close)
 	return q
 }

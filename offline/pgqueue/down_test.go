@@ -9,7 +9,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"mediaslot/internal/pgdb"
 	"mediaslot/offline"
 	"mediaslot/testserver"
 )
@@ -25,14 +24,7 @@ func TestSlowDatabaseAnswers(t *testing.T) {
 	pg := testserver.StartPostgres(t)
 	dsn := pg.NewDB(t)
 	ctx := context.Background()
-	pool, err := pgdb.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q, err := Open(ctx, pool, offline.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	q, pool := openQueue(t, dsn, offline.Limits{}, time.Now)
 	defer func() { q.Close(); pool.Close() }()
 
 	// Another session holds the row every writing transaction locks

@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"mediaslot/internal/pgdb"
+	"mediaslot/internal/pgdb/pgdbtest"
 	"mediaslot/offline"
 	"mediaslot/offline/queuetest"
 	"mediaslot/testserver"
@@ -55,19 +55,9 @@ func openInstance(t testing.TB, dsn string, l offline.Limits, now func() time.Ti
 	}
 }
 
-// openPool opens a pool on dsn as serve does, migrating the schema.
-func openPool(t testing.TB, dsn string) *pgxpool.Pool {
-	t.Helper()
-	pool, err := pgdb.Open(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pool
-}
-
 func openQueue(t testing.TB, dsn string, l offline.Limits, now func() time.Time) (*Queue, *pgxpool.Pool) {
 	t.Helper()
-	pool := openPool(t, dsn)
+	pool := pgdbtest.Open(t, dsn)
 	q, err := Open(context.Background(), pool, l)
 	if err != nil {
 		pool.Close()
@@ -180,8 +170,7 @@ func TestDrainLockAcrossInstances(t *testing.T) {
 		}, nil)
 		bDone <- err
 	}()
-	pool := openPool(t, dsn)
-	defer pool.Close()
+	pool := pgdbtest.Open(t, dsn)
 	testserver.WaitFor(t, 10*time.Second, "the second drain to wait for the advisory lock", func() bool {
 		var waiting int
 		err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = $1::oid`,
@@ -231,8 +220,7 @@ func TestDrainLockWaitEndsWithContext(t *testing.T) {
 		_, err := b.Drain(ctx, "r", func(offline.Entry) error { return nil }, nil)
 		bDone <- err
 	}()
-	pool := openPool(t, dsn)
-	defer pool.Close()
+	pool := pgdbtest.Open(t, dsn)
 	testserver.WaitFor(t, 10*time.Second, "the second drain to wait for the advisory lock", func() bool {
 		var waiting int
 		err := pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`).Scan(&waiting)

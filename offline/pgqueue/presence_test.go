@@ -6,31 +6,15 @@ import (
 	"testing"
 	"time"
 
-	"mediaslot/internal/pgdb"
 	"mediaslot/offline"
-	"mediaslot/offline/pgqueue"
+	"mediaslot/offline/offlinetest"
 	"mediaslot/offline/queuetest"
 	"mediaslot/testserver"
 )
 
-// openQueue opens the queue (and presence) of a migrated database.
-func openQueue(t *testing.T, dsn string) *pgqueue.Queue {
-	t.Helper()
-	pool, err := pgdb.Open(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q, err := pgqueue.Open(context.Background(), pool, offline.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { q.Close(); pool.Close() })
-	return q
-}
-
 func TestPresence(t *testing.T) {
 	pg := testserver.StartPostgres(t)
-	queuetest.TestPresence(t, func(t *testing.T) offline.Presence { return openQueue(t, pg.NewDB(t)) })
+	queuetest.TestPresence(t, func(t *testing.T) offline.Presence { return offlinetest.Postgres(t, pg.NewDB(t), offline.Limits{}) })
 }
 
 // Two instances on one database see one presence table (ejabberd hands a
@@ -39,7 +23,7 @@ func TestPresence(t *testing.T) {
 func TestPresenceShared(t *testing.T) {
 	pg := testserver.StartPostgres(t)
 	dsn := pg.NewDB(t)
-	a, b := openQueue(t, dsn), openQueue(t, dsn)
+	a, b := offlinetest.Postgres(t, dsn, offline.Limits{}), offlinetest.Postgres(t, dsn, offline.Limits{})
 	ctx := context.Background()
 	if err := a.Update(ctx, "bob@example.net", "bob@example.net/phone", true, time.Now()); err != nil {
 		t.Fatal(err)

@@ -1,5 +1,6 @@
-// Package dbfiletest makes sound and damaged database files for tests of
-// what mediaslot does with them.
+// Package dbfiletest opens database files as serve does for the tests and
+// benchmarks of what stores in them, and makes sound and damaged ones for
+// tests of what mediaslot does with them.
 package dbfiletest
 
 import (
@@ -7,12 +8,29 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
 
 	"mediaslot/internal/dbfile"
+	"mediaslot/internal/groupcommit"
 )
+
+// New opens a fresh mediaslot.db in the test's directory with the options
+// `mediaslot serve` uses, and its group-commit Writer, as serve writes
+// through one; both close when the test ends.
+func New(tb testing.TB) (*bolt.DB, *groupcommit.Writer) {
+	tb.Helper()
+	opts := dbfile.Options()
+	db, err := bolt.Open(filepath.Join(tb.TempDir(), "mediaslot.db"), 0o600, &opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	w := groupcommit.New(db)
+	tb.Cleanup(func() { w.Close(); db.Close() })
+	return db, w
+}
 
 // Sound writes a database at path with n keys in a bucket and a nested
 // bucket, opened and closed as mediaslot serve does after a kill -9: the
