@@ -117,6 +117,7 @@ type migration struct {
 	afterBatch func()
 
 	db     *bolt.DB
+	mapped *boltmem.Budget // of the file's pages the batches leave mapped
 	source string
 	offset int64 // of relay stanza ids
 	moved  moved
@@ -148,6 +149,10 @@ const (
 	phaseRecount
 )
 
+// mappedBudget bounds the file's pages a move keeps resident (see
+// boltmem; the relay queue's budget, offline's mappedBudget, is the same).
+const mappedBudget = 8 << 20
+
 // sourceBucket holds the id migrate-data gives a bbolt file (key "id").
 var sourceBucket = []byte("migrate-data")
 
@@ -172,6 +177,9 @@ func (m *migration) run(ctx context.Context) (err error) {
 			err = cerr
 		}
 	}()
+	// Each batch reads pages all over the file: unmapped again past the
+	// budget, the resident memory stays bounded whatever the file's size.
+	m.mapped = boltmem.NewBudget(mappedBudget)
 	if m.source, err = m.sourceID(); err != nil {
 		return fmt.Errorf("giving %s its id: %w", m.path, err)
 	}
@@ -216,6 +224,9 @@ func (m *migration) run(ctx context.Context) (err error) {
 				return err
 			}
 			m.moved.add(d)
+			if err := m.db.View(func(tx *bolt.Tx) error { m.mapped.Trim(tx); return nil }); err != nil {
+				return err
+			}
 			if next == nil {
 				break
 			}
