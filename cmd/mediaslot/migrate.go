@@ -197,8 +197,11 @@ func (m *migration) run(ctx context.Context) (err error) {
 		return nil
 	}
 	defer func() {
-		if err != nil && ctx.Err() != nil {
+		switch {
+		case err != nil && ctx.Err() != nil:
 			err = fmt.Errorf("interrupted (%w): run migrate-data again to go on from the last batch it committed", err)
+		case err != nil:
+			err = fmt.Errorf("%w; once that is fixed, run migrate-data again to go on from the last batch it committed", err)
 		}
 	}()
 	for ; phase < phaseRecount; phase, cursor = phase+1, nil {

@@ -316,7 +316,8 @@ func TestMigrateData(t *testing.T) {
 // A move interrupted again and again, each run losing the batch it was
 // writing (its context cancelled before the batch's progress commits),
 // ends, run after run, with exactly what one uninterrupted run writes:
-// nothing copied twice, nothing left out, in every phase.
+// nothing copied twice, nothing left out, in every phase. So does a move
+// whose database stopped in the middle, run again once it is back.
 func TestMigrateDataInterrupted(t *testing.T) {
 	pg := testserver.StartPostgres(t)
 	src := filepath.Join(t.TempDir(), "mediaslot.db")
@@ -352,9 +353,28 @@ func TestMigrateDataInterrupted(t *testing.T) {
 	if total.slotsThere != 0 || total.dailyThere != 0 || total.stanzasThere != 0 || total.slots != 20 || total.stanzas != 13 || total.entries != 21 {
 		t.Errorf("%d runs moved %+v in all", runs, total)
 	}
-	a, b := pool(t, once), pool(t, resumed)
-	if da, db := dump(t, a), dump(t, b); da != db {
-		t.Errorf("interrupted %d times, the database holds\n%s\nwhere one run wrote\n%s", runs, db, da)
+	want := dump(t, pool(t, once))
+	if got := dump(t, pool(t, resumed)); got != want {
+		t.Errorf("interrupted %d times, the database holds\n%s\nwhere one run wrote\n%s", runs, got, want)
+	}
+
+	// The server stops in the middle of a move: the run fails, saying to
+	// run it again, which ends the move once the server is back.
+	restarted := pg.NewDB(t)
+	path = copyFile(t, src)
+	batches := 0
+	m := &migration{path: path, dsn: restarted, batch: 3, out: io.Discard, afterBatch: func() {
+		if batches++; batches == 5 {
+			pg.Stop(t)
+		}
+	}}
+	if err := m.run(context.Background()); err == nil || !strings.Contains(err.Error(), "run migrate-data again") {
+		t.Fatalf("the database stopped during the move: %v", err)
+	}
+	pg.Start(t)
+	migrateCLI(t, "--from", "bbolt:"+path, "--to", "postgres:"+restarted, "--batch", "3")
+	if got := dump(t, pool(t, restarted)); got != want {
+		t.Errorf("after a restart of the database, the database holds\n%s\nwhere one run wrote\n%s", got, want)
 	}
 }
 
