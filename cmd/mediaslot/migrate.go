@@ -351,7 +351,7 @@ func (m *migration) step(ctx context.Context, tx pgx.Tx, phase int, cursor []byt
 func (m *migration) report() {
 	n := m.moved
 	fmt.Fprintf(m.out, "slot records: %d moved, %d found in the database already (kept as they are)\n", n.slots, n.slotsThere)
-	fmt.Fprintf(m.out, "daily quota entries (owner and minute): %d moved, %d found already\n", n.daily, n.dailyThere)
+	fmt.Fprintf(m.out, "daily quota entries (owner and minute): %d moved, %d added to the database's of the same minute\n", n.daily, n.dailyThere)
 	fmt.Fprintf(m.out, "stored bytes recounted from the records: %d\n", n.stored)
 	fmt.Fprintf(m.out, "relay queue: %d stanzas with %d entries moved (ids shifted by %d), %d found already; %d recipients newly marked seen\n",
 		n.stanzas, n.entries, m.offset, n.stanzasThere, n.seen)

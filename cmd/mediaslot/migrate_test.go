@@ -394,8 +394,9 @@ func pool(t *testing.T, dsn string) *pgxpool.Pool {
 // a recipient drained, a new stanza queued), migrate-data copies nothing:
 // the file was moved. Into a database that already served slots and relay
 // messages before the move, it keeps the database's slot where the file
-// has the same id, and queues the file's stanzas after the database's,
-// under new ids, each recipient's in their order.
+// has the same id, counts the uploads of both in the daily quota, and
+// queues the file's stanzas after the database's, under new ids, each
+// recipient's in their order.
 func TestMigrateDataNewerTarget(t *testing.T) {
 	pg := testserver.StartPostgres(t)
 	src := filepath.Join(t.TempDir(), "mediaslot.db")
@@ -434,16 +435,31 @@ func TestMigrateDataNewerTarget(t *testing.T) {
 		if over, err := ps.Issue(ctx, f.pendingID, mine, time.Time{}, slotstore.Quota{}, f.now); err != nil || over != nil {
 			t.Fatal(over, err)
 		}
+		// an upload of alice's in the minute of one in the file
+		up := slotstore.Record{Owner: "alice@example.net", Filename: "u", Size: 5, Issued: f.now, Expires: f.now.Add(time.Hour)}
+		if over, err := ps.Issue(ctx, "upload-before-the-move", up, time.Time{}, slotstore.Quota{}, f.now); err != nil || over != nil {
+			t.Fatal(over, err)
+		}
+		if _, _, err := ps.Complete(ctx, "upload-before-the-move", f.now.Add(time.Second), "image/png"); err != nil {
+			t.Fatal(err)
+		}
 		for i := range 2 {
 			if err := pq.Enqueue(ctx, "zed@example.com", []string{"bob@example.net"}, fmt.Appendf(nil, "<message>%d</message>", i)); err != nil {
 				t.Fatal(err)
 			}
 		}
 		path := copyFile(t, src)
-		_, bq := boltEnds(t, copyFile(t, src), offline.Limits{})
+		bs, bq := boltEnds(t, copyFile(t, src), offline.Limits{})
 		out := migrateCLI(t, "--from", "bbolt:"+path, "--to", "postgres:"+dsn)
-		if !strings.Contains(out, "slot records: 19 moved, 1 found in the database already") || !strings.Contains(out, "ids shifted by 2") {
+		if !strings.Contains(out, "slot records: 19 moved, 1 found in the database already") || !strings.Contains(out, "ids shifted by 2") ||
+			!strings.Contains(out, "1 added to the database's of the same minute") {
 			t.Errorf("output:\n%s", out)
+		}
+		probe := slotstore.Record{Owner: "alice@example.net", Filename: "x", Size: 1, Issued: f.now, Expires: f.now.Add(time.Minute)}
+		bo, _ := bs.Issue(ctx, "quota-probe", probe, probe.Expires, slotstore.Quota{Daily: 1}, f.now)
+		po, _ := ps.Issue(ctx, "quota-probe", probe, probe.Expires, slotstore.Quota{Daily: 1}, f.now)
+		if bo == nil || po == nil || po.Used != bo.Used+up.Size {
+			t.Errorf("alice's uploads of the day: %+v in the database, %+v in the file, want the file's and the database's", po, bo)
 		}
 		if r, err := ps.Lookup(ctx, f.pendingID); err != nil || !sameRecord(r, mine) {
 			t.Errorf("the database's slot: %+v %v, want %+v", r, err, mine)

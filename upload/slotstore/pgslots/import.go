@@ -12,7 +12,7 @@ import (
 
 // What `mediaslot migrate-data` writes to move slot state from another
 // backend (boltslots' Export) into the database, in its transaction tx, a
-// batch a call. A row the database already has is left as it is: it may
+// batch a call. A slot the database already has is left as it is: it may
 // have changed since (the slot completed, say), and the database's is
 // then the newer.
 
@@ -45,16 +45,24 @@ func ImportSlots(ctx context.Context, tx pgx.Tx, slots []slotstore.Slot) (int64,
 	return tag.RowsAffected(), err
 }
 
-// ImportDaily writes daily-quota rows and returns how many were new.
+// ImportDaily writes daily-quota rows and returns how many were new; a
+// row of an owner's minute the database has already gets the bytes added,
+// as both are uploads of that minute. So a row must be written once: the
+// caller keeps track of what it wrote (migrate-data commits its progress
+// with each batch).
 func ImportDaily(ctx context.Context, tx pgx.Tx, rows []slotstore.DailyUploads) (int64, error) {
 	owners, stamps, sizes := make([]string, len(rows)), make([]time.Time, len(rows)), make([]int64, len(rows))
 	for i, d := range rows {
 		owners[i], stamps[i], sizes[i] = d.Owner, d.Stamp, d.Bytes
 	}
-	tag, err := tx.Exec(ctx, `INSERT INTO slot_daily (owner, stamp, bytes)
-		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::bigint[])
-		ON CONFLICT ON CONSTRAINT slot_daily_pkey DO NOTHING`, owners, stamps, sizes)
-	return tag.RowsAffected(), err
+	var n int64
+	err := tx.QueryRow(ctx, `WITH w AS (
+			INSERT INTO slot_daily AS d (owner, stamp, bytes)
+			SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::bigint[])
+			ON CONFLICT ON CONSTRAINT slot_daily_pkey DO UPDATE SET bytes = least(d.bytes::numeric + EXCLUDED.bytes, 9223372036854775807)::bigint
+			RETURNING xmax = 0 AS inserted)
+		SELECT count(*) FILTER (WHERE inserted) FROM w`, owners, stamps, sizes).Scan(&n)
+	return n, err
 }
 
 // RecountUsage sets the stored bytes of every owner, domain and of all
