@@ -204,6 +204,19 @@ func (m *migration) run(ctx context.Context) (err error) {
 			err = fmt.Errorf("%w; once that is fixed, run migrate-data again to go on from the last batch it committed", err)
 		}
 	}()
+	if err := m.copyPhases(ctx, pool, phase, cursor); err != nil {
+		return err
+	}
+	if err := m.finish(ctx, pool); err != nil {
+		return err
+	}
+	m.report()
+	return nil
+}
+
+// copyPhases copies the phases from phase on, the first after cursor, a batch
+// a transaction that also records the progress.
+func (m *migration) copyPhases(ctx context.Context, pool *pgxpool.Pool, phase int, cursor []byte) error {
 	for ; phase < phaseRecount; phase, cursor = phase+1, nil {
 		for {
 			var next []byte
@@ -236,7 +249,13 @@ func (m *migration) run(ctx context.Context) (err error) {
 			cursor = next
 		}
 	}
-	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	return nil
+}
+
+// finish recounts the sums and counters from the rows and records the
+// move as finished, in one transaction.
+func (m *migration) finish(ctx context.Context, pool *pgxpool.Pool) error {
+	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		var err error
 		if m.moved.stored, err = pgslots.RecountUsage(ctx, tx); err != nil {
 			return fmt.Errorf("recounting stored bytes: %w", err)
@@ -246,11 +265,7 @@ func (m *migration) run(ctx context.Context) (err error) {
 		}
 		_, err = tx.Exec(ctx, `UPDATE mediaslot_imports SET phase = $2, finished = now() WHERE source = $1`, m.source, phaseRecount+1)
 		return err
-	}); err != nil {
-		return err
-	}
-	m.report()
-	return nil
+	})
 }
 
 // sourceID returns the file's id, giving it one if it has none.
