@@ -499,3 +499,41 @@ func TestMigrateDataRefusesLockedFile(t *testing.T) {
 		t.Error("the file changed")
 	}
 }
+
+// The ends of a move come from the flags, else from --config, whose [data]
+// also gives the password (here from the environment); anything else is a
+// clear error.
+func TestMigrateEnds(t *testing.T) {
+	dir := t.TempDir()
+	cfg, db := dbConfig(t, dir)
+	conf, _ := os.ReadFile(cfg)
+	if err := os.WriteFile(cfg, append(conf, "backend = \"postgres\"\ndsn = \"postgres://mediaslot@db.example.net/mediaslot\"\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MEDIASLOT_DATA_PASSWORD", "s3cret")
+	for _, c := range []struct {
+		from, to, cfg string
+		path, dsn     string
+		err           string
+	}{
+		{cfg: cfg, path: db, dsn: "postgres://mediaslot:s3cret@db.example.net/mediaslot"},
+		{from: "bbolt:/x/m.db", to: "postgres:host=/run/postgresql dbname=m", path: "/x/m.db", dsn: "host=/run/postgresql dbname=m password='s3cret'"},
+		{from: "bbolt:/x/m.db", to: "postgres://u@h/d", cfg: cfg, path: "/x/m.db", dsn: "postgres://u:s3cret@h/d"},
+		{from: "bbolt:/x/m.db", to: "postgres://u:pw@h/d", err: "data.dsn has a password and data.password"},
+		{from: "/x/m.db", to: "postgres://u@h/d", err: `--from "/x/m.db": want bbolt:PATH`},
+		{from: "bbolt:/x/m.db", to: "mysql://u@h/d", err: `--to "mysql://u@h/d": want postgres:DSN`},
+		{to: "postgres://u@h/d", err: "name the bbolt file"},
+		{from: "bbolt:/x/m.db", err: "name the database"},
+	} {
+		path, dsn, err := migrateEnds(c.from, c.to, c.cfg)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%+v: %v, want %q", c, err, c.err)
+			}
+			continue
+		}
+		if err != nil || path != c.path || dsn != c.dsn {
+			t.Errorf("%+v: %q %q %v", c, path, dsn, err)
+		}
+	}
+}
