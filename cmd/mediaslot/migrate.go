@@ -34,10 +34,11 @@ rows. Run it with mediaslot stopped (it refuses a file a running mediaslot
 holds), and start mediaslot on PostgreSQL once it reports done.
 
 Interrupted, it resumes where its last committed batch left off when run
-again; once done, it copies nothing again. Rows the database already has
-(same slot id) are left as they are. Relay stanzas keep their order per
-recipient; their ids are moved past those the database issued, so nothing
-it holds is overwritten. The bbolt file is left as it was, but for the id
+again; once done, it copies nothing again. A slot the database has
+already (same id) is left as it is; an owner's uploads of a minute it has
+count with the file's. Relay stanzas keep their order per recipient; their
+ids are moved past those the database issued, so nothing it holds is
+overwritten. The bbolt file is left as it was, but for the id
 migrate-data gives it (in a bucket of its own), by which the database
 knows it. docs/OPERATIONS.md, "Moving from bbolt to PostgreSQL".`
 
@@ -47,7 +48,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	from := fs.String("from", "", "the bbolt file: `bbolt:PATH` (default: data.dir/mediaslot.db of --config)")
 	to := fs.String("to", "", "the database: `postgres:DSN` or a postgres:// URL (default: data.dsn of --config)")
 	cfgPath := fs.String("config", "", "configuration `file` whose [data] names the ends not given, and the database's password (password, password_file, "+config.EnvDataPassword+")")
-	batch := fs.Int("batch", 1000, "slot records, entries or stanzas per transaction")
+	batch := fs.Int("batch", 1000, "rows per transaction: slots, daily entries, seen recipients or stanzas (at most 16 MiB of them)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: mediaslot migrate-data [--from bbolt:PATH] [--to postgres:DSN] [--config FILE]\n\n%s\n\nflags:\n", migrateAbout)
 		fs.PrintDefaults()
