@@ -68,8 +68,13 @@ func ImportDaily(ctx context.Context, tx pgx.Tx, rows []slotstore.DailyUploads) 
 // RecountUsage sets the stored bytes of every owner, domain and of all
 // (slot_usage) to the sums of the complete slots' sizes, which every
 // completion and expiry keep them equal to, and returns the bytes of all.
-// It is for a database no instance serves from while it runs.
+// It is for a database no instance serves from while it runs; two
+// recounts take turns (a self-conflicting table lock), so moves of two
+// files may finish at once.
 func RecountUsage(ctx context.Context, tx pgx.Tx) (int64, error) {
+	if _, err := tx.Exec(ctx, `LOCK TABLE slot_usage IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+		return 0, err
+	}
 	if _, err := tx.Exec(ctx, `DELETE FROM slot_usage`); err != nil {
 		return 0, err
 	}
