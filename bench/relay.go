@@ -28,6 +28,10 @@ type RelayOptions struct {
 	// so when all markers have arrived, every message before them is queued.
 	Witness client.Options
 	Relay   jid.JID
+	// Direct sends the messages (and the markers) plainly to their
+	// recipient instead of through Relay: the server's own offline storage
+	// (mod_offline) keeps them, the baseline the relay is compared with.
+	Direct  bool
 	N       int // media messages to queue for Recipient
 	Senders int // sender sessions
 	// Pipeline is how many messages each session keeps in flight: each is
@@ -66,6 +70,9 @@ type RelayResult struct {
 	Earlier      int     `json:"earlier"` // messages queued before this run, received first
 	Duplicates   int     `json:"duplicates"`
 	OutOfOrder   int     `json:"out_of_order"` // a sender's message arriving after a later one of it
+	// KeptBy counts the messages received by who stamped their XEP-0203
+	// delay: the relay's JID, the server's domain, or "" (none: delivered live).
+	KeptBy map[string]int `json:"kept_by,omitempty"`
 	// Procs: what each watched process spent in the phases enqueue and flush.
 	Procs map[string]map[string]Usage `json:"procs,omitempty"`
 }
@@ -151,6 +158,11 @@ func (r *relayRun) enqueue(ctx context.Context) error {
 		return fmt.Errorf("sender: %w", err)
 	}
 	recipient := opt.Recipient.JID.Bare()
+	via := client.Delivery{Relay: opt.Relay, To: []jid.JID{recipient}}
+	marker := client.Delivery{Relay: opt.Relay, To: []jid.JID{opt.Witness.JID.Bare()}}
+	if opt.Direct {
+		via.Relay, marker.Relay = jid.JID{}, jid.JID{}
+	}
 	r.say("queueing %d messages with %d-byte thumbnails for %s from %d sessions, %d in flight each", opt.N, opt.Thumbnail, recipient, opt.Senders, opt.Pipeline)
 	w := startWatch(opt.Procs)
 	t0 := time.Now()
@@ -165,7 +177,7 @@ func (r *relayRun) enqueue(ctx context.Context) error {
 			for g := range opt.Pipeline {
 				wg.Go(func() {
 					for seq := 0; next.Add(1) <= int64(opt.N); seq++ {
-						if err := s.SendMedia(ctx, r.media(i*opt.Pipeline+g, seq), client.Delivery{Relay: opt.Relay, To: []jid.JID{recipient}}); err != nil {
+						if err := s.SendMedia(ctx, r.media(i*opt.Pipeline+g, seq), via); err != nil {
 							failed.Store(&err)
 							return
 						}
@@ -178,7 +190,7 @@ func (r *relayRun) enqueue(ctx context.Context) error {
 				errs <- *err
 				return
 			}
-			errs <- s.SendMedia(ctx, client.Media{URL: fmt.Sprintf("marker:%s:%d", r.run, i)}, client.Delivery{Relay: opt.Relay, To: []jid.JID{opt.Witness.JID.Bare()}})
+			errs <- s.SendMedia(ctx, client.Media{URL: fmt.Sprintf("marker:%s:%d", r.run, i)}, marker)
 		}()
 	}
 	got := 0
@@ -251,6 +263,7 @@ type inbox struct {
 	earlier     int
 	duplicates  int
 	outOfOrder  int
+	keptBy      map[string]int
 }
 
 func (in *inbox) add(m client.Message) {
@@ -274,6 +287,7 @@ func (in *inbox) add(m client.Message) {
 		return
 	}
 	in.seen[name] = true
+	in.keptBy[m.DelayFrom]++
 	var s, q int
 	if _, err := fmt.Sscanf(strings.TrimSuffix(rest, ".jpg"), "%d-%d", &s, &q); err == nil {
 		if prev, ok := in.lastSeq[s]; ok && q < prev {
@@ -287,7 +301,7 @@ func (in *inbox) add(m client.Message) {
 
 // flush logs the recipient in and waits for all N messages.
 func (r *relayRun) flush(ctx context.Context) error {
-	in := &inbox{run: r.run, seen: map[string]bool{}, lastSeq: map[int]int{}}
+	in := &inbox{run: r.run, seen: map[string]bool{}, lastSeq: map[int]int{}, keptBy: map[string]int{}}
 	ropt := r.opt.Recipient
 	ropt.OnMessage = in.add
 	w := startWatch(r.opt.Procs)
@@ -296,7 +310,12 @@ func (r *relayRun) flush(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("recipient: %w", err)
 	}
-	defer rc.Close()
+	defer func() {
+		// Gone for the server and for the relay: ejabberd reports no
+		// presence for a stream that just ends (docs/EJABBERD.md).
+		_ = rc.SendUnavailable(ctx)
+		rc.Close()
+	}()
 	r.res.LoginSeconds = time.Since(t1).Seconds()
 	t2 := time.Now()
 	if err := rc.SendPresence(ctx); err != nil {
@@ -313,7 +332,7 @@ func (r *relayRun) flush(ctx context.Context) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	res := r.res
-	res.Received, res.Earlier, res.Duplicates, res.OutOfOrder = in.received, in.earlier, in.duplicates, in.outOfOrder
+	res.Received, res.Earlier, res.Duplicates, res.OutOfOrder, res.KeptBy = in.received, in.earlier, in.duplicates, in.outOfOrder, in.keptBy
 	if !in.first.IsZero() {
 		res.FirstSeconds = in.first.Sub(t2).Seconds()
 	}

@@ -31,6 +31,7 @@ const (
 	fileSendfile  = "sendfile.txt"    // key=value: strace of a download
 	fileRelay     = "relay.json"      // RelayResult: 10,000 messages end to end
 	fileQueue     = "queue.json"      // RelayResult: relay run with 1,000,000 queued
+	fileOffline   = "offline-%s.json" // OfflineResult of one XMPP server: its mod_offline vs the relay
 	fileQueueMem  = "queue-mem.txt"   // key=value: mediaslot's memory after starting on the full queue
 	fileFill      = "fill.txt"        // output of bench fill-queue
 	fileTests     = "tests.txt"       // key=value: test name = PASS/FAIL
@@ -54,6 +55,7 @@ type Report struct {
 	S3Burst   *Result
 	Relay     *RelayResult
 	Queue     *RelayResult
+	Offline   []*OfflineResult // Prosody's, then ejabberd's
 	QueueMem  map[string]string
 	Fill      string
 	Sendfile  map[string]string
@@ -96,6 +98,16 @@ func LoadReport(dir string) (*Report, error) {
 			if err := json.Unmarshal(b, into); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", name, err))
 			}
+		}
+	}
+	for _, server := range []string{"prosody", "ejabberd"} {
+		if b := read(fmt.Sprintf(fileOffline, server)); len(bytes.TrimSpace(b)) > 0 {
+			o := &OfflineResult{}
+			if err := json.Unmarshal(b, o); err != nil {
+				errs = append(errs, fmt.Errorf("offline %s: %w", server, err))
+				continue
+			}
+			r.Offline = append(r.Offline, o)
 		}
 	}
 	r.QueueMem = keyValueFile(read(fileQueueMem))
@@ -338,7 +350,7 @@ func (r *Report) GoRows() []string {
 	var out []string
 	for _, n := range g.Names() {
 		var cells []string
-		for _, unit := range []string{"ns/op", "MB/s", "slots/s", "stanzas/s", "cpu-µs/slot", "cpu-µs/stanza", "s/10k", "mediaslot-MB/s", "bare-MB/s", "mediaslot/bare", "B/op", "allocs/op"} {
+		for _, unit := range []string{"ns/op", "MB/s", "slots/s", "stanzas/s", "cpu-µs/slot", "db-cpu-µs/slot", "cpu-µs/stanza", "s/10k", "mediaslot-MB/s", "bare-MB/s", "mediaslot/bare", "B/op", "allocs/op"} {
 			if v := g.Get(n, unit); v != 0 {
 				cells = append(cells, fmt.Sprintf("%s %s", trimFloat(v), unit))
 			}

@@ -242,3 +242,13 @@ func (c *Client) SendPresence(ctx context.Context) error {
 		XMLName xml.Name `xml:"presence"`
 	}{})
 }
+
+// SendUnavailable announces the session as gone before it closes: servers
+// that report presences only as clients send them (ejabberd's XEP-0356
+// presence forwarding) tell a component of a stream that merely ends nothing.
+func (c *Client) SendUnavailable(ctx context.Context) error {
+	return c.send(ctx, struct {
+		XMLName xml.Name `xml:"presence"`
+		Type    string   `xml:"type,attr"`
+	}{Type: "unavailable"})
+}

@@ -163,6 +163,10 @@ type Message struct {
 	ID    string
 	Body  string
 	Files []SharedFile
+	// DelayFrom is the from of an XEP-0203 delay: who kept the message
+	// while the recipient was offline (the server's domain for its own
+	// offline storage, the relay's JID for the relay's queue); "" if none.
+	DelayFrom string
 }
 
 // SharedFile is one file a message points at; all but URL come from the
@@ -188,11 +192,19 @@ type messageIn struct {
 	OOB       []oobXML         `xml:"jabber:x:oob x"`
 	SFS       []fileSharingXML `xml:"urn:xmpp:sfs:0 file-sharing"`
 	BoB       []bobXML         `xml:"urn:xmpp:bob data"`
+	Delay     []delayXML       `xml:"urn:xmpp:delay delay"`
 	Error     *errorXML        `xml:"error"`
+}
+
+type delayXML struct {
+	From string `xml:"from,attr"`
 }
 
 func (m messageIn) message() Message {
 	out := Message{ID: m.ID}
+	if len(m.Delay) > 0 {
+		out.DelayFrom = m.Delay[0].From
+	}
 	out.From, _ = jid.Parse(m.From)
 	if len(m.Body) > 0 {
 		out.Body = m.Body[0]

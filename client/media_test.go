@@ -134,6 +134,25 @@ func TestParseIncoming(t *testing.T) {
 	}
 }
 
+// DelayFrom names who kept a message while the recipient was offline:
+// the server's offline storage or the relay (bench tells them apart by it).
+func TestParseDelayFrom(t *testing.T) {
+	for xmlText, want := range map[string]string{
+		`<message from='a@x/r'><body>hi</body><delay xmlns='urn:xmpp:delay' from='x' stamp='2026-12-03T10:00:00Z'/></message>`:      "x",
+		`<message from='a@x'><body>hi</body><delay xmlns='urn:xmpp:delay' from='upload.x' stamp='2026-12-03T10:00:00Z'/></message>`: "upload.x",
+		`<message from='a@x/r'><body>hi</body></message>`:                                                                           "",
+		`<message from='a@x/r'><body>hi</body><x xmlns='jabber:x:delay' from='x' stamp='20261203T10:00:00'/></message>`:             "",
+	} {
+		var in messageIn
+		if err := xml.Unmarshal([]byte(xmlText), &in); err != nil {
+			t.Fatal(err)
+		}
+		if got := in.message().DelayFrom; got != want {
+			t.Errorf("DelayFrom %q, want %q in %s", got, want, xmlText)
+		}
+	}
+}
+
 func TestStanzaErrorParsing(t *testing.T) {
 	const reply = `<iq type='error' from='upload.x' id='s1'>
   <error type='modify'>

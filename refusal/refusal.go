@@ -68,15 +68,8 @@ var table = [...]row{
 	Internal:        {"internal", stanza.Wait, stanza.InternalServerError, "", http.StatusInternalServerError},
 }
 
-// Kinds lists every kind, in order.
-func Kinds() []Kind {
-	out := make([]Kind, len(table))
-	for i := range out {
-		out[i] = Kind(i)
-	}
-	return out
-}
-
+// row returns the kind's row; a kind outside the table, a bug, goes out
+// as Internal.
 func (k Kind) row() row {
 	if k < 0 || int(k) >= len(table) {
 		return table[Internal]
@@ -86,12 +79,7 @@ func (k Kind) row() row {
 
 // String returns the kind as a metric label: bad_request, too_large,
 // forbidden, unavailable, quota, ….
-func (k Kind) String() string {
-	if k < 0 || int(k) >= len(table) {
-		return "kind_" + strconv.Itoa(int(k))
-	}
-	return table[k].label
-}
+func (k Kind) String() string { return k.row().label }
 
 // Type is the stanza error type of the kind.
 func (k Kind) Type() stanza.ErrorType { return k.row().typ }

@@ -10,6 +10,8 @@
 #      bare handler, a strace of downloads (sendfile), a 1 GiB upload;
 #   3. the same with DEMO_STORE=s3 (versitygw): CPU per slot, data path;
 #   4. the offline relay end to end: 10,000 messages queued and flushed;
+#      then the server's own offline storage (mod_offline) against the relay
+#      on Prosody and ejabberd (bench.BenchmarkOfflineVsRelay, issue 17);
 #   5. 1,000,000 queued stanzas: mediaslot's memory;
 #   6. `mediaslot bench report` renders docs/BENCHMARKS.md from the results.
 #
@@ -108,7 +110,7 @@ profile() { # name binary benchmark benchtime
 	pprof_top "$1" "$2"
 }
 profile slot-path "$OUT/xmpp.test" BenchmarkSlotIQService "$(q 3s 300ms)"
-profile slot-issue "$OUT/upload.test" BenchmarkIssueParallel "$(q 3s 300ms)"
+profile slot-issue "$OUT/upload.test" 'BenchmarkIssueParallel$/^bbolt' "$(q 3s 300ms)"
 profile slot-path-s3 "$OUT/xmpp.test" BenchmarkSlotIQServiceS3 "$(q 3s 300ms)"
 profile put-path "$OUT/upload.test" BenchmarkPut "$(q 20x 2x)"
 
@@ -310,6 +312,24 @@ phase_relay() {
 }
 say "offline relay: 10,000 messages queued for an offline user, then flushed"
 attempt relay disk 3 phase_relay
+
+# --- 4b. the server's own offline storage vs the relay (issue 17) ---
+# BenchmarkOfflineVsRelay starts its own private Prosody and ejabberd (the
+# test servers) with this mediaslot attached: 2 rounds of 500 messages per side
+# (1 of 100 with BENCH_QUICK).
+command -v ejabberdctl >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ejabberd >/dev/null 2>&1 || true; }
+say "offline storage: the server's mod_offline vs the relay, on Prosody and ejabberd"
+for n in 1 2; do
+	if run go test -run '^$' -bench '^BenchmarkOfflineVsRelay$' -benchtime 1x -timeout 20m ./bench \
+		-args -offline.mediaslot "$BIN" -offline.out "$OUT" -offline.n "$(q 500 100)" -offline.rounds "$(q 2 1)" \
+		>"$OUT/offline.txt" 2>&1; then
+		break
+	fi
+	err=$(grep -E 'FAIL|Error|error|timed out' "$OUT/offline.txt" | grep -v '^bench' | tail -1)
+	echo "${err:-failed}" >>"$OUT/offline.errors"
+	say "offline: attempt $n failed: ${err:-failed}"
+	rm -f "$OUT"/offline-*.json
+done
 
 # --- 5. 1,000,000 queued stanzas ---
 phase_queue() {

@@ -1,5 +1,6 @@
-// Package upload issues upload slots and serves the uploads and downloads of
-// the embedded disk store.
+// Package upload issues upload slots, keeps their records, and serves the
+// HTTP side: uploads into the disk store, downloads from it, and for S3
+// direct uploads, redirects, proxied or public downloads.
 //
 // A slot is a 128-bit id with a record in a slotstore.Store (owner, name,
 // size, type, expiry, state). The id starts with the time of issue in
@@ -14,7 +15,8 @@
 // slot's facts and expiry, because many clients drop the headers a slot
 // asks for. Its GET URL is stable and unsigned but unguessable,
 // so it keeps working in message archives and offline deliveries. The package
-// knows nothing of XMPP: the xmpp package turns stanzas into Requests.
+// knows nothing of XMPP: xmpp/httpupload turns stanzas into Requests, and
+// its refusals are *refusal.Error, which go out through the refusal table.
 package upload
 
 import (
@@ -22,6 +24,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -114,6 +117,9 @@ type Service struct {
 
 // New returns a Service.
 func New(opt Options) (*Service, error) {
+	if opt.Records == nil {
+		return nil, errors.New("upload: no slot record store (Options.Records)")
+	}
 	s := &Service{
 		opt:      opt,
 		limit:    newLimiter(opt.SlotRate, opt.SlotBurst),

@@ -3,6 +3,7 @@ package xmpp
 import (
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,10 @@ var (
 
 // acks are the deliveries waiting for the server's answer, by IQ id.
 type acks struct {
+	// self names this instance in its ids ("" alone): ejabberd hands the
+	// answer to any of a component's connections, so a sibling that gets
+	// one of ours sends it on (see Siblings), and we theirs.
+	self    string
 	next    atomic.Uint64
 	waiting sync.Map // id -> chan error
 }
@@ -39,7 +44,7 @@ type acks struct {
 // add registers a waiter; its channel gets nil when the server answers
 // the IQ with that id, errAckLost when the link drops first.
 func (a *acks) add() (id string, answered <-chan error) {
-	id = ackPrefix + strconv.FormatUint(a.next.Add(1), 36)
+	id = ackPrefix + a.self + "-" + strconv.FormatUint(a.next.Add(1), 36)
 	ch := make(chan error, 1)
 	a.waiting.Store(id, ch)
 	return id, ch
@@ -56,6 +61,16 @@ func (a *acks) answered(id string) bool {
 }
 
 func (a *acks) drop(id string) { a.waiting.Delete(id) }
+
+// owner returns the instance whose ack id is, if it is an ack id.
+func owner(id string) (instance string, ok bool) {
+	rest, ok := strings.CutPrefix(id, ackPrefix)
+	if !ok {
+		return "", false
+	}
+	instance, _, ok = strings.Cut(rest, "-")
+	return instance, ok
+}
 
 // lost fails every waiter: the link dropped, the answers will not come.
 func (a *acks) lost() {

@@ -24,6 +24,7 @@ import (
 	"mediaslot/internal/dbfile"
 	"mediaslot/internal/groupcommit"
 	"mediaslot/offline"
+	"mediaslot/offline/offlinetest"
 	"mediaslot/store"
 	"mediaslot/store/disk"
 	"mediaslot/store/s3"
@@ -256,21 +257,12 @@ func (q *countingQueue) Enqueue(ctx context.Context, sender string, recipients [
 // `mediaslot serve` opens it, told by the server that it has the message
 // and presence privileges.
 func benchRelay(b *testing.B, send wire.Sender) (*dispatcher, *countingQueue) {
-	db, err := bolt.Open(filepath.Join(b.TempDir(), "mediaslot.db"), 0o600, &serveOptions)
-	if err != nil {
-		b.Fatal(err)
-	}
-	w := groupcommit.New(db)
-	b.Cleanup(func() { w.Close(); db.Close() })
-	oq, err := offline.Open(db, w, offline.Limits{
+	oq := offlinetest.New(b, offline.Limits{
 		MaxMessages: 1 << 30, MaxBytes: 1 << 50, SenderShare: 1,
 		MaxSenderMessages: 1 << 30, MaxSenderBytes: 1 << 50,
 		MaxTotalMessages: 1 << 30, MaxTotalBytes: 1 << 50,
 		MaxUnseenMessages: 1 << 30, MaxUnseenBytes: 1 << 50,
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
 	q := &countingQueue{Queue: oq}
 	h := newDispatcher("upload.example.net", Options{Version: "bench", Slots: fixedSlots{}, Logger: benchLogger(), Queue: q,
 		Relay: relay.Policy{

@@ -6,36 +6,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
-	"mediaslot/internal/groupcommit"
 	"mediaslot/offline"
+	"mediaslot/offline/offlinetest"
 	"mediaslot/testserver"
 	"mediaslot/xmpp/relay"
 	"mediaslot/xmpp/wire"
 )
-
-// relayQueue is the relay's queue on a bbolt file of its own.
-func relayQueue(t *testing.T) offline.Queue {
-	t.Helper()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "q.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := groupcommit.New(db)
-	t.Cleanup(func() { w.Close(); db.Close() })
-	q, err := offline.Open(db, w, offline.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return q
-}
 
 var relayPolicy = relay.Policy{
 	SenderDomains: []string{"example.net"}, RecipientDomains: []string{"example.net"},
@@ -75,8 +56,8 @@ func (b *lockedBuffer) count(s string) int {
 // server's socket or is still in the queue. A queue entry deleted while its
 // stanza sat in streamConn's memory (the old behaviour) is a lost message.
 func TestRelayDrainCrashLosesNothing(t *testing.T) {
-	q := relayQueue(t)
-	r := relay.New("upload.example.net", relayPolicy, q, nil, slog.New(slog.DiscardHandler), nil)
+	q := offlinetest.New(t, offline.Limits{})
+	r := relay.New("upload.example.net", relayPolicy, q, nil, nil, slog.New(slog.DiscardHandler), nil)
 	conn, peer := tcpPair(t)
 	sc := newStreamConn(conn)
 	var got lockedBuffer
@@ -140,7 +121,7 @@ func anyContains(m map[string]bool, s string) bool {
 // server had not read yet.
 func TestRelayEntryKeptUntilServerAnswers(t *testing.T) {
 	srv := newFakeServer(t, "127.0.0.1:0")
-	q := relayQueue(t)
+	q := offlinetest.New(t, offline.Limits{})
 	c, _, _ := startComponent(t, Options{Server: srv.address, Queue: q, Relay: relayPolicy})
 	l := srv.nextLink(t)
 	l.send(privAd)

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"mediaslot/offline"
 	"mediaslot/xmpp/httpupload"
 	"mediaslot/xmpp/relay"
 	"mediaslot/xmpp/wire"
@@ -47,14 +48,33 @@ type Options struct {
 	// component); nil leaves it off.
 	Queue relay.Queue
 	Relay relay.Policy
+	// Presence, for several instances, is where the relay keeps who is
+	// online, shared by them (offline/pgqueue); nil keeps it in memory.
+	Presence offline.Presence
 	// Previews, if set, makes thumbnails for relayed messages about images
 	// uploaded here that carry none.
 	Previews relay.Previewer
 	Logger   *slog.Logger
+	// Siblings, for several instances on one component JID, passes the
+	// server's answers to the pings that confirm deliveries on to the
+	// instance that sent them: ejabberd hands them to any connection.
+	// Their notes come back through Component.Acked. nil for one instance.
+	Siblings Siblings
 	// Observer is told of the link, slots and relay messages, for
 	// metrics; nil tells nobody.
 	Observer Observer
 }
+
+// Siblings carries notes to the other instances of a cluster
+// (internal/siblings).
+type Siblings interface {
+	Self() string // this instance's name: lowercase letters and digits
+	Send(ctx context.Context, to, note string) error
+}
+
+// forwardQueue bounds the answers waiting to go to a sibling; past it
+// they are dropped, and the sibling's delivery goes again after its wait.
+const forwardQueue = 1024
 
 // Component keeps the XEP-0114 link to the XMPP server up and answers what
 // arrives on it.
@@ -73,6 +93,8 @@ type Component struct {
 	// ackTo is where the IQs that confirm deliveries go: a domain the
 	// server answers itself, without asking another server.
 	ackTo string
+	// forward holds siblings' answers (instance, id) until sent on.
+	forward chan [2]string
 }
 
 // New checks the options and returns a Component; Run connects it.
@@ -98,7 +120,48 @@ func New(opt Options) (*Component, error) {
 	if len(opt.Relay.RecipientDomains) > 0 {
 		ackTo = opt.Relay.RecipientDomains[0]
 	}
-	return &Component{opt: opt, addr: addr, log: opt.Logger, h: h, ackTo: ackTo}, nil
+	c := &Component{opt: opt, addr: addr, log: opt.Logger, h: h, ackTo: ackTo}
+	if opt.Siblings != nil {
+		c.acks.self = opt.Siblings.Self()
+		c.forward = make(chan [2]string, forwardQueue)
+	}
+	return c, nil
+}
+
+// Wake has the relay drain the queues of online recipients who have
+// entries, if its queue can list them (see relay.Relay.Wake): for one
+// instance of a cluster at a time, under a lease. It does nothing while
+// the link is down.
+func (c *Component) Wake(ctx context.Context) (int, error) {
+	if !c.Connected() {
+		return 0, nil
+	}
+	for _, h := range c.h.handlers {
+		if r, ok := h.(*relay.Relay); ok {
+			return r.Wake(ctx, c.send)
+		}
+	}
+	return 0, nil
+}
+
+// Acked takes the server's answer to one of this instance's confirming
+// pings that reached a sibling (a note of Options.Siblings).
+func (c *Component) Acked(id string) { c.acks.answered(id) }
+
+// forwardAcks sends siblings' answers on, off the read loop, until ctx ends.
+func (c *Component) forwardAcks(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case f := <-c.forward:
+			sctx, cancel := context.WithTimeout(ctx, ackTimeout)
+			if err := c.opt.Siblings.Send(sctx, f[0], f[1]); err != nil {
+				c.log.Warn("passing a delivery's confirmation to a sibling", "sibling", f[0], "err", err)
+			}
+			cancel()
+		}
+	}
 }
 
 // newDispatcher returns the dispatch of component componentJID: slot
@@ -107,7 +170,7 @@ func newDispatcher(componentJID string, opt Options) *dispatcher {
 	h := &dispatcher{jid: componentJID, version: opt.Version, log: opt.Logger,
 		handlers: []Handler{httpupload.New(componentJID, opt.Slots, opt.SlotWorkers, opt.Logger, opt.Observer)}}
 	if opt.Queue != nil {
-		h.handlers = append(h.handlers, relay.New(componentJID, opt.Relay, opt.Queue, opt.Previews, opt.Logger, opt.Observer))
+		h.handlers = append(h.handlers, relay.New(componentJID, opt.Relay, opt.Queue, opt.Presence, opt.Previews, opt.Logger, opt.Observer))
 	}
 	return h
 }
@@ -140,6 +203,9 @@ const (
 // be made (the server may start after mediaslot, or restart). It returns
 // ctx.Err() after closing the stream.
 func (c *Component) Run(ctx context.Context) error {
+	if c.forward != nil {
+		go c.forwardAcks(ctx)
+	}
 	backoff := minBackoff
 	for {
 		began := time.Now()
@@ -282,10 +348,25 @@ func (c *Component) serve(ctx context.Context, sess *xmpp.Session) error {
 }
 
 // isAck reports whether st is the server's answer to a delivery's ping,
-// and tells its waiter. Only the server's answer counts: a client that
-// guessed an id could otherwise confirm a delivery the server never read.
+// and tells its waiter, here or, through Siblings, in the instance that
+// sent it. Only the server's answer counts: a client that guessed an id
+// could otherwise confirm a delivery the server never read.
 func (c *Component) isAck(st wire.Stanza) bool {
 	typ := st.Attr("type")
-	return st.Start.Name.Local == "iq" && (typ == "result" || typ == "error") &&
-		strings.EqualFold(st.Attr("from"), c.ackTo) && c.acks.answered(st.Attr("id"))
+	if st.Start.Name.Local != "iq" || (typ != "result" && typ != "error") || !strings.EqualFold(st.Attr("from"), c.ackTo) {
+		return false
+	}
+	id := st.Attr("id")
+	if c.acks.answered(id) {
+		return true
+	}
+	inst, ok := owner(id)
+	if !ok || c.forward == nil || inst == c.acks.self {
+		return false
+	}
+	select {
+	case c.forward <- [2]string{inst, id}:
+	default: // the sibling's delivery goes again after its wait
+	}
+	return true
 }

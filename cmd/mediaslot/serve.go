@@ -14,7 +14,9 @@ import (
 
 	"mediaslot/config"
 	"mediaslot/internal/connlimit"
+	"mediaslot/internal/lease"
 	"mediaslot/internal/redact"
+	"mediaslot/internal/siblings"
 	"mediaslot/offline"
 	"mediaslot/store"
 	"mediaslot/store/disk"
@@ -156,6 +158,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		opts.Queue = q
+		if p, ok := q.(offline.Presence); ok && data.pool != nil {
+			// Several instances may share the database: who is online
+			// is kept there too, and a delivery's confirmation that
+			// reaches a sibling is passed on (internal/siblings).
+			opts.Presence = p
+			opts.Siblings = siblings.New(data.pool, log)
+		}
 		obs.watchQueue(q)
 		opts.Previews = svc
 		opts.Relay = relay.Policy{
@@ -170,6 +179,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	comp, err := xmpp.New(opts)
 	if err != nil {
 		return err
+	}
+	if bus, ok := opts.Siblings.(*siblings.Bus); ok {
+		go bus.Listen(ctx, comp.Acked, nil)
+		wake := &lease.Lease{Pool: data.pool, Name: "relay-wake", Log: log}
+		go wake.Run(ctx, func(ctx context.Context) { wakeLoop(ctx, comp, log) })
 	}
 
 	ln, err := httpListener(cfg.HTTP, log)
@@ -304,4 +318,27 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// wakeEvery is how often the instance holding the relay-wake lease looks
+// for online recipients with queued messages that no drain is delivering
+// (a drain's instance died, a presence was dropped).
+const wakeEvery = 5 * time.Second
+
+// wakeLoop runs the relay's Wake every wakeEvery until ctx ends.
+func wakeLoop(ctx context.Context, comp *xmpp.Component, log *slog.Logger) {
+	t := time.NewTicker(wakeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := comp.Wake(ctx); err != nil {
+				log.Warn("relay wake-up", "err", err)
+			} else if n > 0 {
+				log.Info("relay wake-up: draining recipients left waiting", "recipients", n)
+			}
+		}
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"mediaslot/internal/groupcommit"
 	"mediaslot/offline"
 	"mediaslot/offline/queuetest"
+	"mediaslot/testserver"
 )
 
 // BenchmarkQueue measures the relay queue's enqueues and drains on bbolt
@@ -24,7 +25,7 @@ import (
 //
 //	go test ./offline/pgqueue -run '^$' -bench BenchmarkQueue -benchtime 20000x
 func BenchmarkQueue(b *testing.B) {
-	var c *cluster
+	var c *testserver.Postgres
 	backends := []struct {
 		name string
 		open func(b *testing.B) offline.Queue
@@ -33,14 +34,15 @@ func BenchmarkQueue(b *testing.B) {
 		serverCPU func(b *testing.B) time.Duration
 	}{
 		{"bbolt", openBoltBench, nil},
-		{"postgres", func(b *testing.B) offline.Queue {
+		{"postgres", func(sub *testing.B) offline.Queue {
 			if c == nil {
-				c = startCluster(b)
+				c = testserver.StartPostgres(b) // for all the sub-benchmarks, and all their runs
 			}
-			q, pool := openQueue(b, c.newDB(b), offline.NoLimits, time.Now)
+			b := sub
+			q, pool := openQueue(b, c.NewDB(b), offline.NoLimits, time.Now)
 			b.Cleanup(func() { q.Close(); pool.Close() })
 			return q
-		}, func(b *testing.B) time.Duration { return processTreeCPU(b, c.serverPID(b)) }},
+		}, func(b *testing.B) time.Duration { return processTreeCPU(b, c.PID()) }},
 	}
 	for _, be := range backends {
 		for _, phase := range []struct {

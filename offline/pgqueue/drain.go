@@ -14,7 +14,8 @@ import (
 // Drain implements offline.Queue.Drain. Drains of one recipient take
 // turns within the process (without holding a connection while they
 // wait), then across processes by a session advisory lock on the
-// connection the Drain reads through. Each batch is one query; the
+// connection the Drain reads through; Drains of others wait for a
+// connection beyond the pool's reserve (reservedConns). Each batch is one query; the
 // deletions of a batch go to the writer, so they share its commits.
 func (q *Queue) Drain(ctx context.Context, recipient string, deliver func(offline.Entry) error) (delivered int, err error) {
 	if err := offline.CheckRecipient(recipient); err != nil {
@@ -25,6 +26,12 @@ func (q *Queue) Drain(ctx context.Context, recipient string, deliver func(offlin
 		return 0, err
 	}
 	defer unlock()
+	select {
+	case q.drainConns <- struct{}{}:
+		defer func() { <-q.drainConns }()
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
 	c, err := q.lockRecipient(ctx, recipient)
 	if err != nil {
 		return 0, err

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -44,6 +45,19 @@ const purgeBatch = 1024
 // that does not answer makes them report nothing pending (or an error)
 // rather than stall their caller.
 const readTimeout = 5 * time.Second
+
+// commitTimeout bounds one group commit, waiting for a connection
+// included: past it the batch's callers get an error (an Enqueue whose
+// COMMIT was cut may still have been stored: at least once, never lost)
+// rather than wait for a database that does not answer.
+const commitTimeout = 30 * time.Second
+
+// reservedConns are the pool's connections Drains leave to the writer and
+// to everyone else: a Drain holds a connection while it delivers (for its
+// advisory lock), and without the reserve as many Drains as connections
+// would each wait for the writer to delete what they delivered, and the
+// writer for a connection.
+const reservedConns = 2
 
 // maxSeenCache bounds the recipients MarkSeen remembers as marked, so that
 // a known recipient's presence costs no round trip. Past it the cache
@@ -76,6 +90,9 @@ type Queue struct {
 	seen   map[string]struct{} // recipients known to be marked seen
 
 	drains offline.DrainLocks
+	// drainConns holds a token per Drain holding a connection: at most
+	// the pool's size less reservedConns.
+	drainConns chan struct{}
 }
 
 var _ offline.Queue = (*Queue)(nil)
@@ -83,8 +100,8 @@ var _ offline.Queue = (*Queue)(nil)
 // Open returns the queue in the database of pool, whose schema
 // internal/pgdb has brought up to date, and starts its writer. The pool
 // stays the caller's; Close the Queue before closing it. Each running
-// Drain holds one of the pool's connections (for its advisory lock), and
-// the writer one while it commits.
+// Drain holds one of the pool's connections (for its advisory lock), all
+// but reservedConns of them at most, and the writer one while it commits.
 func Open(ctx context.Context, pool *pgxpool.Pool, l offline.Limits) (*Queue, error) {
 	var n int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM relay_state`).Scan(&n); err != nil {
@@ -100,6 +117,8 @@ func Open(ctx context.Context, pool *pgxpool.Pool, l offline.Limits) (*Queue, er
 		ops:    make(chan *op, maxBatch),
 		done:   make(chan struct{}),
 		seen:   make(map[string]struct{}),
+
+		drainConns: make(chan struct{}, max(1, int(pool.Config().MaxConns)-reservedConns)),
 	}
 	go q.loop()
 	return q, nil
@@ -121,6 +140,7 @@ type op struct {
 	markSeen string              // MarkSeen: the recipient
 	msg      *offline.Message    // Enqueue
 	forget   *forget             // a Drain's deletions
+	barrier  bool                // nothing to write: answered once what came before is committed
 	refused  *offline.LimitError // Enqueue's outcome, set by the writer
 	done     chan error          // nil for MarkSeen, which nobody waits for
 }
@@ -236,7 +256,9 @@ func (q *Queue) loop() {
 				break fill
 			}
 		}
-		err := q.commit(context.Background(), batch)
+		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+		err := q.commit(ctx, batch)
+		cancel()
 		for _, o := range batch {
 			if o.done != nil {
 				o.done <- err
@@ -267,6 +289,9 @@ func (q *Queue) rememberSeen(r string) {
 // then the MarkSeens, then the Enqueues, each of which is stored or
 // refused by the caps as they stand after those before it.
 func (q *Queue) commit(ctx context.Context, batch []*op) error {
+	if !slices.ContainsFunc(batch, func(o *op) bool { return !o.barrier }) {
+		return nil
+	}
 	return pgx.BeginFunc(ctx, q.pool, func(tx pgx.Tx) error {
 		st, err := lockState(ctx, tx)
 		if err != nil {
@@ -276,6 +301,7 @@ func (q *Queue) commit(ctx context.Context, batch []*op) error {
 		var msgs []*op
 		for _, o := range batch {
 			switch {
+			case o.barrier:
 			case o.forget != nil:
 				f := o.forget
 				if _, _, err := st.remove(ctx, tx, `e.recipient = $1 AND e.seq = ANY($2)`, f.recipient, f.seqs); err != nil {
@@ -304,6 +330,10 @@ func (q *Queue) commit(ctx context.Context, batch []*op) error {
 // Purge implements offline.Queue.Purge, in transactions of up to
 // purgeBatch stanzas (or unseen entries) each.
 func (q *Queue) Purge(ctx context.Context, now time.Time) (int, error) {
+	// MarkSeens handed to the writer before count, as they do on bbolt.
+	if err := q.call(ctx, &op{barrier: true}); err != nil {
+		return 0, err
+	}
 	purged := 0
 	for _, p := range []struct {
 		cond   string

@@ -3,7 +3,9 @@ package pgqueue
 import (
 	"context"
 	"errors"
+	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"mediaslot/internal/pgdb"
 	"mediaslot/offline"
 	"mediaslot/offline/queuetest"
 	"mediaslot/testserver"
@@ -20,9 +23,9 @@ import (
 // PostgreSQL, each subtest in a database of its own, with a second Queue
 // on the same database standing for a second mediaslot process.
 func TestConformance(t *testing.T) {
-	c := startCluster(t)
+	c := testserver.StartPostgres(t)
 	queuetest.Run(t, func(t testing.TB, l offline.Limits, now func() time.Time) queuetest.Instance {
-		return openInstance(t, c.newDB(t), l, now)
+		return openInstance(t, c.NewDB(t), l, now)
 	})
 }
 
@@ -49,6 +52,16 @@ func openInstance(t testing.TB, dsn string, l offline.Limits, now func() time.Ti
 		},
 		Another: func(t testing.TB) queuetest.Instance { return openInstance(t, dsn, l, now) },
 	}
+}
+
+// openPool opens a pool on dsn as serve does, migrating the schema.
+func openPool(t testing.TB, dsn string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgdb.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pool
 }
 
 func openQueue(t testing.TB, dsn string, l offline.Limits, now func() time.Time) (*Queue, *pgxpool.Pool) {
@@ -130,8 +143,8 @@ func checkConsistent(t testing.TB, pool *pgxpool.Pool) {
 // pg_locks, until the first is done, and then finds nothing to deliver
 // twice.
 func TestDrainLockAcrossInstances(t *testing.T) {
-	c := startCluster(t)
-	dsn := c.newDB(t)
+	c := testserver.StartPostgres(t)
+	dsn := c.NewDB(t)
 	a := openInstance(t, dsn, offline.Limits{}, time.Now)
 	b := openInstance(t, dsn, offline.Limits{}, time.Now)
 	for i := range 3 {
@@ -140,6 +153,8 @@ func TestDrainLockAcrossInstances(t *testing.T) {
 	ctx := context.Background()
 	entered := make(chan struct{})
 	release := make(chan struct{})
+	unblock := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(unblock) // before the pools close, should the test fail early
 	aDone := make(chan int, 1)
 	go func() {
 		n, err := a.Drain(ctx, "r", func(e offline.Entry) error {
@@ -175,7 +190,7 @@ func TestDrainLockAcrossInstances(t *testing.T) {
 	if n := bDelivered.Load(); n != 0 {
 		t.Fatalf("the second drain delivered %d while the first was delivering", n)
 	}
-	close(release)
+	unblock()
 	if n := <-aDone; n != 3 {
 		t.Fatalf("the first drain delivered %d, want 3", n)
 	}
@@ -190,13 +205,15 @@ func TestDrainLockAcrossInstances(t *testing.T) {
 // A Drain whose context ends while it waits for another process's drain
 // returns the context's error, and leaves no lock behind.
 func TestDrainLockWaitEndsWithContext(t *testing.T) {
-	c := startCluster(t)
-	dsn := c.newDB(t)
+	c := testserver.StartPostgres(t)
+	dsn := c.NewDB(t)
 	a := openInstance(t, dsn, offline.Limits{}, time.Now)
 	b := openInstance(t, dsn, offline.Limits{}, time.Now)
 	queuetest.Enqueue(t, a, "s", "x", "r")
 	entered := make(chan struct{})
 	release := make(chan struct{})
+	unblock := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(unblock)
 	aDone := make(chan struct{})
 	go func() {
 		defer close(aDone)
@@ -224,9 +241,55 @@ func TestDrainLockWaitEndsWithContext(t *testing.T) {
 	if err := <-bDone; !errors.Is(err, context.Canceled) {
 		t.Fatalf("the waiting drain returned %v, want context.Canceled", err)
 	}
-	close(release)
+	unblock()
 	<-aDone
 	if got := queuetest.Stanzas(queuetest.DrainAll(t, b, "r")); len(got) != 1 {
 		t.Fatalf("after the cancelled wait, drained %v", got)
 	}
+}
+
+// crashDSNEnv, when set to a DSN, makes TestCrashKeepsAcknowledged the
+// child that enqueues into that database until it is killed.
+const crashDSNEnv = "MEDIASLOT_PGQUEUE_CRASH_DSN"
+
+// TestCrashKeepsAcknowledged kills a process that is enqueueing into
+// PostgreSQL (SIGKILL: its connections drop mid-transaction) and checks
+// the promise of the bbolt queue holds: every stanza acknowledged before
+// the kill is there, for each of its recipients, in order, with counters
+// that match the entries.
+func TestCrashKeepsAcknowledged(t *testing.T) {
+	if dsn := os.Getenv(crashDSNEnv); dsn != "" {
+		q, _ := openQueue(t, dsn, offline.NoLimits, time.Now)
+		queuetest.CrashChild(q)
+	}
+	c := testserver.StartPostgres(t)
+	dsn := c.NewDB(t)
+	acked := queuetest.Crash(t, "TestCrashKeepsAcknowledged", crashDSNEnv+"="+dsn)
+	q := openInstance(t, dsn, offline.Limits{}, time.Now)
+	q.Check(t)
+	queuetest.CheckCrash(t, q, acked)
+}
+
+// More recipients drain at once than the pool has connections: each
+// Drain holds one while it delivers, and each needs the writer, which
+// needs one too, to delete what it delivered. All finish.
+func TestDrainsOutnumberConnections(t *testing.T) {
+	c := testserver.StartPostgres(t)
+	dsn := c.NewDB(t) + "&pool_max_conns=3"
+	q := openInstance(t, dsn, offline.NoLimits, time.Now)
+	const recipients, each = 8, offline.DrainBatch + 5
+	for r := range recipients {
+		queuetest.Fill(t, q, "r"+strconv.Itoa(r), []byte("x"), each)
+	}
+	var wg sync.WaitGroup
+	for r := range recipients {
+		wg.Go(func() {
+			n, err := q.Drain(context.Background(), "r"+strconv.Itoa(r), func(offline.Entry) error { return nil })
+			if err != nil || n != each {
+				t.Errorf("Drain(r%d) = %d, %v; want %d", r, n, err, each)
+			}
+		})
+	}
+	wg.Wait()
+	q.Check(t)
 }

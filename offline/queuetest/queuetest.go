@@ -174,6 +174,7 @@ func Run(t *testing.T, open Open) {
 	t.Run("QueueCaps", func(t *testing.T) { testQueueCaps(t, open) })
 	t.Run("SenderShare", func(t *testing.T) { testSenderShare(t, open) })
 	t.Run("UnseenRecipients", func(t *testing.T) { testUnseenRecipients(t, open) })
+	t.Run("MarkSeenBeforePurge", func(t *testing.T) { testMarkSeenBeforePurge(t, open) })
 	t.Run("UnseenShare", func(t *testing.T) { testUnseenShare(t, open) })
 	t.Run("DrainDropsExpired", func(t *testing.T) { testDrainDropsExpired(t, open) })
 	t.Run("CapsExactUnderRace", func(t *testing.T) { testCapsExactUnderRace(t, open) })

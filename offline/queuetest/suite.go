@@ -616,6 +616,29 @@ func testUnseenRecipients(t *testing.T, open Open) {
 	q.check(t)
 }
 
+// MarkSeen does not wait for its write, but a Purge that follows it
+// counts the recipient as seen: the entries stay until the full TTL.
+// Many marks at once, so that some wait for a later commit than the
+// first.
+func testMarkSeenBeforePurge(t *testing.T, open Open) {
+	var clock Clock
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	clock.Set(t0)
+	q := open(t, offline.Limits{UnseenTTL: time.Hour, SenderShare: 1}, clock.Now)
+	members := group(500)
+	Enqueue(t, q, "s", "x", members...)
+	for _, r := range members {
+		markSeen(t, q, r)
+	}
+	if purged, err := q.Purge(ctx, t0.Add(2*time.Hour)); purged != 0 || err != nil {
+		t.Fatalf("Purge right after MarkSeen = %d, %v; want nothing purged", purged, err)
+	}
+	if s := stats(t, q); s.Entries != int64(len(members)) {
+		t.Fatalf("Stats %+v; want %d entries", s, len(members))
+	}
+	q.check(t)
+}
+
 // One sender may fill only its share of the caps of recipients never
 // seen, so others can still reach recipients who have yet to come online.
 func testUnseenShare(t *testing.T, open Open) {

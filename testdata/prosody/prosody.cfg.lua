@@ -38,7 +38,11 @@ use_ipv6             = false
 modules_enabled = {
   "roster"; "saslauth"; "tls"; "disco"; "ping"; "version"; "time"; "posix";
   "privilege";                     -- prosody-modules, XEP-0356 (urn:xmpp:privilege:2); must ALSO be enabled on the Component
+  "offline";                       -- plain messages to offline users kept, as on a stock Debian Prosody (Prosody autoloads it;
+                                   -- listed to say so; TestRelayNotStoredByServerOffline checks the relay's are not kept too)
+  ENV_PROSODY_LUAPROF and "luaprof" or nil; -- make bench's profile of Prosody's Lua code only (bench/testdata/mod_luaprof.lua)
 }
+plugin_paths = { ENV_PROSODY_LUAPROF }  -- unset: none besides Prosody's own
 modules_disabled = { "s2s" }       -- no s2s listener, no outgoing DNS/s2s
 
 authentication     = "internal_hashed"  -- offers PLAIN and SCRAM-SHA-1 (no -PLUS, no SCRAM-SHA-256 in 0.12)

@@ -25,16 +25,13 @@ func TestPresenceTableIgnoresOtherDomains(t *testing.T) {
 		f.in(t, `<presence from='u`+u+`@evil.org/r`+u+`' to='upload.example.net'/>`)
 		f.in(t, `<presence from='u`+u+`@evil.org/r`+u+`' to='upload.example.net' type='unavailable'/>`)
 	}
-	p := &f.r.presence
-	p.mu.Lock()
-	online, seen := len(p.online), len(p.seen)
-	p.mu.Unlock()
-	if online != 0 || seen != 0 {
-		t.Fatalf("presence table keeps other domains: %d online, %d seen after %d remote accounts", online, seen, n)
+	p := f.r.presence.(*offline.MemPresence)
+	if n := p.Len(); n != 0 {
+		t.Fatalf("presence table keeps other domains: %d users after %d remote accounts", n, n)
 	}
 	// a recipient domain's presence still counts
 	f.in(t, `<presence from='bob@example.net/laptop' to='upload.example.net'/>`)
-	if on, known := p.state("bob@example.net"); !on || !known {
+	if on, known, _ := p.State(context.Background(), "bob@example.net"); !on || !known {
 		t.Fatalf("bob's presence lost: online %v known %v", on, known)
 	}
 }

@@ -18,6 +18,12 @@ import (
 // errOffline stops a drain when the recipient went away meanwhile.
 var errOffline = errors.New("recipient went offline")
 
+// onlineCheck is how often a drain asks shared presences whether its
+// recipient is still online. Messages delivered after the recipient left
+// are not lost: the server stores them offline, as any message to an
+// offline user.
+const onlineCheck = 200 * time.Millisecond
+
 // online reports whether bare can take a message now. Without the presence
 // privilege the component cannot know, so it hands every message to the
 // server at once, whose own offline storage then keeps it. The same goes
@@ -25,12 +31,19 @@ var errOffline = errors.New("recipient went offline")
 // report connected users when the component connects (ejabberd): the user
 // may well be online, and a queue entry would wait for a presence that may
 // not come for days.
-func (r *Relay) online(bare string) bool {
+//
+// A presence store that cannot answer counts as offline: the message is
+// queued, and delivered at the next presence or wake-up (see Wake).
+func (r *Relay) online(ctx context.Context, bare string) bool {
 	p := *r.priv.Load()
 	if !p.presence {
 		return true
 	}
-	online, known := r.presence.state(bare)
+	online, known, err := r.presence.State(ctx, bare)
+	if err != nil {
+		r.log.Warn("reading a presence", "recipient", bare, "err", err)
+		return false
+	}
 	if !known && !p.reportsPresence() {
 		return true
 	}
@@ -61,14 +74,31 @@ func (r *Relay) handlePresence(ctx context.Context, st wire.Stanza, send wire.Se
 		return
 	}
 	bare := from.Bare().String()
-	r.presence.update(bare, from.String(), available)
-	// Any presence the server reports, unavailable too (ejabberd's first
-	// word of a user may be that), shows the account exists.
-	if err := r.q.MarkSeen(ctx, bare); err != nil {
-		r.log.Debug("recording a recipient as seen", "recipient", bare, "err", err)
+	update := func() {
+		// Written before the queue is read, as an Enqueue is written
+		// before the presence is read (accept): of a presence and a
+		// message racing on two instances, one sees the other.
+		if err := r.presence.Update(ctx, bare, from.String(), available); err != nil {
+			r.log.Warn("recording a presence", "from", from.String(), "err", err)
+		}
+		// Any presence the server reports, unavailable too (ejabberd's
+		// first word of a user may be that), shows the account exists.
+		if err := r.q.MarkSeen(ctx, bare); err != nil {
+			r.log.Debug("recording a recipient as seen", "recipient", bare, "err", err)
+		}
+		if available && r.q.Pending(bare) {
+			r.drain(ctx, bare, send)
+		}
 	}
-	if available && r.q.Pending(bare) {
-		r.drain(ctx, bare, send)
+	if !r.shared {
+		update() // in memory and a bbolt lookup: nothing waits
+		return
+	}
+	// Round trips to the database: on the user's shard, off the read loop.
+	// A presence finding the user's shard full is dropped (logged); the
+	// wake-up it would have started comes from Wake.
+	if !r.after(bare, st.Size, update) {
+		r.log.Warn("dropped a presence: too many of the user's stanzas are waiting", "from", from.String())
 	}
 }
 
@@ -84,9 +114,16 @@ func (r *Relay) drain(ctx context.Context, bare string, send wire.Sender) {
 	}
 	go func() {
 		for {
+			var checked time.Time
 			n, err := r.q.Drain(ctx, bare, func(e offline.Entry) error {
-				if !r.online(bare) {
-					return errOffline
+				// Whether the recipient left: a lookup in memory, a
+				// round trip with shared presences, so then at most
+				// once per onlineCheck.
+				if !r.shared || time.Since(checked) > onlineCheck {
+					if !r.online(ctx, bare) {
+						return errOffline
+					}
+					checked = time.Now()
 				}
 				return r.deliver(ctx, send, e, true)
 			})
@@ -163,4 +200,31 @@ func (r *Relay) deliver(ctx context.Context, send wire.Sender, e offline.Entry, 
 		b.WriteString(`</message>`)
 	}
 	return send(ctx, b.Bytes(), wire.Written)
+}
+
+// waker is a queue that can list the online recipients who have entries
+// (offline/pgqueue, whose presences are shared).
+type waker interface {
+	Waiting(ctx context.Context, limit int) ([]string, error)
+}
+
+// wakeBatch bounds the recipients one Wake starts draining.
+const wakeBatch = 1000
+
+// Wake starts draining the queue of every online recipient who has
+// entries, if the queue can list them: those whose drain died with the
+// instance that ran it, or whose presence was dropped (handlePresence).
+// Instances of a cluster run it in turn (cmd/mediaslot, under a lease); a
+// recipient already being drained is not drained twice at once (Drain's
+// lock). It reports how many drains it started.
+func (r *Relay) Wake(ctx context.Context, send wire.Sender) (int, error) {
+	w, ok := r.q.(waker)
+	if !ok || !r.priv.Load().presence {
+		return 0, nil
+	}
+	bares, err := w.Waiting(ctx, wakeBatch)
+	for _, bare := range bares {
+		r.drain(ctx, bare, send)
+	}
+	return len(bares), err
 }

@@ -2,7 +2,6 @@ package relay
 
 import (
 	"encoding/xml"
-	"sync"
 )
 
 // XEP-0356 namespaces: Prosody's mod_privilege speaks :2, ejabberd :1.
@@ -53,51 +52,4 @@ func parsePrivileges(server string, r xml.TokenReader) (privileges, bool) {
 		}
 	}
 	return p, true
-}
-
-// presenceTable tracks which resources of each local user are available, as
-// the server reports them through the presence privilege. Prosody sends
-// the current presence of every connected user when the component connects,
-// so the table starts empty on each connection (ejabberd does not: see
-// privileges.reportsPresence).
-type presenceTable struct {
-	mu     sync.Mutex
-	online map[string]map[string]struct{} // bare JID -> full JIDs
-	seen   map[string]bool                // bare JIDs with any presence on this connection
-}
-
-// update records a presence.
-func (p *presenceTable) update(bare, full string, available bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.seen[bare] = true
-	res := p.online[bare]
-	if !available {
-		delete(res, full)
-		if len(res) == 0 {
-			delete(p.online, bare)
-		}
-		return
-	}
-	if res == nil {
-		res = make(map[string]struct{})
-		p.online[bare] = res
-	}
-	res[full] = struct{}{}
-}
-
-// state reports whether bare is available, and whether any presence of
-// bare arrived on this connection at all.
-func (p *presenceTable) state(bare string) (online, known bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.online[bare]) > 0, p.seen[bare]
-}
-
-// reset empties the table; it must be called before the table's first use.
-func (p *presenceTable) reset() {
-	p.mu.Lock()
-	p.online = make(map[string]map[string]struct{})
-	p.seen = make(map[string]bool)
-	p.mu.Unlock()
 }

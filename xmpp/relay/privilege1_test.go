@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -61,22 +62,16 @@ func TestRelayPrivilege2UnknownRecipientIsQueued(t *testing.T) {
 }
 
 // A reconnection forgets what the old connection reported, on either server.
-func TestPresenceTableReset(t *testing.T) {
-	p := &presenceTable{}
-	p.reset()
-	p.update("a@x", "a@x/1", true)
-	p.update("b@x", "b@x/1", true)
-	p.update("b@x", "b@x/1", false)
-	if on, known := p.state("a@x"); !on || !known {
-		t.Errorf("a: online %v known %v", on, known)
+func TestPresencesForgottenOnReconnect(t *testing.T) {
+	f := newRelayFixture(t, offline.Limits{})
+	f.in(t, privAd)
+	f.in(t, `<presence from='bob@example.net/laptop' to='upload.example.net'/>`)
+	ctx := context.Background()
+	if on, known, _ := f.r.presence.State(ctx, "bob@example.net"); !on || !known {
+		t.Fatalf("bob: online %v known %v", on, known)
 	}
-	if on, known := p.state("b@x"); on || !known {
-		t.Errorf("b: online %v known %v", on, known)
-	}
-	p.reset()
-	for _, who := range []string{"a@x", "b@x"} {
-		if on, known := p.state(who); on || known {
-			t.Errorf("%s after reset: online %v known %v", who, on, known)
-		}
+	f.r.LinkUp()
+	if on, known, _ := f.r.presence.State(ctx, "bob@example.net"); on || known {
+		t.Fatalf("bob after a reconnection: online %v known %v", on, known)
 	}
 }

@@ -94,8 +94,12 @@ type Relay struct {
 	previews Previewer // nil: no thumbnails made
 	log      *slog.Logger
 	obs      Observer
-	presence presenceTable
-	priv     atomic.Pointer[privileges] // what the server granted on this connection
+	presence offline.Presence
+	// shared: presence is shared by the instances of a cluster, in a
+	// database over the network: presences are handled off the read loop,
+	// and a new connection of one instance forgets nothing (see LinkUp).
+	shared bool
+	priv   atomic.Pointer[privileges] // what the server granted on this connection
 
 	mu     sync.Mutex
 	drains map[string]bool // recipients being drained: whether to go again
@@ -126,14 +130,19 @@ const (
 	relayInFlightBytes = 32 << 20
 )
 
-// New returns the relay of component componentJID, queueing in q;
-// previews and obs may be nil.
-func New(componentJID string, p Policy, q Queue, previews Previewer, log *slog.Logger, obs Observer) *Relay {
+// New returns the relay of component componentJID, queueing in q. presence
+// is where the relay keeps who is online when several instances share it
+// (offline/pgqueue); nil keeps it in memory, for one instance. previews and
+// obs may be nil.
+func New(componentJID string, p Policy, q Queue, presence offline.Presence, previews Previewer, log *slog.Logger, obs Observer) *Relay {
 	if obs == nil {
 		obs = nobody{}
 	}
-	r := &Relay{jid: componentJID, policy: p, q: q, previews: previews, log: log, obs: obs,
-		drains: map[string]bool{}, inFlight: map[string]int{}}
+	r := &Relay{jid: componentJID, policy: p, q: q, presence: presence, shared: presence != nil,
+		previews: previews, log: log, obs: obs, drains: map[string]bool{}, inFlight: map[string]int{}}
+	if !r.shared {
+		r.presence = offline.NewMemPresence()
+	}
 	r.LinkUp()
 	for range relayShards {
 		c := make(chan func(), relayShardDepth)
@@ -148,10 +157,24 @@ func New(componentJID string, p Policy, q Queue, previews Previewer, log *slog.L
 }
 
 // LinkUp forgets what the last connection taught: the server advertises its
-// privileges and current presences again on every connection.
+// privileges again on every connection, and a server that reports presences
+// reports them all again (see forgetPresences). Presences in memory are
+// forgotten on either server: ejabberd reports nothing on connect, and a
+// user unknown to the relay gets messages at once (see online) rather than
+// waiting in the queue for a presence that went by while the link was down.
+// Shared presences stay: other instances' connections are up.
 func (r *Relay) LinkUp() {
 	r.priv.Store(&privileges{})
-	r.presence.reset()
+	if !r.shared {
+		r.forgetPresences(context.Background())
+	}
+}
+
+// forgetPresences forgets every presence.
+func (r *Relay) forgetPresences(ctx context.Context) {
+	if err := r.presence.Reset(ctx); err != nil {
+		r.log.Warn("forgetting presences", "err", err)
+	}
 }
 
 // Handle takes messages (relay messages, the server's privilege
@@ -203,6 +226,11 @@ func (r *Relay) handleMessage(ctx context.Context, st wire.Stanza, send wire.Sen
 				return
 			}
 			if p, ok := parsePrivileges(from, c.Reader()); ok {
+				if r.shared && p.presence && p.reportsPresence() {
+					// Prosody: one connection per component, which is
+					// told every available user next.
+					r.forgetPresences(ctx)
+				}
 				r.priv.Store(&p)
 				r.log.Info("server privileges", "server", from, "namespace", p.ns, "message", p.message, "presence", p.presence)
 			}
@@ -313,10 +341,7 @@ type recipient struct {
 // accept validates a relay message and delivers or queues it for every
 // recipient. It stores or delivers nothing unless all checks pass.
 func (r *Relay) accept(ctx context.Context, st wire.Stanza, send wire.Sender) error {
-	fromJID, err := jid.Parse(st.Attr("from")) // checkSender passed it
-	if err != nil {
-		return refusal.New(refusal.BadRequest, "The sender address is not a JID")
-	}
+	fromJID, _ := jid.Parse(st.Attr("from")) // checkSender passed it
 	typ := st.Attr("type")
 	switch typ {
 	case "":
@@ -327,6 +352,7 @@ func (r *Relay) accept(ctx context.Context, st wire.Stanza, send wire.Sender) er
 	}
 	var ad addressing
 	var kids []wire.Child
+	var err error
 	for _, c := range st.Children() {
 		switch {
 		case c.Start.Name == xml.Name{Space: nsAddress, Local: "addresses"}:
@@ -344,7 +370,6 @@ func (r *Relay) accept(ctx context.Context, st wire.Stanza, send wire.Sender) er
 		}
 		kids = append(kids, c)
 	}
-	recips := ad.recipients
 	stored, err := r.render(typ, st.Attr("id"), st.Start.Name.Space, kids, ad)
 	if err != nil {
 		return err
@@ -364,12 +389,12 @@ func (r *Relay) accept(ctx context.Context, st wire.Stanza, send wire.Sender) er
 	sender := fromJID.String()
 	var queue, now []string
 	seen := map[string]bool{}
-	for _, rc := range recips {
+	for _, rc := range ad.recipients {
 		if seen[rc.bare] {
 			continue
 		}
 		seen[rc.bare] = true
-		if r.online(rc.bare) && !r.q.Pending(rc.bare) {
+		if r.online(ctx, rc.bare) && !r.q.Pending(rc.bare) {
 			now = append(now, rc.bare)
 		} else {
 			queue = append(queue, rc.bare)
@@ -397,7 +422,7 @@ func (r *Relay) accept(ctx context.Context, st wire.Stanza, send wire.Sender) er
 	}
 	r.obs.RelayAccepted(len(now)-requeued, len(queue)+requeued)
 	for _, bare := range queue {
-		if r.online(bare) {
+		if r.online(ctx, bare) {
 			r.drain(ctx, bare, send)
 		}
 	}
@@ -533,17 +558,18 @@ func bobData(c wire.Child) (cid string, text []byte) {
 		case xml.EndElement:
 			depth--
 		case xml.CharData:
-			if depth == 1 { // text of nested elements is not the data
-				text = append(text, t...)
+			if depth != 1 {
+				continue // text of nested elements is not the data
+			}
+			text = slices.Grow(text, len(t))
+			for _, b := range t {
+				if b != ' ' && b != '\t' && b != '\r' && b != '\n' {
+					text = append(text, b)
+				}
 			}
 		}
 	}
-	return cid, bytes.Map(func(r rune) rune {
-		if r == ' ' || r == '\t' || r == '\r' || r == '\n' {
-			return -1
-		}
-		return r
-	}, text)
+	return cid, text
 }
 
 // render builds the message as stored and delivered: type, id and payload

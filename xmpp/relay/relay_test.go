@@ -8,17 +8,15 @@ import (
 	"encoding/xml"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	"mellium.im/xmpp/stanza"
 
-	"mediaslot/internal/groupcommit"
 	"mediaslot/internal/thumbnail"
 	"mediaslot/offline"
+	"mediaslot/offline/offlinetest"
 	"mediaslot/testserver"
 	"mediaslot/upload"
 	"mediaslot/xmpp/wire"
@@ -41,18 +39,9 @@ var testPolicy = Policy{
 
 func newRelayFixture(t *testing.T, limits offline.Limits) *relayFixture {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "q.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := groupcommit.New(db)
-	t.Cleanup(func() { w.Close(); db.Close() })
-	q, err := offline.Open(db, w, limits)
-	if err != nil {
-		t.Fatal(err)
-	}
+	q := offlinetest.New(t, limits)
 	log := slog.New(slog.DiscardHandler)
-	return &relayFixture{r: New("upload.example.net", testPolicy, q, nil, log, nil), q: q, log: log, out: make(chan string, 64)}
+	return &relayFixture{r: New("upload.example.net", testPolicy, q, nil, nil, log, nil), q: q, log: log, out: make(chan string, 64)}
 }
 
 // in feeds a stanza as it arrives on a component stream: in the stream's
@@ -70,20 +59,13 @@ func (f *relayFixture) in(t *testing.T, x string) {
 // the link answers pings (and a slot handler slot requests).
 func (f *relayFixture) inVia(t *testing.T, x string, send wire.Sender) {
 	t.Helper()
-	st := parseStanza(t, `<stream xmlns='jabber:component:accept'>`+x)
-	if !f.r.Handle(context.Background(), st, send) && st.Start.Name.Local == "iq" && st.Attr("type") == "get" {
-		wire.Answer(context.Background(), send, f.log, wire.Reply(st, "upload.example.net"), nil, nil)
-	}
-}
-
-// parseStanza reads the first stanza of in, as the read loop does.
-func parseStanza(t *testing.T, in string) wire.Stanza {
-	t.Helper()
-	st, err := wire.Parse(in)
+	st, err := wire.Parse(`<stream xmlns='jabber:component:accept'>` + x)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return st
+	if !f.r.Handle(context.Background(), st, send) && st.Start.Name.Local == "iq" && st.Attr("type") == "get" {
+		wire.Answer(context.Background(), send, f.log, wire.Reply(st, "upload.example.net"), nil, nil)
+	}
 }
 
 func (f *relayFixture) next(t *testing.T) string {
@@ -135,7 +117,10 @@ func relayMsg(id, payload string, to ...string) string {
 func payloadOf(t *testing.T, msg string) string {
 	t.Helper()
 	inner := msg[strings.LastIndex(msg, "<message"):] // the forwarded message, if any
-	st := parseStanza(t, inner)
+	st, err := wire.Parse(inner)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var keep []xml.Token
 	for _, c := range st.Children() {
 		if c.Start.Name.Space != nsAddress && c.Start.Name.Space != stanza.NSDelay {

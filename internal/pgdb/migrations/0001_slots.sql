@@ -65,7 +65,7 @@ CREATE TABLE slot_daily (
 CREATE FUNCTION mediaslot_quota_check(p_owner text, p_domain text, p_extra bigint,
         q_daily bigint, q_user bigint, q_domain bigint, q_total bigint, p_now timestamptz,
         OUT scope int, OUT lim bigint, OUT used bigint, OUT held bigint, OUT freed timestamptz)
-    RETURNS SETOF record LANGUAGE plpgsql AS $$
+    RETURNS SETOF record LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     s record;
     need numeric;
@@ -143,7 +143,7 @@ END $$;
 -- ends.
 CREATE FUNCTION mediaslot_quota_lock(p_owner text, p_domain text,
         q_daily bigint, q_user bigint, q_domain bigint, q_total bigint)
-    RETURNS void LANGUAGE plpgsql AS $$
+    RETURNS void LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
     IF q_daily > 0 OR q_user > 0 THEN
         PERFORM pg_advisory_xact_lock(hashtextextended('mediaslot quota u:' || p_owner, 0));
@@ -163,7 +163,7 @@ CREATE FUNCTION mediaslot_issue_slot(p_id text, p_owner text, p_domain text, p_f
         p_delete_after timestamptz, p_hold_until timestamptz,
         q_daily bigint, q_user bigint, q_domain bigint, q_total bigint, p_now timestamptz,
         OUT scope int, OUT lim bigint, OUT used bigint, OUT held bigint, OUT freed timestamptz)
-    RETURNS SETOF record LANGUAGE plpgsql AS $$
+    RETURNS SETOF record LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     o record;
 BEGIN
@@ -184,7 +184,7 @@ END $$;
 CREATE FUNCTION mediaslot_start_upload(p_id text,
         q_daily bigint, q_user bigint, q_domain bigint, q_total bigint, p_now timestamptz,
         OUT scope int, OUT lim bigint, OUT used bigint, OUT held bigint, OUT freed timestamptz)
-    RETURNS SETOF record LANGUAGE plpgsql AS $$
+    RETURNS SETOF record LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     r slots;
     o record;
@@ -224,7 +224,7 @@ CREATE FUNCTION mediaslot_complete_slot(p_id text, p_now timestamptz, p_stamp ti
         OUT was boolean, OUT owner text, OUT filename text, OUT size bigint, OUT content_type text,
         OUT purpose text, OUT issued timestamptz, OUT expires timestamptz, OUT delete_after timestamptz,
         OUT stored timestamptz, OUT stored_type text)
-    RETURNS SETOF record LANGUAGE plpgsql AS $$
+    RETURNS SETOF record LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     r slots;
 BEGIN

@@ -284,3 +284,57 @@ func TestIssueAnswersBeforeCommit(t *testing.T) {
 		t.Fatalf("lookup after the commit: %+v %v", rec, err)
 	}
 }
+
+// This version writes what the earlier one wrote: the transitions of
+// testdata/v1.db's slots, replayed, give the same keys and values in
+// every bucket.
+func TestWritesAsEarlierVersion(t *testing.T) {
+	_, old := open(t, filepath.Join("testdata", "v1.db"))
+	_, db := open(t, "")
+	t0 := time.Date(2026, 11, 25, 8, 0, 0, 123456789, time.UTC)
+	exp := t0.Add(5 * time.Minute).Truncate(time.Second)
+	week := t0.Add(7 * 24 * time.Hour)
+	if err := db.Update(func(tx *bolt.Tx) error {
+		for _, s := range []struct {
+			id   string
+			r    record
+			done time.Duration // after t0; 0: pending
+			typ  string
+		}{
+			{"0190000000000000000000000000000a", record{Owner: "alice@example.net", Filename: "pending.jpg", Size: 1000, ContentType: "image/jpeg", Purpose: "message", Issued: t0, Expires: exp, DeleteAfter: week}, 0, ""},
+			{"0190000000000000000000000000000b", record{Owner: "alice@example.net", Filename: "done.png", Size: 2000, ContentType: "image/png", Issued: t0, Expires: exp, DeleteAfter: week}, time.Minute, "image/png"},
+			{"0190000000000000000000000000000c", record{Owner: "bob@example.net", Filename: "avatar.png", Size: 3000, Purpose: "profile", Issued: t0, Expires: exp}, 2 * time.Minute, "application/octet-stream"},
+			{"0190000000000000000000000000000d", record{Owner: "carol@example.org", Filename: "c.txt", Size: 400, ContentType: "text/plain", Issued: t0, Expires: exp, DeleteAfter: t0.Add(24 * time.Hour)}, 3 * time.Minute, "text/plain"},
+		} {
+			if err := issued(tx, s.id, s.r); err != nil {
+				return err
+			}
+			if s.done > 0 {
+				if _, err := completed(tx, s.id, t0.Add(s.done), s.typ); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	dump := func(db *bolt.DB) map[string]string {
+		m := map[string]string{}
+		_ = db.View(func(tx *bolt.Tx) error {
+			return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+				return b.ForEach(func(k, v []byte) error { m[string(name)+"/"+string(k)] = string(v); return nil })
+			})
+		})
+		return m
+	}
+	want, got := dump(old), dump(db)
+	if len(want) == 0 || len(got) != len(want) {
+		t.Fatalf("%d keys written, the earlier version wrote %d", len(got), len(want))
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%q: %q, the earlier version wrote %q", k, got[k], v)
+		}
+	}
+}
