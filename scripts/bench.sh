@@ -2,7 +2,8 @@
 # make bench: measures mediaslot and writes docs/BENCHMARKS.md.
 #
 #   1. Go benchmarks (-benchmem) of the hot paths, and CPU profiles of the slot
-#      and PUT paths;
+#      and PUT paths; slot issue and the relay queue on bbolt and on PostgreSQL
+#      (a private cluster) side by side;
 #   2. the demo stack (scripts/demo.sh: Prosody + mediaslot, Prosody's own
 #      mod_http_file_share as share.localhost) on free ports in a temp DEMO_DIR:
 #      `mediaslot bench` against upload.localhost --vs share.localhost with the
@@ -65,7 +66,7 @@ machine() {
 machine >"$OUT/machine.txt"
 
 say "dependencies and build"
-scripts/deps.sh prosody
+scripts/deps.sh postgres # prosody, and PostgreSQL for the data backends side by side
 command -v strace >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends strace >/dev/null 2>&1 || true; }
 BIN=$OUT/mediaslot
 go build -o "$BIN" ./cmd/mediaslot

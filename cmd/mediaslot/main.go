@@ -28,17 +28,18 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"serve":   {"run the component and its HTTP front (--config FILE; --check-config probes the setup and exits)", runServe},
-	"send":    {"upload files and send them to XMPP recipients (--help for flags)", withInsecureHint(send)},
-	"receive": {"wait for media messages and download the files (--help for flags)", withInsecureHint(receive)},
-	"check":   {"check a XEP-0363 service's conformance (--help for flags)", withInsecureHint(check)},
-	"db":      {"db check: read the whole database and report damage (--config FILE or --db FILE)", runDB},
-	"bench":   {"measure slot latency and throughput, PUT and GET, against a baseline (--help for flags)", withInsecureHint(runBench)},
-	"version": {"print version and commit", runVersion},
+	"serve":        {"run the component and its HTTP front (--config FILE; --check-config probes the setup and exits)", runServe},
+	"send":         {"upload files and send them to XMPP recipients (--help for flags)", withInsecureHint(send)},
+	"receive":      {"wait for media messages and download the files (--help for flags)", withInsecureHint(receive)},
+	"check":        {"check a XEP-0363 service's conformance (--help for flags)", withInsecureHint(check)},
+	"db":           {"db check: read the whole database and report damage (--config FILE or --db FILE)", runDB},
+	"migrate-data": {"move slot records, quotas and the relay queue from a bbolt file into PostgreSQL (--help for flags)", runMigrate},
+	"bench":        {"measure slot latency and throughput, PUT and GET, against a baseline (--help for flags)", withInsecureHint(runBench)},
+	"version":      {"print version and commit", runVersion},
 }
 
 // order of the help text
-var commandOrder = []string{"serve", "send", "receive", "check", "db", "bench", "version"}
+var commandOrder = []string{"serve", "send", "receive", "check", "db", "migrate-data", "bench", "version"}
 
 // errUsage marks errors already explained to the user; exit code 2.
 var errUsage = errors.New("usage")
@@ -79,7 +80,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: mediaslot <command> [flags]\n\ncommands:")
 	for _, name := range commandOrder {
-		fmt.Fprintf(w, "  %-8s %s\n", name, commands[name].summary)
+		fmt.Fprintf(w, "  %-12s %s\n", name, commands[name].summary)
 	}
 }
 
