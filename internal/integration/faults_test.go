@@ -263,62 +263,64 @@ func relaunchDefaultBackoff(t *testing.T, m *mediaslot) *mediaslot {
 // crashes, and the relay messages queued before the restart all arrive,
 // in order.
 func TestFaultServerRestartUnderLoad(t *testing.T) {
-	srv := testserver.Prosody(t)
-	m := relaunchDefaultBackoff(t, startMediaslot(t, srv, ""))
-	testserver.WaitFor(t, 5*time.Second, "privileges", func() bool { return strings.Contains(m.log.String(), "server privileges") })
+	forEachBackend(t, func(t *testing.T, backend string) {
+		srv := testserver.Prosody(t)
+		m := relaunchDefaultBackoff(t, startMediaslot(t, srv, backend))
+		testserver.WaitFor(t, 5*time.Second, "privileges", func() bool { return strings.Contains(m.log.String(), "server privileges") })
 
-	alice := dialClient(t, srv, "alice")
-	relayTo(t, alice, srv, "carol", "restart", 3)
-	testserver.WaitFor(t, 5*time.Second, "3 messages queued for carol", func() bool {
-		return strings.Count(m.log.String(), "queued=1") == 3
-	})
-	_ = alice.Close()
+		alice := dialClient(t, srv, "alice")
+		relayTo(t, alice, srv, "carol", "restart", 3)
+		testserver.WaitFor(t, 5*time.Second, "3 messages queued for carol", func() bool {
+			return strings.Count(m.log.String(), "queued=1") == 3
+		})
+		_ = alice.Close()
 
-	l := startLoad(t, srv, "bob", "dave")
-	testserver.WaitFor(t, 10*time.Second, "the load running", func() bool { return l.since(time.Time{}) >= 10 })
+		l := startLoad(t, srv, "bob", "dave")
+		testserver.WaitFor(t, 10*time.Second, "the load running", func() bool { return l.since(time.Time{}) >= 10 })
 
-	connected := strings.Count(m.log.String(), "component connected")
-	since := len(m.log.String())
-	srv.Stop()
-	// down until the backoff has grown to its cap: two failed attempts in a
-	// row with the same retry_in (a cap too large to reach within 20 s
-	// fails here)
-	testserver.WaitFor(t, 20*time.Second, "the reconnection backoff at its cap", func() bool {
-		var retries []string
-		for _, l := range strings.Split(m.log.String()[since:], "\n") {
-			if _, after, ok := strings.Cut(l, "component link down"); ok {
-				if _, v, ok := strings.Cut(after, "retry_in="); ok {
-					retries = append(retries, strings.Fields(v)[0])
+		connected := strings.Count(m.log.String(), "component connected")
+		since := len(m.log.String())
+		srv.Stop()
+		// down until the backoff has grown to its cap: two failed attempts in a
+		// row with the same retry_in (a cap too large to reach within 20 s
+		// fails here)
+		testserver.WaitFor(t, 20*time.Second, "the reconnection backoff at its cap", func() bool {
+			var retries []string
+			for _, l := range strings.Split(m.log.String()[since:], "\n") {
+				if _, after, ok := strings.Cut(l, "component link down"); ok {
+					if _, v, ok := strings.Cut(after, "retry_in="); ok {
+						retries = append(retries, strings.Fields(v)[0])
+					}
 				}
 			}
+			n := len(retries)
+			return n >= 2 && retries[n-1] == retries[n-2]
+		})
+		up := make(chan time.Time, 1)
+		go func() {
+			at, err := waitAccepting(srv.ComponentAddr(), 20*time.Second)
+			if err != nil {
+				t.Errorf("component port: %v", err)
+			}
+			up <- at
+		}()
+		srv.Start()
+		upAt := <-up
+		m.waitConnected(connected + 1)
+		back := logTimes(t, m.log.String(), "component connected")[connected].Sub(upAt)
+		t.Logf("component connected %v after Prosody's component port accepted (%d uploads before the restart, %d failed attempts meanwhile)",
+			back.Round(time.Millisecond), l.since(time.Time{}), l.failures)
+		if back > 5*time.Second {
+			t.Errorf("component back %v after the server, want within 5 s", back)
 		}
-		n := len(retries)
-		return n >= 2 && retries[n-1] == retries[n-2]
-	})
-	up := make(chan time.Time, 1)
-	go func() {
-		at, err := waitAccepting(srv.ComponentAddr(), 20*time.Second)
-		if err != nil {
-			t.Errorf("component port: %v", err)
+		testserver.WaitFor(t, 15*time.Second, "uploads after the restart", func() bool { return l.since(upAt) >= 10 })
+		l.end()
+		if m.cmd.ProcessState != nil {
+			t.Fatalf("mediaslot exited: %v", m.cmd.ProcessState)
 		}
-		up <- at
-	}()
-	srv.Start()
-	upAt := <-up
-	m.waitConnected(connected + 1)
-	back := logTimes(t, m.log.String(), "component connected")[connected].Sub(upAt)
-	t.Logf("component connected %v after Prosody's component port accepted (%d uploads before the restart, %d failed attempts meanwhile)",
-		back.Round(time.Millisecond), l.since(time.Time{}), l.failures)
-	if back > 5*time.Second {
-		t.Errorf("component back %v after the server, want within 5 s", back)
-	}
-	testserver.WaitFor(t, 15*time.Second, "uploads after the restart", func() bool { return l.since(upAt) >= 10 })
-	l.end()
-	if m.cmd.ProcessState != nil {
-		t.Fatalf("mediaslot exited: %v", m.cmd.ProcessState)
-	}
 
-	checkRelayed(t, srv, "restart", 3)
+		checkRelayed(t, srv, "restart", 3)
+	})
 }
 
 // S3 goes away while mediaslot runs: after the next store check slot

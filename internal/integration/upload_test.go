@@ -161,31 +161,33 @@ func testSlixmppUploadDownload(t *testing.T, backend string) {
 // The component survives a restart of the XMPP server: it reconnects by
 // itself and serves again, and files uploaded before stay downloadable.
 func TestProsodyRestart(t *testing.T) {
-	srv := testserver.Prosody(t)
-	m := startMediaslot(t, srv, "")
-	file, data := writeRandomFile(t, "before.bin", 50_000)
-	before := slixUpload(t, srv, "alice", srv.ComponentJID(), file)
-	checkSlixUpload(t, before, data, "application/octet-stream")
+	forEachBackend(t, func(t *testing.T, backend string) {
+		srv := testserver.Prosody(t)
+		m := startMediaslot(t, srv, backend)
+		file, data := writeRandomFile(t, "before.bin", 50_000)
+		before := slixUpload(t, srv, "alice", srv.ComponentJID(), file)
+		checkSlixUpload(t, before, data, "application/octet-stream")
 
-	srv.Restart()
-	m.waitConnected(2)
-	file2, data2 := writeRandomFile(t, "after.txt", 70_000)
-	checkSlixUpload(t, slixUpload(t, srv, "bob", srv.ComponentJID(), file2), data2, "text/plain")
-	resp, err := http.Get(before.GetURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if b, _ := io.ReadAll(resp.Body); sha(b) != sha(data) {
-		t.Fatalf("file uploaded before the restart changed or vanished: %s, %d bytes", resp.Status, len(b))
-	}
-	// and once more while the server is down for a moment
-	since := len(m.log.String())
-	srv.Stop()
-	m.waitLinkDown(since, 3) // the drop and two failed reconnection attempts
-	srv.Start()
-	m.waitConnected(3)
-	checkSlixUpload(t, slixUpload(t, srv, "carol", srv.ComponentJID(), file2), data2, "text/plain")
+		srv.Restart()
+		m.waitConnected(2)
+		file2, data2 := writeRandomFile(t, "after.txt", 70_000)
+		checkSlixUpload(t, slixUpload(t, srv, "bob", srv.ComponentJID(), file2), data2, "text/plain")
+		resp, err := http.Get(before.GetURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if b, _ := io.ReadAll(resp.Body); sha(b) != sha(data) {
+			t.Fatalf("file uploaded before the restart changed or vanished: %s, %d bytes", resp.Status, len(b))
+		}
+		// and once more while the server is down for a moment
+		since := len(m.log.String())
+		srv.Stop()
+		m.waitLinkDown(since, 3) // the drop and two failed reconnection attempts
+		srv.Start()
+		m.waitConnected(3)
+		checkSlixUpload(t, slixUpload(t, srv, "carol", srv.ComponentJID(), file2), data2, "text/plain")
+	})
 }
 
 // mediaslot may start before the XMPP server: it keeps trying and connects
