@@ -133,6 +133,17 @@ func checkRelayed(t *testing.T, srv testserver.XMPP, prefix string, n int) {
 	}
 }
 
+// pause is a load client's pace between failed attempts (a server that is
+// down refuses at once): not a wait for an event; it ends with the load.
+func pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
 // load keeps requesting slots and uploading as several users, logging in
 // again whenever the stream breaks, until stop is called.
 type load struct {
@@ -167,7 +178,7 @@ func startLoad(t *testing.T, srv testserver.XMPP, users ...string) *load {
 					if err != nil {
 						l.fail(err)
 						c = nil
-						time.Sleep(100 * time.Millisecond) // the client's pace between attempts, not a wait
+						pause(ctx, 100*time.Millisecond)
 						continue
 					}
 				}
@@ -186,9 +197,7 @@ func startLoad(t *testing.T, srv testserver.XMPP, users ...string) *load {
 						_ = c.Close()
 						c = nil
 					default:
-						// the client's pace between attempts, not a wait (e.g.
-						// the component is not connected)
-						time.Sleep(50 * time.Millisecond)
+						pause(ctx, 50*time.Millisecond) // e.g. the component is not connected
 					}
 				}
 			}
@@ -620,9 +629,8 @@ func TestFaultSIGTERMDrains(t *testing.T) {
 		return strings.HasSuffix(strings.TrimSpace(proxy.lastSent()), "</stream:stream>")
 	})
 
-	// the client's pace, not a wait: it sends the rest of its body a
-	// second after SIGTERM, and the assertion is on the answer it gets
-	time.Sleep(time.Second)
+	// shutdown is under way (listener and stream closed): the rest of the
+	// body arrives after it began
 	if _, err := pwA.Write(data[len(data)/2:]); err != nil {
 		t.Fatalf("the upload in progress was cut at SIGTERM: %v", err)
 	}
