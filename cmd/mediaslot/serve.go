@@ -150,6 +150,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		// others wait for one, each within the handler's bound.
 		opts.SlotWorkers = slotsWaiting
 	}
+	var bus *siblings.Bus // several instances: their notes to each other
 	if cfg.Relay.Enabled {
 		q, err := data.queue(ctx, offline.Limits{
 			MaxMessages: cfg.Relay.MaxMessages,
@@ -174,7 +175,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			// is kept there too, and a delivery's confirmation that
 			// reaches a sibling is passed on (internal/siblings).
 			opts.Presence = p
-			opts.Siblings = siblings.New(data.pool, log)
+			bus = siblings.New(data.pool, log)
+			opts.Siblings = bus
 		}
 		obs.watchQueue(q)
 		opts.Previews = svc
@@ -191,7 +193,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if bus, ok := opts.Siblings.(*siblings.Bus); ok {
+	if bus != nil {
 		go bus.Listen(ctx, comp.Acked, nil)
 		once.run(ctx, "relay-wake", func(ctx context.Context) { wakeLoop(ctx, comp, log) })
 	}
