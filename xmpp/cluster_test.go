@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,31 +27,45 @@ type instance struct {
 	cancel context.CancelFunc
 	link   *serverLink
 	q      *pgqueue.Queue
+	srv    *fakeServer
 }
 
 var bodyRE = regexp.MustCompile(`<body[^>]*>([^<]*)</body>`)
 
 // serverSide plays ejabberd's side of the links: it answers the pings that
-// confirm deliveries on the link answerOn picks for a ping that came on
-// link i (ejabberd hands IQ results to any connection), or not at all if
-// it picks -1, and hands the bodies of delivered messages to bodies, as
-// "i|body" for a message that came on link i.
+// confirm deliveries, and routes back the probes that follow them (a
+// privileged message to the component), on the link answerOn picks for
+// one that came on link i (ejabberd hands IQ results and messages to any
+// connection), or not at all if it picks -1, and hands the bodies of
+// delivered messages to bodies, as "i|body" for a message that came on
+// link i.
 func serverSide(t *testing.T, links []*serverLink, answerOn func(i int) int, bodies chan<- string) {
-	for i, l := range links {
-		go func() {
-			for r := range l.replies {
-				if m := bodyRE.FindStringSubmatch(r); m != nil {
-					bodies <- fmt.Sprintf("%d|%s", i, m[1])
-					continue
-				}
-				if !strings.Contains(r, `<ping xmlns="urn:xmpp:ping"`) {
-					continue
-				}
-				if on := answerOn(i); on >= 0 {
-					links[on].send(`<iq type='result' id='` + attrValueOf(t, r, "id") + `' from='example.net' to='upload.example.net'/>`)
-				}
-			}
-		}()
+	for i := range links {
+		go serveLink(t, links, i, answerOn, nil, bodies)
+	}
+}
+
+// serveLink serves links[i] as serverSide does. With granted, privileged
+// messages while it is false are dropped without a word, as ejabberd 23.01
+// drops them once it forgot the component's grant.
+func serveLink(t *testing.T, links []*serverLink, i int, answerOn func(i int) int, granted *atomic.Bool, bodies chan<- string) {
+	for r := range links[i].replies {
+		privileged := strings.Contains(r, "<privilege")
+		if privileged && granted != nil && !granted.Load() {
+			continue
+		}
+		if m := bodyRE.FindStringSubmatch(r); m != nil {
+			bodies <- fmt.Sprintf("%d|%s", i, m[1])
+			continue
+		}
+		on := answerOn(i)
+		switch {
+		case on < 0:
+		case strings.Contains(r, `<ping xmlns="urn:xmpp:ping"`):
+			links[on].answer(`<iq type='result' id='` + attrValueOf(t, r, "id") + `' from='example.net' to='upload.example.net'/>`)
+		case privileged: // a probe: its inner message goes to the component
+			links[on].answer(`<message type='normal' id='` + attrValueOf(t, r, "id") + `' from='example.net' to='upload.example.net'/>`)
+		}
 	}
 }
 
@@ -79,7 +94,7 @@ func startClusterAd(t *testing.T, n, told int) []*instance {
 		if i < told {
 			l.send(privAd1)
 		}
-		all = append(all, &instance{c: c, cancel: cancel, link: l, q: q})
+		all = append(all, &instance{c: c, cancel: cancel, link: l, q: q, srv: srv})
 	}
 	return all
 }
@@ -208,5 +223,61 @@ func TestClusterSharesTheGrant(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("not delivered when bob came online")
+	}
+}
+
+// ejabberd 23.01 forgets a component's grant when any of its connections
+// closes, and then drops the privileged deliveries of the others without
+// a word while answering their pings. A delivery whose probe does not
+// come back stays queued; the instance reconnects, which has the server
+// grant the privileges again, and the message arrives.
+func TestClusterGrantLostIsNoLoss(t *testing.T) {
+	in := startCluster(t, 2)
+	a, b := in[0], in[1]
+	bodies := make(chan string, 16)
+	var granted atomic.Bool
+	granted.Store(true)
+	links := []*serverLink{a.link, b.link}
+	own := func(i int) int { return i }
+	for i := range links {
+		go serveLink(t, links, i, own, &granted, bodies)
+	}
+	ctx := context.Background()
+	a.link.send(`<presence from='bob@example.net/laptop' to='upload.example.net'/>`)
+	testserver.WaitFor(t, 10*time.Second, "bob online", func() bool {
+		on, known, err := b.q.State(ctx, "bob@example.net")
+		return err == nil && known && on
+	})
+
+	granted.Store(false) // a third connection of the component closed
+	b.link.send(relayMsg("lost", "<body>while the grant was gone</body>"))
+	// b finds its probe dropped, probes again after a pause (up to 5 s),
+	// and reconnects
+	var again *serverLink
+	select {
+	case again = <-b.srv.links:
+	case <-time.After(30 * time.Second):
+		t.Fatal("b did not reconnect to have the grant renewed")
+	}
+	granted.Store(true)
+	again.send(privAd1)
+	links = []*serverLink{a.link, again}
+	go serveLink(t, links, 1, own, &granted, bodies)
+	deadline := time.After(20 * time.Second)
+	for {
+		if _, err := b.c.Wake(ctx); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-bodies:
+			if got != "1|while the grant was gone" {
+				t.Fatalf("delivered %q", got)
+			}
+			testserver.WaitFor(t, 10*time.Second, "bob's queue empty", func() bool { return !b.q.Pending("bob@example.net") })
+			return
+		case <-time.After(200 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("the message the server dropped was never delivered again")
+		}
 	}
 }

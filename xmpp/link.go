@@ -95,6 +95,13 @@ type Component struct {
 	ackTo string
 	// forward holds siblings' answers (instance, id) until sent on.
 	forward chan [2]string
+	// prober, for several instances, proves the server's grant (grant.go).
+	prober prober
+	// life is Run's context; regranting is set while regrant runs, and
+	// redial has Run reconnect without waiting.
+	life       context.Context
+	regranting atomic.Bool
+	redial     atomic.Bool
 }
 
 // New checks the options and returns a Component; Run connects it.
@@ -124,6 +131,11 @@ func New(opt Options) (*Component, error) {
 	if opt.Siblings != nil {
 		c.acks.self = opt.Siblings.Self()
 		c.forward = make(chan [2]string, forwardQueue)
+		for _, h := range h.handlers {
+			if p, ok := h.(prober); ok {
+				c.prober = p
+			}
+		}
 	}
 	return c, nil
 }
@@ -203,6 +215,7 @@ const (
 // be made (the server may start after mediaslot, or restart). It returns
 // ctx.Err() after closing the stream.
 func (c *Component) Run(ctx context.Context) error {
+	c.life = ctx
 	if c.forward != nil {
 		go c.forwardAcks(ctx)
 	}
@@ -216,13 +229,18 @@ func (c *Component) Run(ctx context.Context) error {
 		if time.Since(began) > stableAfter {
 			backoff = minBackoff
 		}
-		c.log.Warn("component link down; reconnecting", "server", c.opt.Server, "err", linkDownCause(err), "retry_in", backoff)
+		wait := backoff
+		if c.redial.Swap(false) {
+			wait = 0 // closed to have the grant renewed (grant.go)
+		} else {
+			backoff = min(backoff*2, c.opt.ReconnectMax)
+		}
+		c.log.Warn("component link down; reconnecting", "server", c.opt.Server, "err", linkDownCause(err), "retry_in", wait)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(backoff):
+		case <-time.After(wait):
 		}
-		backoff = min(backoff*2, c.opt.ReconnectMax)
 	}
 }
 
@@ -300,25 +318,34 @@ func (c *Component) send(ctx context.Context, stanza []byte, mode wire.SendMode)
 	}
 	id, answered := c.acks.add()
 	defer c.acks.drop(id)
+	out := [][]byte{stanza}
+	probeID, probed, probe := c.probe(ctx)
+	if probe != nil {
+		defer c.acks.drop(probeID)
+		out = append(out, probe)
+	}
 	var ack bytes.Buffer
 	ack.WriteString(`<iq type="get" id="` + id + `" from="`)
 	wire.Escape(&ack, c.addr.String())
 	ack.WriteString(`" to="`)
 	wire.Escape(&ack, c.ackTo)
 	ack.WriteString(`"><ping xmlns="` + ping.NS + `"/></iq>`)
-	if err := conn.sendWritten(stanza, ack.Bytes()); err != nil {
+	if err := conn.sendWritten(append(out, ack.Bytes())...); err != nil {
 		return err
 	}
 	timeout := time.NewTimer(ackTimeout)
 	defer timeout.Stop()
 	select {
 	case err := <-answered:
-		return err
+		if err != nil || probed == nil {
+			return err
+		}
 	case <-timeout.C:
 		return errNoAck
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	return c.probeBack(ctx, probed)
 }
 
 // serve is the read loop. mellium's Session.Serve answers every IQ its
@@ -350,13 +377,20 @@ func (c *Component) serve(ctx context.Context, sess *xmpp.Session) error {
 	}
 }
 
-// isAck reports whether st is the server's answer to a delivery's ping,
-// and tells its waiter, here or, through Siblings, in the instance that
+// isAck reports whether st is the server's answer to a delivery's ping
+// (or probe, grant.go), and tells its waiter, here or, through Siblings, in the instance that
 // sent it. Only the server's answer counts: a client that guessed an id
 // could otherwise confirm a delivery the server never read.
 func (c *Component) isAck(st wire.Stanza) bool {
 	typ := st.Attr("type")
-	if st.Start.Name.Local != "iq" || (typ != "result" && typ != "error") || !strings.EqualFold(st.Attr("from"), c.ackTo) {
+	switch {
+	case st.Start.Name.Local == "iq" && (typ == "result" || typ == "error"):
+	case st.Start.Name.Local == "message" && typ != "error" && c.forward != nil:
+		// a probe come back (grant.go); a bounced one proves nothing
+	default:
+		return false
+	}
+	if !c.fromServer(st.Attr("from")) {
 		return false
 	}
 	id := st.Attr("id")

@@ -110,6 +110,10 @@ func (s *fakeServer) serve(conn net.Conn) {
 	}
 }
 
+// answer sends x as the server's answer to what the component sent: a
+// test may end, closing the component, before its answers are all out.
+func (l *serverLink) answer(x string) { _, _ = io.WriteString(l.conn, x) }
+
 func nextStart(d *xml.Decoder) (xml.StartElement, error) {
 	for {
 		tok, err := d.Token()

@@ -56,20 +56,32 @@ func TestAckReachesTheSiblingThatAsked(t *testing.T) {
 	if got := la.reply(t); !strings.Contains(got, "keep me") {
 		t.Fatalf("want the delivery, got %s", got)
 	}
-	id := attrValueOf(t, la.reply(t), "id")
-	if !strings.HasPrefix(id, ackPrefix+"a1-") {
-		t.Fatalf("ping id %q does not name its instance", id)
+	probe := la.reply(t) // for several instances (grant.go)
+	if !strings.Contains(probe, "<privilege") {
+		t.Fatalf("want the probe, got %s", probe)
 	}
-	// forged by a client, on the sibling's link: not passed on
+	probeID := attrValueOf(t, probe, "id")
+	id := attrValueOf(t, la.reply(t), "id")
+	for _, id := range []string{id, probeID} {
+		if !strings.HasPrefix(id, ackPrefix+"a1-") {
+			t.Fatalf("ping or probe id %q does not name its instance", id)
+		}
+	}
+	// forged by a client, or bounced, on the sibling's link: not passed on
 	lb.send(`<iq type='result' id='` + id + `' from='mallory@example.net/x' to='upload.example.net'/>`)
+	lb.send(`<message id='` + probeID + `' from='mallory@example.net/x' to='upload.example.net'/>`)
+	lb.send(`<message type='error' id='` + probeID + `' from='example.net' to='upload.example.net'/>`)
 	lb.send(`<iq type='get' id='after' from='alice@example.net/x' to='upload.example.net'><query xmlns='jabber:iq:version'/></iq>`)
 	if got := lb.reply(t); !strings.Contains(got, `id="after"`) {
 		t.Fatalf("want the version reply, got %s", got)
 	}
-	if _, waiting := a.acks.waiting.Load(id); !waiting {
-		t.Fatal("a client's forged answer on a sibling's link confirmed the delivery")
+	for _, id := range []string{id, probeID} {
+		if _, waiting := a.acks.waiting.Load(id); !waiting {
+			t.Fatal("a client's forged answer or a bounce on a sibling's link confirmed the delivery")
+		}
 	}
-	// the server's answer, on the sibling's link
+	// the server's answers, on the sibling's link
 	lb.send(`<iq type='result' id='` + id + `' from='example.net' to='upload.example.net'/>`)
+	lb.send(`<message type='normal' id='` + probeID + `' from='example.net' to='upload.example.net'/>`)
 	testserver.WaitFor(t, 10*time.Second, "bob's entry deleted", func() bool { return !q.Pending("bob@example.net") })
 }

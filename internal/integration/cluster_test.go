@@ -52,13 +52,19 @@ type instance struct {
 func startCluster(t *testing.T, srv testserver.XMPP, dsn string, gw *testserver.S3, n int) *cluster {
 	t.Helper()
 	c := newCluster(t, srv, dsn, gw, n, "")
+	c.startAll(t)
+	return c
+}
+
+// startAll starts every instance and waits until each is ready.
+func (c *cluster) startAll(t *testing.T) {
+	t.Helper()
 	for _, in := range c.insts {
 		in.start(t)
 	}
 	for _, in := range c.insts {
 		in.waitReady(t)
 	}
-	return c
 }
 
 // newCluster configures n instances as startCluster does, extra appended

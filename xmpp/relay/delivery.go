@@ -238,3 +238,28 @@ func (r *Relay) Wake(ctx context.Context, send wire.Sender) (int, error) {
 	}
 	return len(bares), err
 }
+
+// Probe returns a stanza that comes back to the component, with id, only
+// if the server still honours the component's message privilege: a
+// privileged message from the server's domain to the component itself.
+// ejabberd 23.01 forgets the grant of a component domain whenever any of
+// its connections closes, and then drops the privileged deliveries of the
+// connections left without a word; the server reads a link in order, so
+// a probe that came back after a group of deliveries shows they went
+// through (package xmpp sends it with the ping that confirms them, for
+// several instances). nil without the message privilege: there is then
+// nothing to prove.
+func (r *Relay) Probe(ctx context.Context, id string) []byte {
+	p := r.privileges(ctx)
+	if !p.message {
+		return nil
+	}
+	var b bytes.Buffer
+	b.WriteString(`<message from="` + r.jid + `" id="` + id + `" to="`)
+	wire.Escape(&b, p.server)
+	b.WriteString(`"><privilege xmlns="` + p.ns + `"><forwarded xmlns="` + forward.NS + `">`)
+	b.WriteString(`<message xmlns="` + stanza.NSClient + `" type="normal" id="` + id + `" from="`)
+	wire.Escape(&b, p.server)
+	b.WriteString(`" to="` + r.jid + `"/></forwarded></privilege></message>`)
+	return b.Bytes()
+}
