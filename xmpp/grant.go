@@ -71,14 +71,16 @@ func (c *Component) probeBack(ctx context.Context, back <-chan error) error {
 // two instances should not take turns closing each other's grant), it
 // probes again, and if the probe is still dropped it closes its link to
 // reconnect at once: ejabberd grants a component's privileges whenever one
-// of its connections comes up.
+// of its connections comes up. The new link then wakes the drains that
+// failed meanwhile (connectAndServe) instead of leaving them to the next
+// round of the relay-wake lease.
 func (c *Component) regrant() {
 	if c.life == nil || !c.regranting.CompareAndSwap(false, true) {
 		return
 	}
 	go func() {
 		defer c.regranting.Store(false)
-		pause := time.NewTimer(probeGrace/2 + rand.N(2*probeGrace))
+		pause := time.NewTimer(probeGrace/4 + rand.N(probeGrace))
 		defer pause.Stop()
 		select {
 		case <-c.life.Done():
@@ -94,6 +96,7 @@ func (c *Component) regrant() {
 		c.mu.Unlock()
 		if conn != nil {
 			c.redial.Store(true)
+			c.rewake.Store(true)
 			_ = conn.Conn.Close()
 		}
 	}()

@@ -97,11 +97,13 @@ type Component struct {
 	forward chan [2]string
 	// prober, for several instances, proves the server's grant (grant.go).
 	prober prober
-	// life is Run's context; regranting is set while regrant runs, and
-	// redial has Run reconnect without waiting.
+	// life is Run's context; regranting is set while regrant runs,
+	// redial has Run reconnect without waiting, and rewake has the next
+	// link wake the relay's drains.
 	life       context.Context
 	regranting atomic.Bool
 	redial     atomic.Bool
+	rewake     atomic.Bool
 }
 
 // New checks the options and returns a Component; Run connects it.
@@ -266,6 +268,13 @@ func (c *Component) connectAndServe(ctx context.Context) error {
 	c.setConn(sc)
 	defer c.setConn(nil)
 	c.log.Info("component connected", "jid", c.addr.String(), "server", c.opt.Server)
+	if c.rewake.Swap(false) {
+		go func() {
+			if _, err := c.Wake(ctx); err != nil {
+				c.log.Warn("waking the relay's drains after the grant's renewal", "err", err)
+			}
+		}()
+	}
 
 	// Closing the stream and the connection is what ends the read loop on shutdown.
 	served := make(chan struct{})

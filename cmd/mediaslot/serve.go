@@ -364,20 +364,22 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 // (a drain's instance died, a presence was dropped).
 const wakeEvery = 5 * time.Second
 
-// wakeLoop runs the relay's Wake every wakeEvery until ctx ends.
+// wakeLoop runs the relay's Wake at once, then every wakeEvery until ctx
+// ends: a lease taken over from a dead instance may have left drains to
+// finish.
 func wakeLoop(ctx context.Context, comp *xmpp.Component, log *slog.Logger) {
 	t := time.NewTicker(wakeEvery)
 	defer t.Stop()
 	for {
+		if n, err := comp.Wake(ctx); err != nil {
+			log.Warn("relay wake-up", "err", err)
+		} else if n > 0 {
+			log.Info("relay wake-up: draining recipients left waiting", "recipients", n)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if n, err := comp.Wake(ctx); err != nil {
-				log.Warn("relay wake-up", "err", err)
-			} else if n > 0 {
-				log.Info("relay wake-up: draining recipients left waiting", "recipients", n)
-			}
 		}
 	}
 }
