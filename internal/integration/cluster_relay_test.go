@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -314,4 +315,67 @@ func TestClusterRelayInFlight(t *testing.T) {
 	lost := len(unacked) - (len(got) - len(acked))
 	t.Logf("carol's instance %d killed after message %d of %d and started again: %d acknowledged, all delivered in order (%d repeats); "+
 		"%d unacknowledged (sent while it was down, or in flight at the kill), of which %d lost", victim.n, 100, m, len(acked), dups, len(unacked), lost)
+}
+
+// PostgreSQL restarted under a cluster (default balancing, two
+// instances): while it is down every instance says it is not ready and
+// answers slot requests with an error, as one instance does
+// (TestFaultPostgresDown); once it is back each is ready again without a
+// restart, each lease has one holder again (the sessions that held them
+// died with the server), and the siblings' bus listens again: a drain
+// whose confirmations ejabberd hands to the other instance half the time
+// delivers everything, in the queue's order.
+func TestClusterPostgresRestart(t *testing.T) {
+	srv := testserver.Ejabberd(t)
+	pg := testserver.StartPostgres(t)
+	gw := testserver.VersityGW(t)
+	dsn := pg.NewDB(t)
+	c := startCluster(t, srv, dsn, gw, 2)
+	db := pgdbtest.Open(t, dsn)
+	service := jid.MustParse(srv.ComponentJID())
+	bob := jid.MustParse(srv.JID("bob"))
+	bobOffline(t, srv, db)
+	alice := dialClient(t, srv, "alice")
+	slot := func() error {
+		ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+		defer cancel()
+		_, err := alice.RequestSlot(ctx, service, client.File{Name: "x.txt", Size: 1, ContentType: "text/plain"})
+		return err
+	}
+
+	pg.Stop(t)
+	for _, in := range c.insts {
+		testserver.WaitFor(t, 20*time.Second, fmt.Sprintf("instance %d not ready", in.n), func() bool { return !in.ready() })
+	}
+	if err := slot(); !errors.As(err, new(*client.StanzaError)) {
+		t.Fatalf("slot request while PostgreSQL is down: %v, want a stanza error", err)
+	}
+	pg.Start(t)
+	for _, in := range c.insts {
+		in.waitReady(t)
+	}
+	for _, lease := range []string{"upload-janitor", "relay-purge", "relay-wake"} {
+		testserver.WaitFor(t, 30*time.Second, lease+" held by one instance again", func() bool { return len(c.holders(lease)) == 1 })
+	}
+	if err := slot(); err != nil {
+		t.Fatalf("slot request after PostgreSQL came back: %v", err)
+	}
+
+	carol := dialClient(t, srv, "carol")
+	const n = 64
+	for i := range n {
+		if err := sendNumbered(t.Context(), carol, service, bob, "p", i); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	testserver.WaitFor(t, 30*time.Second, "all queued", func() bool { return queued(t, db, bob.String()) == n })
+	want := queueOrder(t, db, bob.String(), "p")
+	in := bobOnline(t, srv)
+	testserver.WaitFor(t, 60*time.Second, "every queued message delivered", func() bool {
+		order, _ := firsts(in.got("p"))
+		return len(order) == n
+	})
+	if order, _ := firsts(in.got("p")); !slices.Equal(order, want) {
+		t.Fatalf("delivered in another order than queued:\n%v\nqueued:\n%v", order, want)
+	}
 }
