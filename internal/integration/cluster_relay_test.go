@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -317,20 +318,31 @@ func TestClusterRelayInFlight(t *testing.T) {
 		"%d unacknowledged (sent while it was down, or in flight at the kill), of which %d lost", victim.n, 100, m, len(acked), dups, len(unacked), lost)
 }
 
-// PostgreSQL restarted under a cluster (default balancing, two
-// instances): while it is down every instance says it is not ready and
-// answers slot requests with an error, as one instance does
-// (TestFaultPostgresDown); once it is back each is ready again without a
-// restart, each lease has one holder again (the sessions that held them
-// died with the server), and the siblings' bus listens again: a drain
-// whose confirmations ejabberd hands to the other instance half the time
+// S3 and PostgreSQL each stopped and started again under a cluster
+// (default balancing, two instances). While either is down every instance
+// says it is not ready and answers slot requests with an error, as one
+// instance does (TestFaultS3Down, TestFaultPostgresDown); once it is back
+// each is ready again without a restart. After PostgreSQL's restart each
+// lease has one holder again (the sessions that held them died with the
+// server), and the siblings' bus listens again: a drain whose
+// confirmations ejabberd hands to the other instance half the time
 // delivers everything, in the queue's order.
-func TestClusterPostgresRestart(t *testing.T) {
+func TestClusterOutages(t *testing.T) {
 	srv := testserver.Ejabberd(t)
 	pg := testserver.StartPostgres(t)
 	gw := testserver.VersityGW(t)
 	dsn := pg.NewDB(t)
-	c := startCluster(t, srv, dsn, gw, 2)
+	c := newCluster(t, srv, dsn, gw, 2, "")
+	for _, in := range c.insts {
+		b, err := os.ReadFile(in.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(in.cfg, []byte(strings.Replace(string(b), "type = \"s3\"\n", "type = \"s3\"\ncheck_interval = \"200ms\"\n", 1)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.startAll(t)
 	db := pgdbtest.Open(t, dsn)
 	service := jid.MustParse(srv.ComponentJID())
 	bob := jid.MustParse(srv.JID("bob"))
@@ -343,17 +355,25 @@ func TestClusterPostgresRestart(t *testing.T) {
 		return err
 	}
 
-	pg.Stop(t)
-	for _, in := range c.insts {
-		testserver.WaitFor(t, 20*time.Second, fmt.Sprintf("instance %d not ready", in.n), func() bool { return !in.ready() })
+	outage := func(what string, stop, start func()) {
+		t.Helper()
+		stop()
+		for _, in := range c.insts {
+			testserver.WaitFor(t, 20*time.Second, fmt.Sprintf("instance %d not ready with %s down", in.n, what), func() bool { return !in.ready() })
+		}
+		if err := slot(); !errors.As(err, new(*client.StanzaError)) {
+			t.Fatalf("slot request while %s is down: %v, want a stanza error", what, err)
+		}
+		start()
+		for _, in := range c.insts {
+			in.waitReady(t)
+		}
 	}
-	if err := slot(); !errors.As(err, new(*client.StanzaError)) {
-		t.Fatalf("slot request while PostgreSQL is down: %v, want a stanza error", err)
+	outage("S3", gw.Stop, gw.Start)
+	if err := slot(); err != nil {
+		t.Fatalf("slot request after S3 came back: %v", err)
 	}
-	pg.Start(t)
-	for _, in := range c.insts {
-		in.waitReady(t)
-	}
+	outage("PostgreSQL", func() { pg.Stop(t) }, func() { pg.Start(t) })
 	for _, lease := range []string{"upload-janitor", "relay-purge", "relay-wake"} {
 		testserver.WaitFor(t, 30*time.Second, lease+" held by one instance again", func() bool { return len(c.holders(lease)) == 1 })
 	}
