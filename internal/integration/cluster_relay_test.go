@@ -175,6 +175,36 @@ func bobOnline(t *testing.T, srv testserver.XMPP) *inbox {
 	return in
 }
 
+// queueFromCarol has carol relay "tag-0" to "tag-(n-1)" to bob, who is
+// offline, waits until all are queued, and returns their queue order.
+func queueFromCarol(t *testing.T, srv testserver.XMPP, db *pgxpool.Pool, tag string, n int) []int {
+	t.Helper()
+	carol := dialClient(t, srv, "carol")
+	service, bob := jid.MustParse(srv.ComponentJID()), jid.MustParse(srv.JID("bob"))
+	for i := range n {
+		if err := sendNumbered(t.Context(), carol, service, bob, tag, i); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	testserver.WaitFor(t, 30*time.Second, "all queued", func() bool { return queued(t, db, bob.String()) == n })
+	return queueOrder(t, db, bob.String(), tag)
+}
+
+// deliveredInOrder waits until in has every message of want, and checks
+// that they first arrived in want's order; it returns the repeats.
+func deliveredInOrder(t *testing.T, in *inbox, tag string, want []int, within time.Duration) (dups int) {
+	t.Helper()
+	testserver.WaitFor(t, within, "every queued message delivered", func() bool {
+		order, _ := firsts(in.got(tag))
+		return len(order) == len(want)
+	})
+	order, dups := firsts(in.got(tag))
+	if !slices.Equal(order, want) {
+		t.Fatalf("delivered in another order than queued:\n%v\nqueued:\n%v", order, want)
+	}
+	return dups
+}
+
 // Three instances behind ejabberd 23.01 (its default balancing: each
 // stanza to any live connection). Relay messages queued for offline bob
 // are being delivered when the instance draining his queue is killed with
@@ -191,37 +221,21 @@ func TestClusterRelayKill(t *testing.T) {
 	c := newCluster(t, srv, dsn, gw, 3, "[relay]\nsender_share = 1.0\n")
 	c.startAll(t)
 	db := pgdbtest.Open(t, dsn)
-	service := jid.MustParse(srv.ComponentJID())
-	bob := jid.MustParse(srv.JID("bob"))
+	bob := srv.JID("bob")
 	bobOffline(t, srv, db)
-
-	carol := dialClient(t, srv, "carol")
 	const n = 900
-	for i := range n {
-		if err := sendNumbered(t.Context(), carol, service, bob, "q", i); err != nil {
-			t.Fatalf("message %d: %v", i, err)
-		}
-	}
-	testserver.WaitFor(t, 30*time.Second, "all queued", func() bool { return queued(t, db, bob.String()) == n })
-	want := queueOrder(t, db, bob.String(), "q")
+	want := queueFromCarol(t, srv, db, "q", n)
 
 	in := bobOnline(t, srv)
 	var victim *instance
 	testserver.WaitFor(t, 30*time.Second, "the drain under way on an instance", func() bool {
-		victim = c.drainer(t, db, bob.String())
+		victim = c.drainer(t, db, bob)
 		return victim != nil && len(in.got("q")) >= 50
 	})
 	killed := time.Now()
 	victim.kill(t)
 	t.Logf("instance %d killed while draining, %d of %d delivered", victim.n, len(in.got("q")), n)
-	testserver.WaitFor(t, 60*time.Second, "every queued message delivered by the survivors", func() bool {
-		order, _ := firsts(in.got("q"))
-		return len(order) == n
-	})
-	order, dups := firsts(in.got("q"))
-	if !slices.Equal(order, want) {
-		t.Fatalf("delivered in another order than queued:\n%v\nqueued:\n%v", order, want)
-	}
+	dups := deliveredInOrder(t, in, "q", want, 60*time.Second)
 	t.Logf("all %d delivered in the queue's order %v after the kill, %d repeats", n, time.Since(killed).Round(time.Millisecond), dups)
 	// a group of deliveries (offline.ConfirmEvery) per confirmation lost:
 	// the dead drain's, and the survivors' while the grant was gone
@@ -345,7 +359,6 @@ func TestClusterOutages(t *testing.T) {
 	c.startAll(t)
 	db := pgdbtest.Open(t, dsn)
 	service := jid.MustParse(srv.ComponentJID())
-	bob := jid.MustParse(srv.JID("bob"))
 	bobOffline(t, srv, db)
 	alice := dialClient(t, srv, "alice")
 	slot := func() error {
@@ -381,21 +394,6 @@ func TestClusterOutages(t *testing.T) {
 		t.Fatalf("slot request after PostgreSQL came back: %v", err)
 	}
 
-	carol := dialClient(t, srv, "carol")
-	const n = 64
-	for i := range n {
-		if err := sendNumbered(t.Context(), carol, service, bob, "p", i); err != nil {
-			t.Fatalf("message %d: %v", i, err)
-		}
-	}
-	testserver.WaitFor(t, 30*time.Second, "all queued", func() bool { return queued(t, db, bob.String()) == n })
-	want := queueOrder(t, db, bob.String(), "p")
-	in := bobOnline(t, srv)
-	testserver.WaitFor(t, 60*time.Second, "every queued message delivered", func() bool {
-		order, _ := firsts(in.got("p"))
-		return len(order) == n
-	})
-	if order, _ := firsts(in.got("p")); !slices.Equal(order, want) {
-		t.Fatalf("delivered in another order than queued:\n%v\nqueued:\n%v", order, want)
-	}
+	want := queueFromCarol(t, srv, db, "p", 64)
+	deliveredInOrder(t, bobOnline(t, srv), "p", want, 60*time.Second)
 }
