@@ -34,6 +34,10 @@ type ClusterPhaseOptions struct {
 	Procs    []Proc
 	Progress io.Writer
 	Timeout  time.Duration // per slot request; default 10 s
+	// Idle is how long the processes are watched doing nothing before
+	// the slots: what the instances' background work (leases, polls)
+	// costs them and the database; 0 skips it.
+	Idle time.Duration
 }
 
 // ClusterRun is what one phase measured.
@@ -43,26 +47,30 @@ type ClusterRun struct {
 	// Load is the machine's load average over one minute when the phase
 	// began: other jobs on the machine show there.
 	Load        float64 `json:"load"`
+	IdleSeconds float64 `json:"idle_s"`
 	Slots       int     `json:"slots"`
 	SlotSeconds float64 `json:"slot_s"`
 	SlotRate    float64 `json:"slots_per_s"`
-	// Procs: what each watched process spent issuing the slots (phase
-	// "slots"); the relay's phases are in Relay.Procs.
+	// Procs: what each watched process spent idle and issuing the slots
+	// (phases "idle" and "slots"); the relay's phases are in Relay.Procs.
 	Procs map[string]map[string]Usage `json:"procs"`
 	Relay *RelayResult                `json:"relay"`
 }
 
-// Phases of a ClusterRun: the slots, the relay's accept and its flush.
+// Phases of a ClusterRun: idle, the slots, the relay's accept and its
+// flush.
 const (
+	PhaseIdle    = "idle"
 	PhaseSlots   = "slots"
 	PhaseEnqueue = "enqueue"
 	PhaseFlush   = "flush"
 )
 
-// RunClusterPhase asks for opt.Slots slots after a warm-up (warmup per
-// session, untimed: each instance's connections to the database and its
-// prepared statements), then runs the relay: N messages accepted for an
-// offline recipient, then flushed when he comes online.
+// RunClusterPhase watches the processes idle for opt.Idle after a warm-up
+// (warmup slots per session, untimed: each instance's connections to the
+// database and its prepared statements), asks for opt.Slots slots, then
+// runs the relay: N messages accepted for an offline recipient, then
+// flushed when he comes online.
 func RunClusterPhase(ctx context.Context, opt ClusterPhaseOptions) (*ClusterRun, error) {
 	if opt.Timeout <= 0 {
 		opt.Timeout = 10 * time.Second
@@ -76,6 +84,20 @@ func RunClusterPhase(ctx context.Context, opt ClusterPhaseOptions) (*ClusterRun,
 	}
 	if _, err := slotBurst(ctx, opt.Sessions, opt.Service, warmup*len(opt.Sessions), opt.Inflight, opt.Timeout); err != nil {
 		return nil, fmt.Errorf("warm-up: %w", err)
+	}
+	if opt.Idle > 0 {
+		say("idle for %v", opt.Idle)
+		w := startWatch(opt.Procs)
+		t0 := time.Now()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(opt.Idle):
+		}
+		run.IdleSeconds = time.Since(t0).Seconds()
+		if err := w.end(run.Procs, PhaseIdle); err != nil {
+			return nil, err
+		}
 	}
 	say("%d slot requests from %d sessions, %d in flight", opt.Slots, len(opt.Sessions), opt.Inflight)
 	w := startWatch(opt.Procs)
@@ -170,6 +192,8 @@ func (r *ClusterResult) runs(instances int) []*ClusterRun {
 func (run *ClusterRun) usage(group, phase string) (cpu, wall float64) {
 	procs := run.Procs
 	switch phase {
+	case PhaseIdle:
+		wall = run.IdleSeconds
 	case PhaseSlots:
 		wall = run.SlotSeconds
 	case PhaseEnqueue:
@@ -239,6 +263,18 @@ func (r *ClusterResult) PerOp(instances int, group, phase string) float64 {
 		return 0
 	}
 	return cpu * 1e6 / float64(n)
+}
+
+// PerSecond is the CPU the processes of group spent per second of phase
+// over all the runs with that many instances, in ms: for the idle phase.
+func (r *ClusterResult) PerSecond(instances int, group, phase string) float64 {
+	var cpu, wall float64
+	for _, run := range r.runs(instances) {
+		c, w := run.usage(group, phase)
+		cpu += c
+		wall += w
+	}
+	return 1000 * ratio(cpu, wall)
 }
 
 // Busy is how many cores the watched processes kept busy during a phase,
@@ -325,10 +361,19 @@ func (r *ClusterResult) Markdown() string {
 	perCore := func(f func(int) float64) func(int) float64 {
 		return func(k int) float64 { return ratio(1e6, f(k)) }
 	}
-	rows := []clusterRow{
-		{name: "**slots/s** (median)", format: "%.0f", value: rate(PhaseSlots)},
-		{name: "slots/s in each round", text: rounds(PhaseSlots)},
+	idle := func(group string) func(int) float64 {
+		return func(k int) float64 { return r.PerSecond(k, group, PhaseIdle) }
 	}
+	var rows []clusterRow
+	if slices.ContainsFunc(r.Runs, func(run *ClusterRun) bool { return run.IdleSeconds > 0 }) {
+		rows = append(rows,
+			clusterRow{name: "idle: CPU ms per second: mediaslot (all instances)", format: "%.1f", value: idle(groupMediaslot)},
+			clusterRow{name: "idle: CPU ms per second: PostgreSQL", format: "%.1f", value: idle(groupPostgres)},
+			clusterRow{name: "idle: CPU ms per second: ejabberd", format: "%.1f", value: idle(groupEjabberd)})
+	}
+	rows = append(rows,
+		clusterRow{name: "**slots/s** (median)", format: "%.0f", value: rate(PhaseSlots)},
+		clusterRow{name: "slots/s in each round", text: rounds(PhaseSlots)})
 	rows = append(rows, cpuRows(PhaseSlots, "slot")...)
 	rows = append(rows,
 		clusterRow{name: "**relay: accepted, messages/s** (median)", format: "%.0f", value: rate(PhaseEnqueue)},

@@ -13,14 +13,14 @@ import (
 // spent cpu seconds per phase, mediaslot's split evenly over the instances.
 func clusterRun(k int, slotRate, accept, flush, cpu float64) *ClusterRun {
 	use := func(c float64) map[string]Usage {
-		return map[string]Usage{PhaseSlots: {CPUSeconds: c}, PhaseEnqueue: {CPUSeconds: c}, PhaseFlush: {CPUSeconds: c}}
+		return map[string]Usage{PhaseIdle: {CPUSeconds: c / 100}, PhaseSlots: {CPUSeconds: c}, PhaseEnqueue: {CPUSeconds: c}, PhaseFlush: {CPUSeconds: c}}
 	}
 	procs := map[string]map[string]Usage{groupEjabberd: use(cpu), groupPostgres: use(cpu), clientProc: use(cpu)}
 	for i := range k {
 		procs[fmt.Sprintf("%s-%d", groupMediaslot, i+1)] = use(cpu / float64(k))
 	}
 	return &ClusterRun{
-		Instances: k, Slots: 1000, SlotRate: slotRate, SlotSeconds: 1000 / slotRate, Procs: procs, Load: 0.5,
+		Instances: k, IdleSeconds: 2, Slots: 1000, SlotRate: slotRate, SlotSeconds: 1000 / slotRate, Procs: procs, Load: 0.5,
 		Relay: &RelayResult{N: 500, EnqueueRate: accept, EnqueueSeconds: 500 / accept, FlushRate: flush, FlushSeconds: 500 / flush,
 			OutOfOrder: k - 1, Procs: procs},
 	}
@@ -53,6 +53,7 @@ func TestClusterReport(t *testing.T) {
 	md := res.Markdown()
 	for _, want := range []string{
 		"| metric | 1 instance | 3 instances | 3/1 |",
+		"| idle: CPU ms per second: PostgreSQL | 2.5 | 3.0 | 1.20 |",
 		"| **slots/s** (median) | 500 | 900 | 1.80 |",
 		"| slots/s in each round | 400 (load 0.5), 600 (load 0.5) | 800 (load 0.5), 1000 (load 0.5) | - |",
 		"| CPU µs per slot: PostgreSQL (all its processes) | 500 | 600 | 1.20 |",

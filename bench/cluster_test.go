@@ -32,6 +32,7 @@ var (
 	clusterSessions  = flag.Int("cluster.sessions", 8, "BenchmarkCluster: client sessions asking for slots (alice, carol and dave in turn)")
 	clusterInflight  = flag.Int("cluster.inflight", 32, "BenchmarkCluster: slot requests in flight, over all the sessions")
 	clusterN         = flag.Int("cluster.n", 1500, "BenchmarkCluster: relay messages per phase")
+	clusterIdle      = flag.Duration("cluster.idle", 5*time.Second, "BenchmarkCluster: how long each phase watches the processes idle (the leases' interval is 5 s)")
 	clusterOut       = flag.String("cluster.out", "", "BenchmarkCluster: directory for cluster.json")
 	clusterMediaslot = flag.String("cluster.mediaslot", "", "BenchmarkCluster: the mediaslot binary (built if empty)")
 )
@@ -46,8 +47,8 @@ var (
 // component: with bare_source a user's stanzas all reach one instance, and
 // a benchmark's few users would load the instances unevenly.
 //
-// Each phase starts that many instances on a fresh database, asks for
-// slots from several sessions at once, then relays messages to offline
+// Each phase starts that many instances on a fresh database, watches them
+// idle, asks for slots from several sessions at once, then relays messages to offline
 // bob and flushes them when he logs in (RunClusterPhase), watching every
 // instance, ejabberd's VM, PostgreSQL (the postmaster and its backends)
 // and this process, and stops the instances. Each round runs every
@@ -91,7 +92,7 @@ func BenchmarkCluster(b *testing.B) {
 			Sender: account("alice"), Recipient: account("bob"), Witness: account("carol"),
 			Relay: jid.MustParse(srv.ComponentJID()), N: *clusterN, Senders: 4, Pipeline: 4, Thumbnail: 5600,
 		},
-		Progress: os.Stderr,
+		Progress: os.Stderr, Idle: *clusterIdle,
 	}
 
 	var res *ClusterResult
