@@ -136,7 +136,7 @@ func loadAverage() float64 {
 type ClusterResult struct {
 	Started   time.Time `json:"started"`
 	Server    string    `json:"server"`    // "ejabberd 23.01"
-	Balancing string    `json:"balancing"` // how ejabberd spreads the component's stanzas
+	Balancing string    `json:"balancing"` // how ejabberd spreads the component's stanzas: "random"
 	Sessions  int       `json:"sessions"`  // slot-asking sessions
 	Inflight  int       `json:"inflight"`  // slot requests in flight in all
 	Slots     int       `json:"slots"`     // per phase

@@ -98,7 +98,7 @@ func BenchmarkCluster(b *testing.B) {
 	var res *ClusterResult
 	for range b.N {
 		res = &ClusterResult{
-			Started: time.Now().UTC(), Server: "ejabberd " + ejabberdVersion(), Balancing: "random (ejabberd's default)",
+			Started: time.Now().UTC(), Server: "ejabberd " + ejabberdVersion(), Balancing: "random",
 			Sessions: len(sessions), Inflight: opt.Inflight, Slots: opt.Slots, N: opt.Relay.N,
 			Senders: opt.Relay.Senders, Pipeline: opt.Relay.Pipeline, Rounds: *clusterRounds,
 		}
