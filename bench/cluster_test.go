@@ -152,7 +152,8 @@ func (c *benchCluster) phase(b *testing.B, k int, opt ClusterPhaseOptions) *Clus
 	var insts []*benchMediaslot
 	var admins []string
 	for i := range k {
-		addr, admin := testserver.FreePorts(b, 1)[0], testserver.FreePorts(b, 1)[0]
+		ports := testserver.FreePorts(b, 2)
+		addr, admin := ports[0], ports[1]
 		insts = append(insts, launchMediaslot(b, c.bin, componentConfig(c.srv, addr)+c.config(dsn, i+1, admin, opt.Relay.N)))
 		admins = append(admins, admin)
 	}
