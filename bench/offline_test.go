@@ -36,15 +36,7 @@ var (
 // ratios relay/server and, with -offline.out, writes the results for
 // `mediaslot bench report`.
 func BenchmarkOfflineVsRelay(b *testing.B) {
-	bin := *offlineMediaslot
-	if bin == "" {
-		bin = filepath.Join(b.TempDir(), "mediaslot")
-		cmd := exec.Command("go", "build", "-o", bin, "./cmd/mediaslot")
-		cmd.Dir = testserver.ModuleRoot(b)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.Fatalf("go build: %v\n%s", err, out)
-		}
-	}
+	bin := mediaslotBinary(b, *offlineMediaslot)
 	for _, name := range strings.Split(*offlineServers, ",") {
 		b.Run(name, func(b *testing.B) {
 			var srv testserver.XMPP
@@ -96,21 +88,27 @@ func BenchmarkOfflineVsRelay(b *testing.B) {
 	}
 }
 
+// mediaslotBinary is bin, or if bin is empty cmd/mediaslot built for the
+// benchmark.
+func mediaslotBinary(b *testing.B, bin string) string {
+	if bin != "" {
+		return bin
+	}
+	bin = filepath.Join(b.TempDir(), "mediaslot")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/mediaslot")
+	cmd.Dir = testserver.ModuleRoot(b)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
 // startBenchMediaslot runs bin attached to srv, with the relay's per-sender
 // share lifted (one sender queues every message for one recipient), until
 // the benchmark ends; it returns once the server granted the privileges.
 func startBenchMediaslot(b *testing.B, bin string, srv testserver.XMPP) *exec.Cmd {
-	dir := b.TempDir()
 	addr := testserver.FreePorts(b, 1)[0]
-	conf := fmt.Sprintf(`[component]
-jid = %q
-server = %q
-secret = %q
-
-[http]
-listen = %q
-public_url = "http://%s"
-
+	m := launchMediaslot(b, bin, componentConfig(srv, addr)+`
 [store]
 dir = "files"
 
@@ -119,23 +117,60 @@ dir = "data"
 
 [relay]
 sender_share = 1.0
+`)
+	testserver.WaitFor(b, 20*time.Second, "mediaslot's privileges", func() bool { return strings.Contains(m.log.String(), "server privileges") })
+	return m.cmd
+}
+
+// componentConfig is the [component] and [http] sections of a mediaslot
+// attached to srv as its component, its HTTP front on addr.
+func componentConfig(srv testserver.XMPP, addr string) string {
+	return fmt.Sprintf(`[component]
+jid = %q
+server = %q
+secret = %q
+
+[http]
+listen = %q
+public_url = "http://%s"
 `, srv.ComponentJID(), srv.ComponentAddr(), srv.ComponentSecret(), addr, addr)
+}
+
+// benchMediaslot is a mediaslot process of a benchmark.
+type benchMediaslot struct {
+	cmd *exec.Cmd
+	log *testserver.LogBuffer
+}
+
+// launchMediaslot runs bin with the configuration conf, in a directory of
+// its own, until stop or the end of the benchmark.
+func launchMediaslot(b *testing.B, bin, conf string) *benchMediaslot {
+	dir := b.TempDir()
 	cfg := filepath.Join(dir, "mediaslot.toml")
 	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	log := &testserver.LogBuffer{}
-	cmd := exec.Command(bin, "serve", "--config", cfg)
-	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, log, log
-	if err := cmd.Start(); err != nil {
+	m := &benchMediaslot{cmd: exec.Command(bin, "serve", "--config", cfg), log: &testserver.LogBuffer{}}
+	m.cmd.Dir, m.cmd.Stdout, m.cmd.Stderr = dir, m.log, m.log
+	if err := m.cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() {
-		testserver.Stop(cmd, os.Interrupt, 10*time.Second)
+		m.stop(b)
 		if b.Failed() {
-			b.Logf("mediaslot log:\n%s", log.String())
+			b.Logf("mediaslot log:\n%s", m.log.String())
 		}
 	})
-	testserver.WaitFor(b, 20*time.Second, "mediaslot's privileges", func() bool { return strings.Contains(log.String(), "server privileges") })
-	return cmd
+	return m
+}
+
+// stop ends the process as an operator would (SIGINT, 10 s to finish);
+// a no-op once it ended.
+func (m *benchMediaslot) stop(b *testing.B) {
+	if m.cmd.ProcessState != nil {
+		return
+	}
+	if !testserver.Stop(m.cmd, os.Interrupt, 10*time.Second) {
+		b.Errorf("mediaslot (pid %d) did not stop within 10 s of SIGINT", m.cmd.Process.Pid)
+	}
 }

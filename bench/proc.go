@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"mediaslot/internal/procstat"
 )
 
 // Proc watches a server process through /proc (Linux): its CPU time, its
@@ -18,15 +20,15 @@ import (
 type Proc struct {
 	Name string
 	PID  int
+	// Children counts the CPU time of its children too, alive or ended:
+	// PostgreSQL's postmaster and its backends (procstat.Tree). Memory
+	// and I/O stay the process's own.
+	Children bool
 }
 
 // Self is the bench process itself, watched as "client": the load
 // generator's share of the machine.
 func Self() Proc { return Proc{Name: clientProc, PID: os.Getpid()} }
-
-// clockTick is USER_HZ, the unit of utime and stime in /proc/PID/stat:
-// 100 on every Linux architecture Go supports.
-const clockTick = 10 * time.Millisecond
 
 // ProcSample is one reading of a process's counters.
 type ProcSample struct {
@@ -43,22 +45,14 @@ type ProcSample struct {
 // Sample reads the process's counters.
 func (p Proc) Sample() (ProcSample, error) {
 	s := ProcSample{SampleAt: time.Now()}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.PID))
-	if err != nil {
+	cpu := procstat.CPU
+	if p.Children {
+		cpu = procstat.Tree
+	}
+	var err error
+	if s.CPU, err = cpu(p.PID); err != nil {
 		return s, err
 	}
-	// The command name (field 2) may hold spaces; the fields after its ')' are fixed.
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return s, fmt.Errorf("/proc/%d/stat: unexpected format", p.PID)
-	}
-	f := strings.Fields(string(stat[i+1:]))
-	if len(f) < 13 {
-		return s, fmt.Errorf("/proc/%d/stat: unexpected format", p.PID)
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64) // field 14
-	stime, _ := strconv.ParseInt(f[12], 10, 64) // field 15
-	s.CPU = time.Duration(utime+stime) * clockTick
 	if err := p.readStatus(&s); err != nil {
 		return s, err
 	}

@@ -32,6 +32,7 @@ const (
 	fileRelay     = "relay.json"      // RelayResult: 10,000 messages end to end
 	fileQueue     = "queue.json"      // RelayResult: relay run with 1,000,000 queued
 	fileOffline   = "offline-%s.json" // OfflineResult of one XMPP server: its mod_offline vs the relay
+	fileCluster   = "cluster.json"    // ClusterResult: one and three instances on ejabberd, PostgreSQL and S3
 	fileQueueMem  = "queue-mem.txt"   // key=value: mediaslot's memory after starting on the full queue
 	fileFill      = "fill.txt"        // output of bench fill-queue
 	fileTests     = "tests.txt"       // key=value: test name = PASS/FAIL
@@ -56,6 +57,7 @@ type Report struct {
 	Relay     *RelayResult
 	Queue     *RelayResult
 	Offline   []*OfflineResult // Prosody's, then ejabberd's
+	Cluster   *ClusterResult   // nil when not measured
 	QueueMem  map[string]string
 	Fill      string
 	Sendfile  map[string]string
@@ -93,7 +95,7 @@ func LoadReport(dir string) (*Report, error) {
 		r.Go = g
 	}
 	r.Disk, r.DiskBurst, r.DiskBare, r.Big, r.S3, r.S3Burst = &Result{}, &Result{}, &Result{}, &Result{}, &Result{}, &Result{}
-	for name, into := range map[string]any{fileDisk: r.Disk, fileDiskBurst: r.DiskBurst, fileDiskBare: r.DiskBare, fileBig: r.Big, fileS3: r.S3, fileS3Burst: r.S3Burst, fileRelay: &r.Relay, fileQueue: &r.Queue} {
+	for name, into := range map[string]any{fileDisk: r.Disk, fileDiskBurst: r.DiskBurst, fileDiskBare: r.DiskBare, fileBig: r.Big, fileS3: r.S3, fileS3Burst: r.S3Burst, fileRelay: &r.Relay, fileQueue: &r.Queue, fileCluster: &r.Cluster} {
 		if b := read(name); len(bytes.TrimSpace(b)) > 0 {
 			if err := json.Unmarshal(b, into); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", name, err))

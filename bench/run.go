@@ -277,9 +277,14 @@ func (r *runner) progress(format string, a ...any) {
 
 // slot requests a slot within the per-request timeout.
 func (r *runner) slot(ctx context.Context, svc jid.JID, f client.File) (client.Slot, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.opt.Timeout)
+	return requestSlot(ctx, r.opt.Client, svc, f, r.opt.Timeout)
+}
+
+// requestSlot requests a slot from svc through c within timeout.
+func requestSlot(ctx context.Context, c *client.Client, svc jid.JID, f client.File, timeout time.Duration) (client.Slot, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	return r.opt.Client.RequestSlot(ctx, svc, f)
+	return c.RequestSlot(ctx, svc, f)
 }
 
 // down reports whether the target failed earlier in the run.
@@ -315,15 +320,23 @@ func (r *runner) latency(ctx context.Context, svc jid.JID, n int) ([]time.Durati
 
 // throughput times n slot requests with k in flight.
 func (r *runner) throughput(ctx context.Context, svc jid.JID, n, k int) (time.Duration, error) {
+	return slotBurst(ctx, []*client.Client{r.opt.Client}, svc, n, k, r.opt.Timeout)
+}
+
+// slotBurst times n slot requests of slotFile with k in flight, spread
+// over the sessions (request i of the k in flight on sessions[i mod len]),
+// each within timeout; the first failure ends it.
+func slotBurst(ctx context.Context, sessions []*client.Client, svc jid.JID, n, k int, timeout time.Duration) (time.Duration, error) {
 	var next atomic.Int64
 	var mu sync.Mutex
 	var first error
 	var wg sync.WaitGroup
 	t0 := time.Now()
-	for range min(k, n) {
+	for g := range min(k, n) {
+		c := sessions[g%len(sessions)]
 		wg.Go(func() {
 			for next.Add(1) <= int64(n) {
-				if _, err := r.slot(ctx, svc, slotFile); err != nil {
+				if _, err := requestSlot(ctx, c, svc, slotFile, timeout); err != nil {
 					mu.Lock()
 					if first == nil {
 						first = fmt.Errorf("slot request: %w", err)

@@ -12,6 +12,9 @@
 #   4. the offline relay end to end: 10,000 messages queued and flushed;
 #      then the server's own offline storage (mod_offline) against the relay
 #      on Prosody and ejabberd (bench.BenchmarkOfflineVsRelay, issue 17);
+#      one and three instances on ejabberd, PostgreSQL and S3: slots and
+#      relay messages per second, each process's CPU (bench.BenchmarkCluster,
+#      issue 16);
 #   5. 1,000,000 queued stanzas: mediaslot's memory;
 #   6. `mediaslot bench report` renders docs/BENCHMARKS.md from the results.
 #
@@ -329,6 +332,24 @@ for n in 1 2; do
 	echo "${err:-failed}" >>"$OUT/offline.errors"
 	say "offline: attempt $n failed: ${err:-failed}"
 	rm -f "$OUT"/offline-*.json
+done
+
+# --- 4c. several instances (issue 16) ---
+# BenchmarkCluster starts its own ejabberd, PostgreSQL and versitygw, and one,
+# then three instances of this mediaslot on them (the order turning each
+# round): each process's CPU idle, slots and relay messages per second, each
+# process's CPU per operation (about a minute; seconds with BENCH_QUICK).
+say "several instances: one and three on ejabberd, PostgreSQL and S3"
+for n in 1 2; do
+	if run go test -run '^$' -bench '^BenchmarkCluster$' -benchtime 1x -timeout 20m ./bench \
+		-args -cluster.mediaslot "$BIN" -cluster.out "$OUT" -cluster.rounds "$(q 2 1)" \
+		-cluster.slots "$(q 4000 300)" -cluster.n "$(q 1500 100)" -cluster.idle "$(q 5s 1s)" >"$OUT/cluster.txt" 2>&1; then
+		break
+	fi
+	err=$(grep -E 'FAIL|Error|error|timed out' "$OUT/cluster.txt" | grep -v '^bench' | tail -1)
+	echo "${err:-failed}" >>"$OUT/cluster.errors"
+	say "cluster: attempt $n failed: ${err:-failed}"
+	rm -f "$OUT/cluster.json"
 done
 
 # --- 5. 1,000,000 queued stanzas ---
