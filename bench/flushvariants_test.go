@@ -31,7 +31,7 @@ var (
 	variantsN       = flag.Int("variants.n", 500, "BenchmarkFlushVariants: messages per variant and round")
 	variantsRounds  = flag.Int("variants.rounds", 3, "BenchmarkFlushVariants: rounds")
 	variantsLuaProf = flag.String("variants.luaprof", "", "BenchmarkFlushVariants: load bench/testdata/mod_luaprof.lua into Prosody and write its profile of each variant of the last round to DIR/luaprof.N (N-1 = the variant's index)")
-	variantsPerf    = flag.String("variants.perf", "", "BenchmarkFlushVariants: record the server with perf in the last round into DIR/SERVER-variant-I.data")
+	variantsPerf    = flag.String("variants.perf", "", "BenchmarkFlushVariants: record the server with perf in the last round into DIR/SERVER-variant-I.data and DIR/SERVER-baseline-THUMBBYTES.data (for ejabberd, MEDIASLOT_EJABBERD_ERL_FLAGS=\"+JPperf true\" has perf name Erlang functions)")
 	variantsServers = flag.String("variants.servers", "prosody,ejabberd", "BenchmarkFlushVariants: the XMPP servers")
 )
 
@@ -308,11 +308,13 @@ func offlineFlush(ctx context.Context, b *testing.B, srv variantServer, prosody 
 		b.Fatal(err)
 	}
 	defer dc.Close()
-	stopLua := func() {}
+	stopProf := func() {}
 	if round == *variantsRounds-1 {
-		stopLua = luaProf(b, srv)
+		stopPerf := perfRecord(b, *variantsPerf, prosody.PID, fmt.Sprintf("%s-baseline-%d", srv.name, thumbBytes))
+		stopLua := luaProf(b, srv)
+		stopProf = func() { stopPerf(); stopLua() }
 	}
-	defer stopLua()
+	defer stopProf()
 	w := prosody.Watch()
 	t0 := time.Now()
 	if err := dc.SendPresence(ctx); err != nil {

@@ -260,9 +260,11 @@ func (s *EjabberdServer) Start() {
 	logOffset := fileSize(s.LogPath())
 	// erl execs erlexec, which execs beam.smp: the pid is the VM's, and
 	// SIGTERM makes it stop ejabberd cleanly (init:stop/0).
-	cmd := exec.Command(s.erl, "-noinput", "+K", "true",
-		"-mnesia", "dir", `"`+filepath.Join(s.Dir, "spool")+`"`,
-		"-s", "ejabberd")
+	args := []string{"-noinput", "+K", "true", "-mnesia", "dir", `"` + filepath.Join(s.Dir, "spool") + `"`, "-s", "ejabberd"}
+	// Flags for the Erlang VM, for profiling: "+JPperf true" has the JIT
+	// write the map that lets perf name Erlang functions.
+	args = append(args, strings.Fields(os.Getenv("MEDIASLOT_EJABBERD_ERL_FLAGS"))...)
+	cmd := exec.Command(s.erl, args...)
 	cmd.Env = s.env()
 	cmd.Dir = s.Dir
 	p, err := startProcess(cmd, filepath.Join(s.Dir, "stdout.log"))
