@@ -8,6 +8,7 @@
 package relay
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha1"
@@ -409,7 +410,7 @@ func (r *Relay) accept(ctx context.Context, st wire.Stanza, send wire.Sender) er
 		}
 		kids = append(kids, c)
 	}
-	stored, err := r.render(typ, st.Attr("id"), st.Start.Name.Space, kids, ad)
+	stored, err := r.render(typ, st.Attr("id"), st.Start.Name.Space, kids, ad, st.Size)
 	if err != nil {
 		return err
 	}
@@ -418,7 +419,7 @@ func (r *Relay) accept(ctx context.Context, st wire.Stanza, send wire.Sender) er
 	}
 	if withThumb := r.withPreview(ctx, kids); len(withThumb) != len(kids) {
 		// keep the preview only if the message still fits
-		if b, err := r.render(typ, st.Attr("id"), st.Start.Name.Space, withThumb, ad); err == nil && len(b) <= r.policy.MaxStanzaBytes {
+		if b, err := r.render(typ, st.Attr("id"), st.Start.Name.Space, withThumb, ad, st.Size); err == nil && len(b) <= r.policy.MaxStanzaBytes {
 			stored = b
 		}
 	}
@@ -596,12 +597,15 @@ func (r *Relay) checkData(c wire.Child) error {
 
 // bobData returns the cid attribute of a XEP-0231 <data/> element and its
 // text without XML whitespace, which base64 allows between characters.
+// The text is the element's own when it is one piece without whitespace,
+// as clients send it: the caller must not change it.
 func bobData(c wire.Child) (cid string, text []byte) {
 	for _, a := range c.Start.Attr {
 		if a.Name.Space == "" && a.Name.Local == "cid" {
 			cid = a.Value
 		}
 	}
+	var parts []xml.CharData // the element's own text, not its children's
 	depth := 0
 	for _, tok := range c.Tokens {
 		switch t := tok.(type) {
@@ -610,19 +614,27 @@ func bobData(c wire.Child) (cid string, text []byte) {
 		case xml.EndElement:
 			depth--
 		case xml.CharData:
-			if depth != 1 {
-				continue // text of nested elements is not the data
+			if depth == 1 {
+				parts = append(parts, t)
 			}
-			text = slices.Grow(text, len(t))
-			for _, b := range t {
-				if b != ' ' && b != '\t' && b != '\r' && b != '\n' {
-					text = append(text, b)
-				}
+		}
+	}
+	if len(parts) == 1 && !bytes.ContainsAny(parts[0], xmlSpace) {
+		return cid, parts[0]
+	}
+	for _, t := range parts {
+		text = slices.Grow(text, len(t))
+		for _, b := range t {
+			if b != ' ' && b != '\t' && b != '\r' && b != '\n' {
+				text = append(text, b)
 			}
 		}
 	}
 	return cid, text
 }
+
+// xmlSpace is XML's whitespace.
+const xmlSpace = " \t\r\n"
 
 // render builds the message as stored and delivered: type, id and payload
 // of the original, and an XEP-0033 <addresses/> telling each recipient who
@@ -630,8 +642,13 @@ func bobData(c wire.Child) (cid string, text []byte) {
 // reply (replyto, replyroom, noreply as the sender wrote them). Payload
 // elements in the stanza's own namespace (streamNS) are written without one,
 // so they take the namespace of whatever stanza they are delivered in.
-func (r *Relay) render(typ, id, streamNS string, kids []wire.Child, ad addressing) ([]byte, error) {
+// sizeHint is about the size of the result (the stanza as read, see
+// wire.Stanza.Size): the buffer is made that big at once rather than
+// doubled and copied as it grows.
+func (r *Relay) render(typ, id, streamNS string, kids []wire.Child, ad addressing, sizeHint int) ([]byte, error) {
 	var b bytes.Buffer
+	b.Grow(sizeHint)
+	w := bufio.NewWriter(&b) // for the elements' encoders, flushed by each (see encodeTokens)
 	b.WriteString(`<message type="`)
 	wire.Escape(&b, typ)
 	b.WriteString(`"`)
@@ -642,7 +659,7 @@ func (r *Relay) render(typ, id, streamNS string, kids []wire.Child, ad addressin
 	}
 	b.WriteString(`>`)
 	for _, c := range kids {
-		if err := encodeTokens(&b, c.Tokens, streamNS); err != nil {
+		if err := encodeTokens(w, c.Tokens, streamNS); err != nil {
 			return nil, err
 		}
 	}
@@ -656,7 +673,7 @@ func (r *Relay) render(typ, id, streamNS string, kids []wire.Child, ad addressin
 		b.WriteString(`" delivered="true"/>`)
 	}
 	for _, a := range ad.passOn {
-		if err := encodeTokens(&b, a.Tokens, nsAddress); err != nil {
+		if err := encodeTokens(w, a.Tokens, nsAddress); err != nil {
 			return nil, err
 		}
 	}
