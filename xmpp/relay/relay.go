@@ -410,7 +410,10 @@ func (r *Relay) accept(ctx context.Context, fromJID jid.JID, st wire.Stanza, sen
 		}
 		kids = append(kids, c)
 	}
-	stored, err := r.render(typ, st.Attr("id"), st.Start.Name.Space, kids, ad, st.Size)
+	// The stanza as read, at most what the relay stores: Size counts
+	// 64 bytes a token, and a message past the limit is refused anyway.
+	sizeHint := min(st.Size, r.policy.MaxStanzaBytes)
+	stored, err := r.render(typ, st.Attr("id"), st.Start.Name.Space, kids, ad, sizeHint)
 	if err != nil {
 		return err
 	}
@@ -419,7 +422,7 @@ func (r *Relay) accept(ctx context.Context, fromJID jid.JID, st wire.Stanza, sen
 	}
 	if withThumb := r.withPreview(ctx, kids); len(withThumb) != len(kids) {
 		// keep the preview only if the message still fits
-		if b, err := r.render(typ, st.Attr("id"), st.Start.Name.Space, withThumb, ad, st.Size); err == nil && len(b) <= r.policy.MaxStanzaBytes {
+		if b, err := r.render(typ, st.Attr("id"), st.Start.Name.Space, withThumb, ad, sizeHint); err == nil && len(b) <= r.policy.MaxStanzaBytes {
 			stored = b
 		}
 	}
@@ -642,9 +645,8 @@ const xmlSpace = " \t\r\n"
 // reply (replyto, replyroom, noreply as the sender wrote them). Payload
 // elements in the stanza's own namespace (streamNS) are written without one,
 // so they take the namespace of whatever stanza they are delivered in.
-// sizeHint is about the size of the result (the stanza as read, see
-// wire.Stanza.Size): the buffer is made that big at once rather than
-// doubled and copied as it grows.
+// sizeHint is about the size of the result: the buffer is made that big
+// at once rather than doubled and copied as it grows.
 func (r *Relay) render(typ, id, streamNS string, kids []wire.Child, ad addressing, sizeHint int) ([]byte, error) {
 	var b bytes.Buffer
 	b.Grow(sizeHint)
