@@ -445,18 +445,12 @@ func (r *Relay) accept(ctx context.Context, sh *shard, fromJID jid.JID, st wire.
 	// Queue for everyone who is offline or still has older messages queued
 	// (order per recipient), deliver to the rest now.
 	sender := fromJID.String()
-	if qs, ok := r.q.(starter); ok && !r.anyOnline(ctx, ad) {
-		// Everyone is offline: queued whatever is pending, so the shard
-		// goes on to the sender's next stanza while this one commits,
-		// and their commits group (see shard).
-		var queue []string
-		seen := map[string]bool{}
-		for _, rc := range ad.recipients {
-			if !seen[rc.bare] {
-				seen[rc.bare] = true
-				queue = append(queue, rc.bare)
-			}
-		}
+	bares := ad.bares()
+	if qs, ok := r.q.(starter); ok && !r.anyOnline(ctx, bares) {
+		// Everyone is offline, so everyone gets it queued, whatever the
+		// sender's earlier messages still committing: the shard goes on
+		// to the sender's next stanza meanwhile (see shard).
+		queue := bares
 		wait, err := qs.EnqueueStart(ctx, sender, queue, stored)
 		if err != nil {
 			return r.notQueued(sender, err)
@@ -480,16 +474,11 @@ func (r *Relay) accept(ctx context.Context, sh *shard, fromJID jid.JID, st wire.
 	// messages queued: the sender's commits under way must be through.
 	sh.settle()
 	var queue, now []string
-	seen := map[string]bool{}
-	for _, rc := range ad.recipients {
-		if seen[rc.bare] {
-			continue
-		}
-		seen[rc.bare] = true
-		if r.online(ctx, rc.bare) && !r.q.Pending(rc.bare) {
-			now = append(now, rc.bare)
+	for _, bare := range bares {
+		if r.online(ctx, bare) && !r.q.Pending(bare) {
+			now = append(now, bare)
 		} else {
-			queue = append(queue, rc.bare)
+			queue = append(queue, bare)
 		}
 	}
 	if len(queue) > 0 {
@@ -541,6 +530,17 @@ var errQueueDown = refusal.New(refusal.Unavailable, "The relay cannot store mess
 type addressing struct {
 	recipients []recipient
 	passOn     []wire.Child
+}
+
+// bares returns the recipients' bare JIDs, each once, in their order.
+func (ad addressing) bares() []string {
+	var out []string
+	for _, rc := range ad.recipients {
+		if !slices.Contains(out, rc.bare) { // at most relay.max_recipients
+			out = append(out, rc.bare)
+		}
+	}
+	return out
 }
 
 // addresses reads an XEP-0033 <addresses/>. An ofrom address from the
@@ -770,11 +770,10 @@ type starter interface {
 // or waking a drain) waits in pending, in order with what comes after: the
 // answers to the sender's pings, and the release of its count in after.
 // The worker goes on to the next stanza meanwhile, so that a sender's
-// messages share commits instead of taking one each (one commit per 1.9
-// messages on Prosody in BenchmarkOfflineVsRelay, with 4 senders and 4
-// messages in flight each); anything that must see them stored (a delivery
-// at once, a presence, a worker with nothing else to do) settles first.
-// Nothing is answered before its commit.
+// messages share commits instead of taking one each (docs/RELAY.md, "What
+// accepting costs mediaslot"); anything that must see them stored (a
+// delivery at once, a presence, a worker with nothing else to do) settles
+// first. Nothing is answered before its commit.
 type shard struct{ pending []func() }
 
 // maxPending bounds what a shard runs ahead of its commits.
@@ -806,14 +805,9 @@ func (sh *shard) settle() {
 	}
 }
 
-// anyOnline reports whether a recipient of ad is online.
-func (r *Relay) anyOnline(ctx context.Context, ad addressing) bool {
-	for _, rc := range ad.recipients {
-		if r.online(ctx, rc.bare) {
-			return true
-		}
-	}
-	return false
+// anyOnline reports whether one of bares is online.
+func (r *Relay) anyOnline(ctx context.Context, bares []string) bool {
+	return slices.ContainsFunc(bares, func(bare string) bool { return r.online(ctx, bare) })
 }
 
 // failed refuses a message accept did not take, with its refusal or, for
