@@ -96,25 +96,38 @@ func Open(db *bolt.DB, w *groupcommit.Writer, l Limits) (*BoltQueue, error) {
 
 // Enqueue implements Queue.Enqueue: durable means committed and fsync'd.
 func (q *BoltQueue) Enqueue(ctx context.Context, sender string, recipients []string, stanza []byte) error {
-	m, err := NewMessage(sender, recipients, stanza)
+	wait, err := q.EnqueueStart(ctx, sender, recipients, stanza)
 	if err != nil {
 		return err
+	}
+	return wait()
+}
+
+// EnqueueStart is Enqueue without the wait for the disk: it returns once
+// the stanza is queued for a commit, in order after every enqueue started
+// before it, and wait returns what Enqueue would have once it committed.
+// A sender's next message can then be checked while this one commits, and
+// share its commit (the relay's shards).
+func (q *BoltQueue) EnqueueStart(ctx context.Context, sender string, recipients []string, stanza []byte) (func() error, error) {
+	m, err := NewMessage(sender, recipients, stanza)
+	if err != nil {
+		return nil, err
 	}
 	prefixes := make([][]byte, len(m.Recipients))
 	for i, r := range m.Recipients {
 		if prefixes[i], err = recipientPrefix(r); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	// Encoded outside the Writer's goroutine, which all writers share;
 	// only the time is stamped inside the transaction.
 	value, err := encodeEntry(Entry{Sender: sender, Stanza: stanza})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	size := uint64(len(stanza))
 	var refused *LimitError
-	err = q.w.Update(ctx, func(tx *bolt.Tx) error {
+	wait, err := q.w.Start(ctx, func(tx *bolt.Tx) error {
 		// The Writer may run this function again if another one in its
 		// group fails, so it sets its results rather than accumulating them.
 		refused = nil
@@ -150,12 +163,17 @@ func (q *BoltQueue) Enqueue(ctx context.Context, sender string, recipients []str
 		return b.setTotals(tot)
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if refused != nil {
-		return refused
-	}
-	return nil
+	return func() error {
+		if err := wait(); err != nil {
+			return err
+		}
+		if refused != nil {
+			return refused
+		}
+		return nil
+	}, nil
 }
 
 // usage reads the counters the caps of m check.

@@ -238,6 +238,25 @@ func (q *countingQueue) Enqueue(ctx context.Context, sender string, recipients [
 	return err
 }
 
+// EnqueueStart counts as Enqueue does, once the stanza committed: the
+// relay starts its enqueues on a BoltQueue (relay.starter), as in serve.
+func (q *countingQueue) EnqueueStart(ctx context.Context, sender string, recipients []string, stanza []byte) (func() error, error) {
+	wait, err := q.Queue.(*offline.BoltQueue).EnqueueStart(ctx, sender, recipients, stanza)
+	if err != nil {
+		return nil, err
+	}
+	return func() error {
+		err := wait()
+		if err == nil {
+			q.mu.Lock()
+			q.stored++
+			q.grown.Broadcast()
+			q.mu.Unlock()
+		}
+		return err
+	}, nil
+}
+
 // count returns how many stanzas were stored.
 func (q *countingQueue) count() int64 {
 	q.mu.Lock()

@@ -84,6 +84,18 @@ func (w *Writer) Update(ctx context.Context, fn func(*bolt.Tx) error) error {
 	return <-errc
 }
 
+// Start queues fn like Update, but returns once fn is queued: wait then
+// returns what Update would have. Calls run in the order they were queued,
+// so a caller may start its next update before the last one committed,
+// and both may share a commit.
+func (w *Writer) Start(ctx context.Context, fn func(*bolt.Tx) error) (wait func() error, err error) {
+	errc := make(chan error, 1)
+	if err := w.queue(ctx, call{fn: fn, done: func(err error) { errc <- err }, urgent: true}); err != nil {
+		return nil, err
+	}
+	return func() error { return <-errc }, nil
+}
+
 // Submit queues fn like Update but returns at once; done, if not nil, is
 // called with the outcome once the transaction is committed, on the
 // Writer's goroutine (so it must not block or call the Writer). It is for

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -170,5 +171,52 @@ func TestSubmitReportsFailures(t *testing.T) {
 	}
 	if err := w.Submit(context.Background(), put("late"), nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Submit after Close = %v, want ErrClosed", err)
+	}
+}
+
+// Calls started one after the other while a commit is under way share the
+// next commit, and run in the order they were started.
+func TestStartedCallsShareACommitInOrder(t *testing.T) {
+	w := New(open(t))
+	t.Cleanup(w.Close)
+	ctx := context.Background()
+	entered, release := make(chan struct{}), make(chan struct{})
+	first, err := w.Start(ctx, func(tx *bolt.Tx) error {
+		close(entered)
+		<-release
+		return put("first")(tx)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-entered
+	var order []int
+	txs := map[*bolt.Tx]bool{}
+	var waits []func() error
+	for i := range 5 {
+		wait, err := w.Start(ctx, func(tx *bolt.Tx) error {
+			order = append(order, i) // the Writer's goroutine runs them one at a time
+			txs[tx] = true
+			return put(fmt.Sprint(i))(tx)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waits = append(waits, wait)
+	}
+	close(release)
+	if err := first(); err != nil {
+		t.Fatal(err)
+	}
+	for i, wait := range waits {
+		if err := wait(); err != nil {
+			t.Errorf("call %d: %v", i, err)
+		}
+	}
+	if len(txs) != 1 {
+		t.Errorf("5 started calls committed in %d transactions, want 1", len(txs))
+	}
+	if want := []int{0, 1, 2, 3, 4}; !slices.Equal(order, want) {
+		t.Errorf("ran %v, want %v", order, want)
 	}
 }

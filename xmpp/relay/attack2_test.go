@@ -97,7 +97,7 @@ func TestRelayRemoteSendersTakeNoInFlightPlace(t *testing.T) {
 	f.inVia(t, privAd, send)
 	// a local sender's message holds every shard's worker on the disk
 	for i := range relayShards {
-		f.r.shards[i] <- func() { <-stuck.release }
+		f.r.shards[i] <- func(*shard) { <-stuck.release }
 	}
 	big := `<body>` + strings.Repeat("x", 60<<10) + `</body>`
 	n := relayInFlightBytes/(60<<10) + 10
@@ -133,7 +133,7 @@ func TestRemotePingTakesNoInFlightPlace(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	for i := range relayShards {
-		f.r.shards[i] <- func() { <-release }
+		f.r.shards[i] <- func(*shard) { <-release }
 	}
 	var answered atomic.Int64
 	send := func(_ context.Context, stanza []byte, _ wire.SendMode) error {

@@ -100,7 +100,7 @@ func (r *Relay) handlePresence(ctx context.Context, st wire.Stanza, send wire.Se
 	// Round trips to the database: on the user's shard, off the read loop.
 	// A presence finding the user's shard full is dropped (logged); the
 	// wake-up it would have started comes from Wake.
-	if !r.after(bare, st.Size, update) {
+	if !r.after(from.Bare(), st.Size, func(sh *shard) { sh.settle(); update() }) {
 		r.log.Warn("dropped a presence: too many of the user's stanzas are waiting", "from", from.String())
 	}
 }

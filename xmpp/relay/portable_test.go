@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/xml"
 	"io"
@@ -52,7 +53,7 @@ func canonical(t *testing.T, s string) string {
 // encoded is encodeTokens into a buffer of its own.
 func encoded(toks []xml.Token, parentNS string) ([]byte, error) {
 	var b bytes.Buffer
-	err := encodeTokens(&b, toks, parentNS)
+	err := encodeTokens(bufio.NewWriter(&b), toks, parentNS)
 	return b.Bytes(), err
 }
 

@@ -8,6 +8,7 @@
 package relay
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha1"
@@ -113,7 +114,7 @@ type Relay struct {
 	// parallel so that many senders share fsyncs. The read loop never
 	// waits for a shard: past the bounds below a message is refused (see
 	// after), so a sender faster than the disk stalls nobody else.
-	shards   []chan func()
+	shards   []chan func(*shard)
 	inFlight map[string]int // per sender (bare JID): stanzas on a shard
 	inBytes  int            // of all senders' stanzas on a shard
 }
@@ -149,11 +150,26 @@ func New(componentJID string, p Policy, q Queue, presence offline.Presence, prev
 	}
 	r.LinkUp()
 	for range relayShards {
-		c := make(chan func(), relayShardDepth)
+		c := make(chan func(*shard), relayShardDepth)
 		r.shards = append(r.shards, c)
 		go func() {
-			for f := range c {
-				f()
+			sh := &shard{}
+			for {
+				var f func(*shard)
+				var ok bool
+				select {
+				case f, ok = <-c:
+				default:
+					// Nothing else waits: see the commits under way
+					// through before waiting for more.
+					sh.settle()
+					f, ok = <-c
+				}
+				if !ok {
+					sh.settle()
+					return
+				}
+				f(sh)
 			}
 		}()
 	}
@@ -230,10 +246,11 @@ func (r *Relay) Handle(ctx context.Context, st wire.Stanza, send wire.Sender) bo
 		return false
 	}
 	reply := wire.Reply(st, r.jid)
-	if r.checkSender(reply.To) != nil {
+	from, ref := r.checkSender(reply.To)
+	if ref != nil {
 		return false
 	}
-	if !r.after(reply.To, st.Size, func() { wire.Answer(ctx, send, r.log, reply, nil, nil) }) {
+	if !r.after(from, st.Size, func(sh *shard) { sh.then(func() { wire.Answer(ctx, send, r.log, reply, nil, nil) }) }) {
 		wire.Answer(ctx, send, r.log, reply, nil, errBusy.Stanza(""))
 	}
 	return true
@@ -281,21 +298,17 @@ func (r *Relay) handleMessage(ctx context.Context, st wire.Stanza, send wire.Sen
 	if !addressed {
 		return // not for the relay; nothing to answer
 	}
-	if err := r.checkSender(from); err != nil {
+	fromJID, ref := r.checkSender(from)
+	if ref != nil {
 		// At once: a remote server may send from any number of made-up
 		// accounts, each of which would get its own share of the
 		// stanzas waiting for the disk (see after).
-		r.refuse(ctx, send, st, err)
+		r.refuse(ctx, send, st, ref)
 		return
 	}
-	queued := r.after(from, st.Size, func() {
-		if err := r.accept(ctx, st, send); err != nil {
-			var ref *refusal.Error
-			if !errors.As(err, &ref) {
-				r.log.Error("relaying message", "from", from, "err", err)
-				ref = refusal.New(refusal.Internal, "The relay could not store the message; try again later")
-			}
-			r.refuse(ctx, send, st, ref)
+	queued := r.after(fromJID, st.Size, func(sh *shard) {
+		if err := r.accept(ctx, sh, fromJID, st, send); err != nil {
+			r.failed(ctx, send, st, err)
 		}
 	})
 	if !queued {
@@ -303,16 +316,18 @@ func (r *Relay) handleMessage(ctx context.Context, st wire.Stanza, send wire.Sen
 	}
 }
 
-// checkSender refuses a sender who may not use the relay.
-func (r *Relay) checkSender(from string) *refusal.Error {
+// checkSender refuses a sender who may not use the relay, or returns their
+// JID, parsed once for all that follows (PRECIS and IDNA make a parse cost
+// more than reading it again).
+func (r *Relay) checkSender(from string) (jid.JID, *refusal.Error) {
 	j, err := jid.Parse(from)
 	if err != nil {
-		return refusal.New(refusal.BadRequest, "The sender address is not a JID")
+		return j, refusal.New(refusal.BadRequest, "The sender address is not a JID")
 	}
 	if !domainIn(j.Domainpart(), r.policy.SenderDomains) {
-		return refusal.New(refusal.Forbidden, "The relay is limited to accounts on %s", strings.Join(r.policy.SenderDomains, ", "))
+		return j, refusal.New(refusal.Forbidden, "The relay is limited to accounts on %s", strings.Join(r.policy.SenderDomains, ", "))
 	}
-	return nil
+	return j, nil
 }
 
 // errBusy refuses a stanza that would make the read loop wait for a shard.
@@ -333,16 +348,15 @@ func (r *Relay) isServer(from string) bool {
 	return strings.EqualFold(from, parent) || domainIn(from, r.policy.RecipientDomains)
 }
 
-// after runs f on from's shard, once the messages from has sent so far are
-// stored, delivered or refused. It never blocks: it reports false, and
+// after runs f on from's shard, after the stanzas from sent before; what
+// must follow their commits goes through the shard (shard.then, settle),
+// and the stanza counts against the bounds below until then. It never
+// blocks: it reports false, and
 // runs nothing, if from (by bare JID) already has SenderInFlight
 // stanzas waiting, if the shard is full, or if size more bytes would take
 // all senders' waiting stanzas past relayInFlightBytes.
-func (r *Relay) after(from string, size int, f func()) bool {
-	sender := from
-	if j, err := jid.Parse(from); err == nil {
-		sender = j.Bare().String()
-	}
+func (r *Relay) after(from jid.JID, size int, f func(*shard)) bool {
+	sender := from.Bare().String()
 	r.mu.Lock()
 	if r.inFlight[sender] >= SenderInFlight || r.inBytes+size > relayInFlightBytes {
 		r.mu.Unlock()
@@ -351,10 +365,13 @@ func (r *Relay) after(from string, size int, f func()) bool {
 	r.inFlight[sender]++
 	r.inBytes += size
 	r.mu.Unlock()
-	shard := fnv.New32a()
-	shard.Write([]byte(from))
+	h := fnv.New32a()
+	h.Write([]byte(from.String()))
 	select {
-	case r.shards[shard.Sum32()%relayShards] <- func() { defer r.landed(sender, size); f() }:
+	case r.shards[h.Sum32()%relayShards] <- func(sh *shard) {
+		f(sh)
+		sh.then(func() { r.landed(sender, size) }) // counted until its commit
+	}:
 		return true
 	default:
 		r.landed(sender, size)
@@ -379,8 +396,7 @@ type recipient struct {
 
 // accept validates a relay message and delivers or queues it for every
 // recipient. It stores or delivers nothing unless all checks pass.
-func (r *Relay) accept(ctx context.Context, st wire.Stanza, send wire.Sender) error {
-	fromJID, _ := jid.Parse(st.Attr("from")) // checkSender passed it
+func (r *Relay) accept(ctx context.Context, sh *shard, fromJID jid.JID, st wire.Stanza, send wire.Sender) error {
 	typ := st.Attr("type")
 	switch typ {
 	case "":
@@ -409,7 +425,10 @@ func (r *Relay) accept(ctx context.Context, st wire.Stanza, send wire.Sender) er
 		}
 		kids = append(kids, c)
 	}
-	stored, err := r.render(typ, st.Attr("id"), st.Start.Name.Space, kids, ad)
+	// The stanza as read, at most what the relay stores: Size counts
+	// 64 bytes a token, and a message past the limit is refused anyway.
+	sizeHint := min(st.Size, r.policy.MaxStanzaBytes)
+	stored, err := r.render(typ, st.Attr("id"), st.Start.Name.Space, kids, ad, sizeHint)
 	if err != nil {
 		return err
 	}
@@ -418,7 +437,7 @@ func (r *Relay) accept(ctx context.Context, st wire.Stanza, send wire.Sender) er
 	}
 	if withThumb := r.withPreview(ctx, kids); len(withThumb) != len(kids) {
 		// keep the preview only if the message still fits
-		if b, err := r.render(typ, st.Attr("id"), st.Start.Name.Space, withThumb, ad); err == nil && len(b) <= r.policy.MaxStanzaBytes {
+		if b, err := r.render(typ, st.Attr("id"), st.Start.Name.Space, withThumb, ad, sizeHint); err == nil && len(b) <= r.policy.MaxStanzaBytes {
 			stored = b
 		}
 	}
@@ -426,17 +445,40 @@ func (r *Relay) accept(ctx context.Context, st wire.Stanza, send wire.Sender) er
 	// Queue for everyone who is offline or still has older messages queued
 	// (order per recipient), deliver to the rest now.
 	sender := fromJID.String()
-	var queue, now []string
-	seen := map[string]bool{}
-	for _, rc := range ad.recipients {
-		if seen[rc.bare] {
-			continue
+	bares := ad.bares()
+	if qs, ok := r.q.(starter); ok && !r.anyOnline(ctx, bares) {
+		// Everyone is offline, so everyone gets it queued, whatever the
+		// sender's earlier messages still committing: the shard goes on
+		// to the sender's next stanza meanwhile (see shard).
+		queue := bares
+		wait, err := qs.EnqueueStart(ctx, sender, queue, stored)
+		if err != nil {
+			return r.notQueued(sender, err)
 		}
-		seen[rc.bare] = true
-		if r.online(ctx, rc.bare) && !r.q.Pending(rc.bare) {
-			now = append(now, rc.bare)
+		sh.later(func() {
+			if err := wait(); err != nil {
+				r.failed(ctx, send, st, r.notQueued(sender, err))
+				return
+			}
+			r.obs.RelayAccepted(0, len(queue))
+			for _, bare := range queue {
+				if r.online(ctx, bare) {
+					r.drain(ctx, bare, send)
+				}
+			}
+			r.log.Debug("relayed message", "from", sender, "delivered", 0, "queued", len(queue), "bytes", len(stored))
+		})
+		return nil
+	}
+	// Delivered at once to whoever is online, unless they have older
+	// messages queued: the sender's commits under way must be through.
+	sh.settle()
+	var queue, now []string
+	for _, bare := range bares {
+		if r.online(ctx, bare) && !r.q.Pending(bare) {
+			now = append(now, bare)
 		} else {
-			queue = append(queue, rc.bare)
+			queue = append(queue, bare)
 		}
 	}
 	if len(queue) > 0 {
@@ -488,6 +530,17 @@ var errQueueDown = refusal.New(refusal.Unavailable, "The relay cannot store mess
 type addressing struct {
 	recipients []recipient
 	passOn     []wire.Child
+}
+
+// bares returns the recipients' bare JIDs, each once, in their order.
+func (ad addressing) bares() []string {
+	var out []string
+	for _, rc := range ad.recipients {
+		if !slices.Contains(out, rc.bare) { // at most relay.max_recipients
+			out = append(out, rc.bare)
+		}
+	}
+	return out
 }
 
 // addresses reads an XEP-0033 <addresses/>. An ofrom address from the
@@ -596,12 +649,15 @@ func (r *Relay) checkData(c wire.Child) error {
 
 // bobData returns the cid attribute of a XEP-0231 <data/> element and its
 // text without XML whitespace, which base64 allows between characters.
+// The text is the element's own when it is one piece without whitespace,
+// as clients send it: the caller must not change it.
 func bobData(c wire.Child) (cid string, text []byte) {
 	for _, a := range c.Start.Attr {
 		if a.Name.Space == "" && a.Name.Local == "cid" {
 			cid = a.Value
 		}
 	}
+	var parts []xml.CharData // the element's own text, not its children's
 	depth := 0
 	for _, tok := range c.Tokens {
 		switch t := tok.(type) {
@@ -610,19 +666,27 @@ func bobData(c wire.Child) (cid string, text []byte) {
 		case xml.EndElement:
 			depth--
 		case xml.CharData:
-			if depth != 1 {
-				continue // text of nested elements is not the data
+			if depth == 1 {
+				parts = append(parts, t)
 			}
-			text = slices.Grow(text, len(t))
-			for _, b := range t {
-				if b != ' ' && b != '\t' && b != '\r' && b != '\n' {
-					text = append(text, b)
-				}
+		}
+	}
+	if len(parts) == 1 && !bytes.ContainsAny(parts[0], xmlSpace) {
+		return cid, parts[0]
+	}
+	for _, t := range parts {
+		text = slices.Grow(text, len(t))
+		for _, b := range t {
+			if b != ' ' && b != '\t' && b != '\r' && b != '\n' {
+				text = append(text, b)
 			}
 		}
 	}
 	return cid, text
 }
+
+// xmlSpace is XML's whitespace.
+const xmlSpace = " \t\r\n"
 
 // render builds the message as stored and delivered: type, id and payload
 // of the original, and an XEP-0033 <addresses/> telling each recipient who
@@ -630,8 +694,12 @@ func bobData(c wire.Child) (cid string, text []byte) {
 // reply (replyto, replyroom, noreply as the sender wrote them). Payload
 // elements in the stanza's own namespace (streamNS) are written without one,
 // so they take the namespace of whatever stanza they are delivered in.
-func (r *Relay) render(typ, id, streamNS string, kids []wire.Child, ad addressing) ([]byte, error) {
+// sizeHint is about the size of the result: the buffer is made that big
+// at once rather than doubled and copied as it grows.
+func (r *Relay) render(typ, id, streamNS string, kids []wire.Child, ad addressing, sizeHint int) ([]byte, error) {
 	var b bytes.Buffer
+	b.Grow(sizeHint)
+	w := bufio.NewWriter(&b) // for the elements' encoders, flushed by each (see encodeTokens)
 	b.WriteString(`<message type="`)
 	wire.Escape(&b, typ)
 	b.WriteString(`"`)
@@ -642,7 +710,7 @@ func (r *Relay) render(typ, id, streamNS string, kids []wire.Child, ad addressin
 	}
 	b.WriteString(`>`)
 	for _, c := range kids {
-		if err := encodeTokens(&b, c.Tokens, streamNS); err != nil {
+		if err := encodeTokens(w, c.Tokens, streamNS); err != nil {
 			return nil, err
 		}
 	}
@@ -656,7 +724,7 @@ func (r *Relay) render(typ, id, streamNS string, kids []wire.Child, ad addressin
 		b.WriteString(`" delivered="true"/>`)
 	}
 	for _, a := range ad.passOn {
-		if err := encodeTokens(&b, a.Tokens, nsAddress); err != nil {
+		if err := encodeTokens(w, a.Tokens, nsAddress); err != nil {
 			return nil, err
 		}
 	}
@@ -687,4 +755,68 @@ func (r *Relay) refuse(ctx context.Context, send wire.Sender, st wire.Stanza, re
 
 func domainIn(d string, list []string) bool {
 	return slices.ContainsFunc(list, func(x string) bool { return strings.EqualFold(x, d) })
+}
+
+// starter is a Queue that takes the next enqueue before the last one has
+// committed (offline.BoltQueue): EnqueueStart returns once the stanza is
+// queued for a commit, after every enqueue started before it, and wait
+// returns what Enqueue would have.
+type starter interface {
+	EnqueueStart(ctx context.Context, sender string, recipients []string, stanza []byte) (wait func() error, err error)
+}
+
+// shard is the state of a shard's worker. A message for recipients who are
+// all offline is started (starter) and what follows its commit (a refusal,
+// or waking a drain) waits in pending, in order with what comes after: the
+// answers to the sender's pings, and the release of its count in after.
+// The worker goes on to the next stanza meanwhile, so that a sender's
+// messages share commits instead of taking one each (docs/RELAY.md, "What
+// accepting costs mediaslot"); anything that must see them stored (a
+// delivery at once, a presence, a worker with nothing else to do) settles
+// first. Nothing is answered before its commit.
+type shard struct{ pending []func() }
+
+// maxPending bounds what a shard runs ahead of its commits.
+const maxPending = 64
+
+// then runs f now, or after what is pending.
+func (sh *shard) then(f func()) {
+	if len(sh.pending) == 0 {
+		f()
+		return
+	}
+	sh.later(f)
+}
+
+// later runs f after what is pending, settling first if too much is.
+func (sh *shard) later(f func()) {
+	if len(sh.pending) >= maxPending {
+		sh.settle()
+	}
+	sh.pending = append(sh.pending, f)
+}
+
+// settle runs what is pending, in order.
+func (sh *shard) settle() {
+	for len(sh.pending) > 0 {
+		f := sh.pending[0]
+		sh.pending = sh.pending[1:]
+		f()
+	}
+}
+
+// anyOnline reports whether one of bares is online.
+func (r *Relay) anyOnline(ctx context.Context, bares []string) bool {
+	return slices.ContainsFunc(bares, func(bare string) bool { return r.online(ctx, bare) })
+}
+
+// failed refuses a message accept did not take, with its refusal or, for
+// other errors, an internal error.
+func (r *Relay) failed(ctx context.Context, send wire.Sender, st wire.Stanza, err error) {
+	var ref *refusal.Error
+	if !errors.As(err, &ref) {
+		r.log.Error("relaying message", "from", st.Attr("from"), "err", err)
+		ref = refusal.New(refusal.Internal, "The relay could not store the message; try again later")
+	}
+	r.refuse(ctx, send, st, ref)
 }
