@@ -143,13 +143,20 @@ func (c *cluster) drainer(t *testing.T, db *pgxpool.Pool, recipient string) *ins
 }
 
 // bobOffline has bob known to the relay and offline: ejabberd reports
-// presences only as clients send them.
+// presences only as clients send them. The unavailable presence goes once
+// the available one is recorded: with random balancing the two may reach
+// two instances, and each records its own's arrival, so back to back
+// they could be recorded in either order.
 func bobOffline(t *testing.T, srv testserver.XMPP, db *pgxpool.Pool) {
 	t.Helper()
 	bob := dialClient(t, srv, "bob")
 	if err := bob.SendPresence(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	testserver.WaitFor(t, 20*time.Second, "bob online", func() bool {
+		on, _ := online(t, db, srv.JID("bob"))
+		return on
+	})
 	if err := bob.SendUnavailable(t.Context()); err != nil {
 		t.Fatal(err)
 	}
