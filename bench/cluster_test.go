@@ -202,18 +202,7 @@ token_key = %q
 slot_rate = 0.0
 daily_quota = 107374182400
 
-[store]
-type = "s3"
-
-[store.s3]
-endpoint = %q
-region = %q
-bucket = %q
-path_style = true
-access_key_id = %q
-secret_access_key = %q
-download = "redirect"
-
+%s
 [data]
 dir = "data"
 backend = "postgres"
@@ -228,7 +217,7 @@ max_sender_bytes = 1073741824
 
 [admin]
 listen = %q
-`, c.key, c.gw.Endpoint, c.gw.Region, c.gw.Bucket, c.gw.AccessKey, c.gw.SecretKey,
+`, c.key, c.gw.StoreConfig("redirect"),
 		fmt.Sprintf("%s&application_name=mediaslot-%d", dsn, n), max(1000, 2*messages), max(4096, 2*messages), admin)
 }
 

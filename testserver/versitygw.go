@@ -319,6 +319,24 @@ func startS3(t testing.TB, srv *s3Server) *S3 {
 	return s
 }
 
+// StoreConfig is mediaslot's [store] and [store.s3] sections for s, with
+// download the store.s3.download mode ("redirect", "proxy" or "public").
+func (s *S3) StoreConfig(download string) string {
+	return fmt.Sprintf(`[store]
+type = "s3"
+
+[store.s3]
+endpoint = %q
+region = %q
+bucket = %q
+path_style = true
+access_key_id = %q
+secret_access_key = %q
+download = %q
+cors_origins = ["*"]
+`, s.Endpoint, s.Region, s.Bucket, s.AccessKey, s.SecretKey, download)
+}
+
 func (s *S3) addr() string { return strings.TrimPrefix(s.Endpoint, "http://") }
 
 // port returns the port number of s.ports[i], or of the S3 port for -1.

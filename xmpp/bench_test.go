@@ -228,7 +228,11 @@ type countingQueue struct {
 }
 
 func (q *countingQueue) Enqueue(ctx context.Context, sender string, recipients []string, stanza []byte) error {
-	err := q.Queue.Enqueue(ctx, sender, recipients, stanza)
+	return q.stored1(q.Queue.Enqueue(ctx, sender, recipients, stanza))
+}
+
+// stored1 counts a stanza stored if err is nil, and returns err.
+func (q *countingQueue) stored1(err error) error {
 	if err == nil {
 		q.mu.Lock()
 		q.stored++
@@ -245,16 +249,7 @@ func (q *countingQueue) EnqueueStart(ctx context.Context, sender string, recipie
 	if err != nil {
 		return nil, err
 	}
-	return func() error {
-		err := wait()
-		if err == nil {
-			q.mu.Lock()
-			q.stored++
-			q.grown.Broadcast()
-			q.mu.Unlock()
-		}
-		return err
-	}, nil
+	return func() error { return q.stored1(wait()) }, nil
 }
 
 // count returns how many stanzas were stored.

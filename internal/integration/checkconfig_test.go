@@ -336,7 +336,7 @@ func TestCheckConfigS3(t *testing.T) {
 }
 
 func testCheckConfigS3(t *testing.T, srv *testserver.Server, gw *testserver.S3) {
-	cfg, _ := writeConfig(t, srv, s3Config(gw, "redirect"))
+	cfg, _ := writeConfig(t, srv, gw.StoreConfig("redirect"))
 
 	r := runCheckConfig(t, cfg)
 	r.failed(t, 0)

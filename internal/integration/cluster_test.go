@@ -79,7 +79,7 @@ func newCluster(t *testing.T, srv testserver.XMPP, dsn string, gw *testserver.S3
 		// The load asks for slots as fast as it can, two workers per user:
 		// the per-user rate limit, which each instance keeps for itself
 		// (docs/EJABBERD.md), is off, or the survivors of a kill refuse it.
-		more := fmt.Sprintf("[upload]\ntoken_key = %q\nslot_rate = 0.0\n[admin]\nlisten = %q\n%s%s", hex.EncodeToString(key), admin, s3Config(gw, "proxy"), extra)
+		more := fmt.Sprintf("[upload]\ntoken_key = %q\nslot_rate = 0.0\n[admin]\nlisten = %q\n%s%s", hex.EncodeToString(key), admin, gw.StoreConfig("proxy"), extra)
 		cfg, addr := writeConfig(t, srv, more)
 		b, err := os.ReadFile(cfg)
 		if err != nil {

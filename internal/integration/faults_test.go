@@ -342,7 +342,7 @@ func TestFaultS3Down(t *testing.T) {
 }
 
 func testFaultS3Down(t *testing.T, srv *testserver.Server, gw *testserver.S3) {
-	conf := strings.Replace(s3Config(gw, "proxy"), "type = \"s3\"\n", "type = \"s3\"\ncheck_interval = \"200ms\"\n", 1)
+	conf := strings.Replace(gw.StoreConfig("proxy"), "type = \"s3\"\n", "type = \"s3\"\ncheck_interval = \"200ms\"\n", 1)
 	m := startMediaslot(t, srv, conf)
 	file, data := writeRandomFile(t, "before.jpg", 100_000)
 	before := slixUpload(t, srv, "alice", srv.ComponentJID(), file)

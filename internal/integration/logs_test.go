@@ -75,7 +75,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 	})
 
 	t.Run("s3", func(t *testing.T) {
-		m := startMediaslot(t, srv, jsonDebug(tokenKey)+s3Config(gw, "redirect"))
+		m := startMediaslot(t, srv, jsonDebug(tokenKey)+gw.StoreConfig("redirect"))
 		file, data := writeRandomFile(t, "secret.png", 40_000)
 		res := slixUpload(t, srv, "alice", srv.ComponentJID(), file)
 		checkTransfer(t, res, data, 200)
@@ -97,7 +97,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 
 	t.Run("s3 wrong secret", func(t *testing.T) {
 		wrong := "wrong-" + randomHex(t, 12)
-		conf := strings.Replace(s3Config(gw, "redirect"), fmt.Sprintf("secret_access_key = %q", gw.SecretKey), fmt.Sprintf("secret_access_key = %q", wrong), 1)
+		conf := strings.Replace(gw.StoreConfig("redirect"), fmt.Sprintf("secret_access_key = %q", gw.SecretKey), fmt.Sprintf("secret_access_key = %q", wrong), 1)
 		m := startMediaslot(t, srv, jsonDebug(tokenKey)+conf)
 		testserver.WaitFor(t, 10*time.Second, "the store check", func() bool { return strings.Contains(m.log.String(), "file store unavailable") })
 		m.stop()

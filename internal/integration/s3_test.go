@@ -11,23 +11,6 @@ import (
 	"mediaslot/testserver"
 )
 
-// s3Config is the [store] section for a versitygw bucket.
-func s3Config(gw *testserver.S3, download string) string {
-	return fmt.Sprintf(`[store]
-type = "s3"
-
-[store.s3]
-endpoint = %q
-region = %q
-bucket = %q
-path_style = true
-access_key_id = %q
-secret_access_key = %q
-download = %q
-cors_origins = ["*"]
-`, gw.Endpoint, gw.Region, gw.Bucket, gw.AccessKey, gw.SecretKey, download)
-}
-
 // Real clients through the S3 store: slixmpp PUTs straight to the S3 server
 // with the presigned URL and downloads through mediaslot's stable URL
 // (HEAD from the record, GET redirected or proxied, Range included);
@@ -40,7 +23,7 @@ func TestS3WithRealClients(t *testing.T) {
 func testS3WithRealClients(t *testing.T, srv *testserver.Server, gw *testserver.S3) {
 	for _, mode := range []string{"redirect", "proxy"} {
 		t.Run(mode, func(t *testing.T) {
-			m := startMediaslot(t, srv, s3Config(gw, mode))
+			m := startMediaslot(t, srv, gw.StoreConfig(mode))
 			file, data := writeRandomFile(t, "s3 photo é.jpg", 200_000)
 			res := slixUpload(t, srv, "alice", srv.ComponentJID(), file)
 			checkSlixFlow(t, res, data, "image/jpeg", 200)
@@ -67,10 +50,10 @@ func TestS3Unavailable(t *testing.T) {
 	gw := testserver.VersityGW(t)
 	srv := testserver.Prosody(t)
 	for _, c := range []struct{ name, conf, logged string }{
-		{"missing bucket", strings.Replace(s3Config(gw, "redirect"), fmt.Sprintf("bucket = %q", gw.Bucket), `bucket = "no-such-bucket"`, 1), "bucket does not exist"},
-		{"wrong secret", strings.Replace(s3Config(gw, "redirect"), fmt.Sprintf("secret_access_key = %q", gw.SecretKey), `secret_access_key = "wrong-secret-key"`, 1), "credentials rejected"},
-		{"unreachable", strings.Replace(s3Config(gw, "redirect"), gw.Endpoint, "http://127.0.0.1:1", 1), "unreachable"},
-		{"wrong region", strings.Replace(s3Config(gw, "redirect"), fmt.Sprintf("region = %q", gw.Region), `region = "eu-central-1"`, 1), `set store.s3.region to \"us-east-1\"`},
+		{"missing bucket", strings.Replace(gw.StoreConfig("redirect"), fmt.Sprintf("bucket = %q", gw.Bucket), `bucket = "no-such-bucket"`, 1), "bucket does not exist"},
+		{"wrong secret", strings.Replace(gw.StoreConfig("redirect"), fmt.Sprintf("secret_access_key = %q", gw.SecretKey), `secret_access_key = "wrong-secret-key"`, 1), "credentials rejected"},
+		{"unreachable", strings.Replace(gw.StoreConfig("redirect"), gw.Endpoint, "http://127.0.0.1:1", 1), "unreachable"},
+		{"wrong region", strings.Replace(gw.StoreConfig("redirect"), fmt.Sprintf("region = %q", gw.Region), `region = "eu-central-1"`, 1), `set store.s3.region to \"us-east-1\"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			m := startMediaslot(t, srv, c.conf)
@@ -95,7 +78,7 @@ func TestS3CORSAfterOutage(t *testing.T) {
 	gw := testserver.VersityGW(t)
 	srv := testserver.Prosody(t)
 	gw.Stop()
-	conf := strings.Replace(s3Config(gw, "redirect"), "type = \"s3\"\n", "type = \"s3\"\ncheck_interval = \"200ms\"\n", 1)
+	conf := strings.Replace(gw.StoreConfig("redirect"), "type = \"s3\"\n", "type = \"s3\"\ncheck_interval = \"200ms\"\n", 1)
 	m := startMediaslot(t, srv, conf)
 	testserver.WaitFor(t, 10*time.Second, "the store check", func() bool { return strings.Contains(m.log.String(), "file store unavailable") })
 	gw.Start()
