@@ -337,6 +337,9 @@ cors_origins = ["*"]
 `, s.Endpoint, s.Region, s.Bucket, s.AccessKey, s.SecretKey, download)
 }
 
+// LogPath is the file with the server's stdout and stderr.
+func (s *S3) LogPath() string { return s.log }
+
 func (s *S3) addr() string { return strings.TrimPrefix(s.Endpoint, "http://") }
 
 // port returns the port number of s.ports[i], or of the S3 port for -1.

@@ -91,7 +91,7 @@ func TestAbortedPutLeavesNothing(t *testing.T) {
 		{"short", bytes.NewReader(body[:size-1]), t.Context(), store.ErrSize},
 		{"long", bytes.NewReader(body), t.Context(), store.ErrSize},
 		{"failing", io.MultiReader(bytes.NewReader(body[:size/2]), failing{}), t.Context(), errFailing},
-		{"cancelled", io.MultiReader(bytes.NewReader(body[:size/2]), cancelling{cancel}, bytes.NewReader(body[size/2:size])), ctx, context.Canceled},
+		{"cancelled", io.MultiReader(bytes.NewReader(body[:size/2]), cancelling{cancel, gw.LogPath()}, bytes.NewReader(body[size/2:size])), ctx, context.Canceled},
 	}
 	for _, tc := range cases {
 		if err := s.Put(tc.ctx, tc.name, tc.r, size); !errors.Is(err, tc.want) {
@@ -114,14 +114,27 @@ type failing struct{}
 func (failing) Read([]byte) (int, error) { return 0, errFailing }
 
 // cancelling is a source that cancels its upload and delivers the rest of
-// the body 50 ms later: the sleep is the source's pace (a client's bytes
-// arriving after the cancellation), not a wait for an event; the test's
-// assertion is on what is stored.
-type cancelling struct{ cancel context.CancelFunc }
+// the body once versitygw has seen the connection reset (a client's bytes
+// arriving after the transport gave the request up; the test's assertion
+// is on what is stored). The transport resets the connection on its own
+// goroutine when the context ends, while this Read holds the body.
+type cancelling struct {
+	cancel context.CancelFunc
+	log    string // versitygw's
+}
 
 func (c cancelling) Read([]byte) (int, error) {
+	resets := func() int {
+		b, _ := os.ReadFile(c.log)
+		return bytes.Count(b, []byte("connection reset by peer"))
+	}
+	before := resets()
 	c.cancel()
-	time.Sleep(50 * time.Millisecond)
+	poll := time.NewTicker(time.Millisecond)
+	defer poll.Stop()
+	for deadline := time.Now().Add(10 * time.Second); resets() == before && time.Now().Before(deadline); {
+		<-poll.C
+	}
 	return 0, io.EOF
 }
 
