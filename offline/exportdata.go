@@ -41,14 +41,7 @@ const exportBatchBytes = 16 << 20
 // each with its holders. A file without a queue has none.
 func ExportStanzas(db *bolt.DB, after uint64, n int) ([]Stored, error) {
 	var out []Stored
-	err := db.View(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketOffline) == nil {
-			return nil
-		}
-		b, err := openBuckets(tx)
-		if err != nil {
-			return err
-		}
+	err := viewQueue(db, func(b buckets) error {
 		size := 0
 		c := b.stanzas.Cursor()
 		for k, v := c.Seek(idKey(after + 1)); k != nil && len(out) < n && size < exportBatchBytes; k, v = c.Next() {
@@ -80,14 +73,7 @@ func ExportStanzas(db *bolt.DB, after uint64, n int) ([]Stored, error) {
 // after, in order.
 func ExportSeen(db *bolt.DB, after string, n int) ([]Seen, error) {
 	var out []Seen
-	err := db.View(func(tx *bolt.Tx) error {
-		if tx.Bucket(bucketOffline) == nil {
-			return nil
-		}
-		b, err := openBuckets(tx)
-		if err != nil {
-			return err
-		}
+	err := viewQueue(db, func(b buckets) error {
 		c := b.seen.Cursor()
 		k, v := c.Seek([]byte(after))
 		if k != nil && string(k) == after {
@@ -116,4 +102,19 @@ func LastSeq(db *bolt.DB) (uint64, error) {
 		return nil
 	})
 	return seq, err
+}
+
+// viewQueue runs fn on the queue's buckets in a read transaction; in a
+// file without a queue it runs nothing.
+func viewQueue(db *bolt.DB, fn func(b buckets) error) error {
+	return db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketOffline) == nil {
+			return nil
+		}
+		b, err := openBuckets(tx)
+		if err != nil {
+			return err
+		}
+		return fn(b)
+	})
 }
